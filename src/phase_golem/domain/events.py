@@ -1,0 +1,64 @@
+"""Ledger events: the append-only record every state change writes in its own transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class EventKind(StrEnum):
+    ITEM_CREATED = "item.created"
+    ITEM_UPDATED = "item.updated"
+    ITEM_TRANSITION = "item.transition"
+    ITEM_MERGED = "item.merged"
+    ITEM_ARCHIVED = "item.archived"
+    ITEM_IMPORTED = "item.imported"
+    RUN_QUEUED = "run.queued"
+    RUN_CLAIMED = "run.claimed"
+    RUN_STARTED = "run.started"
+    RUN_UPDATED = "run.updated"
+    RUN_FINISHED = "run.finished"
+    RUN_RETRY_SCHEDULED = "run.retry_scheduled"
+    RUN_INDETERMINATE = "run.indeterminate"
+    RUN_RESOLVED = "run.resolved"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_GRANTED = "approval.granted"
+    APPROVAL_REJECTED = "approval.rejected"
+    SOURCE_FIRED = "source.fired"
+    SCHEDULE_UPDATED = "schedule.updated"
+    SCHEDULER_STARTED = "scheduler.started"
+    SCHEDULER_HALTED = "scheduler.halted"
+    BACKLOG_IMPORTED = "backlog.imported"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEvent:
+    seq: int
+    at: str
+    kind: EventKind
+    item_id: str | None = None
+    run_id: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "at": self.at,
+            "kind": self.kind.value,
+            "item_id": self.item_id,
+            "run_id": self.run_id,
+            "data": dict(self.data),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One intake source's timer: `every` (seconds) or `cron` (expression)."""
+
+    source: str
+    kind: str
+    value: str
+    next_run_at: str | None = None
+    last_run_at: str | None = None
