@@ -169,9 +169,7 @@ class BlockedType(StrEnum):
         for member in cls:
             if member.value == text:
                 return member
-        raise ParseError(
-            f"invalid blocked_type {raw!r} (expected one of: clarification, decision)"
-        )
+        raise ParseError(f"invalid blocked_type {raw!r} (expected one of: clarification, decision)")
 
 
 DESCRIPTION_FIELDS: tuple[str, ...] = (
@@ -535,9 +533,7 @@ def guardrail_violations(item: Item, guardrails: Guardrails) -> list[str]:
     if item.size is not None and item.size > guardrails.max_size:
         problems.append(f"size {item.size.value} > {guardrails.max_size.value}")
     if item.complexity is not None and item.complexity > guardrails.max_complexity:
-        problems.append(
-            f"complexity {item.complexity.value} > {guardrails.max_complexity.value}"
-        )
+        problems.append(f"complexity {item.complexity.value} > {guardrails.max_complexity.value}")
     if item.risk is not None and item.risk > guardrails.max_risk:
         problems.append(f"risk {item.risk.value} > {guardrails.max_risk.value}")
     return problems

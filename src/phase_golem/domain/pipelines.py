@@ -191,9 +191,7 @@ class Settings:
     guardrails: Guardrails = field(default_factory=Guardrails)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     agent: AgentConfig = field(default_factory=AgentConfig)
-    pipelines: Mapping[str, PipelineConfig] = field(
-        default_factory=lambda: _frozen_pipelines({})
-    )
+    pipelines: Mapping[str, PipelineConfig] = field(default_factory=lambda: _frozen_pipelines({}))
     storage: StorageConfig = field(default_factory=StorageConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     sources: tuple[SourceConfig, ...] = ()

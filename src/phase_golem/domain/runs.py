@@ -123,9 +123,7 @@ def advance_step(run: Run, step: Step) -> Run:
     if not run.is_active:
         raise RunRuleError(f"run {run.id} is {run.status.value}; its step cannot change")
     if step.order <= run.step.order:
-        raise RunRuleError(
-            f"run {run.id}: step cannot go from {run.step.value} to {step.value}"
-        )
+        raise RunRuleError(f"run {run.id}: step cannot go from {run.step.value} to {step.value}")
     return run.replace(step=step)
 
 

@@ -1,0 +1,49 @@
+"""Persistence behind one protocol: memory (tests), SQLite (default), PostgreSQL (next)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from phase_golem.clock import utc_now
+from phase_golem.store.base import (
+    ConflictError,
+    NotFoundError,
+    Store,
+    StoreError,
+    Transaction,
+)
+from phase_golem.store.snapshot import BacklogSnapshot
+
+__all__ = [
+    "BacklogSnapshot",
+    "ConflictError",
+    "NotFoundError",
+    "Store",
+    "StoreError",
+    "Transaction",
+    "open_store",
+]
+
+
+def open_store(url: str, root: Path, *, clock: Callable[[], datetime] = utc_now) -> Store:
+    """Open the store a `[storage] url` names; relative SQLite paths resolve against root."""
+    if url.startswith("sqlite:///"):
+        from phase_golem.store.sqlite import SqliteStore
+
+        raw = url.removeprefix("sqlite:///")
+        path = Path(raw)
+        if not path.is_absolute():
+            path = root / path
+        return SqliteStore(path, clock=clock)
+    if url == "memory://":
+        from phase_golem.store.memory import MemoryStore
+
+        return MemoryStore(clock=clock)
+    if url.startswith(("postgresql://", "postgres://")):
+        raise StoreError(
+            "PostgreSQL storage is not available in this version yet; "
+            "use the default sqlite:///.phase-golem/state.db"
+        )
+    raise StoreError(f"unsupported storage url {url!r} (use sqlite:///PATH)")

@@ -1,0 +1,390 @@
+"""The one persistence protocol every store implements (memory, SQLite, PostgreSQL).
+
+A `Transaction` is a unit of work: everything done through it commits together or
+not at all. Every state change goes through a method that also writes its ledger
+event, so no caller can change state without leaving a record. Adapters implement
+only the row-level primitives of `TransactionBase`; the rules live here, once.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any, Protocol
+
+from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
+from phase_golem.domain.items import Item, format_item_id, format_timestamp, split_item_id
+from phase_golem.domain.redaction import redact
+from phase_golem.domain.runs import Run, RunStatus, Step, ensure_valid_transition
+from phase_golem.store.snapshot import BacklogSnapshot
+
+RUN_COUNTER = "__run__"
+
+
+class StoreError(Exception):
+    """A persistence problem the caller can report (not a bug)."""
+
+
+class NotFoundError(StoreError):
+    pass
+
+
+class ConflictError(StoreError):
+    pass
+
+
+class Transaction(Protocol):
+    """What callers may do inside one unit of work."""
+
+    @property
+    def now(self) -> datetime: ...
+
+    # Items
+    def get_item(self, item_id: str) -> Item | None: ...
+    def require_item(self, item_id: str) -> Item: ...
+    def list_items(self, *, include_archived: bool = False) -> list[Item]: ...
+    def create_item(
+        self,
+        item: Item,
+        *,
+        kind: EventKind = EventKind.ITEM_CREATED,
+        data: Mapping[str, Any] | None = None,
+    ) -> None: ...
+    def save_item(
+        self, item: Item, kind: EventKind, data: Mapping[str, Any] | None = None
+    ) -> None: ...
+    def allocate_item_id(self, prefix: str) -> str: ...
+    def raise_high_water(self, prefix: str, number: int) -> None: ...
+    def high_water(self, prefix: str) -> int: ...
+
+    # Runs
+    def allocate_run_id(self) -> str: ...
+    def create_run(self, run: Run, data: Mapping[str, Any] | None = None) -> None: ...
+    def save_run(
+        self, run: Run, kind: EventKind, data: Mapping[str, Any] | None = None
+    ) -> None: ...
+    def get_run(self, run_id: str) -> Run | None: ...
+    def list_runs(
+        self,
+        *,
+        item_id: str | None = None,
+        statuses: Sequence[RunStatus] | None = None,
+        limit: int | None = None,
+    ) -> list[Run]: ...
+    def claim_runs(self, worker_id: str, limit: int, lease_until: datetime) -> list[Run]: ...
+
+    # Ledger
+    def append_event(
+        self,
+        kind: EventKind,
+        *,
+        item_id: str | None = None,
+        run_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int: ...
+    def events(
+        self,
+        *,
+        after_seq: int = 0,
+        item_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerEvent]: ...
+
+    # Schedules and metadata
+    def get_schedule(self, source: str) -> Schedule | None: ...
+    def save_schedule(self, schedule: Schedule) -> None: ...
+    def list_schedules(self) -> list[Schedule]: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+
+
+class Store(Protocol):
+    """A backlog store. `transaction()` writes; `reader()` only reads."""
+
+    def snapshot(self) -> BacklogSnapshot: ...
+
+    def transaction(
+        self, *, now: datetime | None = None, scheduling: bool = False
+    ) -> AbstractContextManager[Transaction]: ...
+
+    def reader(self) -> AbstractContextManager[Transaction]: ...
+
+    def data_version(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class TransactionBase(abc.ABC):
+    """The rules of every store, written once over a few row-level primitives."""
+
+    def __init__(self, now: datetime, *, writable: bool) -> None:
+        self._now = now
+        self._writable = writable
+        self.touched_items: dict[str, Item] = {}
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    @property
+    def stamp(self) -> str:
+        return format_timestamp(self._now)
+
+    # ---- primitives the adapters implement -------------------------------------------
+    @abc.abstractmethod
+    def _load_item(self, item_id: str) -> Item | None: ...
+    @abc.abstractmethod
+    def _load_items(self, include_archived: bool) -> list[Item]: ...
+    @abc.abstractmethod
+    def _insert_item(self, item: Item) -> None: ...
+    @abc.abstractmethod
+    def _update_item(self, item: Item) -> None: ...
+    @abc.abstractmethod
+    def _load_counter(self, name: str) -> int: ...
+    @abc.abstractmethod
+    def _store_counter(self, name: str, value: int) -> None: ...
+    @abc.abstractmethod
+    def _load_run(self, run_id: str) -> Run | None: ...
+    @abc.abstractmethod
+    def _load_runs(
+        self,
+        item_id: str | None,
+        statuses: Sequence[RunStatus] | None,
+        limit: int | None,
+    ) -> list[Run]: ...
+    @abc.abstractmethod
+    def _insert_run(self, run: Run) -> None: ...
+    @abc.abstractmethod
+    def _update_run(self, run: Run) -> None: ...
+    @abc.abstractmethod
+    def _queued_runs_due(self, now_stamp: str, limit: int) -> list[Run]: ...
+    @abc.abstractmethod
+    def _insert_event(
+        self,
+        at: str,
+        kind: EventKind,
+        item_id: str | None,
+        run_id: str | None,
+        data: Mapping[str, Any],
+    ) -> int: ...
+    @abc.abstractmethod
+    def _load_events(
+        self, after_seq: int, item_id: str | None, limit: int | None
+    ) -> list[LedgerEvent]: ...
+    @abc.abstractmethod
+    def _load_schedule(self, source: str) -> Schedule | None: ...
+    @abc.abstractmethod
+    def _load_schedules(self) -> list[Schedule]: ...
+    @abc.abstractmethod
+    def _upsert_schedule(self, schedule: Schedule) -> None: ...
+    @abc.abstractmethod
+    def _load_meta(self, key: str) -> str | None: ...
+    @abc.abstractmethod
+    def _store_meta(self, key: str, value: str) -> None: ...
+
+    # ---- the protocol ---------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if not self._writable:
+            raise StoreError("this is a read-only transaction")
+
+    def get_item(self, item_id: str) -> Item | None:
+        return self._load_item(item_id)
+
+    def require_item(self, item_id: str) -> Item:
+        item = self._load_item(item_id)
+        if item is None:
+            raise NotFoundError(f"no item {item_id}")
+        return item
+
+    def list_items(self, *, include_archived: bool = False) -> list[Item]:
+        return self._load_items(include_archived)
+
+    def create_item(
+        self,
+        item: Item,
+        *,
+        kind: EventKind = EventKind.ITEM_CREATED,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._require_writable()
+        if self._load_item(item.id) is not None:
+            raise ConflictError(f"item {item.id} already exists")
+        prefix, number = split_item_id(item.id)
+        if number is not None:
+            self.raise_high_water(prefix, number)
+        self._insert_item(item)
+        self.touched_items[item.id] = item
+        payload = {"title": item.title, "status": item.status.value, **(data or {})}
+        self.append_event(kind, item_id=item.id, data=payload)
+
+    def save_item(self, item: Item, kind: EventKind, data: Mapping[str, Any] | None = None) -> None:
+        self._require_writable()
+        before = self._load_item(item.id)
+        if before is None:
+            raise NotFoundError(f"no item {item.id}")
+        self._update_item(item)
+        self.touched_items[item.id] = item
+        payload: dict[str, Any] = dict(data or {})
+        if before.status is not item.status:
+            payload.setdefault("from", before.status.value)
+            payload.setdefault("to", item.status.value)
+        self.append_event(kind, item_id=item.id, data=payload)
+
+    def high_water(self, prefix: str) -> int:
+        return self._load_counter(prefix)
+
+    def raise_high_water(self, prefix: str, number: int) -> None:
+        self._require_writable()
+        if number > self._load_counter(prefix):
+            self._store_counter(prefix, number)
+
+    def allocate_item_id(self, prefix: str) -> str:
+        """Next `PREFIX-NNN` above the persisted high-water mark; never reused."""
+        self._require_writable()
+        number = self._load_counter(prefix) + 1
+        self._store_counter(prefix, number)
+        return format_item_id(prefix, number)
+
+    def allocate_run_id(self) -> str:
+        self._require_writable()
+        number = self._load_counter(RUN_COUNTER) + 1
+        self._store_counter(RUN_COUNTER, number)
+        return f"run-{number:06d}"
+
+    def create_run(self, run: Run, data: Mapping[str, Any] | None = None) -> None:
+        self._require_writable()
+        if self._load_run(run.id) is not None:
+            raise ConflictError(f"run {run.id} already exists")
+        if self._load_item(run.item_id) is None:
+            raise NotFoundError(f"no item {run.item_id} for run {run.id}")
+        live = self._load_runs(run.item_id, [RunStatus.ACTIVE], None)
+        if run.is_active and live:
+            raise ConflictError(
+                f"{run.item_id} already has an active run ({live[0].id}); one run per item"
+            )
+        self._insert_run(run)
+        payload = {"phase": run.phase, "attempt": run.attempt, **(data or {})}
+        self.append_event(EventKind.RUN_QUEUED, item_id=run.item_id, run_id=run.id, data=payload)
+
+    def save_run(self, run: Run, kind: EventKind, data: Mapping[str, Any] | None = None) -> None:
+        self._require_writable()
+        before = self._load_run(run.id)
+        if before is None:
+            raise NotFoundError(f"no run {run.id}")
+        ensure_valid_transition(before, run)
+        self._update_run(run)
+        payload: dict[str, Any] = {"step": run.step.value, "status": run.status.value}
+        payload.update(data or {})
+        self.append_event(kind, item_id=run.item_id, run_id=run.id, data=payload)
+
+    def get_run(self, run_id: str) -> Run | None:
+        return self._load_run(run_id)
+
+    def list_runs(
+        self,
+        *,
+        item_id: str | None = None,
+        statuses: Sequence[RunStatus] | None = None,
+        limit: int | None = None,
+    ) -> list[Run]:
+        return self._load_runs(item_id, statuses, limit)
+
+    def claim_runs(self, worker_id: str, limit: int, lease_until: datetime) -> list[Run]:
+        """Claim up to `limit` queued runs that are due; adapters may lock rows as they go."""
+        self._require_writable()
+        claimed: list[Run] = []
+        if limit <= 0:
+            return claimed
+        lease = format_timestamp(lease_until)
+        for run in self._queued_runs_due(self.stamp, limit):
+            updated = run.replace(step=Step.CLAIMED, worker_id=worker_id, lease_until=lease)
+            self.save_run(updated, EventKind.RUN_CLAIMED, {"worker_id": worker_id})
+            claimed.append(updated)
+        return claimed
+
+    def append_event(
+        self,
+        kind: EventKind,
+        *,
+        item_id: str | None = None,
+        run_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> int:
+        self._require_writable()
+        return self._insert_event(self.stamp, kind, item_id, run_id, redact(dict(data or {})))
+
+    def events(
+        self,
+        *,
+        after_seq: int = 0,
+        item_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[LedgerEvent]:
+        return self._load_events(after_seq, item_id, limit)
+
+    def get_schedule(self, source: str) -> Schedule | None:
+        return self._load_schedule(source)
+
+    def save_schedule(self, schedule: Schedule) -> None:
+        self._require_writable()
+        self._upsert_schedule(schedule)
+        self.append_event(
+            EventKind.SCHEDULE_UPDATED,
+            data={
+                "source": schedule.source,
+                "next_run_at": schedule.next_run_at,
+                "last_run_at": schedule.last_run_at,
+            },
+        )
+
+    def list_schedules(self) -> list[Schedule]:
+        return self._load_schedules()
+
+    def get_meta(self, key: str) -> str | None:
+        return self._load_meta(key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._require_writable()
+        self._store_meta(key, value)
+
+
+class SnapshotKeeper:
+    """Holds the published snapshot and knows when it must be reloaded.
+
+    `external_version` is the store's signal that some other process committed
+    (SQLite: PRAGMA data_version); when it moves, the next `current()` reloads once.
+    """
+
+    def __init__(self) -> None:
+        self._snapshot: BacklogSnapshot | None = None
+        self._seen_version: int | None = None
+
+    def current(self, external_version: int) -> BacklogSnapshot | None:
+        if self._snapshot is None or self._seen_version != external_version:
+            return None
+        return self._snapshot
+
+    def reload(self, items: list[Item], external_version: int) -> BacklogSnapshot:
+        next_version = 0 if self._snapshot is None else self._snapshot.version + 1
+        self._snapshot = BacklogSnapshot.of(items, next_version)
+        self._seen_version = external_version
+        return self._snapshot
+
+    def apply(
+        self,
+        touched: Mapping[str, Item],
+        version_before: int,
+        version_after: int,
+    ) -> None:
+        """Publish our own committed writes; if others wrote first, fall back to reload."""
+        if self._snapshot is None or self._seen_version != version_before:
+            self._snapshot = None
+            return
+        if touched:
+            self._snapshot = self._snapshot.with_changes(touched.values())
+        self._seen_version = version_after
+
+    def invalidate(self) -> None:
+        self._snapshot = None

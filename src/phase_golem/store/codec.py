@@ -1,0 +1,86 @@
+"""Items, runs and events as flat database rows, shared by every SQL dialect."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
+from phase_golem.domain.items import ITEM_FIELDS, Item
+from phase_golem.domain.runs import RUN_FIELDS, Run
+from phase_golem.domain.serialization import (
+    item_from_dict,
+    item_to_dict,
+    run_from_dict,
+    run_to_dict,
+)
+
+ITEM_JSON_COLUMNS = frozenset({"tags", "dependencies", "description"})
+ITEM_BOOL_COLUMNS = frozenset({"requires_human_review", "archived"})
+RUN_JSON_COLUMNS = frozenset({"result"})
+RUN_BOOL_COLUMNS = frozenset({"side_effect"})
+EVENT_COLUMNS = ("seq", "at", "kind", "item_id", "run_id", "data")
+SCHEDULE_COLUMNS = ("source", "kind", "value", "next_run_at", "last_run_at")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def item_to_row(item: Item) -> dict[str, Any]:
+    row = item_to_dict(item)
+    for name in ITEM_JSON_COLUMNS:
+        row[name] = None if row[name] is None else _dumps(row[name])
+    for name in ITEM_BOOL_COLUMNS:
+        row[name] = int(bool(row[name]))
+    return row
+
+
+def item_from_row(row: Mapping[str, Any]) -> Item:
+    data = {name: row[name] for name in ITEM_FIELDS}
+    for name in ITEM_JSON_COLUMNS:
+        if isinstance(data[name], str):
+            data[name] = json.loads(data[name])
+    for name in ITEM_BOOL_COLUMNS:
+        data[name] = bool(data[name])
+    return item_from_dict(data)
+
+
+def run_to_row(run: Run) -> dict[str, Any]:
+    row = run_to_dict(run)
+    for name in RUN_JSON_COLUMNS:
+        row[name] = None if row[name] is None else _dumps(row[name])
+    for name in RUN_BOOL_COLUMNS:
+        row[name] = int(bool(row[name]))
+    return row
+
+
+def run_from_row(row: Mapping[str, Any]) -> Run:
+    data = {name: row[name] for name in RUN_FIELDS}
+    for name in RUN_JSON_COLUMNS:
+        if isinstance(data[name], str):
+            data[name] = json.loads(data[name])
+    for name in RUN_BOOL_COLUMNS:
+        data[name] = bool(data[name])
+    return run_from_dict(data)
+
+
+def event_data_to_column(data: Mapping[str, Any]) -> str:
+    return _dumps(dict(data))
+
+
+def event_from_row(row: Mapping[str, Any]) -> LedgerEvent:
+    raw = row["data"]
+    return LedgerEvent(
+        seq=int(row["seq"]),
+        at=row["at"],
+        kind=EventKind(row["kind"]),
+        item_id=row["item_id"],
+        run_id=row["run_id"],
+        data=json.loads(raw) if isinstance(raw, str) else dict(raw or {}),
+    )
+
+
+def schedule_from_row(row: Mapping[str, Any]) -> Schedule:
+    return Schedule(**{name: row[name] for name in SCHEDULE_COLUMNS})

@@ -1,0 +1,172 @@
+"""In-memory store: the same protocol and rules, for fast tests. Not shared across processes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from phase_golem.clock import utc_now
+from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
+from phase_golem.domain.items import Item
+from phase_golem.domain.runs import Run, RunStatus, Step
+from phase_golem.store.base import SnapshotKeeper, Transaction, TransactionBase
+from phase_golem.store.snapshot import BacklogSnapshot
+
+
+@dataclass
+class _State:
+    items: dict[str, Item] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+    runs: dict[str, Run] = field(default_factory=dict)
+    events: list[LedgerEvent] = field(default_factory=list)
+    schedules: dict[str, Schedule] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    def copy(self) -> _State:
+        return _State(
+            dict(self.items),
+            dict(self.counters),
+            dict(self.runs),
+            list(self.events),
+            dict(self.schedules),
+            dict(self.meta),
+        )
+
+
+class MemoryTransaction(TransactionBase):
+    def __init__(self, state: _State, now: datetime, *, writable: bool) -> None:
+        super().__init__(now, writable=writable)
+        self.state = state
+
+    def _load_item(self, item_id: str) -> Item | None:
+        return self.state.items.get(item_id)
+
+    def _load_items(self, include_archived: bool) -> list[Item]:
+        items = [i for i in self.state.items.values() if include_archived or not i.archived]
+        return sorted(items, key=lambda i: (i.created, i.id))
+
+    def _insert_item(self, item: Item) -> None:
+        self.state.items[item.id] = item
+
+    def _update_item(self, item: Item) -> None:
+        self.state.items[item.id] = item
+
+    def _load_counter(self, name: str) -> int:
+        return self.state.counters.get(name, 0)
+
+    def _store_counter(self, name: str, value: int) -> None:
+        self.state.counters[name] = value
+
+    def _load_run(self, run_id: str) -> Run | None:
+        return self.state.runs.get(run_id)
+
+    def _load_runs(
+        self,
+        item_id: str | None,
+        statuses: Sequence[RunStatus] | None,
+        limit: int | None,
+    ) -> list[Run]:
+        runs = [
+            r
+            for r in self.state.runs.values()
+            if (item_id is None or r.item_id == item_id) and (not statuses or r.status in statuses)
+        ]
+        runs.sort(key=lambda r: (r.queued_at, r.id), reverse=True)
+        return runs[:limit] if limit is not None else runs
+
+    def _insert_run(self, run: Run) -> None:
+        self.state.runs[run.id] = run
+
+    def _update_run(self, run: Run) -> None:
+        self.state.runs[run.id] = run
+
+    def _queued_runs_due(self, now_stamp: str, limit: int) -> list[Run]:
+        due = [
+            r
+            for r in self.state.runs.values()
+            if r.is_active
+            and r.step is Step.QUEUED
+            and (r.not_before is None or r.not_before <= now_stamp)
+        ]
+        due.sort(key=lambda r: (r.queued_at, r.id))
+        return due[:limit]
+
+    def _insert_event(
+        self,
+        at: str,
+        kind: EventKind,
+        item_id: str | None,
+        run_id: str | None,
+        data: Mapping[str, Any],
+    ) -> int:
+        seq = (self.state.events[-1].seq if self.state.events else 0) + 1
+        self.state.events.append(LedgerEvent(seq, at, kind, item_id, run_id, dict(data)))
+        return seq
+
+    def _load_events(
+        self, after_seq: int, item_id: str | None, limit: int | None
+    ) -> list[LedgerEvent]:
+        found = [
+            e
+            for e in self.state.events
+            if e.seq > after_seq and (item_id is None or e.item_id == item_id)
+        ]
+        return found[:limit] if limit is not None else found
+
+    def _load_schedule(self, source: str) -> Schedule | None:
+        return self.state.schedules.get(source)
+
+    def _load_schedules(self) -> list[Schedule]:
+        return [self.state.schedules[k] for k in sorted(self.state.schedules)]
+
+    def _upsert_schedule(self, schedule: Schedule) -> None:
+        self.state.schedules[schedule.source] = schedule
+
+    def _load_meta(self, key: str) -> str | None:
+        return self.state.meta.get(key)
+
+    def _store_meta(self, key: str, value: str) -> None:
+        self.state.meta[key] = value
+
+
+class MemoryStore:
+    def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._state = _State()
+        self._version = 0
+        self._keeper = SnapshotKeeper()
+
+    def data_version(self) -> int:
+        return self._version
+
+    def snapshot(self) -> BacklogSnapshot:
+        with self._lock:
+            current = self._keeper.current(self._version)
+            if current is not None:
+                return current
+            items = [i for i in self._state.items.values() if not i.archived]
+            return self._keeper.reload(items, self._version)
+
+    @contextmanager
+    def transaction(
+        self, *, now: datetime | None = None, scheduling: bool = False
+    ) -> Iterator[Transaction]:
+        with self._lock:
+            # Work on a copy so an exception leaves the committed state untouched.
+            tx = MemoryTransaction(self._state.copy(), now or self._clock(), writable=True)
+            yield tx
+            self._state = tx.state
+            self._keeper.apply(tx.touched_items, self._version, self._version)
+
+    @contextmanager
+    def reader(self) -> Iterator[Transaction]:
+        with self._lock:
+            yield MemoryTransaction(self._state, self._clock(), writable=False)
+
+    def close(self) -> None:
+        pass

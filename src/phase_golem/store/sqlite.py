@@ -1,0 +1,358 @@
+"""SQLite store: the default, one file under `.phase-golem/`, safe across processes.
+
+WAL with `synchronous=FULL`, `BEGIN IMMEDIATE` for every write so writers queue
+on the busy timeout instead of failing mid-transaction, and `PRAGMA data_version`
+to notice commits made by other processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from phase_golem.clock import utc_now
+from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
+from phase_golem.domain.items import Item
+from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
+from phase_golem.store.base import SnapshotKeeper, StoreError, Transaction, TransactionBase
+from phase_golem.store.codec import (
+    EVENT_COLUMNS,
+    SCHEDULE_COLUMNS,
+    event_data_to_column,
+    event_from_row,
+    item_from_row,
+    item_to_row,
+    run_from_row,
+    run_to_row,
+    schedule_from_row,
+)
+from phase_golem.store.snapshot import BacklogSnapshot
+
+DEFAULT_BUSY_TIMEOUT_MS = 30_000
+
+
+def _dict_row(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
+    return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
+
+
+def _split_statements(script: str) -> list[str]:
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in buffer.splitlines()
+    ):
+        raise StoreError("migration ends with an incomplete SQL statement")
+    return statements
+
+
+def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every `NNNN_name.sql` of a dialect, in order."""
+    folder = resources.files("phase_golem.store.migrations") / dialect
+    found: list[tuple[int, str, str]] = []
+    for entry in folder.iterdir():
+        name = entry.name
+        if not name.endswith(".sql"):
+            continue
+        number, _, rest = name.partition("_")
+        if not number.isdigit():
+            raise StoreError(f"migration file {name} must start with a number")
+        found.append((int(number), rest.removesuffix(".sql"), entry.read_text("utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(f"{dialect} migrations must be numbered 1..N without gaps: {versions}")
+    return found
+
+
+class SqliteTransaction(TransactionBase):
+    def __init__(self, conn: sqlite3.Connection, now: datetime, *, writable: bool) -> None:
+        super().__init__(now, writable=writable)
+        self._conn = conn
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return list(self._conn.execute(sql, params).fetchall())
+
+    def _load_item(self, item_id: str) -> Item | None:
+        row = self._one("SELECT * FROM items WHERE id = ?", (item_id,))
+        return item_from_row(row) if row else None
+
+    def _load_items(self, include_archived: bool) -> list[Item]:
+        sql = "SELECT * FROM items" + ("" if include_archived else " WHERE archived = 0")
+        return [item_from_row(r) for r in self._all(sql + " ORDER BY created, id")]
+
+    def _insert_item(self, item: Item) -> None:
+        row = item_to_row(item)
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        self._conn.execute(f"INSERT INTO items ({columns}) VALUES ({marks})", list(row.values()))
+
+    def _update_item(self, item: Item) -> None:
+        row = item_to_row(item)
+        assignments = ", ".join(f"{name} = ?" for name in row if name != "id")
+        values = [v for k, v in row.items() if k != "id"] + [item.id]
+        self._conn.execute(f"UPDATE items SET {assignments} WHERE id = ?", values)
+
+    def _load_counter(self, name: str) -> int:
+        row = self._one("SELECT high_water FROM id_counters WHERE name = ?", (name,))
+        return int(row["high_water"]) if row else 0
+
+    def _store_counter(self, name: str, value: int) -> None:
+        self._conn.execute(
+            "INSERT INTO id_counters (name, high_water) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET high_water = excluded.high_water",
+            (name, value),
+        )
+
+    def _load_run(self, run_id: str) -> Run | None:
+        row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return run_from_row(row) if row else None
+
+    def _load_runs(
+        self,
+        item_id: str | None,
+        statuses: Sequence[RunStatus] | None,
+        limit: int | None,
+    ) -> list[Run]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if item_id is not None:
+            clauses.append("item_id = ?")
+            params.append(item_id)
+        if statuses:
+            clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
+            params.extend(s.value for s in statuses)
+        sql = "SELECT * FROM runs"
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY queued_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [run_from_row(r) for r in self._all(sql, params)]
+
+    def _insert_run(self, run: Run) -> None:
+        row = run_to_row(run)
+        marks = ", ".join("?" for _ in RUN_FIELDS)
+        self._conn.execute(
+            f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({marks})",
+            [row[name] for name in RUN_FIELDS],
+        )
+
+    def _update_run(self, run: Run) -> None:
+        row = run_to_row(run)
+        names = [n for n in RUN_FIELDS if n != "id"]
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        self._conn.execute(
+            f"UPDATE runs SET {assignments} WHERE id = ?", [row[n] for n in names] + [run.id]
+        )
+
+    def _queued_runs_due(self, now_stamp: str, limit: int) -> list[Run]:
+        rows = self._all(
+            "SELECT * FROM runs WHERE status = 'active' AND step = 'queued' "
+            "AND (not_before IS NULL OR not_before <= ?) ORDER BY queued_at, id LIMIT ?",
+            (now_stamp, limit),
+        )
+        return [run_from_row(r) for r in rows]
+
+    def _insert_event(
+        self,
+        at: str,
+        kind: EventKind,
+        item_id: str | None,
+        run_id: str | None,
+        data: Mapping[str, Any],
+    ) -> int:
+        cursor = self._conn.execute(
+            "INSERT INTO ledger (at, kind, item_id, run_id, data) VALUES (?, ?, ?, ?, ?)",
+            (at, kind.value, item_id, run_id, event_data_to_column(data)),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _load_events(
+        self, after_seq: int, item_id: str | None, limit: int | None
+    ) -> list[LedgerEvent]:
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM ledger WHERE seq > ?"
+        params: list[Any] = [after_seq]
+        if item_id is not None:
+            sql += " AND item_id = ?"
+            params.append(item_id)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [event_from_row(r) for r in self._all(sql, params)]
+
+    def _load_schedule(self, source: str) -> Schedule | None:
+        row = self._one(
+            f"SELECT {', '.join(SCHEDULE_COLUMNS)} FROM schedules WHERE source = ?", (source,)
+        )
+        return schedule_from_row(row) if row else None
+
+    def _load_schedules(self) -> list[Schedule]:
+        rows = self._all(f"SELECT {', '.join(SCHEDULE_COLUMNS)} FROM schedules ORDER BY source")
+        return [schedule_from_row(r) for r in rows]
+
+    def _upsert_schedule(self, schedule: Schedule) -> None:
+        self._conn.execute(
+            "INSERT INTO schedules (source, kind, value, next_run_at, last_run_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET kind = excluded.kind, "
+            "value = excluded.value, next_run_at = excluded.next_run_at, "
+            "last_run_at = excluded.last_run_at",
+            (
+                schedule.source,
+                schedule.kind,
+                schedule.value,
+                schedule.next_run_at,
+                schedule.last_run_at,
+            ),
+        )
+
+    def _load_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(row["value"]) if row else None
+
+    def _store_meta(self, key: str, value: str) -> None:
+        self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+class SqliteStore:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        self.path = path
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._keeper = SnapshotKeeper()
+        if not path.parent.is_dir():
+            raise StoreError(f"database directory {path.parent} does not exist")
+        # Create the file ourselves so it is private from the first byte; SQLite gives
+        # its -wal and -shm files the same mode as the database.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        try:
+            self._conn = sqlite3.connect(
+                path,
+                timeout=busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            self._conn.row_factory = _dict_row
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: cannot open the database: {exc}") from None
+
+    def _migrate(self) -> None:
+        scripts = migration_scripts("sqlite")
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+                row = self._conn.execute(
+                    "SELECT MAX(version) AS version FROM schema_migrations"
+                ).fetchone()
+                current = int(row["version"] or 0)
+                if current > len(scripts):
+                    raise StoreError(
+                        f"{self.path}: database schema version {current} is newer than this "
+                        f"phase-golem understands ({len(scripts)}); upgrade phase-golem"
+                    )
+                for version, name, sql in scripts[current:]:
+                    for statement in _split_statements(sql):
+                        self._conn.execute(statement)
+                    self._conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) "
+                        "VALUES (?, ?, ?)",
+                        (version, name, self._clock().isoformat()),
+                    )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT MAX(version) AS version FROM schema_migrations"
+            ).fetchone()
+            return int(row["version"] or 0)
+
+    def data_version(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("PRAGMA data_version").fetchone()["data_version"])
+
+    def snapshot(self) -> BacklogSnapshot:
+        with self._lock:
+            version = self.data_version()
+            current = self._keeper.current(version)
+            if current is not None:
+                return current
+            with self.reader() as tx:
+                items = tx.list_items()
+            return self._keeper.reload(items, version)
+
+    @contextmanager
+    def transaction(
+        self, *, now: datetime | None = None, scheduling: bool = False
+    ) -> Iterator[Transaction]:
+        # `scheduling` needs nothing extra here: BEGIN IMMEDIATE already makes this
+        # process the only writer until COMMIT.
+        with self._lock:
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"{self.path}: could not start a write: {exc}") from None
+            version_in = self.data_version()
+            tx = SqliteTransaction(self._conn, now or self._clock(), writable=True)
+            try:
+                yield tx
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._keeper.apply(tx.touched_items, version_in, self.data_version())
+
+    @contextmanager
+    def reader(self) -> Iterator[Transaction]:
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield SqliteTransaction(self._conn, self._clock(), writable=False)
+            finally:
+                self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
