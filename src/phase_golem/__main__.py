@@ -1,0 +1,3 @@
+from phase_golem.cli.app import run
+
+run()

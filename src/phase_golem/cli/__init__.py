@@ -1,0 +1,1 @@
+"""The command-line face: parse, call the engine or store, render."""

@@ -1,0 +1,247 @@
+"""Backlog commands: init, add, status, show, edit, advance, unblock, close."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from phase_golem.cli.context import (
+    parse_clearable_level,
+    parse_clearable_size,
+    parse_level,
+    parse_size,
+    state_of,
+)
+from phase_golem.cli.render import (
+    console,
+    item_detail,
+    items_table,
+    print_json,
+    runs_json,
+    runs_table,
+    sorted_for_status,
+)
+from phase_golem.domain.items import Level, Size
+from phase_golem.domain.serialization import item_to_dict
+from phase_golem.engine import backlog
+from phase_golem.engine.backlog import UNSET, EditRequest, NewItemRequest
+from phase_golem.project import init_project
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def init(
+    ctx: typer.Context,
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="ID prefix for new items (default WRK).")
+    ] = None,
+) -> None:
+    """Set up phase-golem in this git repository (safe to run again)."""
+    state = state_of(ctx)
+    report = init_project(state.resolved_root(), prefix, state.config_path)
+    out = console()
+    out.print(f"Initialised phase-golem in {report.root}")
+    for name in report.created:
+        out.print(f"  created {name}")
+    for name in report.kept:
+        out.print(f"  kept    {name}")
+
+
+def add(
+    ctx: typer.Context,
+    title: Annotated[str, typer.Argument(help="What the item is about.")],
+    size: Annotated[
+        str | None, typer.Option("--size", "-s", help="small|medium|large (s/m/l).")
+    ] = None,
+    complexity: Annotated[
+        str | None, typer.Option("--complexity", "-c", help="low|medium|high (l/m/h).")
+    ] = None,
+    risk: Annotated[str | None, typer.Option("--risk", "-r", help="low|medium|high.")] = None,
+    impact: Annotated[str | None, typer.Option("--impact", "-i", help="low|medium|high.")] = None,
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", "-p", help="Pipeline name (default feature).")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+    dep: Annotated[
+        list[str] | None, typer.Option("--dep", help="An item this depends on (repeatable).")
+    ] = None,
+    description: Annotated[
+        str | None,
+        typer.Option(
+            "--description",
+            "-d",
+            help="Free text; 'Context:', 'Problem:', 'Solution:', 'Impact:', "
+            "'Sizing rationale:' lines fill the structured fields.",
+        ),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Add an item to the backlog as `new` (triage picks it up)."""
+    state = state_of(ctx)
+    project = state.project()
+    request = NewItemRequest(
+        title=title,
+        size=parse_size(size),
+        complexity=parse_level("complexity")(complexity),
+        risk=parse_level("risk")(risk),
+        impact=parse_level("impact")(impact),
+        pipeline_type=pipeline,
+        tags=tuple(tag or ()),
+        dependencies=tuple(dep or ()),
+        description=description,
+    )
+    item = backlog.add_item(project.store(), project.config.settings, request)
+    if as_json:
+        print_json(item_to_dict(item))
+        return
+    typer.echo(f"Added {item.id} — {item.title} (pipeline: {item.effective_pipeline})")
+
+
+def status(
+    ctx: typer.Context,
+    as_json: JsonFlag = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include archived (done and closed) items.")
+    ] = False,
+) -> None:
+    """The backlog: in progress, blocked, ready, scoping, new (then done with --all)."""
+    store = state_of(ctx).store()
+    if show_all:
+        with store.reader() as tx:
+            items = tx.list_items(include_archived=True)
+    else:
+        items = store.snapshot().items()
+    ordered = sorted_for_status(items)
+    if as_json:
+        print_json([item_to_dict(i) for i in ordered])
+        return
+    out = console()
+    if not ordered:
+        out.print("No items in backlog.")
+        return
+    out.print(items_table(ordered))
+    out.print(f"{len(ordered)} item(s) total")
+
+
+def show(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    as_json: JsonFlag = False,
+) -> None:
+    """One item with its runs and its ledger events."""
+    store = state_of(ctx).store()
+    with store.reader() as tx:
+        item = tx.require_item(item_id)
+        runs = tx.list_runs(item_id=item_id)
+        events = tx.events(item_id=item_id)
+    if as_json:
+        print_json(
+            {
+                "item": item_to_dict(item),
+                "runs": runs_json(runs),
+                "events": [e.to_dict() for e in events],
+            }
+        )
+        return
+    out = console()
+    out.print(item_detail(item))
+    out.print()
+    out.print(runs_table(runs) if runs else "No runs yet.")
+    out.print()
+    out.print(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
+
+
+def edit(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    size: Annotated[str | None, typer.Option("--size", help="s/m/l, or 'none' to clear.")] = None,
+    complexity: Annotated[str | None, typer.Option("--complexity", help="l/m/h or 'none'.")] = None,
+    risk: Annotated[str | None, typer.Option("--risk", help="l/m/h or 'none'.")] = None,
+    impact: Annotated[str | None, typer.Option("--impact", help="l/m/h or 'none'.")] = None,
+    pipeline: Annotated[str | None, typer.Option("--pipeline")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="Replace all tags.")] = None,
+    add_tag: Annotated[list[str] | None, typer.Option("--add-tag")] = None,
+    remove_tag: Annotated[list[str] | None, typer.Option("--remove-tag")] = None,
+    dep: Annotated[list[str] | None, typer.Option("--dep", help="Replace all dependencies.")] = None,
+    add_dep: Annotated[list[str] | None, typer.Option("--add-dep")] = None,
+    remove_dep: Annotated[list[str] | None, typer.Option("--remove-dep")] = None,
+    description: Annotated[
+        str | None, typer.Option("--description", help="New description ('' clears it).")
+    ] = None,
+    human_review: Annotated[
+        bool | None,
+        typer.Option("--human-review/--no-human-review", help="Require a human after scoping."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change an item's fields; only the options given change."""
+    project = state_of(ctx).project()
+    size_value: Size | None | object = UNSET if size is None else parse_clearable_size(size)
+    levels: dict[str, Level | None | object] = {
+        name: UNSET if raw is None else parse_clearable_level(name, raw)
+        for name, raw in (("complexity", complexity), ("risk", risk), ("impact", impact))
+    }
+    request = EditRequest(
+        title=UNSET if title is None else title,
+        size=size_value,  # type: ignore[arg-type]
+        complexity=levels["complexity"],  # type: ignore[arg-type]
+        risk=levels["risk"],  # type: ignore[arg-type]
+        impact=levels["impact"],  # type: ignore[arg-type]
+        pipeline_type=UNSET if pipeline is None else pipeline,
+        tags=UNSET if tag is None else tuple(tag),
+        add_tags=tuple(add_tag or ()),
+        remove_tags=tuple(remove_tag or ()),
+        dependencies=UNSET if dep is None else tuple(dep),
+        add_dependencies=tuple(add_dep or ()),
+        remove_dependencies=tuple(remove_dep or ()),
+        description=UNSET if description is None else description,
+        requires_human_review=UNSET if human_review is None else human_review,
+    )
+    item = backlog.edit_item(project.store(), project.config.settings, item_id, request)
+    if as_json:
+        print_json(item_to_dict(item))
+        return
+    typer.echo(f"Updated {item.id}")
+
+
+def advance(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    to: Annotated[
+        str | None, typer.Option("--to", metavar="PHASE", help="A main phase to jump to.")
+    ] = None,
+) -> None:
+    """Move an in-progress item to its next main phase (or --to a named one)."""
+    project = state_of(ctx).project()
+    item = backlog.advance_item(project.store(), project.config.settings, item_id, to)
+    typer.echo(f"{item.id} → {item.phase}")
+
+
+def unblock(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    notes: Annotated[
+        str | None, typer.Option("--notes", help="Context for the next agent run.")
+    ] = None,
+) -> None:
+    """Return a blocked item to the status it was blocked from."""
+    item = backlog.unblock_item(state_of(ctx).store(), item_id, notes)
+    typer.echo(f"{item.id} unblocked → {item.status.value}")
+
+
+def close(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is not being done.")],
+) -> None:
+    """Take an item off the active backlog without doing it (kept in the archive)."""
+    item = backlog.close_item(state_of(ctx).store(), item_id, reason)
+    typer.echo(f"{item.id} closed: {item.closed_reason}")
+
+
+def register(app: typer.Typer) -> None:
+    for command in (init, add, status, show, edit, advance, unblock, close):
+        app.command()(command)
+

@@ -1,0 +1,116 @@
+"""Rendering for people (rich tables) and for scripts (JSON with DESIGN §4 names)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from phase_golem.domain.events import LedgerEvent
+from phase_golem.domain.items import Item, status_sort_key
+from phase_golem.domain.runs import Run
+from phase_golem.domain.serialization import item_to_dict, run_to_dict
+
+TITLE_WIDTH = 36
+
+
+def console() -> Console:
+    return Console(soft_wrap=False, highlight=False, width=200 if not sys.stdout.isatty() else None)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def print_ndjson(values: Iterable[Any]) -> None:
+    for value in values:
+        sys.stdout.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
+    sys.stdout.flush()
+
+
+def truncate(text: str, width: int = TITLE_WIDTH) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _dash(value: object) -> str:
+    if value is None:
+        return "-"
+    return str(getattr(value, "value", value))
+
+
+def status_label(item: Item) -> str:
+    if item.closed_reason is not None:
+        return "closed"
+    return item.status.value
+
+
+def sorted_for_status(items: Iterable[Item]) -> list[Item]:
+    return sorted(items, key=status_sort_key)
+
+
+def items_table(items: Sequence[Item]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("ID", "STATUS", "PHASE", "PIPELINE", "IMPACT", "SIZE", "RISK", "TITLE"):
+        table.add_column(column, no_wrap=True)
+    for item in items:
+        table.add_row(
+            item.id,
+            status_label(item),
+            _dash(item.phase),
+            item.effective_pipeline,
+            _dash(item.impact),
+            _dash(item.size),
+            _dash(item.risk),
+            Text(truncate(item.title)),
+        )
+    return table
+
+
+def item_detail(item: Item) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value")
+    for name, value in item_to_dict(item).items():
+        if value in (None, [], "", 0, 0.0, False) and name not in ("status", "title"):
+            continue
+        if name == "description" and isinstance(value, dict):
+            for part, text in value.items():
+                if text:
+                    table.add_row(f"description.{part}", Text(str(text)))
+            continue
+        shown = ", ".join(value) if isinstance(value, list) else str(value)
+        table.add_row(name, Text(shown))
+    return table
+
+
+def runs_table(runs: Sequence[Run]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("RUN", "ITEM", "PHASE", "ATTEMPT", "STEP", "STATUS", "QUEUED", "ERROR"):
+        table.add_column(column, no_wrap=True)
+    for run in runs:
+        table.add_row(
+            run.id,
+            run.item_id,
+            run.phase,
+            str(run.attempt),
+            run.step.value,
+            run.status.value,
+            run.queued_at[:19],
+            Text(truncate(run.error or "-", 48)),
+        )
+    return table
+
+
+def event_line(event: LedgerEvent) -> str:
+    subject = " ".join(part for part in (event.item_id, event.run_id) if part)
+    data = json.dumps(dict(event.data), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return f"{event.seq:>6}  {event.at[:23]}  {event.kind.value:<22} {subject:<20} {data}"
+
+
+def runs_json(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    return [run_to_dict(r) for r in runs]

@@ -1,0 +1,1 @@
+"""Effects: backlog operations, the scheduler loop, run execution, recovery, intake."""

@@ -1,0 +1,127 @@
+"""Where a project lives on disk: its root, `.phase-golem/`, config and store."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phase_golem.config import LoadedConfig, load_config, render_config_template
+from phase_golem.domain.items import validate_prefix
+from phase_golem.store import Store, open_store
+from phase_golem.workspace.git import is_git_repo
+
+STATE_DIR_NAME = ".phase-golem"
+CONFIG_NAME = "phase-golem.toml"
+GITIGNORE_ENTRY = ".phase-golem/"
+
+
+class ProjectError(Exception):
+    """The project is not set up the way a command needs (exit code 3)."""
+
+
+def ensure_private_dir(path: Path) -> None:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
+def find_root(start: Path) -> Path:
+    """The nearest directory at or above `start` holding a project; else `start` itself."""
+    here = start.resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / STATE_DIR_NAME).is_dir() or (candidate / CONFIG_NAME).is_file():
+            return candidate
+    return here
+
+
+@dataclass
+class Project:
+    root: Path
+    config: LoadedConfig
+    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR_NAME
+
+    @property
+    def prefix(self) -> str:
+        return self.config.settings.project.prefix
+
+    def store(self) -> Store:
+        """Open the store; the project must have been initialised first."""
+        if self._store is None:
+            if not self.state_dir.is_dir():
+                raise ProjectError(
+                    f"{self.root} is not a phase-golem project (no {STATE_DIR_NAME}/); "
+                    "run `phase-golem init` first"
+                )
+            self._store = open_store(self.config.settings.storage.url, self.root)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def load_project(root: Path | None, config_path: Path | None) -> Project:
+    resolved = find_root(root or Path.cwd()) if root is None else root.resolve()
+    return Project(resolved, load_config(resolved, config_path))
+
+
+@dataclass(frozen=True)
+class InitReport:
+    root: Path
+    created: tuple[str, ...]
+    kept: tuple[str, ...]
+
+
+def init_project(root: Path, prefix: str | None, config_path: Path | None) -> InitReport:
+    """Create `.phase-golem/` (0700), `changes/`, `_worklog/`, the config, the database.
+
+    Safe to run again: what exists is kept, and the config is never overwritten.
+    """
+    root = root.resolve()
+    if not is_git_repo(root):
+        raise ProjectError(f"{root} is not inside a git repository; run `git init` first")
+    if prefix is not None:
+        validate_prefix(prefix)
+    created: list[str] = []
+    kept: list[str] = []
+
+    config_file = config_path or root / CONFIG_NAME
+    if config_file.exists():
+        kept.append(config_file.name)
+    else:
+        config_file.write_text(render_config_template(prefix or "WRK"), encoding="utf-8")
+        created.append(CONFIG_NAME)
+    # Load after writing so a broken existing config is reported before anything else changes.
+    loaded = load_config(root, config_path)
+    if prefix is not None and loaded.settings.project.prefix != prefix:
+        kept.append(
+            f"{CONFIG_NAME} keeps prefix {loaded.settings.project.prefix} (edit it to change)"
+        )
+
+    for name in ("changes", "_worklog", "_ideas"):
+        directory = root / name
+        (kept if directory.is_dir() else created).append(f"{name}/")
+        directory.mkdir(exist_ok=True)
+
+    state_dir = root / STATE_DIR_NAME
+    (kept if state_dir.is_dir() else created).append(f"{STATE_DIR_NAME}/")
+    ensure_private_dir(state_dir)
+
+    gitignore = root / ".gitignore"
+    text = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
+    ignored = {GITIGNORE_ENTRY, STATE_DIR_NAME, f"/{GITIGNORE_ENTRY}", f"/{STATE_DIR_NAME}"}
+    if not any(line.strip() in ignored for line in text.splitlines()):
+        with gitignore.open("a", encoding="utf-8") as handle:
+            if text and not text.endswith("\n"):
+                handle.write("\n")
+            handle.write(f"{GITIGNORE_ENTRY}\n")
+        created.append(".gitignore entry")
+
+    store = open_store(loaded.settings.storage.url, root)
+    store.close()
+    return InitReport(root, tuple(created), tuple(kept))

@@ -1,0 +1,1 @@
+"""Adapters to the working tree: git, worktrees, workspace snapshots."""

@@ -1,0 +1,80 @@
+"""Shared fixtures: temporary git repositories and the real `phase-golem` executable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "phase-golem"
+EXE = Path(sys.executable).with_name("phase-golem")
+
+
+def fixture_path(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.exists():
+        pytest.fail(f"fixture {path} is missing (shared/ must sit beside the repository)")
+    return path
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+@dataclass
+class Repo:
+    root: Path
+
+    def pg(self, *args: str, check: bool = False, timeout: float = 60) -> Result:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
+        env["NO_COLOR"] = "1"
+        completed = subprocess.run(
+            [str(EXE), *args],
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+            env=env,
+            check=False,
+        )
+        result = Result(completed.returncode, completed.stdout, completed.stderr)
+        assert "Traceback" not in result.err, result.err
+        if check:
+            assert result.code == 0, f"phase-golem {' '.join(args)} failed: {result.err}"
+        return result
+
+    def ok(self, *args: str) -> Result:
+        return self.pg(*args, check=True)
+
+
+def make_git_repo(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    subprocess.run(["git", "-C", str(path), "config", "user.email", "t@example.com"], check=True)
+    subprocess.run(["git", "-C", str(path), "config", "user.name", "Test"], check=True)
+    return path
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Repo:
+    return Repo(make_git_repo(tmp_path / "repo"))
+
+
+@pytest.fixture
+def project(git_repo: Repo) -> Iterator[Repo]:
+    git_repo.ok("init")
+    yield git_repo
