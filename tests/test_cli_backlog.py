@@ -81,7 +81,14 @@ def test_add_status_show(project: Repo) -> None:
 
     table = project.ok("status").out
     assert table.splitlines()[0].split() == [
-        "ID", "STATUS", "PHASE", "PIPELINE", "IMPACT", "SIZE", "RISK", "TITLE",
+        "ID",
+        "STATUS",
+        "PHASE",
+        "PIPELINE",
+        "IMPACT",
+        "SIZE",
+        "RISK",
+        "TITLE",
     ]
     assert "3 item(s) total" in table
 
@@ -134,8 +141,21 @@ def test_edit_fields(project: Repo) -> None:
     project.ok("add", "A", "--size", "s", "--tag", "x")
     project.ok("add", "B")
     item = project.ok(
-        "edit", "WRK-001", "--title", "A2", "--size", "none", "--risk", "h",
-        "--add-tag", "y", "--remove-tag", "x", "--add-dep", "WRK-002", "--json",
+        "edit",
+        "WRK-001",
+        "--title",
+        "A2",
+        "--size",
+        "none",
+        "--risk",
+        "h",
+        "--add-tag",
+        "y",
+        "--remove-tag",
+        "x",
+        "--add-dep",
+        "WRK-002",
+        "--json",
     ).json()
     assert item["title"] == "A2"
     assert item["size"] is None

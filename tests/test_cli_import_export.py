@@ -31,9 +31,19 @@ def test_dogfood_backlog_imports_every_item_intact(project: Repo) -> None:
         assert mine["status"] == original["status"]
         assert mine["title"] == original["title"]
         for name in (
-            "phase", "phase_pool", "size", "complexity", "risk", "impact", "pipeline_type",
-            "blocked_reason", "blocked_from_status", "last_phase_commit", "origin",
-            "created", "updated",
+            "phase",
+            "phase_pool",
+            "size",
+            "complexity",
+            "risk",
+            "impact",
+            "pipeline_type",
+            "blocked_reason",
+            "blocked_from_status",
+            "last_phase_commit",
+            "origin",
+            "created",
+            "updated",
         ):
             assert mine[name] == original.get(name), (original["id"], name)
         assert mine["dependencies"] == original.get("dependencies", [])
@@ -66,10 +76,28 @@ def test_export_to_stdout_has_only_phase_golem_fields(project: Repo) -> None:
     data = yaml.safe_load(project.ok("export").out)
     (item,) = data["items"]
     assert set(item) <= {
-        "id", "title", "status", "phase", "size", "complexity", "risk", "impact",
-        "requires_human_review", "origin", "blocked_from_status", "blocked_reason",
-        "blocked_type", "unblock_context", "tags", "dependencies", "created", "updated",
-        "pipeline_type", "description", "phase_pool", "last_phase_commit",
+        "id",
+        "title",
+        "status",
+        "phase",
+        "size",
+        "complexity",
+        "risk",
+        "impact",
+        "requires_human_review",
+        "origin",
+        "blocked_from_status",
+        "blocked_reason",
+        "blocked_type",
+        "unblock_context",
+        "tags",
+        "dependencies",
+        "created",
+        "updated",
+        "pipeline_type",
+        "description",
+        "phase_pool",
+        "last_phase_commit",
     }
     assert item["size"] == "small" and item["tags"] == ["t"]
     assert data["next_item_id"] == 1

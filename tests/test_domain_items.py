@@ -200,7 +200,10 @@ def test_freeform_description_with_headers() -> None:
     desc, conforming = parse_freeform_description(text)
     assert conforming
     assert desc == StructuredDescription(
-        "Users need to log in.", "No auth exists.", "Add JWT.", "Enables features.",
+        "Users need to log in.",
+        "No auth exists.",
+        "Add JWT.",
+        "Enables features.",
         "Medium because layers.",
     )
 

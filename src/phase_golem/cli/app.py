@@ -141,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         state = context_state[0] if context_state else CliState.from_argv(args)
         where = _log_internal_error(state)
-        return _fail(f"internal error ({type(exc).__name__}: {exc}); details in {where}", ExitCode.INTERNAL)
+        return _fail(
+            f"internal error ({type(exc).__name__}: {exc}); details in {where}", ExitCode.INTERNAL
+        )
 
 
 def run() -> None:

@@ -53,7 +53,9 @@ def state_of(ctx: typer.Context) -> CliState:
     return obj
 
 
-def _enum_option(parse: Callable[[str], T], *, allow_none: bool) -> Callable[[str | None], T | None]:
+def _enum_option(
+    parse: Callable[[str], T], *, allow_none: bool
+) -> Callable[[str | None], T | None]:
     def convert(raw: str | None) -> T | None:
         if raw is None:
             return None

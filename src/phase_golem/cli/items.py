@@ -164,7 +164,9 @@ def edit(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Replace all tags.")] = None,
     add_tag: Annotated[list[str] | None, typer.Option("--add-tag")] = None,
     remove_tag: Annotated[list[str] | None, typer.Option("--remove-tag")] = None,
-    dep: Annotated[list[str] | None, typer.Option("--dep", help="Replace all dependencies.")] = None,
+    dep: Annotated[
+        list[str] | None, typer.Option("--dep", help="Replace all dependencies.")
+    ] = None,
     add_dep: Annotated[list[str] | None, typer.Option("--add-dep")] = None,
     remove_dep: Annotated[list[str] | None, typer.Option("--remove-dep")] = None,
     description: Annotated[
@@ -178,8 +180,8 @@ def edit(
 ) -> None:
     """Change an item's fields; only the options given change."""
     project = state_of(ctx).project()
-    size_value: Size | None | object = UNSET if size is None else parse_clearable_size(size)
-    levels: dict[str, Level | None | object] = {
+    size_value: Size | object | None = UNSET if size is None else parse_clearable_size(size)
+    levels: dict[str, Level | object | None] = {
         name: UNSET if raw is None else parse_clearable_level(name, raw)
         for name, raw in (("complexity", complexity), ("risk", risk), ("impact", impact))
     }
@@ -244,4 +246,3 @@ def close(
 def register(app: typer.Typer) -> None:
     for command in (init, add, status, show, edit, advance, unblock, close):
         app.command()(command)
-

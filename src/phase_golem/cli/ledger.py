@@ -18,7 +18,9 @@ from phase_golem.store import Store
 FOLLOW_POLL_SECONDS = 0.5
 
 
-def _follow(store: Store, after: int, item_id: str | None, stop: threading.Event) -> Iterator[LedgerEvent]:
+def _follow(
+    store: Store, after: int, item_id: str | None, stop: threading.Event
+) -> Iterator[LedgerEvent]:
     """New events as they commit; checks the store's change counter, not the table, each poll."""
     seen_version = -1
     while not stop.is_set():
@@ -35,9 +37,13 @@ def _follow(store: Store, after: int, item_id: str | None, stop: threading.Event
 
 def log(
     ctx: typer.Context,
-    item: Annotated[str | None, typer.Option("--item", metavar="ID", help="Only this item.")] = None,
+    item: Annotated[
+        str | None, typer.Option("--item", metavar="ID", help="Only this item.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Only the last N events.")
     ] = None,

@@ -1,4 +1,4 @@
-"""`phase-golem import` and `export`: Phase Golem BACKLOG.yaml (v1–v3) and inbox files."""
+"""`phase-golem import` and `export`: Phase Golem BACKLOG.yaml (v1 to v3) and inbox files."""
 
 from __future__ import annotations
 
@@ -25,7 +25,9 @@ def import_command(
 ) -> None:
     """Import items; all or nothing (an error changes nothing)."""
     if fmt not in FORMATS:
-        raise typer.BadParameter(f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format")
+        raise typer.BadParameter(
+            f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format"
+        )
     project = state_of(ctx).project()
     report = import_file(project.store(), project.config.settings, file, fmt)
     if as_json:

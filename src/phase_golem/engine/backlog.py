@@ -62,18 +62,18 @@ class NewItemRequest:
 @dataclass(frozen=True)
 class EditRequest:
     title: str | Unset = UNSET
-    size: Size | None | Unset = UNSET
-    complexity: Level | None | Unset = UNSET
-    risk: Level | None | Unset = UNSET
-    impact: Level | None | Unset = UNSET
-    pipeline_type: str | None | Unset = UNSET
+    size: Size | Unset | None = UNSET
+    complexity: Level | Unset | None = UNSET
+    risk: Level | Unset | None = UNSET
+    impact: Level | Unset | None = UNSET
+    pipeline_type: str | Unset | None = UNSET
     tags: tuple[str, ...] | Unset = UNSET
     add_tags: tuple[str, ...] = ()
     remove_tags: tuple[str, ...] = ()
     dependencies: tuple[str, ...] | Unset = UNSET
     add_dependencies: tuple[str, ...] = ()
     remove_dependencies: tuple[str, ...] = ()
-    description: str | None | Unset = UNSET
+    description: str | Unset | None = UNSET
     requires_human_review: bool | Unset = UNSET
 
 
@@ -206,16 +206,15 @@ def advance_item(store: Store, settings: Settings, item_id: str, to_phase: str |
                     f"(main phases: {names})"
                 )
             target = to_phase
+        elif item.phase is None:
+            target = pipeline.phases[0].name
         else:
-            if item.phase is None:
-                target = pipeline.phases[0].name
-            else:
-                following = pipeline.next_phase(item.effective_pool, item.phase)
-                if following is None:
-                    raise DomainError(
-                        f"{item_id} is at the final phase {item.phase!r}; nothing to advance to"
-                    )
-                target = following.name
+            following = pipeline.next_phase(item.effective_pool, item.phase)
+            if following is None:
+                raise DomainError(
+                    f"{item_id} is at the final phase {item.phase!r}; nothing to advance to"
+                )
+            target = following.name
         updated = touch(
             item,
             tx.now,

@@ -41,8 +41,10 @@ def detect_format(text: str, source: str) -> str:
         if "schema_version" in data or "next_item_id" in data:
             return "backlog"
         entries = data.get("items")
-        if isinstance(entries, list) and entries and all(
-            isinstance(e, dict) and "id" not in e for e in entries
+        if (
+            isinstance(entries, list)
+            and entries
+            and all(isinstance(e, dict) and "id" not in e for e in entries)
         ):
             return "inbox"
         return "backlog"

@@ -1,0 +1,426 @@
+"""`phase-golem.toml` → a validated, immutable `Settings` (DESIGN §5).
+
+Every problem in a file is gathered and reported together, each with its dotted
+key, so a user fixes a config in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from phase_golem.config_schema import ConfigFile, PhaseTable, PipelineTable, SourceTable
+from phase_golem.config_template import render_config_template
+from phase_golem.domain.items import Guardrails
+from phase_golem.domain.pipelines import (
+    AgentCli,
+    AgentConfig,
+    ApprovalGate,
+    BackoffConfig,
+    BudgetConfig,
+    ExecutionConfig,
+    Isolation,
+    MergeStrategy,
+    Permission,
+    PhaseConfig,
+    PipelineConfig,
+    ProjectConfig,
+    Settings,
+    SourceConfig,
+    Staleness,
+    StorageConfig,
+    WakeConfig,
+)
+
+__all__ = [
+    "BUILTIN_PREFIX",
+    "ConfigError",
+    "LoadedConfig",
+    "default_pipelines",
+    "load_config",
+    "parse_duration",
+    "render_config_template",
+    "resolve_workflow_path",
+]
+
+CONFIG_NAME = "phase-golem.toml"
+BUILTIN_PREFIX = "builtin:"
+_MODEL_PATTERN = re.compile(r"^[A-Za-z0-9._/-]+$")
+_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+E = TypeVar("E", bound=StrEnum)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message lists every problem."""
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    settings: Settings
+    path: Path | None
+    base_dir: Path
+
+
+def _builtin(pipeline: str, phase: str) -> tuple[str, ...]:
+    return (f"{BUILTIN_PREFIX}{pipeline}/{phase}.md",)
+
+
+def default_pipelines() -> dict[str, PipelineConfig]:
+    """`feature` and `simple`, with our own workflow prompts shipped as package data."""
+    feature = PipelineConfig(
+        name="feature",
+        pre_phases=(PhaseConfig("research", False, _builtin("feature", "research")),),
+        phases=tuple(
+            PhaseConfig(name, name == "build", _builtin("feature", name))
+            for name in ("prd", "design", "spec", "build", "review")
+        ),
+    )
+    simple = PipelineConfig(
+        name="simple",
+        phases=tuple(
+            PhaseConfig(name, name == "build", _builtin("simple", name))
+            for name in ("plan", "build", "review")
+        ),
+    )
+    return {"feature": feature, "simple": simple}
+
+
+def resolve_workflow_path(workflow: str, base_dir: Path) -> Path:
+    if workflow.startswith(BUILTIN_PREFIX):
+        relative = workflow.removeprefix(BUILTIN_PREFIX)
+        root = resources.files("phase_golem") / "prompts" / "workflows"
+        return Path(str(root / relative))
+    return base_dir / workflow
+
+
+def parse_duration(value: str | float) -> float:
+    """`10s`, `5m`, `1h30m`, `250ms` or a bare number of seconds → seconds (> 0)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        else:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(f"invalid duration {value!r} (use e.g. 10s, 5m, 1h30m)")
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if seconds <= 0:
+        raise ValueError(f"duration must be positive (got {value!r})")
+    return seconds
+
+
+def _cron_field_ok(field: str, low: int, high: int) -> bool:
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        if step and not (step.isdigit() and int(step) > 0):
+            return False
+        if base == "*":
+            continue
+        bounds = base.split("-")
+        if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
+            return False
+        numbers = [int(b) for b in bounds]
+        if any(n < low or n > high for n in numbers) or numbers != sorted(numbers):
+            return False
+    return True
+
+
+def validate_cron(expression: str) -> None:
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron {expression!r} must have 5 fields (minute hour day month weekday)")
+    names = ("minute", "hour", "day of month", "month", "day of week")
+    for field, (low, high), name in zip(fields, _CRON_RANGES, names, strict=True):
+        if not _cron_field_ok(field, low, high):
+            raise ValueError(f"cron {expression!r}: invalid {name} field {field!r}")
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    parts: list[str] = []
+    for piece in loc:
+        if isinstance(piece, int):
+            parts.append(f"[{piece}]")
+        else:
+            parts.append(("." if parts else "") + str(piece))
+    return "".join(parts)
+
+
+def _pydantic_problems(error: ValidationError, prefix: tuple[Any, ...]) -> list[str]:
+    problems = []
+    for detail in error.errors():
+        where = _location(prefix + tuple(detail["loc"]))
+        kind = detail["type"]
+        if kind == "extra_forbidden":
+            problems.append(f"{where}: unknown key")
+        elif kind == "missing" and where.endswith("is_destructive"):
+            problems.append(f"{where}: required (true or false; `destructive` also works)")
+        elif kind == "missing":
+            problems.append(f"{where}: required")
+        else:
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            problems.append(f"{where}: {message} (got {detail.get('input')!r})")
+    return problems
+
+
+def _validate_sections(data: dict[str, Any]) -> tuple[ConfigFile, list[str]]:
+    """Validate each table on its own, so one bad table does not hide another's problems."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key, field in ConfigFile.model_fields.items():
+        if key not in data or key in ("pipelines", "sources"):
+            continue
+        model = field.annotation
+        try:
+            values[key] = model.model_validate(data[key])  # type: ignore[union-attr]
+        except ValidationError as exc:
+            problems += _pydantic_problems(exc, (key,))
+    pipelines = data.get("pipelines", {})
+    if isinstance(pipelines, dict):
+        good: dict[str, PipelineTable] = {}
+        for name, table in pipelines.items():
+            try:
+                good[name] = PipelineTable.model_validate(table)
+            except ValidationError as exc:
+                problems += _pydantic_problems(exc, ("pipelines", name))
+        values["pipelines"] = good
+    else:
+        problems.append("pipelines: must be a table of pipelines")
+    sources = data.get("sources", [])
+    if isinstance(sources, list):
+        kept: list[SourceTable] = []
+        for index, table in enumerate(sources):
+            try:
+                kept.append(SourceTable.model_validate(table))
+            except ValidationError as exc:
+                problems += _pydantic_problems(exc, ("sources", index))
+        values["sources"] = kept
+    else:
+        problems.append("sources: must be an array of tables ([[sources]])")
+    return ConfigFile(**values), problems
+
+
+class _Checker:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def enum(self, where: str, value: str, kind: type[E]) -> E | None:
+        text = value.strip().lower()
+        for member in kind:
+            if member.value == text:
+                return member
+        allowed = ", ".join(m.value for m in kind)
+        self.problems.append(f"{where}: {value!r} is not one of {allowed}")
+        return None
+
+    def model(self, where: str, value: str | None) -> str | None:
+        clean = (value or "").strip()
+        if not clean:
+            return None
+        if clean.startswith("-") or not _MODEL_PATTERN.match(clean):
+            self.problems.append(
+                f"{where}: {value!r} may use only letters, digits, '.', '_', '/', '-' "
+                "and must not start with '-'"
+            )
+        return clean
+
+
+def _phase(check: _Checker, where: str, table: PhaseTable) -> PhaseConfig:
+    if not table.name.strip():
+        check.problems.append(f"{where}.name: must not be empty")
+    agent = check.enum(f"{where}.agent", table.agent, AgentCli) if table.agent else None
+    if table.reconcile is not None and not table.reconcile.strip():
+        check.problems.append(f"{where}.reconcile: must not be empty when given")
+    return PhaseConfig(
+        name=table.name.strip(),
+        is_destructive=table.is_destructive,
+        workflows=tuple(table.workflows),
+        staleness=check.enum(f"{where}.staleness", table.staleness, Staleness) or Staleness.IGNORE,
+        side_effect=table.side_effect,
+        reconcile=table.reconcile,
+        approval=check.enum(f"{where}.approval", table.approval, ApprovalGate) or ApprovalGate.NONE,
+        agent=agent,
+        model=check.model(f"{where}.model", table.model),
+        timeout_seconds=table.timeout_seconds,
+        max_retries=table.max_retries,
+    )
+
+
+def _pipelines(check: _Checker, raw: ConfigFile) -> dict[str, PipelineConfig]:
+    if not raw.pipelines:
+        return default_pipelines()
+    built: dict[str, PipelineConfig] = {}
+    for name, table in raw.pipelines.items():
+        where = f"pipelines.{name}"
+        pre = tuple(
+            _phase(check, f"{where}.pre_phases[{i}]", p) for i, p in enumerate(table.pre_phases)
+        )
+        main = tuple(_phase(check, f"{where}.phases[{i}]", p) for i, p in enumerate(table.phases))
+        if not main:
+            check.problems.append(f"{where}: needs at least one main phase")
+        seen: set[str] = set()
+        for phase in pre + main:
+            if phase.name in seen:
+                check.problems.append(f"{where}: phase name {phase.name!r} is used twice")
+            seen.add(phase.name)
+        for phase in pre:
+            if phase.is_destructive:
+                check.problems.append(
+                    f"{where}.pre_phases: {phase.name!r} is destructive; pre-phases must not be"
+                )
+        built[name] = PipelineConfig(name=name, pre_phases=pre, phases=main)
+    return built
+
+
+def _sources(check: _Checker, tables: list[SourceTable]) -> tuple[SourceConfig, ...]:
+    sources: list[SourceConfig] = []
+    names: set[str] = set()
+    for index, table in enumerate(tables):
+        where = f"sources[{index}]"
+        if not table.name.strip():
+            check.problems.append(f"{where}.name: must not be empty")
+        elif table.name in names:
+            check.problems.append(f"{where}.name: {table.name!r} is used twice")
+        names.add(table.name)
+        if (table.inbox is None) == (table.command is None):
+            check.problems.append(f"{where}: give exactly one of `inbox` or `command`")
+        if (table.every is None) == (table.cron is None):
+            check.problems.append(f"{where}: give exactly one of `every` or `cron`")
+        every: float | None = None
+        if table.every is not None:
+            try:
+                every = parse_duration(table.every)
+            except ValueError as exc:
+                check.problems.append(f"{where}.every: {exc}")
+        if table.cron is not None:
+            try:
+                validate_cron(table.cron)
+            except ValueError as exc:
+                check.problems.append(f"{where}.cron: {exc}")
+        sources.append(SourceConfig(table.name, table.inbox, table.command, every, table.cron))
+    return tuple(sources)
+
+
+def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
+    """Apply Phase Golem's validation rules plus ours; returns every problem found."""
+    check = _Checker()
+    execution_raw = raw.execution
+    if execution_raw.max_wip < 1:
+        check.problems.append(
+            f"execution.max_wip: must be at least 1 (got {execution_raw.max_wip})"
+        )
+    if execution_raw.max_concurrent < 1:
+        check.problems.append(
+            f"execution.max_concurrent: must be at least 1 (got {execution_raw.max_concurrent})"
+        )
+    if execution_raw.backoff.max_seconds < execution_raw.backoff.base_seconds:
+        check.problems.append("execution.backoff.max_seconds: must be at least base_seconds")
+    if execution_raw.wake.max_seconds < execution_raw.wake.min_seconds:
+        check.problems.append("execution.wake.max_seconds: must be at least min_seconds")
+    if not _PREFIX_PATTERN.match(raw.project.prefix):
+        check.problems.append(
+            f"project.prefix: {raw.project.prefix!r} may use only letters, digits, '_' and '-'"
+        )
+    url = raw.storage.url
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")) or url == "sqlite:///":
+        check.problems.append(f"storage.url: {url!r} must be sqlite:///PATH or postgresql://…")
+    agent_cli = check.enum("agent.cli", raw.agent.cli, AgentCli) or AgentCli.CLAUDE
+    if agent_cli is AgentCli.COMMAND and not (raw.agent.command or "").strip():
+        check.problems.append('agent.command: required when agent.cli = "command"')
+    agent = AgentConfig(
+        cli=agent_cli,
+        model=check.model("agent.model", raw.agent.model),
+        command=raw.agent.command,
+        scenario=raw.agent.scenario,
+        permission=check.enum("agent.permission", raw.agent.permission, Permission)
+        or Permission.EDIT,
+    )
+    pipelines = _pipelines(check, raw)
+    if execution_raw.max_wip > 1:
+        for name, pipeline in pipelines.items():
+            for phase in pipeline.pre_phases + pipeline.phases:
+                if phase.staleness is Staleness.BLOCK:
+                    check.problems.append(
+                        f'pipelines.{name}: phase {phase.name!r} has staleness = "block", '
+                        f"which is not allowed with max_wip > 1 (it cascades blocks)"
+                    )
+    execution = ExecutionConfig(
+        phase_timeout_minutes=execution_raw.phase_timeout_minutes,
+        max_retries=execution_raw.max_retries,
+        default_phase_cap=execution_raw.default_phase_cap,
+        max_wip=execution_raw.max_wip,
+        max_concurrent=execution_raw.max_concurrent,
+        isolation=check.enum("execution.isolation", execution_raw.isolation, Isolation)
+        or Isolation.SHARED,
+        merge_strategy=check.enum(
+            "execution.merge_strategy", execution_raw.merge_strategy, MergeStrategy
+        )
+        or MergeStrategy.MERGE_COMMIT,
+        lease_seconds=execution_raw.lease_seconds,
+        backoff=BackoffConfig(**execution_raw.backoff.model_dump()),
+        wake=WakeConfig(**execution_raw.wake.model_dump()),
+        max_result_bytes=execution_raw.max_result_bytes,
+        max_triage_attempts=execution_raw.max_triage_attempts,
+    )
+    settings = Settings(
+        project=ProjectConfig(raw.project.prefix, raw.project.backlog_path),
+        guardrails=Guardrails(
+            raw.guardrails.max_size, raw.guardrails.max_complexity, raw.guardrails.max_risk
+        ),
+        execution=execution,
+        agent=agent,
+        pipelines=MappingProxyType(pipelines),
+        storage=StorageConfig(url),
+        budget=BudgetConfig(**raw.budget.model_dump()),
+        sources=_sources(check, raw.sources),
+    )
+    return settings, check.problems
+
+
+def parse_config_text(text: str, source: str) -> Settings:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    raw, problems = _validate_sections(data)
+    settings, rule_problems = build_settings(raw)
+    problems += rule_problems
+    if not problems:
+        return settings
+    if len(problems) == 1:
+        raise ConfigError(f"{source}: {problems[0]}")
+    listed = "".join(f"\n  - {p}" for p in problems)
+    raise ConfigError(f"{source}: {len(problems)} problems:{listed}")
+
+
+def load_config(root: Path, config_path: Path | None = None) -> LoadedConfig:
+    """Read `--config` or `ROOT/phase-golem.toml`; a missing default file means defaults."""
+    if config_path is not None:
+        path = config_path if config_path.is_absolute() else Path.cwd() / config_path
+        if not path.is_file():
+            raise ConfigError(f"{config_path}: config file not found")
+        base_dir = path.parent
+    else:
+        path = root / CONFIG_NAME
+        base_dir = root
+        if not path.exists():
+            return LoadedConfig(
+                Settings(pipelines=MappingProxyType(default_pipelines())), None, root
+            )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name}: cannot read: {exc}") from None
+    return LoadedConfig(parse_config_text(text, path.name), path, base_dir)
