@@ -182,11 +182,20 @@ def _validate_sections(data: dict[str, Any]) -> tuple[ConfigFile, list[str]]:
     for key, field in ConfigFile.model_fields.items():
         if key not in data or key in ("pipelines", "sources"):
             continue
+        table = data[key]
         model = field.annotation
-        try:
-            values[key] = model.model_validate(data[key])  # type: ignore[union-attr]
-        except ValidationError as exc:
-            problems += _pydantic_problems(exc, (key,))
+        # Drop the keys that failed and validate the rest again, so the remaining
+        # rules still run on the good keys instead of on defaults.
+        while True:
+            try:
+                values[key] = model.model_validate(table)  # type: ignore[union-attr]
+                break
+            except ValidationError as exc:
+                problems += _pydantic_problems(exc, (key,))
+                bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+                if not isinstance(table, dict) or not bad & set(table):
+                    break
+                table = {k: v for k, v in table.items() if k not in bad}
     pipelines = data.get("pipelines", {})
     if isinstance(pipelines, dict):
         good: dict[str, PipelineTable] = {}
