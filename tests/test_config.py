@@ -153,13 +153,19 @@ def test_staleness_block_needs_max_wip_one() -> None:
     text = "[pipelines.p]\nphases = [{ name = 'b', is_destructive = true, staleness = 'block' }]\n"
     parse_config_text(text, "t")
     message = problems_of("[execution]\nmax_wip = 2\n" + text)
-    assert "staleness = \"block\"" in message and "max_wip > 1" in message
+    assert 'staleness = "block"' in message and "max_wip > 1" in message
 
 
 @pytest.mark.parametrize(
     ("model", "ok"),
-    [("claude-sonnet-4-5", True), ("openai/gpt-5.1", True), ("  ", True), ("-x", False),
-     ("a b", False), ("x;rm", False)],
+    [
+        ("claude-sonnet-4-5", True),
+        ("openai/gpt-5.1", True),
+        ("  ", True),
+        ("-x", False),
+        ("a b", False),
+        ("x;rm", False),
+    ],
 )
 def test_model_allow_list(model: str, ok: bool) -> None:
     text = f"[agent]\nmodel = '{model}'\n"
