@@ -117,7 +117,8 @@ def test_missing_is_destructive_is_named() -> None:
 
 def test_unknown_keys_rejected_in_agent_and_phases_but_ignored_elsewhere() -> None:
     message = problems_of(
-        "[agent]\nshoe = 1\n[pipelines.p]\nphases = [{ name = 'a', is_destructive = false, x = 1 }]\n"
+        "[agent]\nshoe = 1\n[pipelines.p]\n"
+        "phases = [{ name = 'a', is_destructive = false, x = 1 }]\n"
     )
     assert "agent.shoe: unknown key" in message
     assert "pipelines.p.phases[0].x: unknown key" in message

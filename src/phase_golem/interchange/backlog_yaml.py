@@ -180,7 +180,9 @@ def parse_backlog_text(
         raise BacklogFormatError(
             f"{source}: unsupported schema_version {version} (supported: 1, 2, 3)"
         )
-    raw_items = data.get("items") or []
+    raw_items = data.get("items")
+    if raw_items is None:
+        raw_items = []
     if not isinstance(raw_items, list):
         raise BacklogFormatError(f"{source}: items must be a list")
     next_item_id = data.get("next_item_id", 0) or 0
