@@ -101,7 +101,8 @@ def test_v1_phase_outside_the_feature_pipeline_is_cleared_with_a_warning() -> No
             "tags must be a list of strings",
         ),
         (
-            "schema_version: 3\nitems:\n- {id: WRK-001, title: x, status: new, created: '2026-01-01T00:00:00Z'}\n"
+            "schema_version: 3\nitems:\n"
+            "- {id: WRK-001, title: x, status: new, created: '2026-01-01T00:00:00Z'}\n"
             "- {id: WRK-001, title: y, status: new, created: '2026-01-01T00:00:00Z'}\n",
             "duplicate ID",
         ),
