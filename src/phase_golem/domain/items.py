@@ -50,25 +50,24 @@ class _OrderedChoice(StrEnum):
         label = what or cls.__name__.lower()
         raise ParseError(f"invalid {label} {raw!r} (expected one of: {allowed})")
 
+    def _rank_difference(self, other: object) -> int | None:
+        return self.rank - other.rank if isinstance(other, type(self)) else None
+
     def __lt__(self, other: object) -> bool:
-        if not isinstance(other, type(self)):
-            return NotImplemented
-        return self.rank < other.rank
+        difference = self._rank_difference(other)
+        return NotImplemented if difference is None else difference < 0
 
     def __le__(self, other: object) -> bool:
-        if not isinstance(other, type(self)):
-            return NotImplemented
-        return self.rank <= other.rank
+        difference = self._rank_difference(other)
+        return NotImplemented if difference is None else difference <= 0
 
     def __gt__(self, other: object) -> bool:
-        if not isinstance(other, type(self)):
-            return NotImplemented
-        return self.rank > other.rank
+        difference = self._rank_difference(other)
+        return NotImplemented if difference is None else difference > 0
 
     def __ge__(self, other: object) -> bool:
-        if not isinstance(other, type(self)):
-            return NotImplemented
-        return self.rank >= other.rank
+        difference = self._rank_difference(other)
+        return NotImplemented if difference is None else difference >= 0
 
 
 class Size(_OrderedChoice):
