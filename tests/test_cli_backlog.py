@@ -317,3 +317,49 @@ def test_two_repos_do_not_interfere(tmp_path: Path) -> None:
         repo.ok("add", "Same")
     assert first.ok("status", "--json").json()[0]["id"] == "WRK-001"
     assert second.ok("--root", str(first.root), "status", "--json").json()[0]["id"] == "WRK-001"
+
+
+# --- failures of our own and of the environment ----------------------------------------
+
+
+def test_internal_error_is_one_line_and_logged_privately(
+    project: Repo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from phase_golem.cli import app
+    from phase_golem.engine import backlog
+
+    def explode(*_: object, **__: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(backlog, "add_item", explode)
+    code = app.main(["--root", str(project.root), "add", "Boom"])
+    err = capsys.readouterr().err
+    assert code == 4
+    assert err.strip().count("\n") == 0
+    assert "internal error (RuntimeError: simulated bug)" in err
+    log_file = project.root / ".phase-golem" / "logs" / "errors.log"
+    assert str(log_file) in err
+    assert "Traceback" in log_file.read_text() and "simulated bug" in log_file.read_text()
+    assert mode(log_file) == 0o600
+    assert mode(log_file.parent) == 0o700
+
+
+def test_unusable_database_is_a_precondition_error(project: Repo) -> None:
+    db = project.root / ".phase-golem" / "state.db"
+    for sidecar in db.parent.glob("state.db-*"):
+        sidecar.unlink()
+    db.write_bytes(b"this is not a database" * 100)
+    result = project.pg("status")
+    assert result.code == 3
+    assert "state.db" in result.err
+    assert result.err.strip().count("\n") == 0
+
+
+def test_log_level_error_silences_import_warnings(project: Repo, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox.yaml"
+    inbox.write_text("- title: Good\n- title: ''\n")
+    loud = project.ok("import", str(inbox))
+    assert "WARNING" in loud.err and "no title" in loud.err
+    inbox.write_text("- title: Also good\n- title: ''\n")
+    quiet = project.ok("--log-level", "error", "import", str(inbox))
+    assert quiet.err == ""

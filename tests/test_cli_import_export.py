@@ -188,7 +188,8 @@ def test_broken_config_is_reported_and_changes_nothing(project: Repo) -> None:
     config.write_text(good + "\n[execution\nmax_wip = 2\n")
     result = project.pg("add", "Should not land")
     assert result.code == 2
-    assert "phase-golem.toml" in result.err
+    assert "phase-golem.toml" in result.err and "line" in result.err
+    assert result.err.strip().count("\n") == 0, result.err
     assert result.err.startswith("phase-golem: error:")
     config.write_text(good)
     assert db_bytes_unchanged(project) == before
@@ -201,6 +202,7 @@ def test_invalid_config_values_are_all_reported(project: Repo) -> None:
     )
     result = project.pg("status")
     assert result.code == 2
+    assert result.err.strip().count("\n") == 0, result.err
     for needle in ("max_wip", "max_concurrent", "shoe"):
         assert needle in result.err
 

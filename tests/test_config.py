@@ -138,7 +138,8 @@ def test_every_problem_is_reported_together() -> None:
         "phases = [{ name = 'x', is_destructive = false }]\n"
         "[pipelines.b]\npre_phases = []\n"
     )
-    assert message.startswith("phase-golem.toml: 6 problems:")
+    assert message.startswith("phase-golem.toml: 6 problems: ")
+    assert "\n" not in message
     for needle in (
         "execution.max_wip: must be at least 1",
         "execution.max_concurrent: must be at least 1",

@@ -410,8 +410,8 @@ def parse_config_text(text: str, source: str) -> Settings:
         return settings
     if len(problems) == 1:
         raise ConfigError(f"{source}: {problems[0]}")
-    listed = "".join(f"\n  - {p}" for p in problems)
-    raise ConfigError(f"{source}: {len(problems)} problems:{listed}")
+    # One line, as every CLI error is; problems are separated so each stays readable.
+    raise ConfigError(f"{source}: {len(problems)} problems: {'; '.join(problems)}")
 
 
 def load_config(root: Path, config_path: Path | None = None) -> LoadedConfig:

@@ -6,6 +6,7 @@ a traceback is only ever written to `.phase-golem/logs/errors.log`.
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -75,7 +76,14 @@ def main_options(
         raise typer.BadParameter(
             f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
         )
-    ctx.obj = CliState(root=root, config_path=config, log_level=log_level.lower())
+    level = log_level.lower()
+    logging.basicConfig(
+        level={"warn": logging.WARNING}.get(level, getattr(logging, level.upper())),
+        stream=sys.stderr,
+        format="phase-golem: %(levelname)s: %(message)s",
+        force=True,
+    )
+    ctx.obj = CliState(root=root, config_path=config, log_level=level)
 
 
 def _register() -> None:
@@ -115,7 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code instead of raising, for tests and the script."""
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
-    context_state: list[CliState] = []
     try:
         result = command.main(args=args, prog_name="phase-golem", standalone_mode=False)
         return int(result or 0)
@@ -129,17 +136,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(str(exc), ExitCode.BAD_INPUT)
     except (DomainError, NotFoundError) as exc:
         return _fail(str(exc), ExitCode.BAD_INPUT)
-    except ProjectError as exc:
+    except (ProjectError, StoreError) as exc:
+        # A database that cannot be opened or written is a precondition, not our bug.
         return _fail(str(exc), ExitCode.PRECONDITION)
-    except StoreError as exc:
-        return _fail(str(exc), ExitCode.INTERNAL)
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.BAD_INPUT)
     except BrokenPipeError:
         return int(ExitCode.OK)
     except Exception as exc:
-        state = context_state[0] if context_state else CliState.from_argv(args)
-        where = _log_internal_error(state)
+        where = _log_internal_error(CliState.from_argv(args))
         return _fail(
             f"internal error ({type(exc).__name__}: {exc}); details in {where}", ExitCode.INTERNAL
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from phase_golem.cli.render import print_json
 from phase_golem.engine.transfer import export_text, import_file, write_atomically
 
 FORMATS = ("auto", "backlog", "inbox")
+logger = logging.getLogger("phase_golem.import")
 
 
 def import_command(
@@ -41,7 +43,7 @@ def import_command(
         )
         return
     for warning in report.warnings:
-        sys.stderr.write(f"phase-golem: warning: {warning}\n")
+        logger.warning("%s", warning)
     version = f" (schema v{report.schema_version})" if report.schema_version else ""
     typer.echo(f"Imported {len(report.created)} item(s) from {file.name}{version}")
 
