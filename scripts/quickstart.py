@@ -30,7 +30,11 @@ def main() -> None:
         step(root, "add", "Rate-limit the public API", "--size", "s", "--impact", "m",
              "--dep", "WRK-001", "--tag", "api")
         step(root, "add", "Fix typo in README", "--pipeline", "simple", "--size", "s")
-        step(root, "status")
+        step(root, "edit", "WRK-002", "--risk", "medium", "--add-tag", "security")
+        step(root, "close", "WRK-003", "--reason", "Fixed by hand")
+        step(root, "status", "--all")
+        step(root, "show", "WRK-002")
+        step(root, "export")
         step(root, "log")
         print(f"\nThe tour ran in {root} (removed now).")
     finally:
