@@ -10,12 +10,9 @@ from hypothesis import strategies as st
 from phase_golem.config import default_pipelines
 from phase_golem.domain.items import (
     PHASE_GOLEM_FIELDS,
-    BlockedType,
     Item,
     ItemStatus,
-    Level,
     PhasePool,
-    Size,
     StructuredDescription,
 )
 from phase_golem.interchange.backlog_yaml import (
@@ -26,6 +23,7 @@ from phase_golem.interchange.backlog_yaml import (
 )
 from phase_golem.interchange.inbox import inbox_entry_to_fields, parse_inbox_text
 from tests.conftest import fixture_path
+from tests.strategies import items
 
 FEATURE = default_pipelines()["feature"]
 
@@ -173,38 +171,6 @@ def test_export_omits_empty_values_and_our_fields() -> None:
         "created": "2026-01-01T00:00:00.123456789+00:00",
         "updated": "2026-01-01T00:00:00Z",
     }
-
-
-text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30)
-opt_text = st.none() | text.filter(lambda s: s.strip() == s and s != "")
-
-
-@st.composite
-def items(draw: st.DrawFn) -> Item:
-    number = draw(st.integers(1, 9999))
-    status = draw(st.sampled_from([s for s in ItemStatus if s is not ItemStatus.DONE]))
-    return Item(
-        id=f"WRK-{number:03d}",
-        title=draw(text.filter(lambda s: s.strip() == s)),
-        status=status,
-        created="2026-01-01T00:00:00.000000001+00:00",
-        updated="2026-02-01T10:00:00+00:00",
-        phase=draw(opt_text),
-        size=draw(st.none() | st.sampled_from(list(Size))),
-        risk=draw(st.none() | st.sampled_from(list(Level))),
-        impact=draw(st.none() | st.sampled_from(list(Level))),
-        requires_human_review=draw(st.booleans()),
-        origin=draw(opt_text),
-        blocked_reason=draw(opt_text),
-        blocked_type=draw(st.none() | st.sampled_from(list(BlockedType))),
-        tags=tuple(draw(st.lists(text, max_size=3, unique=True))),
-        pipeline_type=draw(st.none() | st.sampled_from(["feature", "simple"])),
-        description=draw(
-            st.none() | st.builds(StructuredDescription, context=text, problem=st.just("p\nq"))
-        ),
-        phase_pool=draw(st.none() | st.sampled_from(list(PhasePool))),
-        last_phase_commit=draw(st.none() | st.just("8957cea715e8f9607e0b6112ab5ef80c00756b1c")),
-    )
 
 
 @settings(max_examples=60, deadline=None)

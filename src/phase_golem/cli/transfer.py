@@ -1,4 +1,4 @@
-"""`phase-golem import` and `export`: Phase Golem BACKLOG.yaml (v1 to v3) and inbox files."""
+"""`phase-golem import` and `export`: BACKLOG.yaml (v1 to v3), inbox files, task-golem JSONL."""
 
 from __future__ import annotations
 
@@ -11,17 +11,32 @@ import typer
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.render import print_json
-from phase_golem.engine.transfer import export_text, import_file, write_atomically
+from phase_golem.engine.transfer import (
+    export_task_golem,
+    export_text,
+    import_file,
+    write_atomically,
+)
 
-FORMATS = ("auto", "backlog", "inbox")
+FORMATS = ("auto", "backlog", "inbox", "task-golem")
+EXPORT_FORMATS = ("backlog", "task-golem")
 logger = logging.getLogger("phase_golem.import")
 
 
 def import_command(
     ctx: typer.Context,
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="BACKLOG.yaml or an inbox file.")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE",
+            help="BACKLOG.yaml, an inbox file, tasks.jsonl or a .task-golem/ directory.",
+        ),
+    ],
     fmt: Annotated[
-        str, typer.Option("--format", help="auto (default), backlog (BACKLOG.yaml) or inbox.")
+        str,
+        typer.Option(
+            "--format", help="auto (default), backlog (BACKLOG.yaml), inbox or task-golem."
+        ),
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
@@ -51,11 +66,39 @@ def import_command(
 def export_command(
     ctx: typer.Context,
     file: Annotated[
-        Path | None, typer.Argument(metavar="[FILE]", help="Write here (default: stdout).")
+        Path | None,
+        typer.Argument(
+            metavar="[FILE]",
+            help="Write here (default: stdout); a directory for --format task-golem.",
+        ),
     ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="backlog (BACKLOG.yaml schema v3, default) or task-golem "
+            "(tasks.jsonl and archive.jsonl in the FILE directory).",
+        ),
+    ] = "backlog",
 ) -> None:
-    """Write the backlog as Phase Golem BACKLOG.yaml schema v3."""
+    """Write the backlog as Phase Golem BACKLOG.yaml schema v3, or as task-golem JSONL."""
+    if fmt not in EXPORT_FORMATS:
+        raise typer.BadParameter(
+            f"{fmt!r} is not one of {', '.join(EXPORT_FORMATS)}", param_hint="--format"
+        )
+    if fmt == "task-golem" and file is None:
+        raise typer.BadParameter(
+            "task-golem writes two files; give the directory to write them into",
+            param_hint="FILE",
+        )
     project = state_of(ctx).project()
+    if fmt == "task-golem":
+        assert file is not None
+        if file.exists() and not file.is_dir():
+            raise typer.BadParameter(f"{file} exists and is not a directory", param_hint="FILE")
+        written = export_task_golem(project.store(), file)
+        typer.echo(f"Exported to {written[0]} and {written[1]}")
+        return
     text = export_text(project.store(), project.config.settings)
     if file is None:
         sys.stdout.write(text)

@@ -1,16 +1,18 @@
-"""Import and export of Phase Golem backlog files, applied to the store in one transaction."""
+"""Import and export of Phase Golem backlogs (BACKLOG.yaml, inbox, task-golem JSONL);
+an import is applied to the store in one transaction."""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.items import DomainError, new_item
+from phase_golem.domain.items import DomainError, Item, new_item
 from phase_golem.domain.pipelines import Settings
 from phase_golem.interchange.backlog_yaml import (
     BacklogFormatError,
@@ -18,6 +20,15 @@ from phase_golem.interchange.backlog_yaml import (
     parse_backlog_text,
 )
 from phase_golem.interchange.inbox import inbox_entry_to_fields, parse_inbox_text
+from phase_golem.interchange.task_golem import (
+    ACTIVE_FILE,
+    ARCHIVE_FILE,
+    TaskGolemParse,
+    dump_task_golem_jsonl,
+    looks_like_task_golem,
+    merge_active_and_archive,
+    parse_task_golem_text,
+)
 from phase_golem.store import Store
 
 
@@ -52,23 +63,78 @@ def detect_format(text: str, source: str) -> str:
 
 
 def import_file(store: Store, settings: Settings, path: Path, fmt: str = "auto") -> ImportReport:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BacklogFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise BacklogFormatError(f"{path}: not UTF-8 text") from None
+    """Import `path`: a BACKLOG.yaml, an inbox file, a task-golem JSONL file or a
+    `.task-golem/` directory. All or nothing: an error leaves the store untouched."""
+    if path.is_dir():
+        if fmt not in ("auto", "task-golem"):
+            raise BacklogFormatError(f"{path}: is a directory; only task-golem imports read one")
+        return _import_task_golem_dir(store, settings, path)
+    text = _read_text(path)
     source = path.name
-    kind = detect_format(text, source) if fmt == "auto" else fmt
+    kind = fmt
+    if fmt == "auto":
+        kind = "task-golem" if looks_like_task_golem(text) else detect_format(text, source)
+    if kind == "task-golem":
+        parsed = parse_task_golem_text(text, source, archive=path.name == ARCHIVE_FILE)
+        return _create_all(store, settings, parsed.items, parsed.warnings, source, "task-golem")
     if kind == "inbox":
         return _import_inbox(store, settings, text, source)
     return _import_backlog(store, settings, text, source)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BacklogFormatError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise BacklogFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise BacklogFormatError(f"{path}: not UTF-8 text") from None
+
+
+def _import_task_golem_dir(store: Store, settings: Settings, directory: Path) -> ImportReport:
+    active_path = directory / ACTIVE_FILE
+    if not active_path.is_file():
+        raise BacklogFormatError(f"{directory}: no {ACTIVE_FILE} here (is it a .task-golem/?)")
+    active = parse_task_golem_text(_read_text(active_path), ACTIVE_FILE)
+    archive_path = directory / ARCHIVE_FILE
+    archived = (
+        parse_task_golem_text(_read_text(archive_path), ARCHIVE_FILE, archive=True)
+        if archive_path.is_file()
+        else TaskGolemParse((), ())
+    )
+    merged = merge_active_and_archive(active, archived, directory.name)
+    return _create_all(store, settings, merged.items, merged.warnings, directory.name, "task-golem")
+
+
 def _import_backlog(store: Store, settings: Settings, text: str, source: str) -> ImportReport:
     parsed = parse_backlog_text(text, source, settings.pipelines.get("feature"))
-    warnings = list(parsed.warnings)
-    for item in parsed.items:
+    return _create_all(
+        store,
+        settings,
+        parsed.items,
+        parsed.warnings,
+        source,
+        "backlog",
+        schema_version=parsed.schema_version,
+        next_item_id=parsed.next_item_id,
+    )
+
+
+def _create_all(
+    store: Store,
+    settings: Settings,
+    items: Sequence[Item],
+    parse_warnings: Iterable[str],
+    source: str,
+    fmt: str,
+    *,
+    schema_version: int | None = None,
+    next_item_id: int | None = None,
+) -> ImportReport:
+    warnings = list(parse_warnings)
+    for item in items:
         if item.pipeline_type is not None and item.pipeline_type not in settings.pipelines:
             warnings.append(
                 f"{item.id}: pipeline {item.pipeline_type!r} is not configured here; "
@@ -76,31 +142,28 @@ def _import_backlog(store: Store, settings: Settings, text: str, source: str) ->
             )
     with store.transaction() as tx:
         existing = {i.id for i in tx.list_items(include_archived=True)}
-        clashes = [i.id for i in parsed.items if i.id in existing]
+        clashes = [i.id for i in items if i.id in existing]
         if clashes:
             shown = ", ".join(clashes[:10]) + (" …" if len(clashes) > 10 else "")
             raise DomainError(
                 f"{source}: {len(clashes)} item ID(s) already exist in this project: {shown}; "
                 "nothing was imported"
             )
-        for item in parsed.items:
+        for item in items:
             tx.create_item(item, kind=EventKind.ITEM_IMPORTED, data={"source": source})
-        tx.raise_high_water(settings.project.prefix, parsed.next_item_id)
+        if next_item_id is not None:
+            tx.raise_high_water(settings.project.prefix, next_item_id)
         tx.append_event(
             EventKind.BACKLOG_IMPORTED,
             data={
                 "source": source,
-                "schema_version": parsed.schema_version,
-                "items": len(parsed.items),
-                "next_item_id": parsed.next_item_id,
+                "format": fmt,
+                "schema_version": schema_version,
+                "items": len(items),
+                "next_item_id": next_item_id,
             },
         )
-    return ImportReport(
-        "backlog",
-        tuple(i.id for i in parsed.items),
-        tuple(warnings),
-        parsed.schema_version,
-    )
+    return ImportReport(fmt, tuple(i.id for i in items), tuple(warnings), schema_version)
 
 
 def _import_inbox(store: Store, settings: Settings, text: str, source: str) -> ImportReport:
@@ -124,6 +187,17 @@ def export_text(store: Store, settings: Settings) -> str:
         items = tx.list_items(include_archived=True)
         high_water = tx.high_water(settings.project.prefix)
     return dump_backlog_v3(items, high_water)
+
+
+def export_task_golem(store: Store, directory: Path) -> tuple[Path, Path]:
+    """Write `tasks.jsonl` (active items) and `archive.jsonl` (archived) into `directory`."""
+    with store.reader() as tx:
+        items = tx.list_items(include_archived=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    active_path, archive_path = directory / ACTIVE_FILE, directory / ARCHIVE_FILE
+    write_atomically(active_path, dump_task_golem_jsonl(i for i in items if not i.archived))
+    write_atomically(archive_path, dump_task_golem_jsonl(i for i in items if i.archived))
+    return active_path, archive_path
 
 
 def write_atomically(path: Path, text: str) -> None:

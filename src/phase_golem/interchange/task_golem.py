@@ -1,0 +1,357 @@
+"""task-golem's JSONL store (`.task-golem/tasks.jsonl`, `archive.jsonl`), Phase Golem's HEAD era.
+
+Each file starts with a schema header line (`{"schema_version":1}`) and holds one task-golem
+item per line. Phase Golem keeps its own state in `x-pg-*` extension keys; the mapping below
+follows its adapter (research/phase-golem.md §2.3): a `todo` item's `x-pg-status` says New,
+Scoping or Ready (missing or invalid reads as New), invalid extension values read as absent
+with a warning, and a blocked-from extension whose native field was cleared is stale.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from phase_golem.domain.items import (
+    BlockedType,
+    DomainError,
+    Item,
+    ItemStatus,
+    Level,
+    ParseError,
+    PhasePool,
+    Size,
+    StructuredDescription,
+    normalize_dependencies,
+    parse_freeform_description,
+    parse_timestamp,
+    split_item_id,
+)
+from phase_golem.interchange.backlog_yaml import BacklogFormatError
+
+SCHEMA_VERSION = 1
+ACTIVE_FILE = "tasks.jsonl"
+ARCHIVE_FILE = "archive.jsonl"
+
+_NATIVE_STATUS = {
+    "doing": ItemStatus.IN_PROGRESS,
+    "done": ItemStatus.DONE,
+    "blocked": ItemStatus.BLOCKED,
+}
+_TODO_STATUSES = {ItemStatus.NEW, ItemStatus.SCOPING, ItemStatus.READY}
+_NATIVE_FIELDS = (
+    "id",
+    "title",
+    "status",
+    "priority",
+    "description",
+    "tags",
+    "dependencies",
+    "created_at",
+    "updated_at",
+    "blocked_reason",
+    "blocked_from_status",
+    "claimed_by",
+    "claimed_at",
+)
+_EXTENSION_PREFIX = "x-pg-"
+
+
+@dataclass(frozen=True)
+class TaskGolemParse:
+    items: tuple[Item, ...]
+    warnings: tuple[str, ...]
+
+
+def _header_version(line: str, source: str) -> int:
+    try:
+        header = json.loads(line)
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or not isinstance(header.get("schema_version"), int):
+        raise BacklogFormatError(
+            f'{source}: line 1: expected the schema header {{"schema_version":1}}'
+        )
+    version: int = header["schema_version"]
+    if version != SCHEMA_VERSION:
+        raise BacklogFormatError(
+            f"{source}: unsupported task-golem schema_version {version} "
+            f"(supported: {SCHEMA_VERSION})"
+        )
+    return version
+
+
+def looks_like_task_golem(text: str) -> bool:
+    first = text.lstrip().split("\n", 1)[0].strip()
+    try:
+        header = json.loads(first)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(header, dict) and "schema_version" in header and "items" not in header
+
+
+class _ItemReader:
+    """Turns one decoded task-golem object into an Item, collecting warnings."""
+
+    def __init__(self, raw: dict[str, Any], label: str, warnings: list[str]) -> None:
+        self.raw = raw
+        self.label = label
+        self.warnings = warnings
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(f"{self.label}: {message}")
+
+    def text(self, key: str) -> str | None:
+        value = self.raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise BacklogFormatError(f"{self.label}: {key} must be a string")
+        return value or None
+
+    def strings(self, key: str) -> list[str]:
+        value = self.raw.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise BacklogFormatError(f"{self.label}: {key} must be a list of strings")
+        return list(value)
+
+    def extension(self, name: str, parse: Any) -> Any:
+        """An `x-pg-` value parsed, or None with a warning when it is invalid."""
+        value = self.raw.get(_EXTENSION_PREFIX + name)
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except (ParseError, ValueError, TypeError, AttributeError):
+            self.warn(f"ignored invalid {_EXTENSION_PREFIX}{name} value {value!r}")
+            return None
+
+    def status(self) -> ItemStatus:
+        native = self.text("status")
+        if native == "todo":
+            extended = self.extension("status", ItemStatus.parse)
+            if extended is not None and extended not in _TODO_STATUSES:
+                self.warn(f"x-pg-status {extended.value!r} does not fit native todo; read as new")
+                extended = None
+            return extended or ItemStatus.NEW
+        if native in _NATIVE_STATUS:
+            return _NATIVE_STATUS[native]
+        raise BacklogFormatError(
+            f"{self.label}: status must be todo, doing, done or blocked, not {native!r}"
+        )
+
+    def blocked_from(self, status: ItemStatus) -> ItemStatus | None:
+        native = self.raw.get("blocked_from_status")
+        if status is not ItemStatus.BLOCKED or native is None:
+            return None  # a cleared native field makes the extension stale (someone ran tg unblock)
+        extended = self.extension("blocked-from-status", ItemStatus.parse)
+        if extended is not None and extended not in (ItemStatus.DONE, ItemStatus.BLOCKED):
+            result: ItemStatus = extended
+            return result
+        return ItemStatus.IN_PROGRESS if native == "doing" else ItemStatus.NEW
+
+    def description(self) -> StructuredDescription | None:
+        structured = self.extension("description", StructuredDescription.from_mapping)
+        if structured is not None:
+            return None if structured.is_empty() else structured
+        native = self.text("description")
+        if native is None or not native.strip():
+            return None
+        parsed, _ = parse_freeform_description(native)
+        return parsed
+
+    def timestamp(self, key: str) -> str:
+        value = self.text(key)
+        if value is None:
+            raise BacklogFormatError(f"{self.label}: missing required field {key!r}")
+        try:
+            parse_timestamp(value)
+        except ParseError as exc:
+            raise BacklogFormatError(f"{self.label}: {key}: {exc}") from None
+        return value
+
+    def unknown_keys(self) -> list[str]:
+        return sorted(
+            key
+            for key in self.raw
+            if key not in _NATIVE_FIELDS and not key.startswith(_EXTENSION_PREFIX)
+        )
+
+    def item(self, *, archived: bool) -> Item:
+        item_id = self.text("id")
+        title = self.text("title")
+        if item_id is None or title is None:
+            raise BacklogFormatError(f"{self.label}: an item needs a non-empty id and title")
+        try:
+            split_item_id(item_id)
+            dependencies = normalize_dependencies(item_id, self.strings("dependencies"))
+        except DomainError as exc:
+            raise BacklogFormatError(f"{self.label}: {exc}") from None
+        status = self.status()
+        created = self.timestamp("created_at")
+        updated = self.timestamp("updated_at")
+        blocked = status is ItemStatus.BLOCKED
+        review = self.extension("requires-human-review", _strict_bool)
+        archive_now = archived or status is ItemStatus.DONE
+        return Item(
+            id=item_id,
+            title=title.strip(),
+            status=status,
+            created=created,
+            updated=updated,
+            phase=self.extension("phase", _nonempty_str),
+            size=self.extension("size", lambda v: Size.parse(v, what="size")),
+            complexity=self.extension("complexity", lambda v: Level.parse(v, what="complexity")),
+            risk=self.extension("risk", lambda v: Level.parse(v, what="risk")),
+            impact=self.extension("impact", lambda v: Level.parse(v, what="impact")),
+            requires_human_review=bool(review),
+            origin=self.extension("origin", _nonempty_str),
+            blocked_from_status=self.blocked_from(status),
+            blocked_reason=self.text("blocked_reason") if blocked else None,
+            blocked_type=self.extension("blocked-type", BlockedType.parse) if blocked else None,
+            unblock_context=self.extension("unblock-context", _nonempty_str),
+            tags=tuple(self.strings("tags")),
+            dependencies=dependencies,
+            pipeline_type=self.extension("pipeline-type", _nonempty_str),
+            description=self.description(),
+            phase_pool=self.extension("phase-pool", PhasePool.parse),
+            last_phase_commit=self.extension("last-phase-commit", _nonempty_str),
+            archived=archive_now,
+            archived_at=updated if archive_now else None,
+        )
+
+
+def _strict_bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("expected true or false")
+    return value
+
+
+def _nonempty_str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError("expected a non-empty string")
+    return value
+
+
+def parse_task_golem_text(text: str, source: str, *, archive: bool = False) -> TaskGolemParse:
+    """Parse one JSONL file. The active file fails on a malformed line (naming it); the
+    archive skips one with a warning, as task-golem does, so a torn final append is survivable.
+    """
+    warnings: list[str] = []
+    lines = text.split("\n")
+    first = next((n for n, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        return TaskGolemParse((), ())
+    _header_version(lines[first], source)
+    items: list[Item] = []
+    unknown: set[str] = set()
+    for number, line in enumerate(lines[first + 1 :], start=first + 2):
+        if not line.strip():
+            continue
+        label = f"{source}: line {number}"
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            if archive:
+                warnings.append(f"{label}: skipped a malformed line ({exc.msg})")
+                continue
+            raise BacklogFormatError(f"{label}: malformed JSON: {exc.msg}") from None
+        if not isinstance(raw, dict):
+            raise BacklogFormatError(f"{label}: expected a JSON object")
+        if isinstance(raw.get("id"), str):
+            label = f"{label} ({raw['id']})"
+        reader = _ItemReader(raw, label, warnings)
+        unknown.update(reader.unknown_keys())
+        items.append(reader.item(archived=archive))
+    if unknown:
+        warnings.append(f"{source}: ignored field(s) not used here: {', '.join(sorted(unknown))}")
+    return TaskGolemParse(tuple(items), tuple(warnings))
+
+
+def merge_active_and_archive(
+    active: TaskGolemParse, archived: TaskGolemParse, source: str
+) -> TaskGolemParse:
+    """Active items win over an archived copy of the same ID (an interrupted archive)."""
+    warnings = [*active.warnings, *archived.warnings]
+    seen: set[str] = set()
+    for item in active.items:
+        if item.id in seen:
+            raise BacklogFormatError(f"{source}: item {item.id} appears twice in {ACTIVE_FILE}")
+        seen.add(item.id)
+    items = list(active.items)
+    for item in archived.items:
+        if item.id in seen:
+            warnings.append(f"{source}: {item.id} is in both files; kept the active copy")
+            continue
+        seen.add(item.id)
+        items.append(item)
+    return TaskGolemParse(tuple(items), tuple(warnings))
+
+
+_LOSSY_NATIVE = {ItemStatus.IN_PROGRESS: "doing", ItemStatus.DONE: "done"}
+
+
+def _native_status(status: ItemStatus) -> str:
+    if status in _TODO_STATUSES:
+        return "todo"
+    return _LOSSY_NATIVE.get(status, "blocked")
+
+
+def item_to_task_golem(item: Item) -> dict[str, Any]:
+    """task-golem's 13 native fields (nulls kept, as it writes them), then `x-pg-*` sorted."""
+    description = item.description
+    record: dict[str, Any] = {
+        "id": item.id,
+        "title": item.title,
+        "status": _native_status(item.status),
+        "priority": 0,
+        "description": description.context or None if description else None,
+        "tags": list(item.tags),
+        "dependencies": list(item.dependencies),
+        "created_at": item.created,
+        "updated_at": item.updated,
+        "blocked_reason": item.blocked_reason if item.status is ItemStatus.BLOCKED else None,
+        "blocked_from_status": None,
+        "claimed_by": None,
+        "claimed_at": None,
+    }
+    extensions: dict[str, Any] = {}
+    if item.status in _TODO_STATUSES:
+        extensions["status"] = item.status.value
+    if item.status is ItemStatus.BLOCKED and item.blocked_from_status is not None:
+        record["blocked_from_status"] = _native_status(item.blocked_from_status)
+        extensions["blocked-from-status"] = item.blocked_from_status.value
+        if item.blocked_type is not None:
+            extensions["blocked-type"] = item.blocked_type.value
+    optional: dict[str, Any] = {
+        "phase": item.phase,
+        "phase-pool": item.phase_pool.value if item.phase_pool else None,
+        "size": item.size.value if item.size else None,
+        "complexity": item.complexity.value if item.complexity else None,
+        "risk": item.risk.value if item.risk else None,
+        "impact": item.impact.value if item.impact else None,
+        "requires-human-review": True if item.requires_human_review else None,
+        "pipeline-type": item.pipeline_type,
+        "origin": item.origin,
+        "unblock-context": item.unblock_context,
+        "last-phase-commit": item.last_phase_commit,
+        "description": None if description is None else description.to_dict(),
+    }
+    extensions.update({k: v for k, v in optional.items() if v is not None})
+    for key in sorted(extensions):
+        record[_EXTENSION_PREFIX + key] = extensions[key]
+    return record
+
+
+def dump_task_golem_jsonl(items: Iterable[Item]) -> str:
+    """A complete file: header, then one item per line sorted by ID (task-golem's order)."""
+    lines = [json.dumps({"schema_version": SCHEMA_VERSION}, separators=(",", ":"))]
+    for item in sorted(items, key=lambda i: i.id):
+        lines.append(
+            json.dumps(item_to_task_golem(item), separators=(",", ":"), ensure_ascii=False)
+        )
+    return "\n".join(lines) + "\n"

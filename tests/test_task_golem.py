@@ -1,0 +1,313 @@
+"""task-golem JSONL (Phase Golem's HEAD-era store): parsing, writing, and the CLI round trip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from phase_golem.domain.items import (
+    PHASE_GOLEM_FIELDS,
+    BlockedType,
+    Item,
+    ItemStatus,
+    Level,
+    PhasePool,
+    Size,
+)
+from phase_golem.interchange.backlog_yaml import BacklogFormatError
+from phase_golem.interchange.task_golem import (
+    dump_task_golem_jsonl,
+    item_to_task_golem,
+    parse_task_golem_text,
+)
+from tests.conftest import Repo, make_git_repo
+from tests.strategies import stored_items
+
+HEADER = '{"schema_version":1}'
+
+
+def native(**fields: Any) -> dict[str, Any]:
+    """A task-golem item as `tg` writes it: every native field present, nulls kept."""
+    record: dict[str, Any] = {
+        "id": "HAMY-5c0f8",
+        "title": "Add retries",
+        "status": "todo",
+        "priority": 0,
+        "description": None,
+        "tags": [],
+        "dependencies": [],
+        "created_at": "2026-02-24T12:00:00.123456789Z",
+        "updated_at": "2026-02-25T08:30:00Z",
+        "blocked_reason": None,
+        "blocked_from_status": None,
+        "claimed_by": None,
+        "claimed_at": None,
+    }
+    record.update(fields)
+    return record
+
+
+def jsonl(*records: dict[str, Any], header: str = HEADER) -> str:
+    return "\n".join([header, *(json.dumps(r) for r in records)]) + "\n"
+
+
+def parse_one(record: dict[str, Any], *, archive: bool = False) -> tuple[Item, list[str]]:
+    parsed = parse_task_golem_text(jsonl(record), "tasks.jsonl", archive=archive)
+    (item,) = parsed.items
+    return item, list(parsed.warnings)
+
+
+@pytest.mark.parametrize(
+    ("native_status", "pg_status", "expected"),
+    [
+        ("todo", None, ItemStatus.NEW),  # `tg add` items carry no x-pg-status
+        ("todo", "new", ItemStatus.NEW),
+        ("todo", "scoping", ItemStatus.SCOPING),
+        ("todo", "ready", ItemStatus.READY),
+        ("doing", None, ItemStatus.IN_PROGRESS),
+        ("doing", "ready", ItemStatus.IN_PROGRESS),  # a leftover x-pg-status is ignored
+        ("done", None, ItemStatus.DONE),
+        ("blocked", "scoping", ItemStatus.BLOCKED),
+    ],
+)
+def test_status_mapping(native_status: str, pg_status: str | None, expected: ItemStatus) -> None:
+    extra = {"x-pg-status": pg_status} if pg_status else {}
+    item, warnings = parse_one(native(status=native_status, **extra))
+    assert item.status is expected
+    assert warnings == []
+
+
+def test_invalid_extension_values_read_as_absent_with_a_warning() -> None:
+    item, warnings = parse_one(
+        native(**{"x-pg-status": "sideways", "x-pg-size": "huge", "x-pg-risk": "h"})
+    )
+    assert item.status is ItemStatus.NEW
+    assert item.size is None
+    assert item.risk is Level.HIGH
+    assert len(warnings) == 2
+    assert all(w.startswith("tasks.jsonl: line 2 (HAMY-5c0f8):") for w in warnings)
+    assert "x-pg-size" in warnings[1] and "huge" in warnings[1]
+
+
+def test_every_extension_is_read() -> None:
+    item, warnings = parse_one(
+        native(
+            status="doing",
+            tags=["api"],
+            dependencies=["WRK-001", "WRK-001", "tg-8a8f7"],
+            **{
+                "x-pg-phase": "design",
+                "x-pg-phase-pool": "main",
+                "x-pg-size": "medium",
+                "x-pg-complexity": "high",
+                "x-pg-risk": "low",
+                "x-pg-impact": "medium",
+                "x-pg-requires-human-review": True,
+                "x-pg-pipeline-type": "feature",
+                "x-pg-origin": "WRK-001/build",
+                "x-pg-unblock-context": "use the v2 API",
+                "x-pg-last-phase-commit": "8957cea715e8f9607e0b6112ab5ef80c00756b1c",
+                "x-pg-description": {"context": "ctx", "problem": "prob"},
+            },
+        )
+    )
+    assert warnings == []
+    assert (item.phase, item.phase_pool, item.pipeline_type) == (
+        "design",
+        PhasePool.MAIN,
+        "feature",
+    )
+    assert (item.size, item.complexity, item.risk, item.impact) == (
+        Size.MEDIUM,
+        Level.HIGH,
+        Level.LOW,
+        Level.MEDIUM,
+    )
+    assert item.requires_human_review is True
+    assert item.origin == "WRK-001/build"
+    assert item.unblock_context == "use the v2 API"
+    assert item.last_phase_commit == "8957cea715e8f9607e0b6112ab5ef80c00756b1c"
+    assert item.description is not None and item.description.problem == "prob"
+    assert item.tags == ("api",)
+    assert item.dependencies == ("WRK-001", "tg-8a8f7")  # duplicates dropped
+    assert item.created == "2026-02-24T12:00:00.123456789Z"  # nanoseconds kept as written
+
+
+def test_blocked_from_extension_is_authoritative_unless_the_native_field_was_cleared() -> None:
+    blocked = {"status": "blocked", "blocked_reason": "which API?"}
+    item, _ = parse_one(
+        native(
+            **blocked,
+            blocked_from_status="todo",
+            **{"x-pg-blocked-from-status": "ready", "x-pg-blocked-type": "decision"},
+        )
+    )
+    assert item.blocked_from_status is ItemStatus.READY
+    assert item.blocked_reason == "which API?"
+    assert item.blocked_type is BlockedType.DECISION
+    # The native field alone (lossy: todo means New).
+    item, _ = parse_one(native(**blocked, blocked_from_status="doing"))
+    assert item.blocked_from_status is ItemStatus.IN_PROGRESS
+    # Someone ran `tg unblock` then re-blocked by hand: the extension is stale.
+    item, _ = parse_one(native(**blocked, **{"x-pg-blocked-from-status": "in_progress"}))
+    assert item.blocked_from_status is None
+
+
+def test_a_native_description_becomes_the_structured_one() -> None:
+    item, _ = parse_one(native(description="Context: old way\nProblem: slow"))
+    assert item.description is not None
+    assert (item.description.context, item.description.problem) == ("old way", "slow")
+
+
+def test_done_and_archive_items_come_back_archived() -> None:
+    done, _ = parse_one(native(status="done"))
+    assert done.archived and done.archived_at == done.updated
+    archived, _ = parse_one(native(status="doing"), archive=True)
+    assert archived.archived and archived.status is ItemStatus.IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"schema_version":2}\n', "unsupported task-golem schema_version 2 (supported: 1)"),
+        (json.dumps(native()) + "\n", 'line 1: expected the schema header {"schema_version":1}'),
+        (HEADER + "\n{bad json\n", "line 2: malformed JSON"),
+        (HEADER + "\n[1, 2]\n", "line 2: expected a JSON object"),
+        (jsonl(native(status="waiting")), "status must be todo, doing, done or blocked"),
+        (jsonl(native(created_at="yesterday")), "created_at: invalid timestamp 'yesterday'"),
+        (jsonl(native(tags="api")), "tags must be a list of strings"),
+        (jsonl(native(id="no spaces allowed")), "invalid item ID"),
+        (jsonl(native(title="")), "needs a non-empty id and title"),
+    ],
+)
+def test_malformed_active_files_name_the_place(text: str, message: str) -> None:
+    with pytest.raises(BacklogFormatError) as caught:
+        parse_task_golem_text(text, "tasks.jsonl")
+    assert str(caught.value).startswith("tasks.jsonl: ")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_torn_archive_line_is_skipped_with_a_warning() -> None:
+    text = jsonl(native(status="done")) + '{"id":"tg-bbb00","tit'
+    parsed = parse_task_golem_text(text, "archive.jsonl", archive=True)
+    assert [i.id for i in parsed.items] == ["HAMY-5c0f8"]
+    (warning,) = parsed.warnings
+    assert warning.startswith("archive.jsonl: line 3: skipped a malformed line (")
+
+
+def test_empty_file_is_an_empty_backlog() -> None:
+    assert parse_task_golem_text("", "tasks.jsonl").items == ()
+    assert parse_task_golem_text(HEADER + "\n", "tasks.jsonl").items == ()
+
+
+def test_written_records_look_like_task_golem_writes_them() -> None:
+    item, _ = parse_one(
+        native(
+            status="blocked",
+            blocked_from_status="todo",
+            blocked_reason="why?",
+            **{"x-pg-blocked-from-status": "scoping", "x-pg-size": "small"},
+        )
+    )
+    record = item_to_task_golem(item)
+    natives = list(record)[:13]
+    assert natives == list(native())  # the 13 native fields, in task-golem's order
+    assert record["status"] == "blocked" and record["blocked_from_status"] == "todo"
+    extensions = [k for k in record if k.startswith("x-")]
+    assert extensions == sorted(extensions)
+    assert record["x-pg-blocked-from-status"] == "scoping"
+    assert "x-pg-status" not in record  # only todo items carry it
+    text = dump_task_golem_jsonl([item])
+    assert text.startswith(HEADER + "\n") and text.endswith("\n")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(stored_items(), max_size=6, unique_by=lambda i: i.id))
+def test_write_then_read_keeps_every_phase_golem_field(generated: list[Item]) -> None:
+    parsed = parse_task_golem_text(dump_task_golem_jsonl(generated), "tasks.jsonl")
+    by_id = {i.id: i for i in parsed.items}
+    assert len(by_id) == len(generated)
+    for before in generated:
+        after = by_id[before.id]
+        for name in PHASE_GOLEM_FIELDS:
+            assert getattr(after, name) == getattr(before, name), name
+
+
+def write_task_golem_dir(root: Path) -> Path:
+    directory = root / ".task-golem"
+    directory.mkdir()
+    (directory / "tasks.jsonl").write_text(
+        jsonl(
+            native(),
+            native(
+                id="tg-8a8f7",
+                title="Write docs",
+                status="doing",
+                dependencies=["HAMY-5c0f8", "tg-00001"],
+                **{"x-pg-phase": "build", "x-pg-phase-pool": "main", "x-agent": {"n": 1}},
+            ),
+            native(
+                id="tg-a11ce",
+                title="Pick a DB",
+                status="blocked",
+                blocked_reason="Postgres or SQLite?",
+                blocked_from_status="todo",
+                **{"x-pg-blocked-from-status": "ready", "x-pg-blocked-type": "decision"},
+            ),
+        )
+    )
+    (directory / "archive.jsonl").write_text(
+        jsonl(native(id="tg-00001", title="Old thing", status="done"))
+        + '{"id": "tg-torn", "title": "half a li'
+    )
+    return directory
+
+
+def test_cli_imports_a_task_golem_directory_and_round_trips(project: Repo, tmp_path: Path) -> None:
+    source = write_task_golem_dir(tmp_path)
+    result = project.pg("import", str(source))
+    assert result.code == 0, result.err
+    assert "Imported 4 item(s) from .task-golem" in result.out
+    assert "skipped a malformed line" in result.err and "x-agent" in result.err
+    status = {i["id"]: i for i in project.ok("status", "--json", "--all").json()}
+    assert status["tg-8a8f7"]["status"] == "in_progress"
+    assert status["tg-8a8f7"]["phase"] == "build"
+    assert status["tg-a11ce"]["blocked_from_status"] == "ready"
+    assert status["tg-a11ce"]["blocked_type"] == "decision"
+    assert status["tg-00001"]["archived"] is True
+    # IDs from task-golem never block our own numbering.
+    assert project.ok("add", "Ours", "--json").json()["id"] == "WRK-001"
+
+    out_dir = tmp_path / "exported"
+    project.ok("export", "--format", "task-golem", str(out_dir))
+    second = Repo(make_git_repo(tmp_path / "second"))
+    second.ok("init")
+    second.ok("import", str(out_dir))
+    assert second.ok("status", "--json").out == project.ok("status", "--json").out
+    archived = (out_dir / "archive.jsonl").read_text().splitlines()
+    assert archived[0] == HEADER and len(archived) == 2
+
+
+def test_cli_rejects_a_bad_task_golem_file_and_changes_nothing(
+    project: Repo, tmp_path: Path
+) -> None:
+    project.ok("add", "Keep me")
+    before = project.ok("log", "--json").out
+    bad = tmp_path / "tasks.jsonl"
+    bad.write_text(jsonl(native(), native(id="tg-bad00", **{"status": "someday"})))
+    result = project.pg("import", str(bad))
+    assert result.code == 2
+    assert result.err.strip() == (
+        "phase-golem: error: tasks.jsonl: line 3 (tg-bad00): status must be todo, doing, done "
+        "or blocked, not 'someday'"
+    )
+    assert project.ok("log", "--json").out == before
+    assert len(project.ok("status", "--json").json()) == 1
+    usage = project.pg("export", "--format", "task-golem")
+    assert usage.code == 2 and "directory" in usage.err and "Traceback" not in usage.err
