@@ -86,25 +86,29 @@ def export_command(
         raise typer.BadParameter(
             f"{fmt!r} is not one of {', '.join(EXPORT_FORMATS)}", param_hint="--format"
         )
-    if fmt == "task-golem" and file is None:
-        raise typer.BadParameter(
-            "task-golem writes two files; give the directory to write them into",
-            param_hint="FILE",
-        )
-    project = state_of(ctx).project()
     if fmt == "task-golem":
-        assert file is not None
-        if file.exists() and not file.is_dir():
-            raise typer.BadParameter(f"{file} exists and is not a directory", param_hint="FILE")
-        written = export_task_golem(project.store(), file)
+        directory = _export_directory(file)
+        written = export_task_golem(state_of(ctx).project().store(), directory)
         typer.echo(f"Exported to {written[0]} and {written[1]}")
         return
+    project = state_of(ctx).project()
     text = export_text(project.store(), project.config.settings)
     if file is None:
         sys.stdout.write(text)
         return
     write_atomically(file, text)
     typer.echo(f"Exported to {file}")
+
+
+def _export_directory(file: Path | None) -> Path:
+    if file is None:
+        raise typer.BadParameter(
+            "task-golem writes two files; give the directory to write them into",
+            param_hint="FILE",
+        )
+    if file.exists() and not file.is_dir():
+        raise typer.BadParameter(f"{file} exists and is not a directory", param_hint="FILE")
+    return file
 
 
 def register(app: typer.Typer) -> None:

@@ -19,7 +19,7 @@ from phase_golem.domain.items import (
 )
 from phase_golem.domain.runs import RUN_FIELDS, ErrorClass, Mutation, Run, RunKind, RunStatus, Step
 
-_ITEM_PARSERS: dict[str, Callable[[Any], Any]] = {
+ITEM_FIELD_PARSERS: dict[str, Callable[[Any], Any]] = {
     "status": ItemStatus.parse,
     "blocked_from_status": ItemStatus.parse,
     "size": lambda v: Size.parse(v, what="size"),
@@ -55,7 +55,7 @@ def item_from_dict(data: Mapping[str, Any]) -> Item:
         if name not in data or data[name] is None:
             continue
         raw = data[name]
-        parser = _ITEM_PARSERS.get(name)
+        parser = ITEM_FIELD_PARSERS.get(name)
         try:
             values[name] = parser(raw) if parser else raw
         except ParseError as exc:

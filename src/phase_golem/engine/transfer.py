@@ -85,8 +85,6 @@ def import_file(store: Store, settings: Settings, path: Path, fmt: str = "auto")
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BacklogFormatError(f"{path}: no such file") from None
     except OSError as exc:
         raise BacklogFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

@@ -10,7 +10,7 @@ with a warning, and a blocked-from extension whose native field was cleared is s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,16 +19,14 @@ from phase_golem.domain.items import (
     DomainError,
     Item,
     ItemStatus,
-    Level,
     ParseError,
-    PhasePool,
-    Size,
     StructuredDescription,
     normalize_dependencies,
     parse_freeform_description,
     parse_timestamp,
     split_item_id,
 )
+from phase_golem.domain.serialization import ITEM_FIELD_PARSERS
 from phase_golem.interchange.backlog_yaml import BacklogFormatError
 
 SCHEMA_VERSION = 1
@@ -119,7 +117,7 @@ class _ItemReader:
             raise BacklogFormatError(f"{self.label}: {key} must be a list of strings")
         return list(value)
 
-    def extension(self, name: str, parse: Any) -> Any:
+    def extension(self, name: str, parse: Callable[[Any], Any]) -> Any:
         """An `x-pg-` value parsed, or None with a warning when it is invalid."""
         value = self.raw.get(_EXTENSION_PREFIX + name)
         if value is None:
@@ -133,7 +131,7 @@ class _ItemReader:
     def status(self) -> ItemStatus:
         native = self.text("status")
         if native == "todo":
-            extended = self.extension("status", ItemStatus.parse)
+            extended = self.extension("status", ITEM_FIELD_PARSERS["status"])
             if extended is not None and extended not in _TODO_STATUSES:
                 self.warn(f"x-pg-status {extended.value!r} does not fit native todo; read as new")
                 extended = None
@@ -148,14 +146,19 @@ class _ItemReader:
         native = self.raw.get("blocked_from_status")
         if status is not ItemStatus.BLOCKED or native is None:
             return None  # a cleared native field makes the extension stale (someone ran tg unblock)
-        extended = self.extension("blocked-from-status", ItemStatus.parse)
+        extended = self.extension("blocked-from-status", ITEM_FIELD_PARSERS["status"])
         if extended is not None and extended not in (ItemStatus.DONE, ItemStatus.BLOCKED):
-            result: ItemStatus = extended
-            return result
+            return ItemStatus(extended)
         return ItemStatus.IN_PROGRESS if native == "doing" else ItemStatus.NEW
 
+    def blocked_type(self) -> BlockedType | None:
+        parsed: BlockedType | None = self.extension(
+            "blocked-type", ITEM_FIELD_PARSERS["blocked_type"]
+        )
+        return parsed
+
     def description(self) -> StructuredDescription | None:
-        structured = self.extension("description", StructuredDescription.from_mapping)
+        structured = self.extension("description", ITEM_FIELD_PARSERS["description"])
         if structured is not None:
             return None if structured.is_empty() else structured
         native = self.text("description")
@@ -204,21 +207,21 @@ class _ItemReader:
             created=created,
             updated=updated,
             phase=self.extension("phase", _nonempty_str),
-            size=self.extension("size", lambda v: Size.parse(v, what="size")),
-            complexity=self.extension("complexity", lambda v: Level.parse(v, what="complexity")),
-            risk=self.extension("risk", lambda v: Level.parse(v, what="risk")),
-            impact=self.extension("impact", lambda v: Level.parse(v, what="impact")),
+            size=self.extension("size", ITEM_FIELD_PARSERS["size"]),
+            complexity=self.extension("complexity", ITEM_FIELD_PARSERS["complexity"]),
+            risk=self.extension("risk", ITEM_FIELD_PARSERS["risk"]),
+            impact=self.extension("impact", ITEM_FIELD_PARSERS["impact"]),
             requires_human_review=bool(review),
             origin=self.extension("origin", _nonempty_str),
             blocked_from_status=self.blocked_from(status),
             blocked_reason=self.text("blocked_reason") if blocked else None,
-            blocked_type=self.extension("blocked-type", BlockedType.parse) if blocked else None,
+            blocked_type=self.blocked_type() if blocked else None,
             unblock_context=self.extension("unblock-context", _nonempty_str),
             tags=tuple(self.strings("tags")),
             dependencies=dependencies,
             pipeline_type=self.extension("pipeline-type", _nonempty_str),
             description=self.description(),
-            phase_pool=self.extension("phase-pool", PhasePool.parse),
+            phase_pool=self.extension("phase-pool", ITEM_FIELD_PARSERS["phase_pool"]),
             last_phase_commit=self.extension("last-phase-commit", _nonempty_str),
             archived=archive_now,
             archived_at=updated if archive_now else None,
@@ -309,7 +312,7 @@ def item_to_task_golem(item: Item) -> dict[str, Any]:
         "title": item.title,
         "status": _native_status(item.status),
         "priority": 0,
-        "description": description.context or None if description else None,
+        "description": (description.context or None) if description else None,
         "tags": list(item.tags),
         "dependencies": list(item.dependencies),
         "created_at": item.created,
