@@ -18,15 +18,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from phase_golem.domain.descriptions import StructuredDescription
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.items import (
-    ItemStatus,
-    Level,
-    Size,
-    StructuredDescription,
-    new_item,
-    touch,
-)
+from phase_golem.domain.items import ItemStatus, Level, Size, new_item, touch
 from phase_golem.store.sqlite import SqliteStore
 
 STATUSES = [ItemStatus.NEW, ItemStatus.READY, ItemStatus.IN_PROGRESS, ItemStatus.BLOCKED]

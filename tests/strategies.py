@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from phase_golem.domain.items import (
-    BlockedType,
-    Item,
-    ItemStatus,
-    Level,
-    PhasePool,
-    Size,
-    StructuredDescription,
-)
+from phase_golem.domain.descriptions import StructuredDescription
+from phase_golem.domain.items import BlockedType, Item, ItemStatus, Level, PhasePool, Size
 
 text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=30)
 opt_text = st.none() | text.filter(lambda s: s.strip() == s and s != "")

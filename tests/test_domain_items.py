@@ -9,18 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phase_golem.domain.dependencies import cycle_with, find_cycle, unmet_dependencies
+from phase_golem.domain.descriptions import StructuredDescription, parse_freeform_description
+from phase_golem.domain.errors import DomainError, InvalidTransition, ParseError
 from phase_golem.domain.items import (
     Assessments,
     BlockedType,
-    DomainError,
     Guardrails,
-    InvalidTransition,
     Item,
     ItemStatus,
     Level,
-    ParseError,
     Size,
-    StructuredDescription,
     archive,
     block,
     format_item_id,
@@ -29,7 +27,6 @@ from phase_golem.domain.items import (
     merge_assessments,
     new_item,
     normalize_dependencies,
-    parse_freeform_description,
     parse_timestamp,
     passes_guardrails,
     split_item_id,

@@ -8,13 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from phase_golem.config import default_pipelines
-from phase_golem.domain.items import (
-    PHASE_GOLEM_FIELDS,
-    Item,
-    ItemStatus,
-    PhasePool,
-    StructuredDescription,
-)
+from phase_golem.domain.descriptions import StructuredDescription
+from phase_golem.domain.items import PHASE_GOLEM_FIELDS, Item, ItemStatus, PhasePool
 from phase_golem.interchange.backlog_yaml import (
     BacklogFormatError,
     dump_backlog_v3,

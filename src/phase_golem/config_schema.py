@@ -10,7 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from phase_golem.domain.items import Level, ParseError, Size
+from phase_golem.domain.errors import ParseError
+from phase_golem.domain.items import Level, Size
 
 
 def _size(value: Any) -> Any:

@@ -20,7 +20,7 @@ import typer
 from phase_golem import __version__
 from phase_golem.cli.context import CliState
 from phase_golem.config import ConfigError
-from phase_golem.domain.items import DomainError
+from phase_golem.domain.errors import DomainError
 from phase_golem.errors import ExitCode
 from phase_golem.interchange.backlog_yaml import BacklogFormatError
 from phase_golem.project import ProjectError

@@ -9,7 +9,8 @@ from typing import TypeVar
 
 import typer
 
-from phase_golem.domain.items import Level, ParseError, Size
+from phase_golem.domain.errors import ParseError
+from phase_golem.domain.items import Level, Size
 from phase_golem.project import Project, find_root, load_project
 from phase_golem.store import Store
 

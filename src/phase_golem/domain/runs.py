@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from phase_golem.domain.items import DomainError, PhasePool
+from phase_golem.domain.errors import DomainError
+from phase_golem.domain.items import PhasePool
 
 
 class RunKind(StrEnum):

@@ -6,16 +6,16 @@ from collections.abc import Callable, Mapping
 from enum import Enum
 from typing import Any
 
+from phase_golem.domain.descriptions import StructuredDescription
+from phase_golem.domain.errors import ParseError
 from phase_golem.domain.items import (
     ITEM_FIELDS,
     BlockedType,
     Item,
     ItemStatus,
     Level,
-    ParseError,
     PhasePool,
     Size,
-    StructuredDescription,
 )
 from phase_golem.domain.runs import RUN_FIELDS, ErrorClass, Mutation, Run, RunKind, RunStatus, Step
 

@@ -11,22 +11,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from phase_golem.domain.dependencies import cycle_with
+from phase_golem.domain.descriptions import StructuredDescription, parse_freeform_description
+from phase_golem.domain.errors import DomainError, InvalidTransition
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
-    DomainError,
-    InvalidTransition,
     Item,
     ItemStatus,
     Level,
     PhasePool,
     Size,
-    StructuredDescription,
     archive,
     format_timestamp,
     new_item,
     normalize_dependencies,
     normalize_tags,
-    parse_freeform_description,
     touch,
     unblock,
 )

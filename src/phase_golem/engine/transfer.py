@@ -11,8 +11,9 @@ from pathlib import Path
 
 import yaml
 
+from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.items import DomainError, Item, new_item
+from phase_golem.domain.items import Item, new_item
 from phase_golem.domain.pipelines import Settings
 from phase_golem.interchange.backlog_yaml import (
     BacklogFormatError,

@@ -13,16 +13,14 @@ from typing import Any
 
 import yaml
 
+from phase_golem.domain.descriptions import StructuredDescription, parse_freeform_description
+from phase_golem.domain.errors import DomainError, ParseError
 from phase_golem.domain.items import (
     PHASE_GOLEM_FIELDS,
-    DomainError,
     Item,
     ItemStatus,
-    ParseError,
     PhasePool,
-    StructuredDescription,
     normalize_dependencies,
-    parse_freeform_description,
     parse_timestamp,
     split_item_id,
 )

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from phase_golem.domain.items import Level, ParseError, Size, StructuredDescription
+from phase_golem.domain.descriptions import StructuredDescription
+from phase_golem.domain.errors import ParseError
+from phase_golem.domain.items import Level, Size
 from phase_golem.interchange.backlog_yaml import BacklogFormatError, load_yaml
 
 

@@ -14,15 +14,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from phase_golem.domain.descriptions import StructuredDescription, parse_freeform_description
+from phase_golem.domain.errors import DomainError, ParseError
 from phase_golem.domain.items import (
     BlockedType,
-    DomainError,
     Item,
     ItemStatus,
-    ParseError,
-    StructuredDescription,
     normalize_dependencies,
-    parse_freeform_description,
     parse_timestamp,
     split_item_id,
 )
