@@ -1,0 +1,1 @@
+"""Adapters to the agent CLIs, and the process runner they share."""

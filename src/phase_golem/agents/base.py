@@ -1,0 +1,114 @@
+"""What every agent adapter provides, and what a finished agent reports back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from phase_golem.domain.runs import ErrorClass
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRequest:
+    """One invocation: the prompt, where the result goes, where the agent works."""
+
+    run_id: str
+    item_id: str
+    phase: str
+    attempt: int
+    prompt: str
+    run_dir: Path
+    cwd: Path
+    timeout_seconds: float
+    model: str | None = None
+    idempotency_key: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def prompt_file(self) -> Path:
+        return self.run_dir / "prompt.md"
+
+    @property
+    def result_file(self) -> Path:
+        return self.run_dir / "result.json"
+
+    @property
+    def stdout_file(self) -> Path:
+        return self.run_dir / "stdout.log"
+
+    @property
+    def stderr_file(self) -> Path:
+        return self.run_dir / "stderr.log"
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    argv: tuple[str, ...]
+    stdin_text: str | None = None  # None: stdin is closed (/dev/null)
+
+
+@dataclass(slots=True)
+class StreamInfo:
+    """What a structured output stream told us: identity, spend, and typed errors."""
+
+    session_id: str | None = None
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error_class: ErrorClass | None = None
+    error: str | None = None
+
+
+class AgentAdapter(Protocol):
+    name: str
+
+    def binary(self) -> str | None:
+        """The executable preflight must find on PATH (None: nothing to check)."""
+        ...
+
+    def install_hint(self) -> str: ...
+
+    def invocation(self, request: AgentRequest) -> Invocation: ...
+
+    def read_stream(self, stdout_file: Path) -> StreamInfo: ...
+
+
+def json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """Objects of a JSON-lines file; other lines (and a torn last line) are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            yield value
+
+
+def as_int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def as_float(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+RATE_LIMIT_STATUSES = frozenset({429, 529})
+UNAVAILABLE_STATUSES = frozenset({401, 403, 404})
+
+
+def class_of_status(status: Any) -> ErrorClass | None:
+    if status in RATE_LIMIT_STATUSES:
+        return ErrorClass.RATE_LIMITED
+    if status in UNAVAILABLE_STATUSES:
+        return ErrorClass.UNAVAILABLE
+    return None

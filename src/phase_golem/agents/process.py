@@ -1,0 +1,135 @@
+"""Run one agent process: its own process group, output to files, a hard timeout.
+
+The group is what we signal, so helpers an agent starts die with it. On a timeout or a
+cancel: TERM to the group, up to `grace` seconds, then KILL; after a normal exit any
+member left in the group is terminated too, so nothing we started outlives its run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+TERM_GRACE_SECONDS = 5.0
+
+_live_groups: set[int] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessExit:
+    exit_code: int | None
+    timed_out: bool = False
+    cancelled: bool = False
+
+    @property
+    def killed_by_signal(self) -> int | None:
+        if self.exit_code is not None and self.exit_code < 0:
+            return -self.exit_code
+        return None
+
+
+class SpawnError(Exception):
+    """The program could not be started at all (missing binary, not executable)."""
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def _group_alive(pgid: int) -> bool:
+    return _signal_group(pgid, 0)
+
+
+async def _wait_group_gone(pgid: int, seconds: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while _group_alive(pgid):
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def stop_group(process: asyncio.subprocess.Process, grace: float) -> None:
+    """TERM the whole group, wait `grace`, KILL what is left; reap the leader."""
+    pgid = process.pid
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.shield(process.wait()), grace)
+    except TimeoutError:
+        pass
+    if not await _wait_group_gone(pgid, 0.0 if process.returncode is None else grace):
+        _signal_group(pgid, signal.SIGKILL)
+    if process.returncode is None:
+        _signal_group(pgid, signal.SIGKILL)
+    await process.wait()
+    await _wait_group_gone(pgid, 1.0)
+    _live_groups.discard(pgid)
+
+
+async def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdout_path: Path,
+    stderr_path: Path,
+    timeout: float,
+    stdin_text: str | None = None,
+    on_start: Callable[[int], None] | None = None,
+    grace: float = TERM_GRACE_SECONDS,
+) -> ProcessExit:
+    """Run `argv` to completion, a timeout, or cancellation (which is re-raised)."""
+    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                cwd=str(cwd),
+                env=dict(env),
+                stdin=asyncio.subprocess.PIPE if stdin_text is not None else asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+            raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
+    _live_groups.add(process.pid)
+    if on_start is not None:
+        on_start(process.pid)
+    try:
+        if stdin_text is not None and process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                process.stdin.write(stdin_text.encode())
+                await process.stdin.drain()
+            process.stdin.close()
+        try:
+            code = await asyncio.wait_for(asyncio.shield(process.wait()), timeout)
+        except TimeoutError:
+            await stop_group(process, grace)
+            return ProcessExit(process.returncode, timed_out=True)
+    except asyncio.CancelledError:
+        await stop_group(process, grace)
+        raise
+    if _group_alive(process.pid):
+        await stop_group(process, grace)
+    _live_groups.discard(process.pid)
+    return ProcessExit(code)
+
+
+def kill_all_groups() -> None:
+    """Last resort at our own exit: KILL every group we started that is still there."""
+    for pgid in list(_live_groups):
+        _signal_group(pgid, signal.SIGKILL)
+        _live_groups.discard(pgid)
+
+
+def live_groups() -> frozenset[int]:
+    return frozenset(_live_groups)

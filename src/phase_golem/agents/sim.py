@@ -1,0 +1,259 @@
+"""The simulated agent: `python -m phase_golem.agents.sim [--scenario FILE]`.
+
+A real subprocess that reads the same environment and writes the same result file as any
+agent (DESIGN §6). A YAML scenario says, per item and phase, what to do; the first
+matching rule wins and `defaults` fill the rest. Invocations are counted per
+(item, phase) in `.phase-golem/sim-state.json`, so `times`, `fail_times` and
+`subphases` hold across restarts of the orchestrator. It prints Claude Code's
+stream-json lines, so cost, session and rate-limit handling travel the real path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BEHAVIOURS = frozenset(
+    {
+        "hang",
+        "crash",
+        "garbage",
+        "oversized",
+        "no_result",
+        "wrong_item",
+        "rate_limit",
+        "unavailable",
+    }
+)
+MATCH_KEYS = frozenset({"item", "phase", "title", "attempt"})
+RESULT_KEYS = frozenset(
+    {
+        "result",
+        "summary",
+        "context",
+        "assessments",
+        "pipeline_type",
+        "duplicates",
+        "follow_ups",
+        "description",
+        "blocked_type",
+        "requires_human_review",
+        "wake_at",
+        "retry_after_seconds",
+        "commit_summary",
+        "artifacts",
+        "based_on_commit",
+    }
+)
+RULE_KEYS = RESULT_KEYS | {
+    "match",
+    "write",
+    "subphases",
+    "fail_times",
+    "behave",
+    "times",
+    "delay",
+    "side_effect_log",
+    "cost",
+    "exit_code",
+}
+DEFAULTS: dict[str, Any] = {"result": "phase_complete", "summary": "{phase} done for {item}"}
+
+
+class ScenarioError(ValueError):
+    pass
+
+
+def load_scenario(path: Path | None) -> dict[str, Any]:
+    """Read and check a scenario; every problem names its place in the file."""
+    if path is None:
+        return {"defaults": dict(DEFAULTS), "rules": []}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: cannot read scenario: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{path}: a scenario is a mapping with defaults and rules")
+    unknown = set(data) - {"defaults", "rules"}
+    if unknown:
+        raise ScenarioError(f"{path}: unknown top-level keys: {', '.join(sorted(unknown))}")
+    defaults = {**DEFAULTS, **(data.get("defaults") or {})}
+    rules = data.get("rules") or []
+    if not isinstance(rules, list):
+        raise ScenarioError(f"{path}: rules must be a list")
+    for index, rule in enumerate(rules):
+        where = f"{path}: rules[{index}]"
+        if not isinstance(rule, dict):
+            raise ScenarioError(f"{where}: must be a mapping")
+        bad = set(rule) - RULE_KEYS
+        if bad:
+            raise ScenarioError(f"{where}: unknown keys: {', '.join(sorted(bad))}")
+        match = rule.get("match") or {}
+        if not isinstance(match, dict) or set(match) - MATCH_KEYS:
+            raise ScenarioError(f"{where}.match: keys must be among {sorted(MATCH_KEYS)}")
+        behave = rule.get("behave")
+        if behave is not None and behave not in BEHAVIOURS:
+            raise ScenarioError(f"{where}.behave: {behave!r} is not one of {sorted(BEHAVIOURS)}")
+    return {"defaults": defaults, "rules": rules}
+
+
+def _matches(match: Mapping[str, Any], item: str, phase: str, title: str, attempt: int) -> bool:
+    if "item" in match and str(match["item"]) != item:
+        return False
+    if "phase" in match and str(match["phase"]) != phase:
+        return False
+    if "title" in match and not re.search(str(match["title"]), title):
+        return False
+    return not ("attempt" in match and int(match["attempt"]) != attempt)
+
+
+def choose_rule(
+    scenario: Mapping[str, Any], item: str, phase: str, title: str, attempt: int, count: int
+) -> dict[str, Any]:
+    """The first matching rule still in force (`times` limits it to the first N calls)."""
+    for rule in scenario["rules"]:
+        if not _matches(rule.get("match") or {}, item, phase, title, attempt):
+            continue
+        if "times" in rule and count > int(rule["times"]):
+            continue
+        return {**scenario["defaults"], **rule}
+    return dict(scenario["defaults"])
+
+
+def _count_invocation(state_file: Path, key: str) -> int:
+    state_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_file, os.O_RDWR | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        text = handle.read()
+        counts = json.loads(text) if text.strip() else {}
+        counts[key] = int(counts.get(key, 0)) + 1
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(counts, sort_keys=True))
+        handle.flush()
+        os.fsync(handle.fileno())
+        return int(counts[key])
+
+
+def _fill(value: Any, names: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        for name, replacement in names.items():
+            value = value.replace("{" + name + "}", replacement)
+        return value
+    if isinstance(value, list):
+        return [_fill(v, names) for v in value]
+    if isinstance(value, dict):
+        return {_fill(k, names): _fill(v, names) for k, v in value.items()}
+    return value
+
+
+def _emit(event: Mapping[str, Any]) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+def _write_result(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _result_body(rule: Mapping[str, Any], item: str, phase: str, count: int) -> dict[str, Any]:
+    body: dict[str, Any] = {"item_id": item, "phase": phase}
+    for key in RESULT_KEYS - {"assessments"}:
+        if key in rule:
+            body[key] = rule[key]
+    if "assessments" in rule:
+        body["updated_assessments"] = rule["assessments"]
+    fail_times = int(rule.get("fail_times", 0))
+    subphases = int(rule.get("subphases", 0))
+    if count <= fail_times:
+        body["result"] = "failed"
+        body["summary"] = f"simulated failure {count} of {fail_times}"
+    elif count - fail_times <= subphases:
+        body["result"] = "subphase_complete"
+        body["summary"] = f"subphase {count - fail_times} of {subphases}: {body['summary']}"
+    return body
+
+
+def _misbehave(behave: str, result_file: Path, item: str, phase: str, session: str) -> int:
+    if behave == "hang":
+        # A child in the same group proves the whole group is stopped at the timeout.
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"])
+        time.sleep(3600)
+        return 0
+    if behave == "crash":
+        sys.stderr.write("simulated crash\n")
+        return 3
+    if behave == "garbage":
+        _write_result(result_file, '{"item_id": "' + item + '", "phase": oops')
+        return 0
+    if behave == "oversized":
+        _write_result(result_file, json.dumps({"item_id": item, "pad": "x" * 2_000_000}))
+        return 0
+    if behave == "no_result":
+        return 0
+    if behave == "wrong_item":
+        wrong = {"item_id": "WRONG-999", "phase": phase, "result": "phase_complete", "summary": "x"}
+        _write_result(result_file, wrong)
+        return 0
+    error = "rate_limit" if behave == "rate_limit" else "authentication_failed"
+    _emit({"type": "assistant", "session_id": session, "error": error, "message": {}})
+    _emit({"type": "result", "subtype": "error_during_execution", "is_error": True,
+           "session_id": session, "total_cost_usd": 0.0})
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="phase_golem.agents.sim")
+    parser.add_argument("--scenario", type=Path)
+    args = parser.parse_args(argv)
+    try:
+        scenario = load_scenario(args.scenario)
+        item = os.environ["PHASE_GOLEM_ITEM_ID"]
+        phase = os.environ["PHASE_GOLEM_PHASE"]
+        result_file = Path(os.environ["PHASE_GOLEM_RESULT_FILE"])
+    except (ScenarioError, KeyError) as exc:
+        sys.stderr.write(f"sim: {exc}\n")
+        return 2
+    run_id = os.environ.get("PHASE_GOLEM_RUN_ID", "run")
+    attempt = int(os.environ.get("PHASE_GOLEM_ATTEMPT", "1"))
+    title = os.environ.get("PHASE_GOLEM_ITEM_TITLE", "")
+    count = _count_invocation(Path(".phase-golem") / "sim-state.json", f"{item}/{phase}")
+    names = {"item": item, "phase": phase, "title": title, "run": run_id, "attempt": str(attempt)}
+    rule = _fill(choose_rule(scenario, item, phase, title, attempt, count), names)
+    session = f"sim-{run_id}"
+    _emit({"type": "system", "subtype": "init", "session_id": session})
+    time.sleep(float(rule.get("delay", 0)))
+    if rule.get("behave"):
+        return _misbehave(str(rule["behave"]), result_file, item, phase, session)
+    for relative, content in (rule.get("write") or {}).items():
+        target = Path(relative)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(str(content), encoding="utf-8")
+    if rule.get("side_effect_log"):
+        with open(rule["side_effect_log"], "a", encoding="utf-8") as log:
+            log.write(f"{item} {phase} {run_id}\n")
+            log.flush()
+            os.fsync(log.fileno())
+    _write_result(result_file, _result_body(rule, item, phase, count))
+    cost = float(rule.get("cost", 0.01))
+    _emit({"type": "result", "subtype": "success", "is_error": False, "session_id": session,
+           "total_cost_usd": cost, "usage": {"input_tokens": 1200, "output_tokens": 300}})
+    return int(rule.get("exit_code", 0))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
