@@ -65,9 +65,11 @@ class ClaudeAdapter:
             if kind == "result":
                 info.cost_usd = as_float(event.get("total_cost_usd", event.get("cost_usd")))
                 usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
-                info.tokens_in = as_int(usage.get("input_tokens")) + as_int(
-                    usage.get("cache_read_input_tokens")
-                ) + as_int(usage.get("cache_creation_input_tokens"))
+                info.tokens_in = (
+                    as_int(usage.get("input_tokens"))
+                    + as_int(usage.get("cache_read_input_tokens"))
+                    + as_int(usage.get("cache_creation_input_tokens"))
+                )
                 info.tokens_out = as_int(usage.get("output_tokens"))
                 status_class = class_of_status(event.get("api_error_status"))
                 if status_class is not None:

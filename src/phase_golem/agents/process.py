@@ -94,7 +94,9 @@ async def run_process(
                 *argv,
                 cwd=str(cwd),
                 env=dict(env),
-                stdin=asyncio.subprocess.PIPE if stdin_text is not None else asyncio.subprocess.DEVNULL,
+                stdin=asyncio.subprocess.PIPE
+                if stdin_text is not None
+                else asyncio.subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 start_new_session=True,

@@ -211,8 +211,15 @@ def _misbehave(behave: str, result_file: Path, item: str, phase: str, session: s
         return 0
     error = "rate_limit" if behave == "rate_limit" else "authentication_failed"
     _emit({"type": "assistant", "session_id": session, "error": error, "message": {}})
-    _emit({"type": "result", "subtype": "error_during_execution", "is_error": True,
-           "session_id": session, "total_cost_usd": 0.0})
+    _emit(
+        {
+            "type": "result",
+            "subtype": "error_during_execution",
+            "is_error": True,
+            "session_id": session,
+            "total_cost_usd": 0.0,
+        }
+    )
     return 1
 
 
@@ -250,8 +257,16 @@ def main(argv: list[str] | None = None) -> int:
             os.fsync(log.fileno())
     _write_result(result_file, _result_body(rule, item, phase, count))
     cost = float(rule.get("cost", 0.01))
-    _emit({"type": "result", "subtype": "success", "is_error": False, "session_id": session,
-           "total_cost_usd": cost, "usage": {"input_tokens": 1200, "output_tokens": 300}})
+    _emit(
+        {
+            "type": "result",
+            "subtype": "success",
+            "is_error": False,
+            "session_id": session,
+            "total_cost_usd": cost,
+            "usage": {"input_tokens": 1200, "output_tokens": 300},
+        }
+    )
     return int(rule.get("exit_code", 0))
 
 

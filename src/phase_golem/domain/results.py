@@ -229,7 +229,9 @@ def result_to_dict(result: PhaseResult) -> dict[str, Any]:
             if getattr(result.assessments, k) is not None
         }
     if result.follow_ups:
-        data["follow_ups"] = [f.model_dump(mode="json", exclude_none=True) for f in result.follow_ups]
+        data["follow_ups"] = [
+            f.model_dump(mode="json", exclude_none=True) for f in result.follow_ups
+        ]
     if result.duplicates:
         data["duplicates"] = list(result.duplicates)
     if result.description is not None:

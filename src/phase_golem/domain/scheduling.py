@@ -6,10 +6,11 @@ arguments, and an ordered list of actions comes out.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from phase_golem.domain.dependencies import unmet_dependencies
 from phase_golem.domain.items import (
     Item,
     ItemStatus,
@@ -50,24 +51,14 @@ class RunningTask:
     is_destructive: bool = False
 
 
-def unmet_dependencies(item: Item, by_id: Mapping[str, Item]) -> list[tuple[str, ItemStatus]]:
-    """Dependencies that hold the item back: present and not done (absent or done = met)."""
-    unmet: list[tuple[str, ItemStatus]] = []
-    for dep in item.dependencies:
-        other = by_id.get(dep)
-        if other is not None and not other.archived and other.status is not ItemStatus.DONE:
-            unmet.append((dep, other.status))
-    return unmet
-
-
-def waiting_on_dependencies(items: Sequence[Item]) -> list[tuple[str, list[tuple[str, ItemStatus]]]]:
-    """Diagnostics for a halt: each schedulable item still waiting, with what it waits on."""
-    by_id = {item.id: item for item in items}
+def waiting_on_dependencies(items: Sequence[Item]) -> list[tuple[str, list[str]]]:
+    """Diagnostics for a halt: each schedulable item still waiting, with `DEP (status)`."""
+    active = {item.id: item for item in items if not item.archived}
     waiting = []
     for item in items:
         if item.status in (ItemStatus.DONE, ItemStatus.BLOCKED):
             continue
-        unmet = unmet_dependencies(item, by_id)
+        unmet = unmet_dependencies(item, active)
         if unmet:
             waiting.append((item.id, unmet))
     return waiting
@@ -154,11 +145,14 @@ def select_actions(
     execution: ExecutionConfig,
     pipelines: Mapping[str, PipelineConfig],
     now: datetime,
+    only: Collection[str] | None = None,
 ) -> list[Action]:
     """Promotions, then phase and triage actions in priority order, within the limits.
 
     Promoted items are scheduled at their first main phase in the same call, so one
-    decision both promotes and starts work.
+    decision both promotes and starts work. `only` (the `--only` matches) narrows what
+    may be scheduled, while dependencies and WIP are still judged against the whole
+    backlog (Phase Golem judged them inside the filtered subset, research §7.1.8).
     """
     exclusive = execution.isolation is Isolation.SHARED
     if exclusive and any(task.is_destructive for task in running.values()):
@@ -168,11 +162,12 @@ def select_actions(
     if slots <= 0:
         return []
 
-    by_id = {item.id: item for item in items}
+    by_id = {item.id: item for item in items if not item.archived}
     eligible = {
         item.id
         for item in items
         if item.id not in running
+        and (only is None or item.id in only)
         and not item.archived
         and not unmet_dependencies(item, by_id)
         and not is_sleeping(item, now)
@@ -220,7 +215,7 @@ def select_targeted_actions(
     exclusive = execution.isolation is Isolation.SHARED
     if exclusive and any(task.is_destructive for task in running.values()):
         return []
-    by_id = {item.id: item for item in items}
+    by_id = {item.id: item for item in items if not item.archived}
     if unmet_dependencies(target, by_id) or is_sleeping(target, now):
         return []
     if target.status is ItemStatus.NEW:

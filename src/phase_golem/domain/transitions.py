@@ -111,11 +111,24 @@ def resolve_transition(
     item, changed = _assessed(item, result.assessments, now)
     if result.requires_human_review and not item.requires_human_review:
         item = touch(item, now, requires_human_review=True)
-    if changed:
-        problems = guardrail_violations(item, guardrails)
-        if problems:
-            reason = f"{GUARDRAIL_REASON} after {result.phase} ({', '.join(problems)})"
-            return Resolution(block(item, reason, now, BlockedType.DECISION), Outcome.BLOCKED, reason)
+    resolution = _resolve_success(item, result, pipeline, guardrails, wake, now)
+    broken = guardrail_violations(resolution.item, guardrails) if changed else []
+    if broken and resolution.outcome in (Outcome.ADVANCED, Outcome.REPEAT, Outcome.SLEEPING):
+        # Blocked where it stands after this phase, so approval resumes from there.
+        reason = f"{GUARDRAIL_REASON} after {result.phase} ({', '.join(broken)})"
+        blocked = block(resolution.item.replace(wake_at=None), reason, now, BlockedType.DECISION)
+        return Resolution(blocked, Outcome.BLOCKED, reason)
+    return resolution
+
+
+def _resolve_success(
+    item: Item,
+    result: PhaseResult,
+    pipeline: PipelineConfig | None,
+    guardrails: Guardrails,
+    wake: WakeConfig,
+    now: datetime,
+) -> Resolution:
     wake_at = wake_time(result, now, wake)
     if wake_at is not None:
         slept = touch(item, now, wake_at=format_timestamp(wake_at), previous_summary=result.summary)

@@ -30,3 +30,9 @@ def run_git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedP
 
 def is_git_repo(root: Path) -> bool:
     return run_git(root, "rev-parse", "--git-dir", check=False).returncode == 0
+
+
+def head_commit(root: Path) -> str | None:
+    """The commit HEAD points at, or None outside a repository or before the first commit."""
+    completed = run_git(root, "rev-parse", "--verify", "-q", "HEAD", check=False)
+    return completed.stdout.strip() or None if completed.returncode == 0 else None

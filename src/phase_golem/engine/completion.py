@@ -1,0 +1,367 @@
+"""Complete a run: in ONE transaction finish it, move its item, ingest follow-ups and
+merges, and queue a retry or a backoff (DESIGN §3 step 4, §6 failure classes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from phase_golem.agents.runner import AgentOutcome
+from phase_golem.domain.descriptions import StructuredDescription
+from phase_golem.domain.events import EventKind
+from phase_golem.domain.items import (
+    BlockedType,
+    Item,
+    ItemStatus,
+    archive,
+    block,
+    format_timestamp,
+    new_item,
+    touch,
+)
+from phase_golem.domain.merges import (
+    merge_direction,
+    merge_into,
+    plan_follow_ups,
+    plan_merges,
+    without_dependency,
+)
+from phase_golem.domain.pipelines import PhaseConfig, Settings
+from phase_golem.domain.results import PhaseResult, result_to_dict
+from phase_golem.domain.runs import ErrorClass, Run, RunKind, RunStatus, Step, finish
+from phase_golem.domain.transitions import (
+    Outcome,
+    Resolution,
+    apply_triage_result,
+    attempts_exhausted_reason,
+    resolve_transition,
+)
+from phase_golem.store import Store, Transaction
+
+RETRYABLE = frozenset(
+    {ErrorClass.TIMEOUT, ErrorClass.CRASHED, ErrorClass.INVALID_RESULT, ErrorClass.REPORTED_FAILED}
+)
+_WORKLOG_OUTCOMES = {
+    Outcome.ADVANCED: "Complete",
+    Outcome.READY: "Complete",
+    Outcome.SCOPING: "Complete",
+    Outcome.DONE: "Complete",
+    Outcome.BLOCKED: "Blocked",
+    Outcome.REPEAT: "Subphase Complete",
+    Outcome.SLEEPING: "Waiting",
+}
+
+
+@dataclass
+class Completion:
+    """What one finished run did, for the run summary, the worklog and the display."""
+
+    run: Run
+    item_id: str
+    title: str
+    worklog_outcome: str
+    message: str
+    completed: bool = False
+    blocked: bool = False
+    exhausted: bool = False  # counts toward the circuit breaker
+    retry_queued: bool = False
+    follow_ups: list[str] = field(default_factory=list)
+    merged: list[tuple[str, str]] = field(default_factory=list)
+    commit_summary: str | None = None
+
+
+def phase_config(settings: Settings, item: Item, run: Run) -> PhaseConfig | None:
+    pipeline = settings.pipeline(item.pipeline_type)
+    if pipeline is None or run.kind is RunKind.TRIAGE:
+        return None
+    position = pipeline.locate(run.phase, run.pool)
+    return position.phase if position is not None else None
+
+
+def max_attempts(settings: Settings, phase: PhaseConfig | None) -> int:
+    retries = settings.execution.max_retries
+    if phase is not None and phase.max_retries is not None:
+        retries = phase.max_retries
+    return retries + 1
+
+
+def _backoff_seconds(tx: Transaction, run: Run, settings: Settings) -> tuple[float, int]:
+    """Delay before the next try after a rate limit, and how many came in a row."""
+    streak = 1
+    cursor = run.retry_of
+    while cursor is not None:
+        earlier = tx.get_run(cursor)
+        if earlier is None or earlier.status is not RunStatus.PAUSED_TRANSIENT:
+            break
+        streak += 1
+        cursor = earlier.retry_of
+    backoff = settings.execution.backoff
+    delay = min(backoff.base_seconds * backoff.factor ** (streak - 1), backoff.max_seconds)
+    return delay, streak
+
+
+def queue_retry(
+    tx: Transaction, run: Run, *, attempt: int, not_before: datetime | None, reason: str
+) -> Run:
+    retry = Run(
+        id=tx.allocate_run_id(),
+        item_id=run.item_id,
+        phase=run.phase,
+        kind=run.kind,
+        queued_at=format_timestamp(tx.now),
+        pool=run.pool,
+        attempt=attempt,
+        visit=run.visit,
+        retry_of=run.id,
+        idempotency_key=run.idempotency_key,  # copied, never recomputed
+        side_effect=run.side_effect,
+        not_before=format_timestamp(not_before) if not_before else None,
+    )
+    tx.create_run(retry, {"retry_of": run.id, "reason": reason})
+    tx.append_event(
+        EventKind.RUN_RETRY_SCHEDULED,
+        item_id=run.item_id,
+        run_id=retry.id,
+        data={"retry_of": run.id, "attempt": attempt, "not_before": retry.not_before},
+    )
+    return retry
+
+
+def _ingest_follow_ups(
+    tx: Transaction, settings: Settings, origin_item: Item, result: PhaseResult
+) -> list[str]:
+    if not result.follow_ups:
+        return []
+    plan = plan_follow_ups(result.follow_ups, tx.list_items())
+    origin = f"{origin_item.id}/{result.phase}"
+    created = []
+    for follow_up in plan.create:
+        item_id = tx.allocate_item_id(settings.project.prefix)
+        description = (
+            StructuredDescription(context=follow_up.context) if follow_up.context else None
+        )
+        item = new_item(
+            item_id,
+            follow_up.title,
+            tx.now,
+            origin=origin,
+            size=follow_up.suggested_size,
+            risk=follow_up.suggested_risk,
+            description=description,
+        )
+        tx.create_item(item, data={"origin": origin})
+        created.append(item_id)
+    for title, duplicate_of in plan.skipped:
+        tx.append_event(
+            EventKind.ITEM_UPDATED,
+            item_id=origin_item.id,
+            data={"follow_up_skipped": title, "duplicate_of": duplicate_of},
+        )
+    return created
+
+
+def _merge_duplicates(
+    tx: Transaction, triaged: Item, result: PhaseResult
+) -> tuple[Item | None, list[tuple[str, str]]]:
+    """Merge triage's duplicates; returns the triaged item (None if merged away)."""
+    merged: list[tuple[str, str]] = []
+    current: Item | None = triaged
+    busy = {r.item_id for r in tx.list_runs(statuses=[RunStatus.ACTIVE])} - {triaged.id}
+    for dup in plan_merges(triaged, result.duplicates, tx.list_items()):
+        other = tx.get_item(dup)
+        if current is None or other is None or dup in busy:
+            continue
+        source, target = merge_direction(current, other)
+        target = merge_into(source, target, tx.now)
+        tx.save_item(target, EventKind.ITEM_MERGED, {"merged_from": source.id})
+        gone = archive(source, tx.now, closed_reason=f"merged into {target.id}")
+        tx.save_item(gone, EventKind.ITEM_MERGED, {"merged_into": target.id})
+        for remaining in tx.list_items():
+            cleaned = without_dependency(remaining, source.id, tx.now)
+            if cleaned is not None:
+                tx.save_item(cleaned, EventKind.ITEM_UPDATED, {"dependency_removed": source.id})
+        merged.append((source.id, target.id))
+        current = None if source.id == triaged.id else target if target.id == triaged.id else current
+    return current, merged
+
+
+def _apply_result(
+    tx: Transaction, settings: Settings, run: Run, item: Item, result: PhaseResult, done: Completion
+) -> Item:
+    execution = settings.execution
+    if run.kind is RunKind.TRIAGE:
+        survivor, done.merged = _merge_duplicates(tx, item, result)
+        if survivor is None:
+            done.worklog_outcome, done.message = "Merged", f"merged into {done.merged[-1][1]}"
+            done.follow_ups = _ingest_follow_ups(tx, settings, item, result)
+            return tx.require_item(item.id)
+        item = survivor
+        resolution = apply_triage_result(
+            item, result, settings.pipelines, settings.guardrails, execution.wake, tx.now
+        )
+        if resolution.outcome is Outcome.REPEAT:
+            resolution = _count_triage_attempt(resolution, settings, tx.now)
+    else:
+        resolution = resolve_transition(
+            item,
+            result,
+            settings.pipeline(item.pipeline_type),
+            settings.guardrails,
+            execution.wake,
+            tx.now,
+        )
+    done.follow_ups = _ingest_follow_ups(tx, settings, item, result)
+    updated = resolution.item
+    kind = EventKind.ITEM_TRANSITION if updated.status is not item.status else EventKind.ITEM_UPDATED
+    tx.save_item(updated, kind, {"run_id": run.id, "outcome": resolution.outcome.value})
+    if resolution.outcome is Outcome.DONE:
+        updated = archive(updated, tx.now)
+        tx.save_item(updated, EventKind.ITEM_ARCHIVED, {"run_id": run.id})
+        done.completed = True
+    done.blocked = resolution.outcome is Outcome.BLOCKED
+    done.worklog_outcome = _WORKLOG_OUTCOMES[resolution.outcome]
+    done.message = _describe(resolution, result)
+    return updated
+
+
+def _count_triage_attempt(resolution: Resolution, settings: Settings, now: datetime) -> Resolution:
+    item = resolution.item.replace(triage_attempts=resolution.item.triage_attempts + 1)
+    if item.triage_attempts >= settings.execution.max_triage_attempts:
+        reason = f"Triage gave no decision after {item.triage_attempts} attempts"
+        return Resolution(block(item, reason, now), Outcome.BLOCKED, reason)
+    return Resolution(item, Outcome.REPEAT)
+
+
+def _describe(resolution: Resolution, result: PhaseResult) -> str:
+    outcome = resolution.outcome
+    if outcome is Outcome.ADVANCED:
+        return f"{result.summary} → next: {resolution.note}"
+    if outcome is Outcome.SCOPING:
+        return f"{result.summary} → scoping ({resolution.note})"
+    if outcome is Outcome.READY:
+        return f"{result.summary} → ready"
+    if outcome is Outcome.DONE:
+        return f"{result.summary} → done"
+    if outcome is Outcome.BLOCKED:
+        return f"blocked: {resolution.note}"
+    if outcome is Outcome.SLEEPING:
+        return f"{result.summary} → sleeping {resolution.note}"
+    return result.summary
+
+
+def _spend(run: Run, outcome: AgentOutcome) -> dict[str, Any]:
+    return {
+        "session_id": outcome.stream.session_id or run.session_id,
+        "cost_usd": outcome.stream.cost_usd,
+        "tokens_in": outcome.stream.tokens_in,
+        "tokens_out": outcome.stream.tokens_out,
+        "exit_code": outcome.exit_code,
+    }
+
+
+def _block_item(tx: Transaction, item: Item, reason: str, kind: BlockedType | None, run: Run) -> None:
+    if item.status in (ItemStatus.BLOCKED, ItemStatus.DONE) or item.archived:
+        return
+    tx.save_item(block(item, reason, tx.now, kind), EventKind.ITEM_TRANSITION, {"run_id": run.id})
+
+
+def complete_run(store: Store, settings: Settings, run_id: str, outcome: AgentOutcome) -> Completion:
+    """Apply one agent outcome; everything it changes commits together or not at all."""
+    with store.transaction() as tx:
+        run = tx.get_run(run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        item = tx.require_item(run.item_id)
+        stamp = format_timestamp(tx.now)
+        spend = _spend(run, outcome)
+        done = Completion(run, item.id, item.title, "Failed", outcome.error or "")
+        item_spend = touch(
+            item,
+            tx.now,
+            cost_usd=item.cost_usd + spend["cost_usd"],
+            tokens_in=item.tokens_in + spend["tokens_in"],
+            tokens_out=item.tokens_out + spend["tokens_out"],
+        )
+        if item_spend != item:
+            tx.save_item(item_spend, EventKind.ITEM_UPDATED, {"run_id": run.id, "spend": True})
+            item = item_spend
+        error_class = outcome.error_class
+        result = outcome.result
+        stored = result_to_dict(result) if result is not None else None
+
+        if result is not None and error_class in (None, ErrorClass.REPORTED_BLOCKED):
+            _apply_result(tx, settings, run, item, result, done)
+            done.commit_summary = result.commit_summary or result.summary
+            status = RunStatus.COMMITTED
+        elif error_class in RETRYABLE:
+            status = (
+                RunStatus.FAILED_LOGIC
+                if error_class is ErrorClass.REPORTED_FAILED
+                else RunStatus.FAILED_AGENT
+            )
+            limit = max_attempts(settings, phase_config(settings, item, run))
+            if run.attempt < limit:
+                queue_retry(tx, run, attempt=run.attempt + 1, not_before=None, reason=done.message)
+                done.retry_queued = True
+                done.message = f"attempt {run.attempt}/{limit} failed ({error_class}): {done.message}"
+            else:
+                reason = attempts_exhausted_reason(run.phase, run.attempt, done.message)
+                _block_item(tx, item, reason, None, run)
+                done.blocked = done.exhausted = True
+                done.worklog_outcome, done.message = "Blocked", reason
+        elif error_class is ErrorClass.RATE_LIMITED:
+            status = RunStatus.PAUSED_TRANSIENT
+            delay, streak = _backoff_seconds(tx, run, settings)
+            if streak >= settings.execution.backoff.max_transient:
+                reason = f"agent rate-limited {streak} times in a row; resume it when it may run"
+                _block_item(tx, item, reason, BlockedType.DECISION, run)
+                done.blocked = True
+                done.worklog_outcome, done.message = "Blocked", reason
+            else:
+                wake = tx.now + timedelta(seconds=delay)
+                queue_retry(tx, run, attempt=run.attempt, not_before=wake, reason="rate limited")
+                done.retry_queued = True
+                done.worklog_outcome = "Waiting"
+                done.message = f"rate limited; trying again in {delay:g} s (no attempt used)"
+        elif error_class is ErrorClass.UNAVAILABLE:
+            status = RunStatus.PAUSED_APPROVAL
+            reason = f"agent unavailable: {done.message}"
+            _block_item(tx, item, reason, BlockedType.DECISION, run)
+            done.blocked = True
+            done.worklog_outcome, done.message = "Blocked", reason
+        else:  # mismatch and internal errors block at once and count toward the breaker
+            status = (
+                RunStatus.FAILED_INTERNAL
+                if error_class is ErrorClass.INTERNAL
+                else RunStatus.FAILED_AGENT
+            )
+            _block_item(tx, item, done.message, None, run)
+            done.blocked = done.exhausted = True
+            done.worklog_outcome = "Blocked"
+
+        step = Step.COMMITTED if status is RunStatus.COMMITTED else Step.AGENT_EXITED
+        finished = finish(
+            run,
+            status,
+            stamp,
+            step=max(step, run.step, key=lambda s: s.order),
+            error=outcome.error,
+            error_class=error_class,
+            result=stored,
+            **spend,
+        )
+        tx.save_run(
+            finished,
+            EventKind.RUN_FINISHED,
+            {
+                "error_class": error_class.value if error_class else None,
+                "error": outcome.error,
+                "outcome": done.worklog_outcome,
+                "cost_usd": spend["cost_usd"],
+                "follow_ups": done.follow_ups,
+                "merged": [list(pair) for pair in done.merged],
+            },
+        )
+        done.run = finished
+    return done

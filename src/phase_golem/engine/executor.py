@@ -1,0 +1,172 @@
+"""Execute one claimed run: start it, build its prompt, run its agent, complete it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from phase_golem.agents.base import AgentRequest, StreamInfo
+from phase_golem.agents.registry import adapter_for
+from phase_golem.agents.runner import AgentOutcome, run_agent
+from phase_golem.clock import utc_now
+from phase_golem.config import resolve_workflow_path
+from phase_golem.domain.events import EventKind
+from phase_golem.domain.items import Item, format_timestamp, touch
+from phase_golem.domain.pipelines import Settings
+from phase_golem.domain.runs import ErrorClass, Run, RunKind, RunStatus, Step, advance_step, finish
+from phase_golem.engine.completion import Completion, complete_run, phase_config
+from phase_golem.engine.files import append_worklog, change_folder
+from phase_golem.engine.preflight import phase_agent
+from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
+from phase_golem.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def idempotency_key(item_id: str, phase: str, visit: int, snapshot: str | None) -> str:
+    """`ik:` + sha256 of canonical JSON (sorted keys, compact separators), DESIGN §6."""
+    canonical = json.dumps(
+        {"item": item_id, "phase": phase, "visit": visit, "snapshot": snapshot},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "ik:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_directory(root: Path, run_id: str) -> Path:
+    return root / ".phase-golem" / "runs" / run_id
+
+
+@dataclass(frozen=True)
+class EngineContext:
+    root: Path
+    base_dir: Path
+    settings: Settings
+    store: Store
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    run: Run
+    item: Item
+    request: AgentRequest
+
+
+def _timeout_seconds(ctx: EngineContext, item: Item, run: Run) -> float:
+    phase = phase_config(ctx.settings, item, run)
+    if phase is not None and phase.timeout_seconds is not None:
+        return phase.timeout_seconds
+    return ctx.settings.execution.phase_timeout_minutes * 60
+
+
+def _start(ctx: EngineContext, run_id: str) -> _Prepared:
+    """Mark the run started and build its prompt from the state it starts from."""
+    settings = ctx.settings
+    with ctx.store.transaction() as tx:
+        run = tx.get_run(run_id)
+        if run is None:
+            raise LookupError(f"no run {run_id}")
+        item = tx.require_item(run.item_id)
+        previous_failure = None
+        if run.retry_of is not None:
+            earlier = tx.get_run(run.retry_of)
+            if earlier is not None and earlier.error:
+                previous_failure = f"({earlier.error_class or 'error'}) {earlier.error}"
+        woken = None
+        if item.wake_at is not None:
+            woken = (
+                f"You asked to come back later; it is now past {item.wake_at}, so this phase "
+                "runs again. Pick up where you left off."
+            )
+            item = touch(item, tx.now, wake_at=None)
+            tx.save_item(item, EventKind.ITEM_UPDATED, {"woken": True, "run_id": run.id})
+        phase = phase_config(settings, item, run)
+        agent = phase_agent(settings, phase)
+        model = (phase.model if phase is not None else None) or settings.agent.model
+        started = advance_step(run, Step.STARTED).replace(
+            started_at=format_timestamp(tx.now), agent=agent.value, model=model
+        )
+        tx.save_run(started, EventKind.RUN_STARTED, {"agent": agent.value, "model": model})
+        backlog = tx.list_items()
+    directory = run_directory(ctx.root, run.id)
+    result_file = directory / "result.json"
+    context = PromptContext(previous_failure, woken, run.idempotency_key)
+    if run.kind is RunKind.TRIAGE:
+        prompt = build_triage_prompt(item, backlog, settings.pipelines, result_file, context)
+    else:
+        pipeline = settings.pipeline(item.pipeline_type)
+        if pipeline is None or phase is None:
+            raise LookupError(f"{item.id}: phase {run.phase} of {item.effective_pipeline} is gone")
+        workflows = [resolve_workflow_path(w, ctx.base_dir) for w in phase.workflows]
+        folder = change_folder(ctx.root, item)
+        prompt = build_phase_prompt(
+            item, run.phase, pipeline, workflows, folder, result_file, context
+        )
+    request = AgentRequest(
+        run_id=run.id,
+        item_id=item.id,
+        phase=run.phase,
+        attempt=run.attempt,
+        prompt=prompt,
+        run_dir=directory,
+        cwd=ctx.root,
+        timeout_seconds=_timeout_seconds(ctx, item, run),
+        model=model,
+        idempotency_key=run.idempotency_key,
+        extra_env={"PHASE_GOLEM_ITEM_TITLE": item.title, "PHASE_GOLEM_ROOT": str(ctx.root)},
+    )
+    return _Prepared(started, item, request)
+
+
+def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
+    with ctx.store.transaction() as tx:
+        run = tx.get_run(run_id)
+        if run is not None and run.is_active:
+            tx.save_run(run.replace(pid=pid), EventKind.RUN_UPDATED, {"pid": pid})
+
+
+def _cancel(ctx: EngineContext, run_id: str) -> None:
+    """A stop request: the run ends `cancelled` and its item stays exactly where it was."""
+    with ctx.store.transaction() as tx:
+        run = tx.get_run(run_id)
+        if run is not None and run.is_active:
+            tx.save_run(
+                finish(run, RunStatus.CANCELLED, format_timestamp(tx.now), error="stop requested"),
+                EventKind.RUN_FINISHED,
+                {"outcome": "Cancelled"},
+            )
+
+
+async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
+    """Run one claimed run to its completion; a cancel leaves the item untouched."""
+    try:
+        prepared = _start(ctx, run_id)
+    except LookupError as exc:
+        outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
+        return complete_run(ctx.store, ctx.settings, run_id, outcome)
+    phase = phase_config(ctx.settings, prepared.item, prepared.run)
+    adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
+    try:
+        outcome = await run_agent(
+            adapter,
+            prepared.request,
+            max_result_bytes=ctx.settings.execution.max_result_bytes,
+            on_start=lambda pid: _record_pid(ctx, run_id, pid),
+        )
+    except asyncio.CancelledError:
+        _cancel(ctx, run_id)
+        item = prepared.item
+        append_worklog(
+            ctx.root, utc_now(), item.id, item.title, prepared.run.phase, "Cancelled",
+            "Shutdown requested",
+        )
+        raise
+    except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
+        log.exception("run %s failed inside phase-golem", run_id)
+        outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
+    return complete_run(ctx.store, ctx.settings, run_id, outcome)

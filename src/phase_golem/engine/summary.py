@@ -1,0 +1,63 @@
+"""Why a run of the scheduler stopped, and what it did (Phase Golem's run summary)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class HaltReason(StrEnum):
+    ALL_DONE_OR_BLOCKED = "AllDoneOrBlocked"
+    CAP_REACHED = "CapReached"
+    CIRCUIT_BREAKER_TRIPPED = "CircuitBreakerTripped"
+    SHUTDOWN_REQUESTED = "ShutdownRequested"
+    TARGET_COMPLETED = "TargetCompleted"
+    TARGET_BLOCKED = "TargetBlocked"
+    FILTER_EXHAUSTED = "FilterExhausted"
+    NO_MATCHING_ITEMS = "NoMatchingItems"
+
+
+@dataclass
+class RunSummary:
+    phases_executed: int = 0
+    items_completed: list[str] = field(default_factory=list)
+    items_blocked: set[str] = field(default_factory=set)
+    follow_ups_created: int = 0
+    items_merged: int = 0
+    cost_usd: float = 0.0
+    halt_reason: HaltReason | None = None
+    waiting: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when nothing completed and something blocked (Phase Golem's rule), else 0."""
+        return 1 if not self.items_completed and self.items_blocked else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "phases_executed": self.phases_executed,
+            "items_completed": list(self.items_completed),
+            "items_blocked": sorted(self.items_blocked),
+            "follow_ups_created": self.follow_ups_created,
+            "items_merged": self.items_merged,
+            "cost_usd": round(self.cost_usd, 6),
+            "halt_reason": self.halt_reason.value if self.halt_reason else None,
+        }
+
+    def lines(self) -> list[str]:
+        out = [
+            "--- Run summary ---",
+            f"Phases executed: {self.phases_executed}",
+            f"Items completed: {len(self.items_completed)}"
+            + (f" ({', '.join(self.items_completed)})" if self.items_completed else ""),
+            f"Items blocked: {len(self.items_blocked)}"
+            + (f" ({', '.join(sorted(self.items_blocked))})" if self.items_blocked else ""),
+            f"Follow-ups created: {self.follow_ups_created}",
+            f"Items merged: {self.items_merged}",
+            f"Cost: ${self.cost_usd:.4f}",
+        ]
+        for item_id, deps in self.waiting:
+            out.append(f"{item_id} (waiting on: {', '.join(deps)})")
+        out.append(f"Halt reason: {self.halt_reason.value if self.halt_reason else '-'}")
+        return out
