@@ -8,6 +8,7 @@ line), and typed errors: an assistant message's `error` (`rate_limit`,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from phase_golem.agents.base import (
     AgentRequest,
@@ -64,7 +65,8 @@ class ClaudeAdapter:
                 info.error = f"claude reported {error}"
             if kind == "result":
                 info.cost_usd = as_float(event.get("total_cost_usd", event.get("cost_usd")))
-                usage = event.get("usage") if isinstance(event.get("usage"), dict) else {}
+                raw_usage = event.get("usage")
+                usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
                 info.tokens_in = (
                     as_int(usage.get("input_tokens"))
                     + as_int(usage.get("cache_read_input_tokens"))

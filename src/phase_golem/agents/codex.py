@@ -8,6 +8,7 @@ Codex reports no cost, so cost stays 0 and tokens carry the spend.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from phase_golem.agents.base import (
     AgentRequest,
@@ -45,7 +46,8 @@ class CodexAdapter:
                 info.tokens_in += as_int(usage.get("input_tokens"))
                 info.tokens_out += as_int(usage.get("output_tokens"))
             elif kind in ("turn.failed", "error"):
-                error = event.get("error") if isinstance(event.get("error"), dict) else event
+                nested = event.get("error")
+                error: dict[str, Any] = nested if isinstance(nested, dict) else event
                 status = error.get("status") or error.get("status_code") or error.get("http_status")
                 status_class = class_of_status(status)
                 if status_class is not None:

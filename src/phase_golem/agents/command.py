@@ -42,9 +42,10 @@ class CommandAdapter:
         }
         argv = []
         for token in self.tokens:
+            filled = token
             for name, value in values.items():
-                token = token.replace("{" + name + "}", value)
-            argv.append(token)
+                filled = filled.replace("{" + name + "}", value)
+            argv.append(filled)
         return Invocation(tuple(argv))
 
     def read_stream(self, stdout_file: Path) -> StreamInfo:

@@ -62,10 +62,8 @@ async def stop_group(process: asyncio.subprocess.Process, grace: float) -> None:
     """TERM the whole group, wait `grace`, KILL what is left; reap the leader."""
     pgid = process.pid
     _signal_group(pgid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(process.wait()), grace)
-    except TimeoutError:
-        pass
     if not await _wait_group_gone(pgid, 0.0 if process.returncode is None else grace):
         _signal_group(pgid, signal.SIGKILL)
     if process.returncode is None:

@@ -87,11 +87,12 @@ def main_options(
 
 
 def _register() -> None:
-    from phase_golem.cli import items, ledger, transfer
+    from phase_golem.cli import items, ledger, run, transfer
 
     items.register(app)
     ledger.register(app)
     transfer.register(app)
+    run.register(app)
 
 
 _register()

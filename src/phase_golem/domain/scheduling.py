@@ -185,18 +185,18 @@ def select_actions(
         actions.append(Promote(item.id, first))
         promoted[item.id] = first
 
-    phase_actions = 0
+    phase_actions: list[Action] = []
     for candidate in _phase_candidates(items, promoted, pipelines, eligible):
         destructive = isinstance(candidate, RunPhase) and candidate.is_destructive
         if exclusive and destructive:
             # Alone or not at all; stopping here lets running work drain so it is not starved.
-            if not running and phase_actions == 0:
+            if not running and not phase_actions:
                 actions.append(candidate)
             break
         if slots <= 0:
             break
         actions.append(candidate)
-        phase_actions += 1
+        phase_actions.append(candidate)
         slots -= 1
     return actions
 
@@ -225,7 +225,8 @@ def select_targeted_actions(
         if first is None:
             return []
         action = _phase_action(target, pipelines, first)
-        return [Promote(target.id, first)] + ([action] if action else [])
+        promote: list[Action] = [Promote(target.id, first)]
+        return promote + ([action] if action else [])
     if target.status in (ItemStatus.SCOPING, ItemStatus.IN_PROGRESS):
         action = _phase_action(target, pipelines)
         if action is None:

@@ -1,4 +1,4 @@
-"""What a finished phase or triage does to its item (pure; research §4.7, §4.11–§4.15).
+"""What a finished phase or triage does to its item (pure; research §4.7, §4.11 to §4.15).
 
 Phase Golem's `resolve_transition` and triage routing, with its gaps fixed on purpose:
 guardrails are re-checked whenever assessments change (not only after the last pre-phase),

@@ -67,6 +67,7 @@ class Completion:
     exhausted: bool = False  # counts toward the circuit breaker
     retry_queued: bool = False
     follow_ups: list[str] = field(default_factory=list)
+    skipped_follow_ups: list[tuple[str, str]] = field(default_factory=list)
     merged: list[tuple[str, str]] = field(default_factory=list)
     commit_summary: str | None = None
 
@@ -129,7 +130,7 @@ def queue_retry(
 
 
 def _ingest_follow_ups(
-    tx: Transaction, settings: Settings, origin_item: Item, result: PhaseResult
+    tx: Transaction, settings: Settings, origin_item: Item, result: PhaseResult, done: Completion
 ) -> list[str]:
     if not result.follow_ups:
         return []
@@ -152,6 +153,7 @@ def _ingest_follow_ups(
         )
         tx.create_item(item, data={"origin": origin})
         created.append(item_id)
+    done.skipped_follow_ups = list(plan.skipped)
     for title, duplicate_of in plan.skipped:
         tx.append_event(
             EventKind.ITEM_UPDATED,
@@ -170,9 +172,11 @@ def _merge_duplicates(
     busy = {r.item_id for r in tx.list_runs(statuses=[RunStatus.ACTIVE])} - {triaged.id}
     for dup in plan_merges(triaged, result.duplicates, tx.list_items()):
         other = tx.get_item(dup)
-        if current is None or other is None or dup in busy:
+        if current is None or other is None:
             continue
         source, target = merge_direction(current, other)
+        if source.id in busy:
+            continue  # never archive an item under a running agent; the target may run
         target = merge_into(source, target, tx.now)
         tx.save_item(target, EventKind.ITEM_MERGED, {"merged_from": source.id})
         gone = archive(source, tx.now, closed_reason=f"merged into {target.id}")
@@ -182,7 +186,9 @@ def _merge_duplicates(
             if cleaned is not None:
                 tx.save_item(cleaned, EventKind.ITEM_UPDATED, {"dependency_removed": source.id})
         merged.append((source.id, target.id))
-        current = None if source.id == triaged.id else target if target.id == triaged.id else current
+        current = (
+            None if source.id == triaged.id else target if target.id == triaged.id else current
+        )
     return current, merged
 
 
@@ -194,7 +200,7 @@ def _apply_result(
         survivor, done.merged = _merge_duplicates(tx, item, result)
         if survivor is None:
             done.worklog_outcome, done.message = "Merged", f"merged into {done.merged[-1][1]}"
-            done.follow_ups = _ingest_follow_ups(tx, settings, item, result)
+            done.follow_ups = _ingest_follow_ups(tx, settings, item, result, done)
             return tx.require_item(item.id)
         item = survivor
         resolution = apply_triage_result(
@@ -211,9 +217,11 @@ def _apply_result(
             execution.wake,
             tx.now,
         )
-    done.follow_ups = _ingest_follow_ups(tx, settings, item, result)
+    done.follow_ups = _ingest_follow_ups(tx, settings, item, result, done)
     updated = resolution.item
-    kind = EventKind.ITEM_TRANSITION if updated.status is not item.status else EventKind.ITEM_UPDATED
+    kind = (
+        EventKind.ITEM_TRANSITION if updated.status is not item.status else EventKind.ITEM_UPDATED
+    )
     tx.save_item(updated, kind, {"run_id": run.id, "outcome": resolution.outcome.value})
     if resolution.outcome is Outcome.DONE:
         updated = archive(updated, tx.now)
@@ -244,7 +252,7 @@ def _describe(resolution: Resolution, result: PhaseResult) -> str:
     if outcome is Outcome.DONE:
         return f"{result.summary} → done"
     if outcome is Outcome.BLOCKED:
-        return f"blocked: {resolution.note}"
+        return resolution.note
     if outcome is Outcome.SLEEPING:
         return f"{result.summary} → sleeping {resolution.note}"
     return result.summary
@@ -260,13 +268,17 @@ def _spend(run: Run, outcome: AgentOutcome) -> dict[str, Any]:
     }
 
 
-def _block_item(tx: Transaction, item: Item, reason: str, kind: BlockedType | None, run: Run) -> None:
+def _block_item(
+    tx: Transaction, item: Item, reason: str, kind: BlockedType | None, run: Run
+) -> None:
     if item.status in (ItemStatus.BLOCKED, ItemStatus.DONE) or item.archived:
         return
     tx.save_item(block(item, reason, tx.now, kind), EventKind.ITEM_TRANSITION, {"run_id": run.id})
 
 
-def complete_run(store: Store, settings: Settings, run_id: str, outcome: AgentOutcome) -> Completion:
+def complete_run(
+    store: Store, settings: Settings, run_id: str, outcome: AgentOutcome
+) -> Completion:
     """Apply one agent outcome; everything it changes commits together or not at all."""
     with store.transaction() as tx:
         run = tx.get_run(run_id)
@@ -288,6 +300,7 @@ def complete_run(store: Store, settings: Settings, run_id: str, outcome: AgentOu
             item = item_spend
         error_class = outcome.error_class
         result = outcome.result
+        retry: tuple[int, datetime | None, str] | None = None
         stored = result_to_dict(result) if result is not None else None
 
         if result is not None and error_class in (None, ErrorClass.REPORTED_BLOCKED):
@@ -302,9 +315,11 @@ def complete_run(store: Store, settings: Settings, run_id: str, outcome: AgentOu
             )
             limit = max_attempts(settings, phase_config(settings, item, run))
             if run.attempt < limit:
-                queue_retry(tx, run, attempt=run.attempt + 1, not_before=None, reason=done.message)
+                retry = (run.attempt + 1, None, done.message)
                 done.retry_queued = True
-                done.message = f"attempt {run.attempt}/{limit} failed ({error_class}): {done.message}"
+                done.message = (
+                    f"attempt {run.attempt}/{limit} failed ({error_class}): {done.message}"
+                )
             else:
                 reason = attempts_exhausted_reason(run.phase, run.attempt, done.message)
                 _block_item(tx, item, reason, None, run)
@@ -319,8 +334,7 @@ def complete_run(store: Store, settings: Settings, run_id: str, outcome: AgentOu
                 done.blocked = True
                 done.worklog_outcome, done.message = "Blocked", reason
             else:
-                wake = tx.now + timedelta(seconds=delay)
-                queue_retry(tx, run, attempt=run.attempt, not_before=wake, reason="rate limited")
+                retry = (run.attempt, tx.now + timedelta(seconds=delay), "rate limited")
                 done.retry_queued = True
                 done.worklog_outcome = "Waiting"
                 done.message = f"rate limited; trying again in {delay:g} s (no attempt used)"
@@ -364,4 +378,7 @@ def complete_run(store: Store, settings: Settings, run_id: str, outcome: AgentOu
             },
         )
         done.run = finished
+        if retry is not None:
+            attempt, not_before, reason = retry
+            queue_retry(tx, finished, attempt=attempt, not_before=not_before, reason=reason)
     return done

@@ -162,7 +162,12 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         _cancel(ctx, run_id)
         item = prepared.item
         append_worklog(
-            ctx.root, utc_now(), item.id, item.title, prepared.run.phase, "Cancelled",
+            ctx.root,
+            utc_now(),
+            item.id,
+            item.title,
+            prepared.run.phase,
+            "Cancelled",
             "Shutdown requested",
         )
         raise

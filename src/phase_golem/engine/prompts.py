@@ -135,9 +135,9 @@ def build_phase_prompt(
         *_item_sections(item, "Item"),
         *_continuity_sections(item, context),
         f"## Task\n\n{task}",
-        _output_section(item, phase, result_file, [
-            "phase_complete", "subphase_complete", "failed", "blocked"
-        ]),
+        _output_section(
+            item, phase, result_file, ["phase_complete", "subphase_complete", "failed", "blocked"]
+        ),
     ]
     return "\n\n".join(sections) + "\n"
 

@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
@@ -205,9 +206,7 @@ class Scheduler:
             items = tx.list_items()
             by_id = {i.id: i for i in items}
             active = tx.list_runs(statuses=[RunStatus.ACTIVE])
-            running = {
-                r.item_id: RunningTask(r.phase, self._destructive(r, by_id)) for r in active
-            }
+            running = {r.item_id: RunningTask(r.phase, self._destructive(r, by_id)) for r in active}
             actions, halt = self._choose(items, running, tx.now)
             if halt is not None:
                 return False, halt
@@ -226,8 +225,9 @@ class Scheduler:
                 self.state.summary.phases_executed += 1
                 self.state.stepped = self.options.step_item is not None
                 phase = "triage" if isinstance(action, Triage) else action.phase
-                labels.append(f"triage {item.id}" if isinstance(action, Triage) else
-                              f"{item.id} → {phase}")
+                labels.append(
+                    f"triage {item.id}" if isinstance(action, Triage) else f"{item.id} → {phase}"
+                )
                 changed = True
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
@@ -246,8 +246,11 @@ class Scheduler:
             items = {r.item_id: tx.get_item(r.item_id) for r in claimed}
         for run in claimed:
             item = items[run.item_id]
-            limit = max_attempts(self.ctx.settings, phase_config(self.ctx.settings, item, run)) \
-                if item is not None else 1
+            limit = (
+                max_attempts(self.ctx.settings, phase_config(self.ctx.settings, item, run))
+                if item is not None
+                else 1
+            )
             self.emit(f"[{run.item_id}][{run.phase}] Starting (attempt {run.attempt}/{limit})")
             task = asyncio.create_task(execute_run(self.ctx, run.id), name=run.id)
             self.tasks[task] = run
@@ -255,16 +258,21 @@ class Scheduler:
     def _finished(self, completion: Completion) -> None:
         summary = self.state.summary
         run = completion.run
-        self.emit(f"[{run.item_id}][{run.phase}] {completion.worklog_outcome}: {completion.message}")
+        self.emit(
+            f"[{run.item_id}][{run.phase}] {completion.worklog_outcome}: {completion.message}"
+        )
         summary.cost_usd += run.cost_usd
         if completion.follow_ups:
             summary.follow_ups_created += len(completion.follow_ups)
             self.emit(f"Follow-ups: {', '.join(completion.follow_ups)} added to the backlog")
+        for title, duplicate_of in completion.skipped_follow_ups:
+            self.emit(f"Follow-up {title!r} skipped: duplicates {duplicate_of}")
         for source, target in completion.merged:
             summary.items_merged += 1
             self.emit(f"{source} merged into {target}")
-            append_worklog(self.ctx.root, utc_now(), source, "", "triage", "Merged",
-                           f"Merged into {target}")
+            append_worklog(
+                self.ctx.root, utc_now(), source, "", "triage", "Merged", f"Merged into {target}"
+            )
         if completion.completed:
             summary.items_completed.append(completion.item_id)
             self.emit(f"{completion.item_id} completed and archived")
@@ -275,8 +283,13 @@ class Scheduler:
         elif completion.exhausted:
             self.state.breaker += 1
         append_worklog(
-            self.ctx.root, utc_now(), completion.item_id, completion.title, run.phase,
-            completion.worklog_outcome, completion.message,
+            self.ctx.root,
+            utc_now(),
+            completion.item_id,
+            completion.title,
+            run.phase,
+            completion.worklog_outcome,
+            completion.message,
         )
 
     async def _drain(self, *, cancel: bool) -> None:
@@ -316,7 +329,7 @@ class Scheduler:
         if due is not None:
             timeout = min(timeout, max((due - utc_now()).total_seconds(), 0.0))
         stopper: asyncio.Future[object] = asyncio.ensure_future(self.stop.wait())
-        waiting: set[asyncio.Future[object]] = {stopper, *self.tasks}
+        waiting: set[asyncio.Future[Any]] = {stopper, *self.tasks}
         done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         finished = False

@@ -1,0 +1,145 @@
+"""Commands that run agents or decide for them: run, triage, step, approve, reject, runs, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from phase_golem.cli.context import state_of
+from phase_golem.cli.render import console, print_json, runs_json, runs_table
+from phase_golem.domain.errors import DomainError
+from phase_golem.domain.filters import parse_filters
+from phase_golem.domain.runs import RunStatus
+from phase_golem.engine.approvals import approve_item, reject_item
+from phase_golem.engine.scheduler import RunOptions
+from phase_golem.engine.session import check_step_item, run_session, validate_targets
+
+
+def _emit(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _finish(ctx: typer.Context, options: RunOptions) -> int:
+    project = state_of(ctx).project()
+    summary = run_session(project, options, _emit)
+    if options.filter is not None:
+        _emit(f"Filter: {options.filter}")
+    for line in summary.lines():
+        _emit(line)
+    if summary.exit_code:
+        sys.stderr.write("phase-golem: All targets blocked; no items completed\n")
+    return summary.exit_code
+
+
+def run(
+    ctx: typer.Context,
+    target: Annotated[
+        list[str] | None, typer.Option("--target", help="Work only on these items, in order.")
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--only",
+            help="KEY=VALUE[,VALUE] filter; repeat to AND (keys: status, "
+            "impact, size, risk, complexity, tag, pipeline_type).",
+        ),
+    ] = None,
+    cap: Annotated[
+        int | None, typer.Option("--cap", min=1, help="Stop after this many phases.")
+    ] = None,
+    auto_advance: Annotated[
+        bool, typer.Option("--auto-advance", help="Move to the next target when one blocks.")
+    ] = False,
+) -> None:
+    """Work through the backlog with agents until everything is done or blocked."""
+    targets = tuple(target or ())
+    if targets and only:
+        raise DomainError("--target and --only cannot be used together")
+    if auto_advance and not targets:
+        raise DomainError("--auto-advance needs --target")
+    project = state_of(ctx).project()
+    validate_targets(project, targets)
+    filters = parse_filters(only or [])
+    cap = cap or project.config.settings.execution.default_phase_cap
+    code = _finish(
+        ctx, RunOptions(targets=targets, filter=filters, cap=cap, auto_advance=auto_advance)
+    )
+    raise typer.Exit(code)
+
+
+def triage(ctx: typer.Context) -> None:
+    """Triage every new item, then stop."""
+    raise typer.Exit(_finish(ctx, RunOptions(triage_only=True)))
+
+
+def step(ctx: typer.Context, item_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Run exactly one phase (or triage) of one item, guardrails bypassed."""
+    check_step_item(state_of(ctx).project(), item_id)
+    raise typer.Exit(_finish(ctx, RunOptions(step_item=item_id)))
+
+
+def approve(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    notes: Annotated[str | None, typer.Option("--notes", help="Told to the next agent.")] = None,
+) -> None:
+    """Let an item that waits for a human decision go on."""
+    item = approve_item(state_of(ctx).store(), item_id, notes)
+    console().print(f"{item.id} approved → {item.status.value}")
+
+
+def reject(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept on the item).")],
+) -> None:
+    """Close an item that waits for a human decision."""
+    item = reject_item(state_of(ctx).store(), item_id, reason)
+    console().print(f"{item.id} rejected and closed")
+
+
+def runs(
+    ctx: typer.Context,
+    item: Annotated[str | None, typer.Option("--item", help="Only this item's runs.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only runs with this status.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every attempt, newest first."""
+    statuses = None
+    if status is not None:
+        try:
+            statuses = [RunStatus(status.strip().lower())]
+        except ValueError:
+            valid = ", ".join(s.value for s in RunStatus)
+            raise DomainError(f"--status {status!r} is not one of: {valid}") from None
+    with state_of(ctx).store().reader() as tx:
+        if item is not None:
+            tx.require_item(item)
+        found = tx.list_runs(item_id=item, statuses=statuses)
+    found.sort(key=lambda r: (r.queued_at, r.id), reverse=True)
+    if as_json:
+        print_json(runs_json(found))
+    else:
+        console().print(runs_table(found))
+
+
+def demo(
+    directory: Annotated[
+        Path | None, typer.Argument(help="Where to build the demo project (default: a temp dir).")
+    ] = None,
+) -> None:
+    """Build a small project and run the whole pipeline with the simulated agent."""
+    from phase_golem.engine.demo import run_demo
+
+    raise typer.Exit(run_demo(directory, _emit))
+
+
+def register(app: typer.Typer) -> None:
+    for command in (run, triage, step, approve, reject, runs, demo):
+        app.command()(command)
