@@ -10,7 +10,9 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from phase_golem.agents.command import SimAdapter
 from phase_golem.agents.registry import adapter_for, missing_binary
+from phase_golem.agents.sim import ScenarioError, load_scenario
 from phase_golem.config import resolve_workflow_path
 from phase_golem.domain.dependencies import find_cycle
 from phase_golem.domain.items import Item, ItemStatus
@@ -100,7 +102,13 @@ def preflight(
     for pipeline in settings.pipelines.values():
         clis |= {p.agent for p in pipeline.pre_phases + pipeline.phases if p.agent is not None}
     for cli in sorted(clis):
-        problem = missing_binary(adapter_for(cli, settings.agent, base_dir), root)
+        adapter = adapter_for(cli, settings.agent, base_dir)
+        problem = missing_binary(adapter, root)
         if problem:
             problems.append(problem)
+        if isinstance(adapter, SimAdapter) and adapter.scenario is not None:
+            try:
+                load_scenario(adapter.scenario)
+            except ScenarioError as exc:
+                problems.append(f"agent.scenario: {exc}")
     return problems

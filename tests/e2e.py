@@ -1,0 +1,103 @@
+"""Helpers for end-to-end runs: a git project driven by the real CLI and the simulated agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import Repo
+
+MINI_PIPELINE = """\
+[pipelines.feature]
+phases = [
+    { name = "plan", is_destructive = false },
+    { name = "build", is_destructive = true },
+    { name = "review", is_destructive = false },
+]
+"""
+TRIAGE_SMALL = """\
+  - match: {phase: triage}
+    assessments: {size: small, risk: low, complexity: low, impact: medium}
+"""
+
+
+def write_project(
+    repo: Repo,
+    rules: str = "",
+    *,
+    execution: str = "",
+    pipelines: str = MINI_PIPELINE,
+    agent: str = 'cli = "sim"\nscenario = "scenario.yaml"',
+    defaults: str = '{result: phase_complete, summary: "{phase} done for {item}"}',
+) -> Repo:
+    config = f'[project]\nprefix = "WRK"\n\n[execution]\n{execution}\n\n[agent]\n{agent}\n\n'
+    (repo.root / "phase-golem.toml").write_text(config + pipelines, encoding="utf-8")
+    scenario = f"defaults: {defaults}\nrules:\n{rules}{TRIAGE_SMALL}"
+    (repo.root / "scenario.yaml").write_text(scenario, encoding="utf-8")
+    repo.ok("init")
+    return repo
+
+
+def add_items(repo: Repo, *titles: str) -> None:
+    for title in titles:
+        repo.ok("add", title)
+
+
+def runs_of(repo: Repo, item: str | None = None) -> list[dict[str, Any]]:
+    args = ["runs", "--json"] + (["--item", item] if item else [])
+    runs: list[dict[str, Any]] = repo.ok(*args).json()
+    return sorted(runs, key=lambda r: int(r["id"].split("-")[1]))
+
+
+def items_by_id(repo: Repo) -> dict[str, dict[str, Any]]:
+    return {i["id"]: i for i in repo.ok("status", "--all", "--json").json()}
+
+
+def interval(run: dict[str, Any]) -> tuple[datetime, datetime]:
+    return datetime.fromisoformat(run["started_at"]), datetime.fromisoformat(run["ended_at"])
+
+
+def overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    start_a, end_a = interval(a)
+    start_b, end_b = interval(b)
+    return start_a < end_b and start_b < end_a
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_dir(repo: Repo, run_id: str) -> Path:
+    return repo.root / ".phase-golem" / "runs" / run_id
+
+
+@dataclass
+class Chain:
+    runs: list[dict[str, Any]]
+
+    def linked(self) -> bool:
+        return all(
+            later["retry_of"] == earlier["id"] for earlier, later in zip(self.runs, self.runs[1:])
+        )
+
+
+def chain_of(runs: list[dict[str, Any]], phase: str) -> Chain:
+    return Chain([r for r in runs if r["phase"] == phase])
+
+
+def load_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+SIGINT = signal.SIGINT
