@@ -33,6 +33,9 @@ class Result:
     def json(self) -> Any:
         return json.loads(self.out)
 
+    def json_lines(self) -> list[Any]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
 
 @dataclass
 class Repo:

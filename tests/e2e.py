@@ -7,6 +7,7 @@ import os
 import signal
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +88,7 @@ class Chain:
     runs: list[dict[str, Any]]
 
     def linked(self) -> bool:
-        return all(
-            later["retry_of"] == earlier["id"] for earlier, later in zip(self.runs, self.runs[1:])
-        )
+        return all(later["retry_of"] == earlier["id"] for earlier, later in pairwise(self.runs))
 
 
 def chain_of(runs: list[dict[str, Any]], phase: str) -> Chain:

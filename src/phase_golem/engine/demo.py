@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from phase_golem.domain.errors import DomainError
 from phase_golem.domain.pipelines import Settings
 from phase_golem.engine.backlog import NewItemRequest, add_item
 from phase_golem.engine.scheduler import RunOptions
@@ -79,7 +80,7 @@ def _git(root: Path, *args: str) -> None:
 def build_demo_project(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
-        raise FileExistsError(f"{root} is not empty; give the demo an empty or new directory")
+        raise DomainError(f"{root} is not empty; give the demo an empty or new directory")
     _git(root, "init", "-q", "-b", "main")
     _git(root, "config", "user.email", "demo@phase-golem.invalid")
     _git(root, "config", "user.name", "phase-golem demo")

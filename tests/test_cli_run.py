@@ -1,0 +1,198 @@
+"""The commands around `run`: triage, step, approve, reject, runs, demo, and their errors."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import sys
+from pathlib import Path
+
+from tests.conftest import Repo
+from tests.e2e import add_items, items_by_id, runs_of, write_project
+from tests.test_agents import FAKE_CLAUDE
+
+
+def test_triage_triages_every_new_item_and_nothing_else(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "", execution="max_wip = 5")
+    add_items(repo, "One", "Two")
+    result = repo.pg("triage")
+    assert result.code == 0, result.err
+    assert {i["status"] for i in items_by_id(repo).values()} == {"ready"}
+    assert {r["phase"] for r in runs_of(repo)} == {"triage"}
+
+
+def test_step_runs_exactly_one_phase_past_the_guardrails(git_repo: Repo) -> None:
+    rules = (
+        "  - match: {phase: triage}\n    assessments: {size: large, risk: high}\n    summary: big\n"
+    )
+    pipelines = (
+        '[pipelines.feature]\npre_phases = [{ name = "research", is_destructive = false }]\n'
+        'phases = [{ name = "build", is_destructive = true }]\n'
+    )
+    repo = write_project(git_repo, rules, pipelines=pipelines)
+    add_items(repo, "Huge change")
+    assert repo.pg("step", "WRK-001").code == 0
+    item = items_by_id(repo)["WRK-001"]
+    assert (item["status"], item["phase"]) == ("scoping", "research")
+    assert len(runs_of(repo)) == 1
+    assert repo.pg("step", "WRK-001").code == 0
+    assert items_by_id(repo)["WRK-001"]["status"] == "ready"  # guardrails bypassed
+    # A normal run would have stopped the same item at the guardrail gate:
+    assert repo.ok("add", "Another huge one").code == 0
+    repo.pg("run", "--target", "WRK-002")
+    blocked = items_by_id(repo)["WRK-002"]
+    assert blocked["status"] == "blocked" and blocked["blocked_type"] == "decision"
+    assert blocked["blocked_reason"].startswith("Exceeds autonomous guardrail thresholds")
+
+
+def test_approve_lets_a_gated_item_go_and_reject_closes_one(git_repo: Repo) -> None:
+    rules = "  - match: {phase: triage}\n    requires_human_review: true\n"
+    repo = write_project(git_repo, rules, execution="max_wip = 2")
+    add_items(repo, "Needs review", "Also needs review")
+    assert repo.pg("triage").code == 1
+    items = items_by_id(repo)
+    assert {i["blocked_reason"] for i in items.values()} == {
+        "Requires human review before entering pipeline"
+    }
+    approved = repo.ok("approve", "WRK-001", "--notes", "Fine by me")
+    assert "ready" in approved.out
+    item = items_by_id(repo)["WRK-001"]
+    assert (item["status"], item["requires_human_review"]) == ("ready", False)
+    assert item["unblock_context"] == "Fine by me"
+    assert repo.ok("reject", "WRK-002", "--reason", "Not worth it").code == 0
+    closed = items_by_id(repo)["WRK-002"]
+    assert closed["archived"] and closed["closed_reason"] == "rejected: Not worth it"
+    again = repo.pg("approve", "WRK-001")
+    assert again.code == 2 and "not waiting for a decision" in again.err
+    assert repo.pg("reject", "WRK-001", "--reason", " ").code == 2
+    kinds = [e["kind"] for e in repo.ok("log", "--json").json_lines()]
+    assert "approval.granted" in kinds and "approval.rejected" in kinds
+
+
+def test_runs_filters_and_rejects_an_unknown_status(project: Repo) -> None:
+    result = project.pg("runs", "--status", "exploded")
+    assert result.code == 2 and "committed" in result.err
+    assert project.pg("runs", "--item", "WRK-404").code == 2
+    assert project.ok("runs", "--json").json() == []
+
+
+def test_run_argument_errors_are_one_line_and_change_nothing(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "")
+    add_items(repo, "Something")
+    cases = {
+        ("--only", "size=huge"): "valid values",
+        ("--only", "size=small", "--only", "size=large"): "use commas",
+        ("--target", "WRK-001", "--only", "size=small"): "cannot be used together",
+        ("--target", "nope"): "invalid item ID",
+        ("--target", "WRK-001", "--target", "WRK-001"): "given twice",
+        ("--auto-advance",): "needs --target",
+        ("--cap", "0"): "--cap",
+    }
+    for args, message in cases.items():
+        result = repo.pg("run", *args)
+        assert result.code == 2, args
+        assert message in result.err and result.err.count("\n") == 1, (args, result.err)
+    assert runs_of(repo) == []
+
+
+def test_only_runs_the_matching_items(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "", execution="max_wip = 3")
+    add_items(repo, "Tagged")
+    repo.ok("add", "Other")
+    repo.ok("edit", "WRK-001", "--add-tag", "api")
+    result = repo.pg("run", "--only", "tag=api")
+    assert result.code == 0, result.err
+    assert "Filter: tag=api" in result.out and "FilterExhausted" in result.out
+    items = items_by_id(repo)
+    assert items["WRK-001"]["status"] == "done" and items["WRK-002"]["status"] == "new"
+    assert "NoMatchingItems" in repo.pg("run", "--only", "tag=nothing").out
+
+
+def test_targets_run_in_order_and_auto_advance_past_a_block(git_repo: Repo) -> None:
+    rules = "  - match: {item: WRK-001, phase: plan}\n    result: blocked\n    context: stuck\n"
+    repo = write_project(git_repo, rules)
+    add_items(repo, "First", "Second", "Third")
+    stopped = repo.pg("run", "--target", "WRK-001", "--target", "WRK-002")
+    assert stopped.code == 1 and "Halt reason: TargetBlocked" in stopped.out
+    assert items_by_id(repo)["WRK-002"]["status"] == "new"
+    repo.ok("unblock", "WRK-001")
+    moved = repo.pg("run", "--target", "WRK-001", "--target", "WRK-002", "--auto-advance")
+    assert "Halt reason: TargetCompleted" in moved.out
+    items = items_by_id(repo)
+    assert items["WRK-002"]["status"] == "done" and items["WRK-003"]["status"] == "new"
+
+
+def test_a_second_orchestrator_is_refused_with_the_holder_named(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "")
+    state = repo.root / ".phase-golem"
+    (state / "phase-golem.pid").write_text(f"{os.getpid()}\n")
+    with (state / "phase-golem.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = repo.pg("run")
+    assert result.code == 3 and f"PID {os.getpid()}" in result.err
+
+
+def test_preflight_names_a_missing_agent_and_a_broken_scenario(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "", agent='cli = "codex"')
+    result = repo.pg("run")
+    assert result.code == 3 and "npm install -g @openai/codex" in result.err
+    (repo.root / "phase-golem.toml").write_text(
+        '[agent]\ncli = "sim"\nscenario = "broken.yaml"\n', encoding="utf-8"
+    )
+    (repo.root / "broken.yaml").write_text("rules: [{behave: explode}]\n", encoding="utf-8")
+    result = repo.pg("run")
+    assert result.code == 3 and "rules[0].behave" in result.err
+
+
+def test_a_rate_limit_waits_without_using_an_attempt(git_repo: Repo) -> None:
+    rules = "  - match: {phase: plan}\n    behave: rate_limit\n    times: 2\n"
+    backoff = "max_retries = 0\n[execution.backoff]\nbase_seconds = 0.2\nfactor = 2.0"
+    repo = write_project(git_repo, rules, execution=backoff)
+    add_items(repo, "Popular agent")
+    result = repo.pg("run")
+    assert result.code == 0, result.out
+    plans = [r for r in runs_of(repo) if r["phase"] == "plan"]
+    assert [r["status"] for r in plans] == ["paused:transient", "paused:transient", "committed"]
+    assert {r["attempt"] for r in plans} == {1}
+    assert plans[1]["not_before"] is not None
+
+
+def test_claude_adapter_end_to_end_with_a_stand_in_binary(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "", agent='cli = "claude"\nmodel = "sonnet"')
+    bin_dir = repo.root.parent / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "claude"
+    fake.write_text(f"#!{sys.executable}\n{FAKE_CLAUDE}", encoding="utf-8")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    repo.ok("add", "Real adapter")
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+    try:
+        result = repo.pg("step", "WRK-001")
+    finally:
+        os.environ["PATH"] = os.environ["PATH"].split(os.pathsep, 1)[1]
+    assert result.code == 0, result.err
+    [run] = runs_of(repo)
+    assert (run["agent"], run["model"], run["session_id"]) == ("claude", "sonnet", "sess-42")
+    assert run["cost_usd"] == 0.125 and run["tokens_in"] == 120
+    assert items_by_id(repo)["WRK-001"]["cost_usd"] == 0.125
+
+
+def test_demo_shows_the_whole_pipeline(tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    result = Repo(tmp_path).pg("demo", str(target), timeout=120)
+    assert result.code == 0, result.err
+    for expected in (
+        "[WRK-001][triage] Complete",
+        "WRK-002 merged into WRK-001",
+        "attempt 1/3 failed",
+        "Follow-ups: WRK-005",
+        "skipped: duplicates WRK-001",
+        "Blocked: Needs a decision",
+        "Halt reason: AllDoneOrBlocked",
+        "5 item(s) total",
+    ):
+        assert expected in result.out, expected
+    assert (target / ".phase-golem" / "state.db").exists()
+    again = Repo(tmp_path).pg("demo", str(target))
+    assert again.code == 2 and "is not empty" in again.err
