@@ -23,3 +23,17 @@ def test_snapshot_benchmark_runs() -> None:
     rows = [line.split() for line in lines[1:3]]
     assert [row[0] for row in rows] == ["30", "100"]
     assert all(row[5].endswith("x") for row in rows)
+
+
+def test_throughput_benchmark_runs() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "throughput.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = dict(line.split() for line in completed.stdout.splitlines()[1:])
+    assert rows["phase_runs"] == "25"  # 5 items x (triage + 4 phases)
+    assert rows["raw_commits_per_phase_run"].endswith("x")

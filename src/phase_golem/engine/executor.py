@@ -6,10 +6,12 @@ import asyncio
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from phase_golem.agents.base import AgentRequest, StreamInfo
+from phase_golem.agents.base import AgentAdapter, AgentRequest, StreamInfo
 from phase_golem.agents.registry import adapter_for
 from phase_golem.agents.runner import AgentOutcome, run_agent
 from phase_golem.clock import utc_now
@@ -41,6 +43,17 @@ def run_directory(root: Path, run_id: str) -> Path:
     return root / ".phase-golem" / "runs" / run_id
 
 
+class AgentRunner(Protocol):
+    def __call__(
+        self,
+        adapter: AgentAdapter,
+        request: AgentRequest,
+        *,
+        max_result_bytes: int,
+        on_start: Callable[[int], None] | None = None,
+    ) -> Awaitable[AgentOutcome]: ...
+
+
 @dataclass(frozen=True)
 class EngineContext:
     root: Path
@@ -48,6 +61,9 @@ class EngineContext:
     settings: Settings
     store: Store
     worker_id: str
+    # The seam below the engine: real subprocesses by default; the benchmark swaps in an
+    # agent that answers at once to measure the engine itself.
+    agent_runner: AgentRunner = run_agent
 
 
 @dataclass(frozen=True)
@@ -152,7 +168,7 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     phase = phase_config(ctx.settings, prepared.item, prepared.run)
     adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
     try:
-        outcome = await run_agent(
+        outcome = await ctx.agent_runner(
             adapter,
             prepared.request,
             max_result_bytes=ctx.settings.execution.max_result_bytes,

@@ -163,13 +163,14 @@ class Scheduler:
         )
         return actions, None
 
-    def _enqueue(self, tx: Transaction, item: Item, action: Triage | RunPhase) -> Run:
+    def _enqueue(
+        self, tx: Transaction, item: Item, action: Triage | RunPhase, snapshot: str | None
+    ) -> Run:
         kind = RunKind.TRIAGE if isinstance(action, Triage) else RunKind.PHASE
         phase = "triage" if isinstance(action, Triage) else action.phase
         pool = PhasePool.PRE if isinstance(action, Triage) else action.pool
         earlier = [r for r in tx.list_runs(item_id=item.id) if r.phase == phase]
         visit = 1 + sum(1 for r in earlier if r.retry_of is None)
-        snapshot = head_commit(self.ctx.root)
         run = Run(
             id=tx.allocate_run_id(),
             item_id=item.id,
@@ -202,6 +203,7 @@ class Scheduler:
 
     def _decide(self) -> tuple[bool, HaltReason | None]:
         """One scheduling decision; True when it queued or promoted anything."""
+        snapshot = head_commit(self.ctx.root)  # outside the write lock: it runs git
         with self.ctx.store.transaction(scheduling=True) as tx:
             items = tx.list_items()
             by_id = {i.id: i for i in items}
@@ -221,7 +223,7 @@ class Scheduler:
                     continue
                 if self._cap_reached():
                     break
-                self._enqueue(tx, by_id[item.id], action)
+                self._enqueue(tx, by_id[item.id], action, snapshot)
                 self.state.summary.phases_executed += 1
                 self.state.stepped = self.options.step_item is not None
                 phase = "triage" if isinstance(action, Triage) else action.phase
