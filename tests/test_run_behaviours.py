@@ -1,0 +1,129 @@
+"""More of `run` end to end: cap, circuit breaker, sleeping, subphases, crashes, recovery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from tests.conftest import EXE, Repo
+from tests.e2e import add_items, chain_of, items_by_id, run_dir, runs_of, write_project
+
+
+def test_cap_stops_after_that_many_phases(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "")
+    add_items(repo, "Capped")
+    result = repo.pg("run", "--cap", "2")
+    assert result.code == 0
+    assert "Phases executed: 2" in result.out and "Halt reason: CapReached" in result.out
+    assert [r["phase"] for r in runs_of(repo)] == ["triage", "plan"]
+
+
+def test_two_exhausted_items_in_a_row_trip_the_circuit_breaker(git_repo: Repo) -> None:
+    repo = write_project(
+        git_repo, "  - match: {phase: plan}\n    behave: crash\n", execution="max_retries = 0"
+    )
+    add_items(repo, "One", "Two", "Three")
+    result = repo.pg("run")
+    assert result.code == 1
+    assert "Halt reason: CircuitBreakerTripped" in result.out
+    items = items_by_id(repo)
+    assert [items[i]["status"] for i in ("WRK-001", "WRK-002")] == ["blocked", "blocked"]
+    assert items["WRK-003"]["status"] in ("new", "ready")
+    reasons = items["WRK-001"]["blocked_reason"]
+    assert "agent ended without writing a result (exit code 3)" in reasons
+
+
+def test_come_back_later_sleeps_and_reruns_the_phase_when_woken(git_repo: Repo) -> None:
+    rules = "  - match: {phase: plan}\n    retry_after_seconds: 1\n    times: 1\n"
+    repo = write_project(
+        git_repo, rules, execution="[execution.wake]\nmin_seconds = 1\nmax_seconds = 5"
+    )
+    add_items(repo, "Wait for CI")
+    started = time.monotonic()
+    assert repo.pg("run").code == 0
+    assert time.monotonic() - started >= 1.0
+    plans = chain_of(runs_of(repo), "plan").runs
+    assert [r["status"] for r in plans] == ["committed", "committed"]
+    assert plans[1]["visit"] == 2 and plans[0]["idempotency_key"] != plans[1]["idempotency_key"]
+    prompt = (run_dir(repo, plans[1]["id"]) / "prompt.md").read_text()
+    assert "## Why You Were Woken" in prompt
+    assert items_by_id(repo)["WRK-001"]["status"] == "done"
+
+
+def test_subphases_rerun_the_phase_as_new_visits(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "  - match: {phase: build}\n    subphases: 2\n")
+    add_items(repo, "Three-part build")
+    assert repo.pg("run").code == 0
+    builds = chain_of(runs_of(repo), "build").runs
+    assert [r["result"]["result"] for r in builds] == [
+        "subphase_complete",
+        "subphase_complete",
+        "phase_complete",
+    ]
+    assert [r["visit"] for r in builds] == [1, 2, 3]
+    assert all(r["retry_of"] is None for r in builds)
+    prompt = (run_dir(repo, builds[1]["id"]) / "prompt.md").read_text()
+    assert "## Previous Phase Summary" in prompt and "subphase 1 of 2" in prompt
+
+
+def test_an_unavailable_agent_blocks_for_a_decision_without_using_attempts(
+    git_repo: Repo,
+) -> None:
+    repo = write_project(git_repo, "  - match: {phase: plan}\n    behave: unavailable\n")
+    add_items(repo, "Logged out")
+    assert repo.pg("run").code == 1
+    [plan] = [r for r in runs_of(repo) if r["phase"] == "plan"]
+    assert (plan["status"], plan["error_class"]) == ("paused:approval", "unavailable")
+    item = items_by_id(repo)["WRK-001"]
+    assert item["blocked_type"] == "decision"
+    assert item["blocked_reason"].startswith("agent unavailable")
+
+
+def test_an_oversized_result_is_an_invalid_result(git_repo: Repo) -> None:
+    rules = "  - match: {phase: plan}\n    behave: oversized\n    times: 1\n"
+    repo = write_project(git_repo, rules)
+    add_items(repo, "Chatty")
+    assert repo.pg("run").code == 0
+    first = chain_of(runs_of(repo), "plan").runs[0]
+    assert first["error_class"] == "invalid_result" and "byte limit" in first["error"]
+
+
+def test_after_kill_9_the_next_run_recovers_the_interrupted_run(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "  - match: {phase: plan}\n    delay: 30\n    times: 1\n")
+    add_items(repo, "Interrupted")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
+    process = subprocess.Popen(
+        [str(EXE), "run"],
+        cwd=repo.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        agent_pid = None
+        while time.monotonic() < deadline and agent_pid is None:
+            live = [r for r in runs_of(repo) if r["phase"] == "plan" and r["pid"]]
+            agent_pid = live[0]["pid"] if live else None
+            time.sleep(0.2)
+        assert agent_pid is not None
+        # The orchestrator and its agent both die, as when the machine loses power.
+        os.killpg(process.pid, signal.SIGKILL)
+        os.killpg(agent_pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    result = repo.pg("run")
+    assert result.code == 0, result.err
+    assert "[recovery]" in result.out
+    plans = chain_of(runs_of(repo), "plan").runs
+    assert [r["status"] for r in plans] == ["crashed", "committed"]
+    assert plans[1]["retry_of"] == plans[0]["id"] and plans[1]["attempt"] == 1
+    assert plans[1]["idempotency_key"] == plans[0]["idempotency_key"]
+    assert items_by_id(repo)["WRK-001"]["status"] == "done"
+    assert not [r for r in runs_of(repo) if r["status"] == "active"]
