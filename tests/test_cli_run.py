@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import Repo
-from tests.e2e import add_items, items_by_id, runs_of, write_project
+from tests.e2e import add_items, items_by_id, run_dir, runs_of, write_project
 from tests.test_agents import FAKE_CLAUDE
 
 
@@ -196,3 +196,39 @@ def test_demo_shows_the_whole_pipeline(tmp_path: Path) -> None:
     assert (target / ".phase-golem" / "state.db").exists()
     again = Repo(tmp_path).pg("demo", str(target))
     assert again.code == 2 and "is not empty" in again.err
+
+
+GATED = """\
+[pipelines.feature]
+phases = [
+    { name = "plan", is_destructive = false, approval = "before" },
+    { name = "build", is_destructive = true, approval = "after" },
+]
+"""
+
+
+def test_phase_approval_gates_wait_for_a_human(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "", pipelines=GATED)
+    add_items(repo, "Gated work")
+    first = repo.pg("run")
+    assert first.code == 1 and "waits for approval before plan" in first.out
+    item = items_by_id(repo)["WRK-001"]
+    assert item["blocked_reason"] == "Awaiting approval before phase plan"
+    assert [r["phase"] for r in runs_of(repo)] == ["triage"]  # plan never started
+    repo.ok("approve", "WRK-001")
+    second = repo.pg("run")
+    assert second.code == 1
+    item = items_by_id(repo)["WRK-001"]
+    assert (item["phase"], item["blocked_reason"]) == (
+        "build",
+        "Awaiting approval of the output of phase build",
+    )
+    rejected = repo.ok("reject", "WRK-001", "--reason", "Tests are missing")
+    assert "sent back to build" in rejected.out
+    repo.pg("run")
+    builds = [r for r in runs_of(repo) if r["phase"] == "build"]
+    assert len(builds) == 2
+    assert "Tests are missing" in (run_dir(repo, builds[1]["id"]) / "prompt.md").read_text()
+    repo.ok("approve", "WRK-001")
+    done = items_by_id(repo)["WRK-001"]
+    assert done["status"] == "done" and done["archived"]

@@ -88,7 +88,8 @@ def approve(
     notes: Annotated[str | None, typer.Option("--notes", help="Told to the next agent.")] = None,
 ) -> None:
     """Let an item that waits for a human decision go on."""
-    item = approve_item(state_of(ctx).store(), item_id, notes)
+    state = state_of(ctx)
+    item = approve_item(state.store(), state.project().config.settings, item_id, notes)
     console().print(f"{item.id} approved → {item.status.value}")
 
 
@@ -99,7 +100,8 @@ def reject(
 ) -> None:
     """Close an item that waits for a human decision."""
     item = reject_item(state_of(ctx).store(), item_id, reason)
-    console().print(f"{item.id} rejected and closed")
+    outcome = "closed" if item.archived else f"sent back to {item.phase}"
+    console().print(f"{item.id} rejected and {outcome}")
 
 
 def runs(

@@ -83,9 +83,13 @@ _SPACE = re.compile(r"\s+")
 
 
 def normalize_title(title: str) -> str:
-    """Case, accents, punctuation and spacing do not make two titles different."""
-    folded = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    return _SPACE.sub(" ", _NOISE.sub(" ", folded.casefold())).strip()
+    """Case, accents, punctuation and spacing do not make two titles different.
+
+    Accents are dropped as combining marks only, so letters of every script survive.
+    """
+    decomposed = unicodedata.normalize("NFKD", title.casefold())
+    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _SPACE.sub(" ", _NOISE.sub(" ", folded)).strip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,7 @@ class _ResultModel(_Model):
     requires_human_review: bool = False
     blocked_type: BlockedType | None = None
     wake_at: str | None = None
-    retry_after_seconds: Annotated[float | None, Field(ge=0)] = None
+    retry_after_seconds: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
     artifacts: list[str] = []
 
 

@@ -176,7 +176,13 @@ def select_actions(
     actions: list[Action] = []
     promoted: dict[str, str] = {}
     allowed = execution.max_wip - sum(1 for i in items if i.status is ItemStatus.IN_PROGRESS)
-    ready = [i for i in items if i.status is ItemStatus.READY and i.id in eligible]
+    ready = [
+        i
+        for i in items
+        if i.status is ItemStatus.READY
+        and i.id in eligible
+        and _first_main_phase(i, pipelines) is not None
+    ]
     ready.sort(key=lambda i: (-impact_priority(i), i.created_at, i.id))
     for item in ready[: max(allowed, 0)]:
         first = _first_main_phase(item, pipelines)
@@ -226,7 +232,9 @@ def select_targeted_actions(
             return []
         action = _phase_action(target, pipelines, first)
         promote: list[Action] = [Promote(target.id, first)]
-        return promote + ([action] if action else [])
+        if action is None or (exclusive and action.is_destructive and running):
+            return promote
+        return [*promote, action]
     if target.status in (ItemStatus.SCOPING, ItemStatus.IN_PROGRESS):
         action = _phase_action(target, pipelines)
         if action is None:

@@ -64,28 +64,35 @@ def _gate(item: Item, guardrails: Guardrails) -> tuple[str, BlockedType] | None:
     return None
 
 
-def _assessed(item: Item, update: Assessments | None, now: datetime) -> tuple[Item, bool]:
-    """Merge reported assessments; True when they made the item break a guardrail anew."""
+def _assessed(
+    item: Item, update: Assessments | None, guardrails: Guardrails, now: datetime
+) -> tuple[Item, list[str]]:
+    """Merge reported assessments, and list the guardrail breaks they newly caused.
+
+    Only a new or worse break counts, so an item a human approved past its guardrails is
+    not blocked again by a phase that merely re-reports (or lowers) its assessments.
+    """
     if update is None:
-        return item, False
+        return item, []
     merged = merge_assessments(item, update, now)
-    return merged, merged.assessments != item.assessments
+    before = set(guardrail_violations(item, guardrails))
+    return merged, [v for v in guardrail_violations(merged, guardrails) if v not in before]
 
 
 def wake_time(result: PhaseResult, now: datetime, wake: WakeConfig) -> datetime | None:
     """When a "come back later" result asks to be woken, clamped to the configured window."""
     if result.retry_after_seconds is not None:
-        wanted = now + timedelta(seconds=result.retry_after_seconds)
+        seconds = result.retry_after_seconds
     elif result.wake_at is not None:
         try:
-            wanted = parse_timestamp(result.wake_at)
+            seconds = (parse_timestamp(result.wake_at) - now).total_seconds()
         except ValueError:
-            wanted = now + timedelta(seconds=wake.min_seconds)
+            seconds = wake.min_seconds
     else:
         return None
-    earliest = now + timedelta(seconds=wake.min_seconds)
-    latest = now + timedelta(seconds=wake.max_seconds)
-    return min(max(wanted, earliest), latest)
+    # Clamp the delay before adding it: an agent asking for 1e12 s must not overflow.
+    clamped = min(max(seconds, wake.min_seconds), wake.max_seconds)
+    return now + timedelta(seconds=clamped)
 
 
 def _blocked(item: Item, result: PhaseResult, now: datetime) -> Resolution:
@@ -108,11 +115,11 @@ def resolve_transition(
     """A phase result → the item after it (Phase Golem's table, gaps fixed)."""
     if result.result is ResultCode.BLOCKED:
         return _blocked(item, result, now)
-    item, changed = _assessed(item, result.assessments, now)
+    item, newly_broken = _assessed(item, result.assessments, guardrails, now)
     if result.requires_human_review and not item.requires_human_review:
         item = touch(item, now, requires_human_review=True)
     resolution = _resolve_success(item, result, pipeline, guardrails, wake, now)
-    broken = guardrail_violations(resolution.item, guardrails) if changed else []
+    broken = newly_broken
     if broken and resolution.outcome in (Outcome.ADVANCED, Outcome.REPEAT, Outcome.SLEEPING):
         # Blocked where it stands after this phase, so approval resumes from there.
         reason = f"{GUARDRAIL_REASON} after {result.phase} ({', '.join(broken)})"
@@ -176,7 +183,7 @@ def apply_triage_result(
     """Triage's routing (research §4.11), with human review and guardrails on every path."""
     if result.result is ResultCode.BLOCKED:
         return _blocked(item, result, now)
-    item, _ = _assessed(item, result.assessments, now)
+    item, _ = _assessed(item, result.assessments, guardrails, now)
     if result.description is not None and not result.description.is_empty():
         item = touch(item, now, description=result.description)
     if result.requires_human_review:

@@ -27,8 +27,8 @@ from phase_golem.domain.merges import (
     plan_merges,
     without_dependency,
 )
-from phase_golem.domain.pipelines import PhaseConfig, Settings
-from phase_golem.domain.results import PhaseResult, result_to_dict
+from phase_golem.domain.pipelines import ApprovalGate, PhaseConfig, Settings
+from phase_golem.domain.results import PhaseResult, ResultCode, result_to_dict
 from phase_golem.domain.runs import ErrorClass, Run, RunKind, RunStatus, Step, finish
 from phase_golem.domain.transitions import (
     Outcome,
@@ -36,7 +36,9 @@ from phase_golem.domain.transitions import (
     apply_triage_result,
     attempts_exhausted_reason,
     resolve_transition,
+    wake_time,
 )
+from phase_golem.engine.approvals import AFTER, request_approval
 from phase_golem.store import Store, Transaction
 
 RETRYABLE = frozenset(
@@ -209,6 +211,19 @@ def _apply_result(
         if resolution.outcome is Outcome.REPEAT:
             resolution = _count_triage_attempt(resolution, settings, tx.now)
     else:
+        phase = phase_config(settings, item, run)
+        gated = phase is not None and phase.approval is ApprovalGate.AFTER
+        if (
+            gated
+            and result.result is ResultCode.PHASE_COMPLETE
+            and wake_time(result, tx.now, execution.wake) is None
+        ):
+            done.follow_ups = _ingest_follow_ups(tx, settings, item, result, done)
+            blocked = request_approval(tx, item, run.phase, AFTER, run.id)
+            done.blocked = True
+            done.worklog_outcome = "Blocked"
+            done.message = f"{result.summary} → {blocked.blocked_reason}"
+            return blocked
         resolution = resolve_transition(
             item,
             result,

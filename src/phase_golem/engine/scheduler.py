@@ -29,6 +29,7 @@ from phase_golem.domain.items import (
     touch,
     transition,
 )
+from phase_golem.domain.pipelines import ApprovalGate
 from phase_golem.domain.runs import Run, RunKind, RunStatus
 from phase_golem.domain.scheduling import (
     Action,
@@ -40,6 +41,7 @@ from phase_golem.domain.scheduling import (
     select_targeted_actions,
     waiting_on_dependencies,
 )
+from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
 from phase_golem.engine.completion import Completion, max_attempts, phase_config
 from phase_golem.engine.executor import EngineContext, execute_run, idempotency_key
 from phase_golem.engine.files import append_worklog
@@ -188,6 +190,13 @@ class Scheduler:
         tx.create_run(run, {"kind": kind.value, "visit": visit})
         return run
 
+    def _needs_approval(self, tx: Transaction, item: Item, phase: str) -> bool:
+        pipeline = self.ctx.settings.pipeline(item.pipeline_type)
+        position = pipeline.locate(phase, item.effective_pool) if pipeline else None
+        if position is None or position.phase.approval is not ApprovalGate.BEFORE:
+            return False
+        return not phase_approved(tx, item.id, phase)
+
     def _promote(self, tx: Transaction, item: Item, action: Promote) -> Item:
         promoted = transition(item, ItemStatus.IN_PROGRESS, tx.now)
         promoted = touch(
@@ -223,6 +232,12 @@ class Scheduler:
                     continue
                 if self._cap_reached():
                     break
+                if isinstance(action, RunPhase) and self._needs_approval(tx, item, action.phase):
+                    by_id[item.id] = request_approval(tx, item, action.phase, BEFORE)
+                    self.state.summary.items_blocked.add(item.id)
+                    labels.append(f"{item.id} waits for approval before {action.phase}")
+                    changed = True
+                    continue
                 self._enqueue(tx, by_id[item.id], action, snapshot)
                 self.state.summary.phases_executed += 1
                 self.state.stepped = self.options.step_item is not None
