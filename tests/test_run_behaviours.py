@@ -127,3 +127,15 @@ def test_after_kill_9_the_next_run_recovers_the_interrupted_run(git_repo: Repo) 
     assert plans[1]["idempotency_key"] == plans[0]["idempotency_key"]
     assert items_by_id(repo)["WRK-001"]["status"] == "done"
     assert not [r for r in runs_of(repo) if r["status"] == "active"]
+
+
+def test_a_budget_stops_an_item_that_spends_too_much(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "  - match: {phase: plan}\n    cost: 0.5\n")
+    with (repo.root / "phase-golem.toml").open("a") as config:
+        config.write("\n[budget]\nmax_cost_usd_per_item = 0.3\n")
+    add_items(repo, "Expensive")
+    assert repo.pg("run").code == 1
+    item = items_by_id(repo)["WRK-001"]
+    assert item["status"] == "blocked" and item["blocked_type"] == "decision"
+    assert "over the per-item budget $0.3000" in item["blocked_reason"]
+    assert item["cost_usd"] == 0.51  # triage 0.01 + plan 0.5

@@ -291,6 +291,26 @@ def _block_item(
     tx.save_item(block(item, reason, tx.now, kind), EventKind.ITEM_TRANSITION, {"run_id": run.id})
 
 
+def _enforce_budget(
+    tx: Transaction, settings: Settings, run: Run, run_cost: float, done: Completion
+) -> None:
+    """Over a `[budget]` limit, the item stops for a human decision before it spends more."""
+    budget = settings.budget
+    item = tx.require_item(run.item_id)
+    reason = None
+    if budget.max_cost_usd_per_run is not None and run_cost > budget.max_cost_usd_per_run:
+        reason = f"run {run.id} cost ${run_cost:.4f}, over the per-run budget"
+        reason += f" ${budget.max_cost_usd_per_run:.4f}"
+    elif budget.max_cost_usd_per_item is not None and item.cost_usd > budget.max_cost_usd_per_item:
+        reason = f"{item.id} has cost ${item.cost_usd:.4f}, over the per-item budget"
+        reason += f" ${budget.max_cost_usd_per_item:.4f}"
+    if reason is None or item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
+        return
+    _block_item(tx, item, reason, BlockedType.DECISION, run)
+    done.blocked = True
+    done.message = f"{done.message}; {reason}" if done.message else reason
+
+
 def complete_run(
     store: Store, settings: Settings, run_id: str, outcome: AgentOutcome
 ) -> Completion:
@@ -369,6 +389,7 @@ def complete_run(
             done.blocked = done.exhausted = True
             done.worklog_outcome = "Blocked"
 
+        _enforce_budget(tx, settings, run, spend["cost_usd"], done)
         step = Step.COMMITTED if status is RunStatus.COMMITTED else Step.AGENT_EXITED
         finished = finish(
             run,
