@@ -132,6 +132,7 @@ mode = os.environ.get("FAKE_MODE", "ok")
 def emit(event):
     print(json.dumps(event), flush=True)
 emit({"type": "system", "subtype": "init", "session_id": "sess-42", "model": "x"})
+print("debug: ANTHROPIC_API_KEY=sk-ant-abcdefghijklmnopqrstuvwxyz", file=sys.stderr)
 if mode == "rate_limit":
     emit({"type": "assistant", "error": "rate_limit", "session_id": "sess-42", "message": {}})
     emit({"type": "result", "subtype": "error_during_execution", "is_error": True,
@@ -171,6 +172,8 @@ def test_claude_stream_gives_session_cost_tokens_and_typed_errors(
         assert (outcome.stream.tokens_in, outcome.stream.tokens_out) == (120, 7)
     prompt_file = tmp_path / "runs" / "run-000001" / "prompt.md"
     assert stat.S_IMODE(prompt_file.stat().st_mode) == 0o600
+    transcript = (tmp_path / "runs" / "run-000001" / "stderr.log").read_text()
+    assert "sk-ant-" not in transcript and "[REDACTED]" in transcript
 
 
 def test_codex_json_lines_give_thread_and_tokens(tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ def test_unknown_key_lists_valid_keys(key: str) -> None:
 def test_bad_value_lists_valid_values(token: str, valid: str) -> None:
     message = error([token])
     assert "invalid value" in message
-    assert token.split("=")[0] in message
+    assert token.split("=", maxsplit=1)[0] in message
     assert f"valid values: {valid}" in message
 
 

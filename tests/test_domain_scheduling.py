@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from phase_golem.config import default_pipelines
 from phase_golem.domain.items import Item, ItemStatus, Level, PhasePool, format_timestamp, new_item
-from phase_golem.domain.pipelines import (
-    ExecutionConfig,
-    Isolation,
-    PhaseConfig,
-    PipelineConfig,
-)
+from phase_golem.domain.pipelines import ExecutionConfig, Isolation, PhaseConfig, PipelineConfig
 from phase_golem.domain.scheduling import (
     Action,
     Promote,
@@ -42,7 +38,7 @@ PIPES: dict[str, PipelineConfig] = {
 }
 
 
-def make(n: int, status: ItemStatus = S.NEW, *, age: float | None = None, **fields: object) -> Item:
+def make(n: int, status: ItemStatus = S.NEW, *, age: float | None = None, **fields: Any) -> Item:
     """WRK-n; by default a lower number is older (age in hours before NOW)."""
     hours = 1000 - n if age is None else age
     return new_item(f"WRK-{n:03d}", f"Item {n}", NOW - timedelta(hours=hours)).replace(
@@ -50,27 +46,29 @@ def make(n: int, status: ItemStatus = S.NEW, *, age: float | None = None, **fiel
     )
 
 
-def ip(n: int, phase: str = "prd", **fields: object) -> Item:
+def ip(n: int, phase: str = "prd", **fields: Any) -> Item:
     return make(n, S.IN_PROGRESS, phase=phase, phase_pool=PhasePool.MAIN, **fields)
 
 
-def scoping(n: int, phase: str = "research", **fields: object) -> Item:
+def scoping(n: int, phase: str = "research", **fields: Any) -> Item:
     return make(n, S.SCOPING, phase=phase, phase_pool=PhasePool.PRE, **fields)
 
 
-def ready(n: int, **fields: object) -> Item:
+def ready(n: int, **fields: Any) -> Item:
     return make(n, S.READY, **fields)
 
 
 def show(actions: Sequence[Action]) -> list[str]:
+    """`promote 3 prd`, `triage 1`, `run 2 build!` (`!` marks a destructive phase)."""
     out = []
     for a in actions:
+        n = int(a.item_id.removeprefix("WRK-"))
         if isinstance(a, Promote):
-            out.append(f"promote {a.item_id} {a.phase}")
+            out.append(f"promote {n} {a.phase}")
         elif isinstance(a, Triage):
-            out.append(f"triage {a.item_id}")
+            out.append(f"triage {n}")
         else:
-            out.append(f"run {a.item_id} {a.phase}{'!' if a.is_destructive else ''}")
+            out.append(f"run {n} {a.phase}{'!' if a.is_destructive else ''}")
     return out
 
 
@@ -104,20 +102,12 @@ def test_empty_backlog_selects_nothing() -> None:
 
 def test_in_progress_furthest_phase_first() -> None:
     items = [ip(1, "prd"), ip(2, "review"), ip(3, "design")]
-    assert select(items, wip=5, conc=5) == [
-        "run WRK-002 review",
-        "run WRK-003 design",
-        "run WRK-001 prd",
-    ]
+    assert select(items, wip=5, conc=5) == ["run 2 review", "run 3 design", "run 1 prd"]
 
 
 def test_in_progress_same_phase_oldest_first_then_id() -> None:
     items = [ip(1, "spec", age=1), ip(2, "spec", age=5), ip(3, "spec", age=1)]
-    assert select(items, wip=5, conc=5) == [
-        "run WRK-002 spec",
-        "run WRK-001 spec",
-        "run WRK-003 spec",
-    ]
+    assert select(items, wip=5, conc=5) == ["run 2 spec", "run 1 spec", "run 3 spec"]
 
 
 def test_progress_rank_counts_pre_phases_across_pipelines() -> None:
@@ -128,9 +118,9 @@ def test_progress_rank_counts_pre_phases_across_pipelines() -> None:
         ip(3, "review"),
     ]
     assert select(items, wip=5, conc=5, iso=WORKTREE) == [
-        "run WRK-003 review",
-        "run WRK-002 ship!",
-        "run WRK-001 review",
+        "run 3 review",
+        "run 2 ship!",
+        "run 1 review",
     ]
 
 
@@ -143,28 +133,28 @@ def test_scoping_furthest_first_after_in_progress_and_before_new() -> None:
         make(5),
     ]
     assert select(items, wip=5, conc=9) == [
-        "run WRK-004 prd",
-        "run WRK-003 research",
-        "run WRK-002 scan",
-        "triage WRK-001",
-        "triage WRK-005",
+        "run 4 prd",
+        "run 3 research",
+        "run 2 scan",
+        "triage 1",
+        "triage 5",
     ]
 
 
 def test_new_items_triaged_oldest_first() -> None:
     items = [make(1, age=1), make(2, age=3), make(3, age=2)]
-    assert select(items, conc=3) == ["triage WRK-002", "triage WRK-003", "triage WRK-001"]
+    assert select(items, conc=3) == ["triage 2", "triage 3", "triage 1"]
 
 
 def test_in_progress_without_phase_is_skipped_but_holds_wip() -> None:
     items = [make(1, S.IN_PROGRESS), ready(2)]
     assert select(items, wip=1, conc=3) == []
-    assert select(items, wip=2, conc=3) == ["promote WRK-002 prd", "run WRK-002 prd"]
+    assert select(items, wip=2, conc=3) == ["promote 2 prd", "run 2 prd"]
 
 
 def test_blocked_and_done_never_scheduled_and_blocked_holds_no_wip() -> None:
     items = [make(1, S.BLOCKED, phase="prd"), make(2, S.DONE), ready(3)]
-    assert select(items, wip=1, conc=3) == ["promote WRK-003 prd", "run WRK-003 prd"]
+    assert select(items, wip=1, conc=3) == ["promote 3 prd", "run 3 prd"]
 
 
 @pytest.mark.parametrize(
@@ -182,7 +172,7 @@ def test_unknown_pipeline_or_phase_means_no_action(item: Item) -> None:
 
 
 def test_missing_pool_counts_as_main() -> None:
-    assert select([make(1, S.IN_PROGRESS, phase="design")]) == ["run WRK-001 design"]
+    assert select([make(1, S.IN_PROGRESS, phase="design")]) == ["run 1 design"]
 
 
 # --- promotions ------------------------------------------------------------------------
@@ -198,21 +188,21 @@ def test_promotions_by_impact_then_age_up_to_max_wip() -> None:
     ]
     actions = select(items, wip=3, conc=9)
     promotes = [a for a in actions if a.startswith("promote")]
-    assert promotes == ["promote WRK-004 prd", "promote WRK-003 prd", "promote WRK-002 prd"]
+    assert promotes == ["promote 4 prd", "promote 3 prd", "promote 2 prd"]
 
 
 def test_impact_none_ranks_below_low() -> None:
     items = [ready(1, impact=None), ready(2, impact=Level.LOW)]
-    assert select(items, wip=1)[0] == "promote WRK-002 prd"
+    assert select(items, wip=1)[0] == "promote 2 prd"
 
 
 def test_promotions_use_no_slot_and_promoted_items_run_in_same_call() -> None:
     items = [ready(1), ready(2), ready(3, pipeline_type="simple")]
     assert select(items, wip=3, conc=1) == [
-        "promote WRK-001 prd",
-        "promote WRK-002 prd",
-        "promote WRK-003 plan",
-        "run WRK-001 prd",
+        "promote 1 prd",
+        "promote 2 prd",
+        "promote 3 plan",
+        "run 1 prd",
     ]
 
 
@@ -226,52 +216,39 @@ def test_promoted_action_is_a_main_pool_run_phase() -> None:
 
 
 def test_wip_full_means_no_promotion() -> None:
-    assert select([ip(1), ready(2)], wip=1, conc=3) == ["run WRK-001 prd"]
+    assert select([ip(1), ready(2)], wip=1, conc=3) == ["run 1 prd"]
 
 
 def test_running_in_progress_items_count_toward_wip() -> None:
     items = [ip(1), ip(2), ready(3)]
-    assert select(items, {"WRK-001": nd()}, wip=2, conc=3) == ["run WRK-002 prd"]
-    assert select(items, {"WRK-001": nd()}, wip=3, conc=3)[0] == "promote WRK-003 prd"
+    assert select(items, {"WRK-001": nd()}, wip=2, conc=3) == ["run 2 prd"]
+    assert select(items, {"WRK-001": nd()}, wip=3, conc=3)[0] == "promote 3 prd"
 
 
 def test_promoted_item_ranks_with_in_progress_by_phase() -> None:
     items = [ip(1, "prd", age=1), ready(2, age=9), ip(3, "spec")]
-    assert select(items, wip=3, conc=9) == [
-        "promote WRK-002 prd",
-        "run WRK-003 spec",
-        "run WRK-002 prd",
-        "run WRK-001 prd",
-    ]
+    assert select(items, wip=3, conc=9) == ["promote 2 prd", "run 3 spec", "run 2 prd", "run 1 prd"]
 
 
 def test_promotion_still_happens_when_its_run_finds_no_slot() -> None:
-    assert select([ip(1, "spec"), ready(2)], wip=2, conc=1) == [
-        "promote WRK-002 prd",
-        "run WRK-001 spec",
-    ]
+    assert select([ip(1, "spec"), ready(2)], wip=2, conc=1) == ["promote 2 prd", "run 1 spec"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a Ready item on an unknown pipeline takes a WIP place in ready[:allowed] "
-    "without being promoted, so every other Ready item is starved forever",
-)
 def test_unpromotable_ready_item_does_not_starve_others() -> None:
     items = [ready(1, impact=Level.HIGH, pipeline_type="gone"), ready(2)]
-    assert select(items, wip=1) == ["promote WRK-002 prd", "run WRK-002 prd"]
+    assert select(items, wip=1) == ["promote 2 prd", "run 2 prd"]
 
 
 # --- concurrency -----------------------------------------------------------------------
 
 
 def test_max_concurrent_limits_phase_actions() -> None:
-    assert select([make(1), make(2), make(3)], conc=2) == ["triage WRK-001", "triage WRK-002"]
+    assert select([make(1), make(2), make(3)], conc=2) == ["triage 1", "triage 2"]
 
 
 def test_running_tasks_take_slots() -> None:
     items = [make(1), make(2), make(3)]
-    assert select(items, {"WRK-009": nd()}, conc=2) == ["triage WRK-001"]
+    assert select(items, {"WRK-009": nd()}, conc=2) == ["triage 1"]
 
 
 def test_no_free_slot_means_nothing_at_all_not_even_promotions() -> None:
@@ -280,7 +257,7 @@ def test_no_free_slot_means_nothing_at_all_not_even_promotions() -> None:
 
 def test_one_run_per_item() -> None:
     items = [ip(1), make(2)]
-    assert select(items, {"WRK-001": nd()}, wip=3, conc=5) == ["triage WRK-002"]
+    assert select(items, {"WRK-001": nd()}, wip=3, conc=5) == ["triage 2"]
 
 
 # --- destructive exclusivity (shared isolation) ----------------------------------------
@@ -292,13 +269,13 @@ def test_nothing_while_a_destructive_task_runs() -> None:
 
 def test_destructive_runs_alone_when_nothing_is_running() -> None:
     items = [ip(1, "build"), ip(2, "prd"), make(3)]
-    assert select(items, wip=5, conc=5) == ["run WRK-001 build!"]
+    assert select(items, wip=5, conc=5) == ["run 1 build!"]
 
 
 def test_destructive_after_a_queued_phase_action_stops_filling() -> None:
     # review outranks build; build then waits, and lower priorities are not scheduled past it.
     items = [ip(1, "review"), ip(2, "build"), ip(3, "prd"), make(4)]
-    assert select(items, wip=5, conc=5) == ["run WRK-001 review"]
+    assert select(items, wip=5, conc=5) == ["run 1 review"]
 
 
 def test_destructive_waits_for_running_work_to_drain() -> None:
@@ -308,30 +285,27 @@ def test_destructive_waits_for_running_work_to_drain() -> None:
 
 def test_promotions_before_a_destructive_do_not_count_as_queued_work() -> None:
     actions = select([ready(1, pipeline_type="hot"), make(2)], wip=1, conc=5)
-    assert actions == ["promote WRK-001 ship", "run WRK-001 ship!"]
+    assert actions == ["promote 1 ship", "run 1 ship!"]
 
 
 def test_promotion_kept_when_its_destructive_phase_must_wait() -> None:
     actions = select([ready(1, pipeline_type="hot"), make(2)], {"WRK-009": nd()}, wip=1, conc=5)
-    assert actions == ["promote WRK-001 ship"]
+    assert actions == ["promote 1 ship"]
 
 
 def test_worktree_isolation_lifts_exclusivity() -> None:
     items = [ip(1, "build"), ip(2, "build", age=1), make(3)]
     assert select(items, wip=5, conc=5, iso=WORKTREE) == [
-        "run WRK-001 build!",
-        "run WRK-002 build!",
-        "triage WRK-003",
+        "run 1 build!",
+        "run 2 build!",
+        "triage 3",
     ]
 
 
 def test_worktree_running_destructive_blocks_nothing_but_takes_a_slot() -> None:
     items = [ip(1, "build"), make(2), make(3)]
     running = {"WRK-009": destructive()}
-    assert select(items, running, wip=5, conc=3, iso=WORKTREE) == [
-        "run WRK-001 build!",
-        "triage WRK-002",
-    ]
+    assert select(items, running, wip=5, conc=3, iso=WORKTREE) == ["run 1 build!", "triage 2"]
 
 
 # --- dependencies ----------------------------------------------------------------------
@@ -375,7 +349,7 @@ def test_dependency_gating(
     others = dep_item(dep_status, archived=archived)
     running = {"WRK-050": nd()}  # keep the dependency itself out of the picture
     actions = select([item, *others], running, wip=9, conc=9)
-    assert any("WRK-001" in a for a in actions) is met
+    assert any(a.split()[1] == "1" for a in actions) is met
 
 
 @pytest.mark.parametrize(
@@ -391,7 +365,7 @@ def test_every_dependency_must_be_met(statuses: tuple[ItemStatus | None, ...], m
     deps = [make(60 + i, s) for i, s in enumerate(statuses) if s is not None]
     item = make(1, dependencies=("WRK-060", "WRK-061"))
     running = {d.id: nd() for d in deps}
-    assert (select([item, *deps], running, conc=9) == ["triage WRK-001"]) is met
+    assert (select([item, *deps], running, conc=9) == ["triage 1"]) is met
 
 
 def test_dependency_on_running_item_is_unmet() -> None:
@@ -401,12 +375,12 @@ def test_dependency_on_running_item_is_unmet() -> None:
 
 def test_dependent_scheduled_once_dependency_is_done() -> None:
     items = [make(1, dependencies=("WRK-002",)), make(2, S.DONE)]
-    assert select(items) == ["triage WRK-001"]
+    assert select(items) == ["triage 1"]
 
 
 def test_blocked_dependency_does_not_stop_unrelated_items() -> None:
     items = [make(1, dependencies=("WRK-002",)), make(2, S.BLOCKED), make(3)]
-    assert select(items, conc=3) == ["triage WRK-003"]
+    assert select(items, conc=3) == ["triage 3"]
 
 
 def test_waiting_on_dependencies_reports_each_waiting_item() -> None:
@@ -439,15 +413,15 @@ def test_sleeping_items_are_skipped_until_wake_at(offset: int, scheduled: bool) 
 
 def test_sleeping_item_frees_its_slot_for_others() -> None:
     wake = format_timestamp(NOW + timedelta(hours=1))
-    assert select([ip(1, "spec", wake_at=wake), make(2)], wip=3) == ["triage WRK-002"]
+    assert select([ip(1, "spec", wake_at=wake), make(2)], wip=3) == ["triage 2"]
 
 
 def test_only_restricts_candidates() -> None:
     items = [ip(1, "spec"), make(2), ready(3), make(4)]
     assert select(items, wip=5, conc=5, only={"WRK-002", "WRK-003"}) == [
-        "promote WRK-003 prd",
-        "run WRK-003 prd",
-        "triage WRK-002",
+        "promote 3 prd",
+        "run 3 prd",
+        "triage 2",
     ]
 
 
@@ -488,11 +462,11 @@ def targeted(
     ("target", "expected"),
     [
         (None, []),
-        (make(1), ["triage WRK-001"]),
-        (ready(1), ["promote WRK-001 prd", "run WRK-001 prd"]),
-        (scoping(1), ["run WRK-001 research"]),
-        (ip(1, "spec"), ["run WRK-001 spec"]),
-        (ip(1, "build"), ["run WRK-001 build!"]),
+        (make(1), ["triage 1"]),
+        (ready(1), ["promote 1 prd", "run 1 prd"]),
+        (scoping(1), ["run 1 research"]),
+        (ip(1, "spec"), ["run 1 spec"]),
+        (ip(1, "build"), ["run 1 build!"]),
         (make(1, S.BLOCKED, phase="prd"), []),
         (make(1, S.DONE), []),
         (ip(1, "nope"), []),
@@ -505,15 +479,12 @@ def test_targeted_by_status(target: Item | None, expected: list[str]) -> None:
 
 def test_targeted_ignores_wip_and_concurrency_and_other_items() -> None:
     others = [ip(2, "review"), make(3)]
-    assert targeted(ready(1), others, {"WRK-002": nd()}) == [
-        "promote WRK-001 prd",
-        "run WRK-001 prd",
-    ]
+    assert targeted(ready(1), others, {"WRK-002": nd()}) == ["promote 1 prd", "run 1 prd"]
 
 
 def test_targeted_unmet_dependency_means_nothing() -> None:
     assert targeted(make(1, dependencies=("WRK-002",)), [make(2)]) == []
-    assert targeted(make(1, dependencies=("WRK-002",)), [make(2, S.DONE)]) == ["triage WRK-001"]
+    assert targeted(make(1, dependencies=("WRK-002",)), [make(2, S.DONE)]) == ["triage 1"]
 
 
 def test_targeted_nothing_while_destructive_runs_or_target_runs() -> None:
@@ -527,15 +498,10 @@ def test_targeted_sleeping_target_means_nothing() -> None:
 
 def test_targeted_destructive_phase_waits_for_running_work_in_shared_mode() -> None:
     assert targeted(ip(1, "build"), [], {"WRK-009": nd()}) == []
-    assert targeted(ip(1, "build"), [], {"WRK-009": nd()}, iso=WORKTREE) == ["run WRK-001 build!"]
-    assert targeted(make(1), [], {"WRK-009": destructive()}, iso=WORKTREE) == ["triage WRK-001"]
+    assert targeted(ip(1, "build"), [], {"WRK-009": nd()}, iso=WORKTREE) == ["run 1 build!"]
+    assert targeted(make(1), [], {"WRK-009": destructive()}, iso=WORKTREE) == ["triage 1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: select_targeted_actions' READY branch emits a destructive RunPhase while "
-    "other work is running in shared isolation (the SCOPING/IN_PROGRESS branch checks this)",
-)
 def test_targeted_ready_with_destructive_first_phase_waits_for_running_work() -> None:
-    actions = targeted(ready(1, pipeline_type="hot"), [], {"WRK-009": nd()})
-    assert "run WRK-001 ship!" not in actions
+    assert targeted(ready(1, pipeline_type="hot"), [], {"WRK-009": nd()}) == ["promote 1 ship"]
+    assert targeted(ready(1, pipeline_type="hot")) == ["promote 1 ship", "run 1 ship!"]

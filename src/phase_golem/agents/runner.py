@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from phase_golem.agents.base import AgentAdapter, AgentRequest, StreamInfo
 from phase_golem.agents.process import ProcessExit, SpawnError, run_process
+from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.results import PhaseResult, ResultCode, ResultProblem, parse_result
 from phase_golem.domain.runs import ErrorClass
 
@@ -30,6 +32,19 @@ def _private_write(path: os.PathLike[str], text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(text)
+
+
+def _redact_transcript(path: Path) -> None:
+    """Agent output is kept for people to read, never with a secret in it."""
+    if not path.exists():
+        return
+    text = path.read_text(encoding="utf-8", errors="replace")
+    clean = redact_text(text)
+    if clean != text:
+        tmp = path.with_name(path.name + ".tmp")
+        _private_write(tmp, clean)
+        os.replace(tmp, path)
+    os.chmod(path, 0o600)
 
 
 def agent_environment(request: AgentRequest) -> dict[str, str]:
@@ -123,10 +138,9 @@ async def run_agent(
         return AgentOutcome(
             None, ErrorClass.UNAVAILABLE, f"{exc} ({adapter.install_hint()})", StreamInfo()
         )
-    for path in (request.stdout_file, request.stderr_file):
-        if path.exists():
-            os.chmod(path, 0o600)
     stream = adapter.read_stream(request.stdout_file)
+    for path in (request.stdout_file, request.stderr_file):
+        _redact_transcript(path)
     raw: bytes | None = None
     if request.result_file.exists():
         # Read at most one byte over the limit: enough to know it is too big.

@@ -87,9 +87,13 @@ def normalize_title(title: str) -> str:
 
     Accents are dropped as combining marks only, so letters of every script survive.
     """
-    decomposed = unicodedata.normalize("NFKD", title.casefold())
-    folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    folded = _strip_marks(_strip_marks(title).casefold())
     return _SPACE.sub(" ", _NOISE.sub(" ", folded)).strip()
+
+
+def _strip_marks(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,8 +75,19 @@ def _assessed(
     if update is None:
         return item, []
     merged = merge_assessments(item, update, now)
-    before = set(guardrail_violations(item, guardrails))
-    return merged, [v for v in guardrail_violations(merged, guardrails) if v not in before]
+    limits = {
+        "size": guardrails.max_size,
+        "complexity": guardrails.max_complexity,
+        "risk": guardrails.max_risk,
+    }
+    newly_broken = []
+    for name, limit in limits.items():
+        old, new = getattr(item, name), getattr(merged, name)
+        if new is None or new <= limit:
+            continue
+        if old is None or old <= limit or new > old:
+            newly_broken.append(f"{name} {new.value} > {limit.value}")
+    return merged, newly_broken
 
 
 def wake_time(result: PhaseResult, now: datetime, wake: WakeConfig) -> datetime | None:

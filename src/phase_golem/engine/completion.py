@@ -28,6 +28,7 @@ from phase_golem.domain.merges import (
     without_dependency,
 )
 from phase_golem.domain.pipelines import ApprovalGate, PhaseConfig, Settings
+from phase_golem.domain.redaction import redact, redact_text
 from phase_golem.domain.results import PhaseResult, ResultCode, result_to_dict
 from phase_golem.domain.runs import ErrorClass, Run, RunKind, RunStatus, Step, finish
 from phase_golem.domain.transitions import (
@@ -336,7 +337,7 @@ def complete_run(
         error_class = outcome.error_class
         result = outcome.result
         retry: tuple[int, datetime | None, str] | None = None
-        stored = result_to_dict(result) if result is not None else None
+        stored = redact(result_to_dict(result)) if result is not None else None
 
         if result is not None and error_class in (None, ErrorClass.REPORTED_BLOCKED):
             _apply_result(tx, settings, run, item, result, done)
@@ -396,7 +397,7 @@ def complete_run(
             status,
             stamp,
             step=max(step, run.step, key=lambda s: s.order),
-            error=outcome.error,
+            error=redact_text(outcome.error) if outcome.error else None,
             error_class=error_class,
             result=stored,
             **spend,
