@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Repo
+from tests.conftest import EXE, Repo
 
 MINI_PIPELINE = """\
 [pipelines.feature]
@@ -100,3 +102,29 @@ def load_json(path: Path) -> Any:
 
 
 SIGINT = signal.SIGINT
+
+
+def start_run(repo: Repo, *, own_session: bool = False) -> subprocess.Popen[str]:
+    """`phase-golem run` in the background, output captured, our own env vars dropped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
+    return subprocess.Popen(
+        [str(EXE), "run"],
+        cwd=repo.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=own_session,
+    )
+
+
+def wait_for_agents(
+    repo: Repo, phase: str, count: int, timeout: float = 30
+) -> list[dict[str, Any]]:
+    """Runs of `phase` whose agent has started and not ended, once there are `count`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        live = [r for r in runs_of(repo) if r["phase"] == phase and r["pid"] and not r["ended_at"]]
+        if len(live) >= count or time.monotonic() > deadline:
+            return live
+        time.sleep(0.2)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 
-from tests.conftest import EXE, Repo
-from tests.e2e import add_items, chain_of, items_by_id, run_dir, runs_of, write_project
+from tests.conftest import Repo
+from tests.e2e import (
+    add_items,
+    chain_of,
+    items_by_id,
+    run_dir,
+    runs_of,
+    start_run,
+    wait_for_agents,
+    write_project,
+)
 
 
 def test_cap_stops_after_that_many_phases(git_repo: Repo) -> None:
@@ -93,23 +101,11 @@ def test_an_oversized_result_is_an_invalid_result(git_repo: Repo) -> None:
 def test_after_kill_9_the_next_run_recovers_the_interrupted_run(git_repo: Repo) -> None:
     repo = write_project(git_repo, "  - match: {phase: plan}\n    delay: 30\n    times: 1\n")
     add_items(repo, "Interrupted")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
-    process = subprocess.Popen(
-        [str(EXE), "run"],
-        cwd=repo.root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-        start_new_session=True,
-    )
+    process = start_run(repo, own_session=True)
     try:
-        deadline = time.monotonic() + 30
-        agent_pid = None
-        while time.monotonic() < deadline and agent_pid is None:
-            live = [r for r in runs_of(repo) if r["phase"] == "plan" and r["pid"]]
-            agent_pid = live[0]["pid"] if live else None
-            time.sleep(0.2)
-        assert agent_pid is not None
+        live = wait_for_agents(repo, "plan", 1)
+        assert live
+        agent_pid = live[0]["pid"]
         # The orchestrator and its agent both die, as when the machine loses power.
         os.killpg(process.pid, signal.SIGKILL)
         os.killpg(agent_pid, signal.SIGKILL)

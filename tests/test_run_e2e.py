@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import stat
-import subprocess
 import time
 
-from tests.conftest import EXE, Repo
+from tests.conftest import Repo
 from tests.e2e import (
     SIGINT,
     add_items,
@@ -17,6 +15,8 @@ from tests.e2e import (
     overlaps,
     run_dir,
     runs_of,
+    start_run,
+    wait_for_agents,
     write_project,
 )
 
@@ -214,24 +214,9 @@ def test_sigint_mid_run_leaves_items_where_they_were_and_no_agent_alive(git_repo
         execution="max_wip = 2\nmax_concurrent = 2",
     )
     add_items(repo, "Slow one", "Slow two")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
-    process = subprocess.Popen(
-        [str(EXE), "run"],
-        cwd=repo.root,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    process = start_run(repo)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            started = [
-                r for r in runs_of(repo) if r["phase"] == "plan" and r["pid"] and not r["ended_at"]
-            ]
-            if len(started) == 2:
-                break
-            time.sleep(0.2)
+        started = wait_for_agents(repo, "plan", 2)
         assert len(started) == 2
         before = items_by_id(repo)
         process.send_signal(SIGINT)

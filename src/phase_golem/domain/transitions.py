@@ -130,10 +130,9 @@ def resolve_transition(
     if result.requires_human_review and not item.requires_human_review:
         item = touch(item, now, requires_human_review=True)
     resolution = _resolve_success(item, result, pipeline, guardrails, wake, now)
-    broken = newly_broken
-    if broken and resolution.outcome in (Outcome.ADVANCED, Outcome.REPEAT, Outcome.SLEEPING):
+    if newly_broken and resolution.outcome in (Outcome.ADVANCED, Outcome.REPEAT, Outcome.SLEEPING):
         # Blocked where it stands after this phase, so approval resumes from there.
-        reason = f"{GUARDRAIL_REASON} after {result.phase} ({', '.join(broken)})"
+        reason = f"{GUARDRAIL_REASON} after {result.phase} ({', '.join(newly_broken)})"
         blocked = block(resolution.item.replace(wake_at=None), reason, now, BlockedType.DECISION)
         return Resolution(blocked, Outcome.BLOCKED, reason)
     return resolution
