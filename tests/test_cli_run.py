@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pty
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import Repo
+from tests.conftest import EXE, Repo
 from tests.e2e import add_items, items_by_id, run_dir, runs_of, write_project
 from tests.test_agents import FAKE_CLAUDE
 
@@ -232,3 +234,40 @@ def test_phase_approval_gates_wait_for_a_human(git_repo: Repo) -> None:
     repo.ok("approve", "WRK-001")
     done = items_by_id(repo)["WRK-001"]
     assert done["status"] == "done" and done["archived"]
+
+
+def test_on_a_terminal_run_shows_a_live_panel_and_plain_turns_it_off(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "  - match: {phase: plan}\n    delay: 0.6\n")
+    add_items(repo, "Watched")
+
+    def on_a_terminal(*args: str) -> str:
+        leader, follower = pty.openpty()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
+        process = subprocess.Popen(
+            [str(EXE), *args],
+            cwd=repo.root,
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+            env={**env, "COLUMNS": "100"},
+            close_fds=True,
+        )
+        os.close(follower)
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closes when the process exits
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=60)
+        os.close(leader)
+        assert process.returncode == 0
+        return b"".join(chunks).decode(errors="replace")
+
+    live = on_a_terminal("run", "--cap", "2")
+    assert "agents now" in live and "latest events" in live and "Halt reason: CapReached" in live
+    plain = on_a_terminal("run", "--plain")
+    assert "agents now" not in plain and "[WRK-001][build] Starting" in plain

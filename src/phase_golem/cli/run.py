@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from phase_golem.cli.context import state_of
+from phase_golem.cli.live import display, plain_emit
 from phase_golem.cli.render import console, print_json, runs_json, runs_table
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.filters import parse_filters
@@ -17,19 +18,17 @@ from phase_golem.engine.approvals import approve_item, reject_item
 from phase_golem.engine.scheduler import RunOptions
 from phase_golem.engine.session import check_step_item, run_session, validate_targets
 
-
-def _emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+PlainFlag = Annotated[bool, typer.Option("--plain", help="One line per event, even on a terminal.")]
 
 
-def _finish(ctx: typer.Context, options: RunOptions) -> int:
+def _finish(ctx: typer.Context, options: RunOptions, plain: bool) -> int:
     project = state_of(ctx).project()
-    summary = run_session(project, options, _emit)
+    with display(plain) as (emit, watch):
+        summary = run_session(project, options, emit, watch)
     if options.filter is not None:
-        _emit(f"Filter: {options.filter}")
+        plain_emit(f"Filter: {options.filter}")
     for line in summary.lines():
-        _emit(line)
+        plain_emit(line)
     if summary.exit_code:
         sys.stderr.write("phase-golem: All targets blocked; no items completed\n")
     return summary.exit_code
@@ -54,6 +53,7 @@ def run(
     auto_advance: Annotated[
         bool, typer.Option("--auto-advance", help="Move to the next target when one blocks.")
     ] = False,
+    plain: PlainFlag = False,
 ) -> None:
     """Work through the backlog with agents until everything is done or blocked."""
     targets = tuple(target or ())
@@ -66,20 +66,26 @@ def run(
     filters = parse_filters(only or [])
     cap = cap or project.config.settings.execution.default_phase_cap
     code = _finish(
-        ctx, RunOptions(targets=targets, filter=filters, cap=cap, auto_advance=auto_advance)
+        ctx,
+        RunOptions(targets=targets, filter=filters, cap=cap, auto_advance=auto_advance),
+        plain,
     )
     raise typer.Exit(code)
 
 
-def triage(ctx: typer.Context) -> None:
+def triage(ctx: typer.Context, plain: PlainFlag = False) -> None:
     """Triage every new item, then stop."""
-    raise typer.Exit(_finish(ctx, RunOptions(triage_only=True)))
+    raise typer.Exit(_finish(ctx, RunOptions(triage_only=True), plain))
 
 
-def step(ctx: typer.Context, item_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+def step(
+    ctx: typer.Context,
+    item_id: Annotated[str, typer.Argument(metavar="ID")],
+    plain: PlainFlag = False,
+) -> None:
     """Run exactly one phase (or triage) of one item, guardrails bypassed."""
     check_step_item(state_of(ctx).project(), item_id)
-    raise typer.Exit(_finish(ctx, RunOptions(step_item=item_id)))
+    raise typer.Exit(_finish(ctx, RunOptions(step_item=item_id), plain))
 
 
 def approve(
@@ -139,7 +145,7 @@ def demo(
     """Build a small project and run the whole pipeline with the simulated agent."""
     from phase_golem.engine.demo import run_demo
 
-    raise typer.Exit(run_demo(directory, _emit))
+    raise typer.Exit(run_demo(directory, plain_emit))
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -83,6 +84,7 @@ class Scheduler:
         self.emit = emit
         self.state = _State()
         self.tasks: dict[asyncio.Task[Completion], Run] = {}
+        self.started_at: dict[str, float] = {}
         self.stop = asyncio.Event()
         self._seen_version = -1
 
@@ -271,10 +273,17 @@ class Scheduler:
             self.emit(f"[{run.item_id}][{run.phase}] Starting (attempt {run.attempt}/{limit})")
             task = asyncio.create_task(execute_run(self.ctx, run.id), name=run.id)
             self.tasks[task] = run
+            self.started_at[run.id] = time.monotonic()
+
+    def running(self) -> list[tuple[Run, float]]:
+        """The runs in flight with their age in seconds (read by the live panel's thread)."""
+        now = time.monotonic()
+        return [(run, now - self.started_at.get(run.id, now)) for run in list(self.tasks.values())]
 
     def _finished(self, completion: Completion) -> None:
         summary = self.state.summary
         run = completion.run
+        self.started_at.pop(run.id, None)
         self.emit(
             f"[{run.item_id}][{run.phase}] {completion.worklog_outcome}: {completion.message}"
         )

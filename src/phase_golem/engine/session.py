@@ -42,7 +42,12 @@ def check_step_item(project: Project, item_id: str) -> None:
         raise DomainError(f"{item_id} is blocked; unblock or approve it first")
 
 
-def run_session(project: Project, options: RunOptions, emit: Callable[[str], None]) -> RunSummary:
+def run_session(
+    project: Project,
+    options: RunOptions,
+    emit: Callable[[str], None],
+    watch: Callable[[Scheduler], None] | None = None,
+) -> RunSummary:
     store = project.store()
     settings = project.config.settings
     lock = ProcessLock(project.state_dir)
@@ -67,7 +72,10 @@ def run_session(project: Project, options: RunOptions, emit: Callable[[str], Non
             store=store,
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
         )
-        return asyncio.run(Scheduler(ctx, options, emit).run())
+        scheduler = Scheduler(ctx, options, emit)
+        if watch is not None:
+            watch(scheduler)
+        return asyncio.run(scheduler.run())
     finally:
         kill_all_groups()
         lock.release()

@@ -1,0 +1,68 @@
+"""The live panel of `run` and `demo` on a terminal: agents now, latest events, totals.
+
+Off a terminal, or with `--plain`, the same events print one per line instead.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from phase_golem.engine.scheduler import Scheduler
+
+
+def plain_emit(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class LivePanel:
+    def __init__(self, keep: int = 12) -> None:
+        self.events: deque[str] = deque(maxlen=keep)
+        self.scheduler: Scheduler | None = None
+
+    def emit(self, line: str) -> None:
+        self.events.append(line)
+
+    def watch(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def render(self) -> RenderableType:
+        agents = Table(box=None, pad_edge=False, header_style="bold", expand=False)
+        for column in ("RUN", "ITEM", "PHASE", "ATTEMPT", "ELAPSED"):
+            agents.add_column(column, no_wrap=True)
+        totals = Text("")
+        if self.scheduler is not None:
+            for run, age in self.scheduler.running():
+                agents.add_row(run.id, run.item_id, run.phase, str(run.attempt), f"{age:5.1f} s")
+            summary = self.scheduler.state.summary
+            totals = Text(
+                f"phases {summary.phases_executed}  completed {len(summary.items_completed)}  "
+                f"blocked {len(summary.items_blocked)}  follow-ups {summary.follow_ups_created}  "
+                f"merged {summary.items_merged}  cost ${summary.cost_usd:.4f}"
+            )
+        latest = Text("\n".join(self.events) or "waiting for the first event…")
+        return Group(
+            Panel(agents, title="agents now", title_align="left"),
+            Panel(latest, title="latest events", title_align="left"),
+            totals,
+        )
+
+
+@contextmanager
+def display(plain: bool) -> Iterator[tuple[Callable[[str], None], Callable[[Scheduler], None]]]:
+    """(emit, watch) for a run: a live panel on a terminal, plain lines otherwise."""
+    if plain or not sys.stdout.isatty():
+        yield plain_emit, lambda scheduler: None
+        return
+    panel = LivePanel()
+    with Live(get_renderable=panel.render, refresh_per_second=4):
+        yield panel.emit, panel.watch
