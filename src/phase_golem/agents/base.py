@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,12 +95,17 @@ def json_lines(path: Path) -> Iterator[dict[str, Any]]:
             yield value
 
 
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def as_int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
+    """A count from a stream; anything else (NaN, strings, negatives) counts as 0."""
+    return max(int(value), 0) if _finite_number(value) else 0
 
 
 def as_float(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+    return max(float(value), 0.0) if _finite_number(value) else 0.0
 
 
 RATE_LIMIT_STATUSES = frozenset({429, 529})

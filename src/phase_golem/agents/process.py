@@ -73,6 +73,15 @@ async def stop_group(process: asyncio.subprocess.Process, grace: float) -> None:
     _live_groups.discard(pgid)
 
 
+async def _feed(process: asyncio.subprocess.Process, text: str | None) -> None:
+    if text is None or process.stdin is None:
+        return
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        process.stdin.write(text.encode())
+        await process.stdin.drain()
+        process.stdin.close()
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -99,17 +108,15 @@ async def run_process(
                 stderr=err,
                 start_new_session=True,
             )
-        except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+        except OSError as exc:  # missing, not executable, argument list too long, …
             raise SpawnError(f"cannot start {argv[0]!r}: {exc.strerror or exc}") from None
     _live_groups.add(process.pid)
     if on_start is not None:
         on_start(process.pid)
+    # The prompt is fed beside the wait, so an agent that never reads its stdin cannot
+    # hold us past the timeout once the prompt outgrows the pipe buffer.
+    feeder = asyncio.create_task(_feed(process, stdin_text))
     try:
-        if stdin_text is not None and process.stdin is not None:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                process.stdin.write(stdin_text.encode())
-                await process.stdin.drain()
-            process.stdin.close()
         try:
             code = await asyncio.wait_for(asyncio.shield(process.wait()), timeout)
         except TimeoutError:
@@ -118,6 +125,10 @@ async def run_process(
     except asyncio.CancelledError:
         await stop_group(process, grace)
         raise
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
     if _group_alive(process.pid):
         await stop_group(process, grace)
     _live_groups.discard(process.pid)

@@ -81,14 +81,17 @@ def load_scenario(path: Path | None) -> dict[str, Any]:
         return {"defaults": dict(DEFAULTS), "rules": []}
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ScenarioError(f"{path}: cannot read scenario: {exc}") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping with defaults and rules")
     unknown = set(data) - {"defaults", "rules"}
     if unknown:
         raise ScenarioError(f"{path}: unknown top-level keys: {', '.join(sorted(unknown))}")
-    defaults = {**DEFAULTS, **(data.get("defaults") or {})}
+    raw_defaults = data.get("defaults") or {}
+    if not isinstance(raw_defaults, dict):
+        raise ScenarioError(f"{path}: defaults must be a mapping")
+    _check_rule(f"{path}: defaults", raw_defaults)
     rules = data.get("rules") or []
     if not isinstance(rules, list):
         raise ScenarioError(f"{path}: rules must be a list")
@@ -96,16 +99,41 @@ def load_scenario(path: Path | None) -> dict[str, Any]:
         where = f"{path}: rules[{index}]"
         if not isinstance(rule, dict):
             raise ScenarioError(f"{where}: must be a mapping")
-        bad = set(rule) - RULE_KEYS
-        if bad:
-            raise ScenarioError(f"{where}: unknown keys: {', '.join(sorted(bad))}")
-        match = rule.get("match") or {}
-        if not isinstance(match, dict) or set(match) - MATCH_KEYS:
-            raise ScenarioError(f"{where}.match: keys must be among {sorted(MATCH_KEYS)}")
-        behave = rule.get("behave")
-        if behave is not None and behave not in BEHAVIOURS:
-            raise ScenarioError(f"{where}.behave: {behave!r} is not one of {sorted(BEHAVIOURS)}")
-    return {"defaults": defaults, "rules": rules}
+        _check_rule(where, rule)
+    return {"defaults": {**DEFAULTS, **raw_defaults}, "rules": rules}
+
+
+NUMBER_KEYS = frozenset(
+    {"delay", "subphases", "fail_times", "times", "cost", "exit_code", "retry_after_seconds"}
+)
+
+
+def _check_rule(where: str, rule: dict[str, Any]) -> None:
+    bad = set(rule) - RULE_KEYS
+    if bad:
+        raise ScenarioError(f"{where}: unknown keys: {', '.join(sorted(bad))}")
+    match = rule.get("match") or {}
+    if not isinstance(match, dict) or set(match) - MATCH_KEYS:
+        raise ScenarioError(f"{where}.match: keys must be among {sorted(MATCH_KEYS)}")
+    if "title" in match:
+        try:
+            re.compile(str(match["title"]))
+        except re.error as exc:
+            raise ScenarioError(f"{where}.match.title: not a regular expression: {exc}") from None
+    behave = rule.get("behave")
+    if behave is not None and behave not in BEHAVIOURS:
+        raise ScenarioError(f"{where}.behave: {behave!r} is not one of {sorted(BEHAVIOURS)}")
+    for key in NUMBER_KEYS & set(rule):
+        value = rule[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ScenarioError(f"{where}.{key}: must be a number >= 0, not {value!r}")
+    writes = rule.get("write") or {}
+    if not isinstance(writes, dict):
+        raise ScenarioError(f"{where}.write: must map relative paths to contents")
+    for relative in writes:
+        parts = Path(str(relative)).parts
+        if Path(str(relative)).is_absolute() or ".." in parts:
+            raise ScenarioError(f"{where}.write: {relative!r} must stay inside the project")
 
 
 def _matches(match: Mapping[str, Any], item: str, phase: str, title: str, attempt: int) -> bool:

@@ -15,7 +15,7 @@ from phase_golem.domain.errors import DomainError
 from phase_golem.domain.filters import parse_filters
 from phase_golem.domain.runs import RunStatus
 from phase_golem.engine.approvals import approve_item, reject_item
-from phase_golem.engine.scheduler import RunOptions
+from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.session import check_step_item, run_session, validate_targets
 
 PlainFlag = Annotated[bool, typer.Option("--plain", help="One line per event, even on a terminal.")]

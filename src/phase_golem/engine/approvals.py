@@ -64,9 +64,12 @@ def pending_gate(tx: Transaction, item: Item) -> dict[str, Any] | None:
             latest = dict(event.data)
         elif event.kind in (EventKind.APPROVAL_GRANTED, EventKind.APPROVAL_REJECTED):
             latest = None
-    if item.status is not ItemStatus.BLOCKED:
+    if item.status is not ItemStatus.BLOCKED or latest is None:
         return None
-    return latest
+    # Only while the item is still blocked *by that request*: a plain unblock and a later
+    # block for another reason must not resurrect an old gate (and its stored result).
+    expected = gate_reason(str(latest.get("phase")), str(latest.get("gate")))
+    return latest if item.blocked_reason == expected else None
 
 
 def phase_approved(tx: Transaction, item_id: str, phase: str) -> bool:
@@ -82,16 +85,17 @@ def phase_approved(tx: Transaction, item_id: str, phase: str) -> bool:
     return approved
 
 
+def gate_reason(phase: str, gate: str) -> str:
+    if gate == BEFORE:
+        return f"Awaiting approval before phase {phase}"
+    return f"Awaiting approval of the output of phase {phase}"
+
+
 def request_approval(
     tx: Transaction, item: Item, phase: str, gate: str, run_id: str | None = None
 ) -> Item:
     """Block the item for a decision and say which gate it waits at."""
-    reason = (
-        f"Awaiting approval before phase {phase}"
-        if gate == BEFORE
-        else f"Awaiting approval of the output of phase {phase}"
-    )
-    blocked = block(item, reason, tx.now, BlockedType.DECISION)
+    blocked = block(item, gate_reason(phase, gate), tx.now, BlockedType.DECISION)
     tx.save_item(blocked, EventKind.ITEM_TRANSITION, {"gate": gate, "phase": phase})
     data = {"phase": phase, "gate": gate, "run_id": run_id}
     tx.append_event(EventKind.APPROVAL_REQUESTED, item_id=item.id, run_id=run_id, data=data)

@@ -30,7 +30,7 @@ from phase_golem.domain.merges import (
 from phase_golem.domain.pipelines import ApprovalGate, PhaseConfig, Settings
 from phase_golem.domain.redaction import redact, redact_text
 from phase_golem.domain.results import PhaseResult, ResultCode, result_to_dict
-from phase_golem.domain.runs import ErrorClass, Run, RunKind, RunStatus, Step, finish
+from phase_golem.domain.runs import ErrorClass, Mutation, Run, RunKind, RunStatus, Step, finish
 from phase_golem.domain.transitions import (
     Outcome,
     Resolution,
@@ -45,6 +45,8 @@ from phase_golem.store import Store, Transaction
 RETRYABLE = frozenset(
     {ErrorClass.TIMEOUT, ErrorClass.CRASHED, ErrorClass.INVALID_RESULT, ErrorClass.REPORTED_FAILED}
 )
+# A side-effect phase that ended like this may or may not have acted (DESIGN §6).
+UNCERTAIN = frozenset({ErrorClass.TIMEOUT, ErrorClass.CRASHED, ErrorClass.INVALID_RESULT})
 _WORKLOG_OUTCOMES = {
     Outcome.ADVANCED: "Complete",
     Outcome.READY: "Complete",
@@ -73,6 +75,13 @@ class Completion:
     skipped_follow_ups: list[tuple[str, str]] = field(default_factory=list)
     merged: list[tuple[str, str]] = field(default_factory=list)
     commit_summary: str | None = None
+
+
+def indeterminate_reason(run: Run, what: str) -> str:
+    return (
+        f"Side-effect phase {run.phase} ({run.id}) may or may not have acted: {what}. "
+        "It is not retried blindly: check, then approve to run it again or close the item"
+    )
 
 
 def phase_config(settings: Settings, item: Item, run: Run) -> PhaseConfig | None:
@@ -294,7 +303,7 @@ def _block_item(
 
 def _enforce_budget(
     tx: Transaction, settings: Settings, run: Run, run_cost: float, done: Completion
-) -> None:
+) -> bool:
     """Over a `[budget]` limit, the item stops for a human decision before it spends more."""
     budget = settings.budget
     item = tx.require_item(run.item_id)
@@ -306,10 +315,11 @@ def _enforce_budget(
         reason = f"{item.id} has cost ${item.cost_usd:.4f}, over the per-item budget"
         reason += f" ${budget.max_cost_usd_per_item:.4f}"
     if reason is None or item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
-        return
+        return False
     _block_item(tx, item, reason, BlockedType.DECISION, run)
     done.blocked = True
     done.message = f"{done.message}; {reason}" if done.message else reason
+    return True
 
 
 def complete_run(
@@ -343,6 +353,15 @@ def complete_run(
             _apply_result(tx, settings, run, item, result, done)
             done.commit_summary = result.commit_summary or result.summary
             status = RunStatus.COMMITTED
+        elif run.side_effect and error_class in UNCERTAIN:
+            status = RunStatus.PAUSED_INDETERMINATE
+            reason = indeterminate_reason(run, done.message)
+            _block_item(tx, item, reason, BlockedType.DECISION, run)
+            tx.append_event(
+                EventKind.RUN_INDETERMINATE, item_id=item.id, run_id=run.id, data={"why": reason}
+            )
+            done.blocked = True
+            done.worklog_outcome, done.message = "Blocked", reason
         elif error_class in RETRYABLE:
             status = (
                 RunStatus.FAILED_LOGIC
@@ -390,7 +409,11 @@ def complete_run(
             done.blocked = done.exhausted = True
             done.worklog_outcome = "Blocked"
 
-        _enforce_budget(tx, settings, run, spend["cost_usd"], done)
+        if _enforce_budget(tx, settings, run, spend["cost_usd"], done):
+            retry, done.retry_queued = None, False  # no more spending until a human says so
+        mutation = run.mutation
+        if run.side_effect:
+            mutation = Mutation.APPLIED if status is RunStatus.COMMITTED else mutation
         step = Step.COMMITTED if status is RunStatus.COMMITTED else Step.AGENT_EXITED
         finished = finish(
             run,
@@ -400,6 +423,9 @@ def complete_run(
             error=redact_text(outcome.error) if outcome.error else None,
             error_class=error_class,
             result=stored,
+            mutation=(
+                Mutation.INDETERMINATE if status is RunStatus.PAUSED_INDETERMINATE else mutation
+            ),
             **spend,
         )
         tx.save_run(

@@ -16,7 +16,7 @@ from pathlib import Path
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.pipelines import Settings
 from phase_golem.engine.backlog import NewItemRequest, add_item
-from phase_golem.engine.scheduler import RunOptions
+from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.session import run_session
 from phase_golem.project import init_project, load_project
 

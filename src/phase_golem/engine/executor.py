@@ -12,14 +12,25 @@ from pathlib import Path
 from typing import Protocol
 
 from phase_golem.agents.base import AgentAdapter, AgentRequest, StreamInfo
+from phase_golem.agents.process import ProcessExit
 from phase_golem.agents.registry import adapter_for
-from phase_golem.agents.runner import AgentOutcome, run_agent
+from phase_golem.agents.runner import AgentOutcome, classify, run_agent
 from phase_golem.clock import utc_now
 from phase_golem.config import resolve_workflow_path
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.items import Item, format_timestamp, touch
+from phase_golem.domain.items import Item, ItemStatus, block, format_timestamp, touch
 from phase_golem.domain.pipelines import Settings
-from phase_golem.domain.runs import ErrorClass, Run, RunKind, RunStatus, Step, advance_step, finish
+from phase_golem.domain.redaction import redact_text
+from phase_golem.domain.runs import (
+    ErrorClass,
+    Mutation,
+    Run,
+    RunKind,
+    RunStatus,
+    Step,
+    advance_step,
+    finish,
+)
 from phase_golem.engine.completion import Completion, complete_run, phase_config
 from phase_golem.engine.files import append_worklog, change_folder
 from phase_golem.engine.preflight import phase_agent
@@ -27,6 +38,7 @@ from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_
 from phase_golem.store import Store
 
 log = logging.getLogger(__name__)
+ADOPT_POLL_SECONDS = 0.5
 
 
 def idempotency_key(item_id: str, phase: str, visit: int, snapshot: str | None) -> str:
@@ -88,6 +100,8 @@ def _start(ctx: EngineContext, run_id: str) -> _Prepared:
         if run is None:
             raise LookupError(f"no run {run_id}")
         item = tx.require_item(run.item_id)
+        if item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
+            raise NotRunnable(f"{item.id} is {item.status.value}; run {run.id} is dropped")
         previous_failure = None
         if run.retry_of is not None:
             earlier = tx.get_run(run.retry_of)
@@ -105,7 +119,11 @@ def _start(ctx: EngineContext, run_id: str) -> _Prepared:
         agent = phase_agent(settings, phase)
         model = (phase.model if phase is not None else None) or settings.agent.model
         started = advance_step(run, Step.STARTED).replace(
-            started_at=format_timestamp(tx.now), agent=agent.value, model=model
+            started_at=format_timestamp(tx.now),
+            agent=agent.value,
+            model=model,
+            # Recorded before the agent starts: after a crash we know it may have acted.
+            mutation=Mutation.IN_FLIGHT if run.side_effect else run.mutation,
         )
         tx.save_run(started, EventKind.RUN_STARTED, {"agent": agent.value, "model": model})
         backlog = tx.list_items()
@@ -146,22 +164,52 @@ def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
             tx.save_run(run.replace(pid=pid), EventKind.RUN_UPDATED, {"pid": pid})
 
 
-def _cancel(ctx: EngineContext, run_id: str) -> None:
-    """A stop request: the run ends `cancelled` and its item stays exactly where it was."""
+def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> None:
+    """The run ends `cancelled` and its item stays exactly where it was."""
     with ctx.store.transaction() as tx:
         run = tx.get_run(run_id)
         if run is not None and run.is_active:
             tx.save_run(
-                finish(run, RunStatus.CANCELLED, format_timestamp(tx.now), error="stop requested"),
+                finish(run, RunStatus.CANCELLED, format_timestamp(tx.now), error=why),
                 EventKind.RUN_FINISHED,
                 {"outcome": "Cancelled"},
             )
+
+
+def fail_internally(ctx: EngineContext, run_id: str, error: BaseException) -> bool:
+    """A bug of ours in a run: it ends `failed:internal`, its item blocks; True if it did."""
+    message = redact_text(f"internal error: {error!r}")
+    with ctx.store.transaction() as tx:
+        run = tx.get_run(run_id)
+        if run is None:
+            return False
+        if run.is_active:
+            failed = finish(
+                run,
+                RunStatus.FAILED_INTERNAL,
+                format_timestamp(tx.now),
+                error=message,
+                error_class=ErrorClass.INTERNAL,
+            )
+            tx.save_run(failed, EventKind.RUN_FINISHED, {"outcome": "Failed", "error": message})
+        item = tx.get_item(run.item_id)
+        if item is None or item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
+            return False
+        tx.save_item(block(item, message, tx.now), EventKind.ITEM_TRANSITION, {"run_id": run_id})
+        return True
+
+
+class NotRunnable(Exception):
+    """The item changed under a queued run (blocked, done, closed): the run is dropped."""
 
 
 async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     """Run one claimed run to its completion; a cancel leaves the item untouched."""
     try:
         prepared = _start(ctx, run_id)
+    except NotRunnable as exc:
+        cancel_run(ctx, run_id, str(exc))
+        raise asyncio.CancelledError from None
     except LookupError as exc:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
         return complete_run(ctx.store, ctx.settings, run_id, outcome)
@@ -175,7 +223,7 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
             on_start=lambda pid: _record_pid(ctx, run_id, pid),
         )
     except asyncio.CancelledError:
-        _cancel(ctx, run_id)
+        cancel_run(ctx, run_id)
         item = prepared.item
         append_worklog(
             ctx.root,
@@ -190,4 +238,47 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
+    return complete_run(ctx.store, ctx.settings, run_id, outcome)
+
+
+async def adopt_run(ctx: EngineContext, run_id: str) -> Completion:
+    """Finish a run whose agent outlived the orchestrator that started it (DESIGN §6).
+
+    Waits (polling twice a second, the agent is not our child) for the agent to exit,
+    then classifies its result file exactly as if we had run it.
+    """
+    from phase_golem.engine.recovery import agent_alive, stop_leftovers
+
+    with ctx.store.reader() as tx:
+        run = tx.get_run(run_id)
+        item = tx.get_item(run.item_id) if run is not None else None
+    if run is None or item is None:
+        raise LookupError(f"no run {run_id} to adopt")
+    try:
+        while agent_alive(run):
+            await asyncio.sleep(ADOPT_POLL_SECONDS)
+    except asyncio.CancelledError:
+        stop_leftovers(run.pid)
+        cancel_run(ctx, run_id)
+        raise
+    stop_leftovers(run.pid)
+    phase = phase_config(ctx.settings, item, run)
+    adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
+    request = AgentRequest(
+        run_id=run.id,
+        item_id=run.item_id,
+        phase=run.phase,
+        attempt=run.attempt,
+        prompt="",
+        run_dir=run_directory(ctx.root, run.id),
+        cwd=ctx.root,
+        timeout_seconds=_timeout_seconds(ctx, item, run),
+    )
+    limit = ctx.settings.execution.max_result_bytes
+    raw = None
+    if request.result_file.exists():
+        with request.result_file.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    stream = adapter.read_stream(request.stdout_file)
+    outcome = classify(ProcessExit(None), raw, stream, request, limit)
     return complete_run(ctx.store, ctx.settings, run_id, outcome)

@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.filters import Filter
 from phase_golem.domain.items import (
     Guardrails,
     Item,
@@ -31,62 +30,74 @@ from phase_golem.domain.items import (
     transition,
 )
 from phase_golem.domain.pipelines import ApprovalGate
-from phase_golem.domain.runs import Run, RunKind, RunStatus
+from phase_golem.domain.runs import Run, RunKind, RunStatus, Step
 from phase_golem.domain.scheduling import (
-    Action,
     Promote,
     RunningTask,
     RunPhase,
     Triage,
-    select_actions,
-    select_targeted_actions,
     waiting_on_dependencies,
 )
 from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
-from phase_golem.engine.completion import Completion, max_attempts, phase_config
-from phase_golem.engine.executor import EngineContext, execute_run, idempotency_key
+from phase_golem.engine.completion import Completion, max_attempts, phase_config, queue_retry
+from phase_golem.engine.executor import (
+    EngineContext,
+    adopt_run,
+    cancel_run,
+    execute_run,
+    fail_internally,
+    idempotency_key,
+)
 from phase_golem.engine.files import append_worklog
+from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import Transaction
 from phase_golem.workspace.git import head_commit
 
 IDLE_CHECK_SECONDS = 1.0
+MIN_WAIT_SECONDS = 0.05  # a backstop: whatever the clock says, never spin
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 BREAKER_LIMIT = 2
 NO_GUARDRAILS = Guardrails(max_size=Size.LARGE, max_complexity=Level.HIGH, max_risk=Level.HIGH)
 
 
-@dataclass(frozen=True)
-class RunOptions:
-    targets: tuple[str, ...] = ()
-    filter: Filter | None = None
-    cap: int | None = None
-    auto_advance: bool = False
-    triage_only: bool = False
-    step_item: str | None = None
+def _interrupted_visit(earlier: list[Run]) -> Run | None:
+    """The last run of a phase when it was cut off (cancelled or crashed) and never followed.
 
-
-@dataclass
-class _State:
-    summary: RunSummary = field(default_factory=RunSummary)
-    breaker: int = 0
-    target_index: int = 0
-    stepped: bool = False
+    Picking it up as a retry keeps its attempt number and its idempotency key, so a
+    Ctrl-C or a crash does not make the same visit look new to the agent.
+    """
+    followed = {r.retry_of for r in earlier if r.retry_of is not None}
+    open_ends = [r for r in earlier if r.id not in followed]
+    if not open_ends:
+        return None
+    last = max(open_ends, key=lambda r: (r.queued_at, r.id))
+    if last.status in (RunStatus.CANCELLED, RunStatus.CRASHED):
+        return last
+    return None
 
 
 class Scheduler:
     def __init__(
-        self, ctx: EngineContext, options: RunOptions, emit: Callable[[str], None]
+        self,
+        ctx: EngineContext,
+        options: RunOptions,
+        emit: Callable[[str], None],
+        adopt: Sequence[Run] = (),
     ) -> None:
         if options.step_item is not None:
             ctx = replace(ctx, settings=replace(ctx.settings, guardrails=NO_GUARDRAILS))
         self.ctx = ctx
         self.options = options
         self.emit = emit
-        self.state = _State()
+        self.state = LoopState()
+        self.selection = Selection(options, ctx.settings, self.state, emit)
+        self.scope: frozenset[str] | None = None
         self.tasks: dict[asyncio.Task[Completion], Run] = {}
         self.started_at: dict[str, float] = {}
         self.stop = asyncio.Event()
         self._seen_version = -1
+        self._adopt = list(adopt)
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: dict[str, Item]) -> bool:
@@ -102,71 +113,6 @@ class Scheduler:
             cap = 1
         return cap is not None and self.state.summary.phases_executed >= cap
 
-    def _targeted(
-        self, items: list[Item], running: dict[str, RunningTask], now: datetime
-    ) -> tuple[list[Action], HaltReason | None]:
-        by_id = {i.id: i for i in items}
-        summary = self.state.summary
-        targets = self.options.targets
-        while self.state.target_index < len(targets):
-            target_id = targets[self.state.target_index]
-            if target_id in summary.items_blocked and target_id not in running:
-                if not self.options.auto_advance:
-                    return [], HaltReason.TARGET_BLOCKED
-                self.state.breaker = 0
-                self.state.target_index += 1
-                continue
-            target = by_id.get(target_id)
-            if target is None or target.status in (ItemStatus.DONE, ItemStatus.BLOCKED):
-                if target is None and target_id not in summary.items_completed:
-                    self.emit(f"[target] {target_id} not found (archived?); skipping")
-                self.state.target_index += 1
-                continue
-            execution, pipelines = self.ctx.settings.execution, self.ctx.settings.pipelines
-            actions = select_targeted_actions(target, items, running, execution, pipelines, now)
-            return actions, None
-        return [], HaltReason.TARGET_COMPLETED
-
-    def _step_actions(
-        self, items: list[Item], running: dict[str, RunningTask], now: datetime
-    ) -> tuple[list[Action], HaltReason | None]:
-        if self.state.stepped:
-            return [], HaltReason.CAP_REACHED
-        target = next((i for i in items if i.id == self.options.step_item), None)
-        if target is None or target.id in running:
-            return [], HaltReason.ALL_DONE_OR_BLOCKED
-        execution = replace(self.ctx.settings.execution, max_concurrent=1_000_000)
-        actions = select_targeted_actions(
-            target, [target], {}, execution, self.ctx.settings.pipelines, now
-        )
-        return actions, None
-
-    def _choose(
-        self, items: list[Item], running: dict[str, RunningTask], now: datetime
-    ) -> tuple[list[Action], HaltReason | None]:
-        settings = self.ctx.settings
-        if self.options.step_item is not None:
-            return self._step_actions(items, running, now)
-        if self.options.targets:
-            return self._targeted(items, running, now)
-        only: set[str] | None = None
-        if self.options.filter is not None:
-            summary = self.state.summary
-            matches = self.options.filter.select(items)
-            if not matches:
-                acted = summary.items_completed or summary.items_blocked
-                return [], HaltReason.FILTER_EXHAUSTED if acted else HaltReason.NO_MATCHING_ITEMS
-            if all(m.status in (ItemStatus.DONE, ItemStatus.BLOCKED) for m in matches):
-                return [], HaltReason.FILTER_EXHAUSTED
-            only = {m.id for m in matches}
-        if self.options.triage_only:
-            fresh = {i.id for i in items if i.status is ItemStatus.NEW}
-            only = fresh if only is None else only & fresh
-        actions = select_actions(
-            items, running, settings.execution, settings.pipelines, now, only=only
-        )
-        return actions, None
-
     def _enqueue(
         self, tx: Transaction, item: Item, action: Triage | RunPhase, snapshot: str | None
     ) -> Run:
@@ -174,6 +120,11 @@ class Scheduler:
         phase = "triage" if isinstance(action, Triage) else action.phase
         pool = PhasePool.PRE if isinstance(action, Triage) else action.pool
         earlier = [r for r in tx.list_runs(item_id=item.id) if r.phase == phase]
+        resumed = _interrupted_visit(earlier)
+        if resumed is not None:
+            return queue_retry(
+                tx, resumed, attempt=resumed.attempt, not_before=None, reason="resumed"
+            )
         visit = 1 + sum(1 for r in earlier if r.retry_of is None)
         run = Run(
             id=tx.allocate_run_id(),
@@ -220,14 +171,17 @@ class Scheduler:
             by_id = {i.id: i for i in items}
             active = tx.list_runs(statuses=[RunStatus.ACTIVE])
             running = {r.item_id: RunningTask(r.phase, self._destructive(r, by_id)) for r in active}
-            actions, halt = self._choose(items, running, tx.now)
-            if halt is not None:
-                return False, halt
+            choice = self.selection.choose(items, running, tx.now)
+            self.scope = choice.scope
+            if choice.halt is not None:
+                return False, choice.halt
             labels: list[str] = []
             changed = False
-            for action in actions:
+            for action in choice.actions:
                 item = by_id[action.item_id]
                 if isinstance(action, Promote):
+                    if self._cap_reached():
+                        continue
                     by_id[item.id] = self._promote(tx, item, action)
                     labels.append(f"promote {item.id}")
                     changed = True
@@ -261,7 +215,7 @@ class Scheduler:
             return
         lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
         with self.ctx.store.transaction() as tx:
-            claimed = tx.claim_runs(self.ctx.worker_id, free, lease)
+            claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self.scope)
             items = {r.item_id: tx.get_item(r.item_id) for r in claimed}
         for run in claimed:
             item = items[run.item_id]
@@ -318,55 +272,81 @@ class Scheduler:
             completion.message,
         )
 
+    def _collect(self, task: asyncio.Task[Completion]) -> None:
+        """Account for one finished task; a failure of ours never takes the loop down."""
+        run = self.tasks.pop(task)
+        self.started_at.pop(run.id, None)
+        if task.cancelled():
+            cancel_run(self.ctx, run.id)
+            self.emit(f"[{run.item_id}][{run.phase}] Cancelled: shutdown requested")
+            return
+        error = task.exception()
+        if error is None:
+            self._finished(task.result())
+            return
+        self.emit(f"[{run.item_id}][{run.phase}] Internal error: {error!r}")
+        self.state.breaker += 1
+        if fail_internally(self.ctx, run.id, error):
+            self.state.summary.items_blocked.add(run.item_id)
+
     async def _drain(self, *, cancel: bool) -> None:
+        """Wait for every running task; a stop request while waiting cancels the rest."""
         if cancel:
             for task in self.tasks:
                 task.cancel()
-        for task in list(self.tasks):
-            try:
-                self._finished(await task)
-            except asyncio.CancelledError:
-                run = self.tasks[task]
-                self.emit(f"[{run.item_id}][{run.phase}] Cancelled: shutdown requested")
-        self.tasks.clear()
+        while self.tasks:
+            stopper: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
+            waiting: set[asyncio.Future[Any]] = {stopper, *self.tasks}
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if stopper in done and not cancel:
+                cancel = True
+                for task in self.tasks:
+                    task.cancel()
+            for task in [t for t in self.tasks if t in done]:
+                self._collect(task)
 
     # ---- wait -------------------------------------------------------------------------
+    def _in_scope(self, item_id: str) -> bool:
+        return self.scope is None or item_id in self.scope
+
     def _next_due(self) -> datetime | None:
+        """The next future moment something waits for: a backoff or a sleeping item."""
+        now = utc_now()
         with self.ctx.store.reader() as tx:
             moments = [
                 parse_timestamp(r.not_before)
                 for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
-                if r.not_before is not None
+                if r.step is Step.QUEUED and r.not_before is not None and self._in_scope(r.item_id)
             ]
             moments += [
                 parse_timestamp(i.wake_at)
                 for i in tx.list_items()
-                if i.wake_at is not None and i.status is not ItemStatus.BLOCKED
+                if i.wake_at is not None
+                and i.status is not ItemStatus.BLOCKED
+                and self._in_scope(i.id)
             ]
-        return min(moments) if moments else None
+        future = [moment for moment in moments if moment > now]
+        return min(future) if future else None
 
     def _has_queued(self) -> bool:
         with self.ctx.store.reader() as tx:
-            return bool(tx.list_runs(statuses=[RunStatus.ACTIVE], limit=1))
+            active = tx.list_runs(statuses=[RunStatus.ACTIVE])
+        return any(self._in_scope(r.item_id) for r in active)
 
     async def _wait(self, due: datetime | None) -> bool:
         """Sleep until a run finishes, `due` comes, a signal, or a second passes."""
         timeout = IDLE_CHECK_SECONDS
         if due is not None:
-            timeout = min(timeout, max((due - utc_now()).total_seconds(), 0.0))
-        stopper: asyncio.Future[object] = asyncio.ensure_future(self.stop.wait())
+            timeout = min(timeout, max((due - utc_now()).total_seconds(), MIN_WAIT_SECONDS))
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
         waiting: set[asyncio.Future[Any]] = {stopper, *self.tasks}
         done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
-        finished = False
-        for future in done:
-            if future is stopper:
-                continue
-            task = next(t for t in self.tasks if t is future)
-            self.tasks.pop(task)
-            self._finished(task.result())
-            finished = True
-        return finished
+        finished = [t for t in self.tasks if t in done]
+        for task in finished:
+            self._collect(task)
+        return bool(finished)
 
     def _store_changed(self) -> bool:
         version = self.ctx.store.data_version()
@@ -377,12 +357,12 @@ class Scheduler:
     # ---- the loop ---------------------------------------------------------------------
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self.stop.set)
 
     def _remove_signals(self) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
 
     async def run(self) -> RunSummary:
@@ -402,6 +382,10 @@ class Scheduler:
     async def _loop(self) -> HaltReason:
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_STARTED, data={"worker_id": self.ctx.worker_id})
+        for run in self._adopt:
+            task = asyncio.create_task(adopt_run(self.ctx, run.id), name=run.id)
+            self.tasks[task] = run
+            self.started_at[run.id] = time.monotonic()
         while True:
             if self.stop.is_set():
                 await self._drain(cancel=True)
@@ -409,20 +393,21 @@ class Scheduler:
             if self.state.breaker >= BREAKER_LIMIT:
                 self.emit("Circuit breaker tripped: two items in a row exhausted their retries")
                 await self._drain(cancel=False)
+                if self.stop.is_set():
+                    return HaltReason.SHUTDOWN_REQUESTED
                 return HaltReason.CIRCUIT_BREAKER_TRIPPED
             changed, halt = self._decide()
             self._claim_and_start()
             if not self.tasks:
+                if self._cap_reached():
+                    return HaltReason.CAP_REACHED
                 queued = self._has_queued()
                 if halt is not None and not queued:
                     return halt
                 if changed:
                     continue
-                if self._next_due() is None:
-                    if self._cap_reached():
-                        return HaltReason.CAP_REACHED
-                    if not queued:
-                        return HaltReason.ALL_DONE_OR_BLOCKED
+                if self._next_due() is None and not queued:
+                    return HaltReason.ALL_DONE_OR_BLOCKED
             self._store_changed()
             while True:
                 due = self._next_due()

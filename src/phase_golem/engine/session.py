@@ -14,7 +14,8 @@ from phase_golem.engine.executor import EngineContext
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.preflight import preflight
 from phase_golem.engine.recovery import recover_interrupted_runs
-from phase_golem.engine.scheduler import RunOptions, Scheduler
+from phase_golem.engine.scheduler import Scheduler
+from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
 from phase_golem.project import Project, ProjectError
 
@@ -63,8 +64,11 @@ def run_session(
         problems = preflight(settings, project.config.base_dir, project.root, active, archived)
         if problems:
             raise ProjectError(f"preflight failed: {'; '.join(problems)}")
-        for run_id in recover_interrupted_runs(store):
-            emit(f"[recovery] {run_id} was interrupted; queued again")
+        recovered, adopted = recover_interrupted_runs(store, project.root)
+        for run_id in recovered:
+            emit(f"[recovery] {run_id} was interrupted; retried or held for a decision")
+        for run in adopted:
+            emit(f"[recovery] {run.id}: its agent outlived the last orchestrator; adopting it")
         ctx = EngineContext(
             root=project.root,
             base_dir=project.config.base_dir,
@@ -72,7 +76,7 @@ def run_session(
             store=store,
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
         )
-        scheduler = Scheduler(ctx, options, emit)
+        scheduler = Scheduler(ctx, options, emit, adopt=adopted)
         if watch is not None:
             watch(scheduler)
         return asyncio.run(scheduler.run())

@@ -9,7 +9,7 @@ only the row-level primitives of `TransactionBase`; the rules live here, once.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -73,7 +73,13 @@ class Transaction(Protocol):
         statuses: Sequence[RunStatus] | None = None,
         limit: int | None = None,
     ) -> list[Run]: ...
-    def claim_runs(self, worker_id: str, limit: int, lease_until: datetime) -> list[Run]: ...
+    def claim_runs(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_until: datetime,
+        item_ids: Collection[str] | None = None,
+    ) -> list[Run]: ...
 
     # Ledger
     def append_event(
@@ -291,14 +297,23 @@ class TransactionBase(abc.ABC):
     ) -> list[Run]:
         return self._load_runs(item_id, statuses, limit)
 
-    def claim_runs(self, worker_id: str, limit: int, lease_until: datetime) -> list[Run]:
-        """Claim up to `limit` queued runs that are due; adapters may lock rows as they go."""
+    def claim_runs(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_until: datetime,
+        item_ids: Collection[str] | None = None,
+    ) -> list[Run]:
+        """Claim up to `limit` queued runs that are due (of these items only, when given)."""
         self._require_writable()
         claimed: list[Run] = []
         if limit <= 0:
             return claimed
         lease = format_timestamp(lease_until)
-        for run in self._queued_runs_due(self.stamp, limit):
+        due = self._queued_runs_due(self.stamp, limit if item_ids is None else 1_000_000)
+        if item_ids is not None:
+            due = [run for run in due if run.item_id in item_ids][:limit]
+        for run in due:
             updated = run.replace(step=Step.CLAIMED, worker_id=worker_id, lease_until=lease)
             self.save_run(updated, EventKind.RUN_CLAIMED, {"worker_id": worker_id})
             claimed.append(updated)

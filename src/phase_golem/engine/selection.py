@@ -1,0 +1,130 @@
+"""What one scheduling decision may consider: the whole backlog, the current target, the
+`--only` matches, one stepped item, or new items only (`triage`); and when that mode halts.
+
+The scope it returns also limits which queued runs are claimed, so `triage` never runs a
+phase and `step X` never runs another item's retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from phase_golem.domain.filters import Filter
+from phase_golem.domain.items import Item, ItemStatus
+from phase_golem.domain.pipelines import Settings
+from phase_golem.domain.scheduling import (
+    Action,
+    RunningTask,
+    select_actions,
+    select_targeted_actions,
+)
+from phase_golem.engine.summary import HaltReason, RunSummary
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    targets: tuple[str, ...] = ()
+    filter: Filter | None = None
+    cap: int | None = None
+    auto_advance: bool = False
+    triage_only: bool = False
+    step_item: str | None = None
+
+
+@dataclass
+class LoopState:
+    summary: RunSummary = field(default_factory=RunSummary)
+    breaker: int = 0
+    target_index: int = 0
+    stepped: bool = False
+
+
+@dataclass(frozen=True)
+class Choice:
+    actions: list[Action]
+    halt: HaltReason | None = None
+    scope: frozenset[str] | None = None  # None: every item
+
+
+class Selection:
+    def __init__(
+        self,
+        options: RunOptions,
+        settings: Settings,
+        state: LoopState,
+        emit: Callable[[str], None],
+    ) -> None:
+        self.options = options
+        self.settings = settings
+        self.state = state
+        self.emit = emit
+
+    def cap_reached(self) -> bool:
+        cap = 1 if self.options.step_item is not None else self.options.cap
+        return cap is not None and self.state.summary.phases_executed >= cap
+
+    def choose(self, items: list[Item], running: dict[str, RunningTask], now: datetime) -> Choice:
+        if self.options.step_item is not None:
+            return self._step(items, running, now)
+        if self.options.targets:
+            return self._targeted(items, running, now)
+        only: set[str] | None = None
+        if self.options.filter is not None:
+            summary = self.state.summary
+            matches = self.options.filter.select(items)
+            if not matches:
+                acted = summary.items_completed or summary.items_blocked
+                halt = HaltReason.FILTER_EXHAUSTED if acted else HaltReason.NO_MATCHING_ITEMS
+                return Choice([], halt, frozenset())
+            only = {m.id for m in matches}
+            if all(m.status in (ItemStatus.DONE, ItemStatus.BLOCKED) for m in matches):
+                return Choice([], HaltReason.FILTER_EXHAUSTED, frozenset(only))
+        if self.options.triage_only:
+            fresh = {i.id for i in items if i.status is ItemStatus.NEW}
+            only = fresh if only is None else only & fresh
+        actions = select_actions(
+            items, running, self.settings.execution, self.settings.pipelines, now, only=only
+        )
+        return Choice(actions, None, None if only is None else frozenset(only))
+
+    def _targeted(
+        self, items: list[Item], running: dict[str, RunningTask], now: datetime
+    ) -> Choice:
+        by_id = {i.id: i for i in items}
+        summary = self.state.summary
+        targets = self.options.targets
+        while self.state.target_index < len(targets):
+            target_id = targets[self.state.target_index]
+            if target_id in summary.items_blocked and target_id not in running:
+                if not self.options.auto_advance:
+                    return Choice([], HaltReason.TARGET_BLOCKED, frozenset({target_id}))
+                self.state.breaker = 0
+                self.state.target_index += 1
+                continue
+            target = by_id.get(target_id)
+            if target is None or target.status in (ItemStatus.DONE, ItemStatus.BLOCKED):
+                if target is None and target_id not in summary.items_completed:
+                    self.emit(f"[target] {target_id} not found (archived?); skipping")
+                self.state.target_index += 1
+                continue
+            actions = select_targeted_actions(
+                target, items, running, self.settings.execution, self.settings.pipelines, now
+            )
+            return Choice(actions, None, frozenset({target_id}))
+        return Choice([], HaltReason.TARGET_COMPLETED, frozenset())
+
+    def _step(self, items: list[Item], running: dict[str, RunningTask], now: datetime) -> Choice:
+        item_id = self.options.step_item or ""
+        scope = frozenset({item_id})
+        if self.state.stepped:
+            return Choice([], HaltReason.CAP_REACHED, scope)
+        target = next((i for i in items if i.id == item_id), None)
+        if target is None or target.id in running:
+            return Choice([], HaltReason.ALL_DONE_OR_BLOCKED, scope)
+        execution = replace(self.settings.execution, max_concurrent=1_000_000)
+        actions = select_targeted_actions(
+            target, [target], {}, execution, self.settings.pipelines, now
+        )
+        return Choice(actions, None, scope)
