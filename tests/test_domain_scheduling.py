@@ -505,3 +505,10 @@ def test_targeted_destructive_phase_waits_for_running_work_in_shared_mode() -> N
 def test_targeted_ready_with_destructive_first_phase_waits_for_running_work() -> None:
     assert targeted(ready(1, pipeline_type="hot"), [], {"WRK-009": nd()}) == ["promote 1 ship"]
     assert targeted(ready(1, pipeline_type="hot")) == ["promote 1 ship", "run 1 ship!"]
+
+
+def test_a_run_waiting_out_its_backoff_holds_its_item_but_no_slot_or_tree() -> None:
+    waiting = {"WRK-001": RunningTask("build", is_destructive=True, waiting=True)}
+    items = [ip(1, "build"), ip(2, "prd")]
+    assert select(items, waiting, wip=2, conc=1) == ["run 2 prd"]
+    assert select(items, {"WRK-001": destructive()}, wip=2, conc=1) == []

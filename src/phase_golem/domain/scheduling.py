@@ -45,10 +45,19 @@ Action = Promote | Triage | RunPhase
 
 @dataclass(frozen=True, slots=True)
 class RunningTask:
-    """A run that is queued or active somewhere; it holds its item and maybe the tree."""
+    """A run that is queued or active somewhere; it holds its item and maybe the tree.
+
+    A `waiting` run (queued, its backoff not over) still holds its item, but neither a
+    concurrency slot nor the tree: a ten-minute rate-limit pause must not stall the rest.
+    """
 
     phase: str
     is_destructive: bool = False
+    waiting: bool = False
+
+    @property
+    def holds_tree(self) -> bool:
+        return self.is_destructive and not self.waiting
 
 
 def waiting_on_dependencies(items: Sequence[Item]) -> list[tuple[str, list[str]]]:
@@ -155,9 +164,11 @@ def select_actions(
     backlog (Phase Golem judged them inside the filtered subset, research §7.1.8).
     """
     exclusive = execution.isolation is Isolation.SHARED
-    if exclusive and any(task.is_destructive for task in running.values()):
+    if exclusive and any(task.holds_tree for task in running.values()):
         return []
-    busy = sum(1 for task in running.values() if not (exclusive and task.is_destructive))
+    busy = sum(
+        1 for task in running.values() if not task.waiting and not (exclusive and task.holds_tree)
+    )
     slots = execution.max_concurrent - busy
     if slots <= 0:
         return []
@@ -196,7 +207,7 @@ def select_actions(
         destructive = isinstance(candidate, RunPhase) and candidate.is_destructive
         if exclusive and destructive:
             # Alone or not at all; stopping here lets running work drain so it is not starved.
-            if not running and not phase_actions:
+            if not any(not t.waiting for t in running.values()) and not phase_actions:
                 actions.append(candidate)
             break
         if slots <= 0:
@@ -219,7 +230,7 @@ def select_targeted_actions(
     if target is None or target.id in running:
         return []
     exclusive = execution.isolation is Isolation.SHARED
-    if exclusive and any(task.is_destructive for task in running.values()):
+    if exclusive and any(task.holds_tree for task in running.values()):
         return []
     by_id = {item.id: item for item in items if not item.archived}
     if unmet_dependencies(target, by_id) or is_sleeping(target, now):
@@ -232,14 +243,15 @@ def select_targeted_actions(
             return []
         action = _phase_action(target, pipelines, first)
         promote: list[Action] = [Promote(target.id, first)]
-        if action is None or (exclusive and action.is_destructive and running):
+        busy = any(not t.waiting for t in running.values())
+        if action is None or (exclusive and action.is_destructive and busy):
             return promote
         return [*promote, action]
     if target.status in (ItemStatus.SCOPING, ItemStatus.IN_PROGRESS):
         action = _phase_action(target, pipelines)
         if action is None:
             return []
-        if exclusive and action.is_destructive and running:
+        if exclusive and action.is_destructive and any(not t.waiting for t in running.values()):
             return []
         return [action]
     return []

@@ -29,7 +29,7 @@ from phase_golem.domain.items import (
     touch,
     transition,
 )
-from phase_golem.domain.pipelines import ApprovalGate
+from phase_golem.domain.pipelines import ApprovalGate, Isolation
 from phase_golem.domain.runs import Run, RunKind, RunStatus, Step
 from phase_golem.domain.scheduling import (
     Promote,
@@ -170,7 +170,15 @@ class Scheduler:
             items = tx.list_items()
             by_id = {i.id: i for i in items}
             active = tx.list_runs(statuses=[RunStatus.ACTIVE])
-            running = {r.item_id: RunningTask(r.phase, self._destructive(r, by_id)) for r in active}
+            self.scope = self.selection.scope_of(items)
+            running = {
+                r.item_id: RunningTask(
+                    r.phase,
+                    self._destructive(r, by_id),
+                    waiting=self._waiting(r, tx.now),
+                )
+                for r in active
+            }
             choice = self.selection.choose(items, running, tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
@@ -207,6 +215,42 @@ class Scheduler:
         return changed, None
 
     # ---- claim, execute, complete -----------------------------------------------------
+    def _waiting(self, run: Run, now: datetime) -> bool:
+        """Queued and not startable by us now: its backoff is on, or it is out of scope."""
+        if run.step is not Step.QUEUED:
+            return False
+        if run.not_before is not None and parse_timestamp(run.not_before) > now:
+            return True
+        return not self._in_scope(run.item_id)
+
+    def _claimable(self, tx: Transaction) -> frozenset[str] | None:
+        """Items whose queued runs may start now: in scope, and the tree rule kept.
+
+        In shared isolation a destructive run starts only when nothing else runs, and
+        nothing starts beside a running destructive one (a retry that became due included).
+        """
+        if self.ctx.settings.execution.isolation is not Isolation.SHARED:
+            return self.scope
+        items = {i.id: i for i in tx.list_items()}
+        running = list(self.tasks.values())
+        if any(self._destructive(run, items) for run in running):
+            return frozenset()
+        now = tx.now
+        due = sorted(
+            (
+                r
+                for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
+                if r.step is Step.QUEUED
+                and (r.not_before is None or parse_timestamp(r.not_before) <= now)
+                and (self.scope is None or r.item_id in self.scope)
+            ),
+            key=lambda r: (r.queued_at, r.id),
+        )
+        if due and not running and self._destructive(due[0], items):
+            return frozenset({due[0].item_id})  # its turn: it runs alone
+        allowed = {r.item_id for r in due if not self._destructive(r, items)}
+        return frozenset(allowed)
+
     def _claim_and_start(self) -> None:
         free = self.ctx.settings.execution.max_concurrent - len(self.tasks)
         if self.options.step_item is not None:
@@ -215,7 +259,7 @@ class Scheduler:
             return
         lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
         with self.ctx.store.transaction() as tx:
-            claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self.scope)
+            claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self._claimable(tx))
             items = {r.item_id: tx.get_item(r.item_id) for r in claimed}
         for run in claimed:
             item = items[run.item_id]

@@ -65,6 +65,20 @@ class Selection:
         cap = 1 if self.options.step_item is not None else self.options.cap
         return cap is not None and self.state.summary.phases_executed >= cap
 
+    def scope_of(self, items: list[Item]) -> frozenset[str] | None:
+        """The items this command may run at all (before this decision's details)."""
+        if self.options.step_item is not None:
+            return frozenset({self.options.step_item})
+        if self.options.targets:
+            return frozenset(self.options.targets[self.state.target_index :])
+        scope: set[str] | None = None
+        if self.options.filter is not None:
+            scope = {i.id for i in self.options.filter.select(items)}
+        if self.options.triage_only:
+            fresh = {i.id for i in items if i.status is ItemStatus.NEW}
+            scope = fresh if scope is None else scope & fresh
+        return None if scope is None else frozenset(scope)
+
     def choose(self, items: list[Item], running: dict[str, RunningTask], now: datetime) -> Choice:
         if self.options.step_item is not None:
             return self._step(items, running, now)
