@@ -190,10 +190,10 @@ def test_codex_json_lines_give_thread_and_tokens(tmp_path: Path) -> None:
     assert info.error_class is ErrorClass.RATE_LIMITED
 
 
-def test_codex_and_opencode_put_the_prompt_in_argv(tmp_path: Path) -> None:
+def test_codex_reads_the_prompt_from_stdin(tmp_path: Path) -> None:
     invocation = CodexAdapter().invocation(request(tmp_path, model="o4"))
     assert invocation.argv[:3] == ("codex", "exec", "--json")
-    assert invocation.argv[-1] == "Do the thing.\n" and invocation.stdin_text is None
+    assert invocation.argv[-1] == "-" and invocation.stdin_text == "Do the thing.\n"
     assert "--model" in invocation.argv
 
 

@@ -1,4 +1,5 @@
-"""OpenAI Codex CLI: `codex exec --json`, prompt as the last argument.
+"""OpenAI Codex CLI: `codex exec --json -`, the prompt on stdin (`-`), so a long prompt
+never meets the argument-length limit.
 
 Its JSON lines give the thread id (`thread.started`), token counts (`turn.completed`
 usage) and failures (`turn.failed` / `error`, with an HTTP status when there is one).
@@ -33,7 +34,7 @@ class CodexAdapter:
         argv = ["codex", "exec", "--json", "--dangerously-bypass-approvals-and-sandbox"]
         if request.model:
             argv += ["--model", request.model]
-        return Invocation((*argv, request.prompt))
+        return Invocation((*argv, "-"), stdin_text=request.prompt)
 
     def read_stream(self, stdout_file: Path) -> StreamInfo:
         info = StreamInfo()
