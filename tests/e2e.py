@@ -128,3 +128,23 @@ def wait_for_agents(
         if len(live) >= count or time.monotonic() > deadline:
             return live
         time.sleep(0.2)
+
+
+def kill_mid_phase(repo: Repo, phase: str, *, agent_too: bool) -> dict[str, Any]:
+    """Start `run`, SIGKILL it once an agent of `phase` is running; return that run.
+
+    With `agent_too` the agent dies as well (power loss); without, it lives on as an orphan.
+    """
+    process = start_run(repo, own_session=True)
+    try:
+        live = wait_for_agents(repo, phase, 1)
+        assert live, f"no {phase} agent started"
+        if agent_too:
+            os.killpg(live[0]["pid"], signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return live[0]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 from tests.conftest import Repo
@@ -11,10 +9,9 @@ from tests.e2e import (
     add_items,
     chain_of,
     items_by_id,
+    kill_mid_phase,
     run_dir,
     runs_of,
-    start_run,
-    wait_for_agents,
     write_project,
 )
 
@@ -101,19 +98,7 @@ def test_an_oversized_result_is_an_invalid_result(git_repo: Repo) -> None:
 def test_after_kill_9_the_next_run_recovers_the_interrupted_run(git_repo: Repo) -> None:
     repo = write_project(git_repo, "  - match: {phase: plan}\n    delay: 30\n    times: 1\n")
     add_items(repo, "Interrupted")
-    process = start_run(repo, own_session=True)
-    try:
-        live = wait_for_agents(repo, "plan", 1)
-        assert live
-        agent_pid = live[0]["pid"]
-        # The orchestrator and its agent both die, as when the machine loses power.
-        os.killpg(process.pid, signal.SIGKILL)
-        os.killpg(agent_pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    kill_mid_phase(repo, "plan", agent_too=True)  # as when the machine loses power
     result = repo.pg("run")
     assert result.code == 0, result.err
     assert "[recovery]" in result.out

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -19,9 +18,8 @@ from tests.e2e import (
     add_items,
     chain_of,
     items_by_id,
+    kill_mid_phase,
     runs_of,
-    start_run,
-    wait_for_agents,
     write_project,
 )
 
@@ -94,16 +92,8 @@ def test_an_agent_that_outlives_the_orchestrator_is_adopted_not_repeated(
     )
     repo = write_project(git_repo, rules, pipelines=SIDE_EFFECT_PIPELINE)
     add_items(repo, "Deploy once")
-    process = start_run(repo, own_session=True)
-    try:
-        [ship] = wait_for_agents(repo, "ship", 1)
-        assert ship["mutation"] == "in_flight"
-        os.killpg(process.pid, signal.SIGKILL)  # the orchestrator only; the agent lives on
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    ship = kill_mid_phase(repo, "ship", agent_too=False)  # the agent lives on
+    assert ship["mutation"] == "in_flight"
     result = repo.pg("run")
     assert result.code == 0, result.err
     assert "adopting it" in result.out
