@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from phase_golem.agents.orphans import agent_processes
 from phase_golem.agents.process import run_process
 from phase_golem.agents.sim import ScenarioError, load_scenario
 from tests.conftest import Repo
@@ -20,6 +24,8 @@ from tests.e2e import (
     items_by_id,
     kill_mid_phase,
     runs_of,
+    start_run,
+    wait_for_agents,
     write_project,
 )
 
@@ -137,6 +143,10 @@ def test_a_big_prompt_to_an_agent_that_never_reads_stdin_still_times_out(
         ("rules: [{write: {../x: y}}]", "must stay inside the project"),
         ("defaults: [1, 2]", "defaults must be a mapping"),
         ("rules: [{match: {colour: red}}]", "match: keys must be among"),
+        ("rules: [{delay: .inf}]", "delay: must be a number >= 0"),
+        ("rules: [{times: .nan}]", "times: must be a number >= 0"),
+        ("rules: [{match: {attempt: x}}]", "match.attempt: must be a whole number"),
+        ("rules: [{write: {'': x}}]", "must stay inside the project"),
     ],
 )
 def test_a_bad_scenario_is_named_precisely(tmp_path: Path, text: str, message: str) -> None:
@@ -147,3 +157,73 @@ def test_a_bad_scenario_is_named_precisely(tmp_path: Path, text: str, message: s
     path.write_bytes(b"\xff\xfe rules")
     with pytest.raises(ScenarioError, match="cannot read scenario"):
         load_scenario(path)
+
+
+def test_recovery_never_signals_a_process_that_only_reuses_the_agents_pid(
+    git_repo: Repo,
+) -> None:
+    repo = write_project(git_repo, "  - match: {phase: plan}\n    delay: 30\n    times: 1\n")
+    add_items(repo, "Rebooted")
+    dead = kill_mid_phase(repo, "plan", agent_too=True)
+    stranger = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    try:
+        with sqlite3.connect(repo.root / ".phase-golem" / "state.db") as db:
+            db.execute("UPDATE runs SET pid = ? WHERE id = ?", (stranger.pid, dead["id"]))
+        result = repo.pg("run")
+        assert result.code == 0, result.err
+        assert stranger.poll() is None, "recovery signalled a process that is not ours"
+        assert "adopting" not in result.out
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_an_adopted_agent_still_meets_its_timeout(git_repo: Repo) -> None:
+    pipelines = (
+        "[pipelines.feature]\nphases = [\n"
+        '    { name = "plan", is_destructive = false, timeout_seconds = 3, max_retries = 0 },\n'
+        "]\n"
+    )
+    repo = write_project(
+        git_repo, "  - match: {phase: plan}\n    behave: hang\n", pipelines=pipelines
+    )
+    add_items(repo, "Hangs after a crash")
+    orphan = kill_mid_phase(repo, "plan", agent_too=False)
+    result = repo.pg("run", timeout=60)
+    assert "adopting it" in result.out and result.code == 1
+    [plan] = [r for r in runs_of(repo) if r["phase"] == "plan"]
+    assert (plan["id"], plan["error_class"]) == (orphan["id"], "timeout")
+    # Killed orphans may linger as zombies of the container's init: none is alive.
+    assert agent_processes(orphan["pid"], orphan["id"], repo.root) == []
+
+
+def test_stopping_a_side_effect_phase_mid_action_asks_a_human(git_repo: Repo) -> None:
+    repo = write_project(
+        git_repo, "  - match: {phase: ship}\n    delay: 30\n", pipelines=SIDE_EFFECT_PIPELINE
+    )
+    add_items(repo, "Deploy, interrupted")
+    process = start_run(repo)
+    try:
+        assert wait_for_agents(repo, "ship", 1)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    [ship] = [r for r in runs_of(repo) if r["phase"] == "ship"]
+    assert (ship["status"], ship["mutation"]) == ("paused:indeterminate", "indeterminate")
+    assert items_by_id(repo)["WRK-001"]["blocked_type"] == "decision"
+    repo.pg("run")  # nothing runs it again without a decision
+    assert [r["phase"] for r in runs_of(repo)].count("ship") == 1
+
+
+def test_step_counts_a_retry_left_queued_by_an_earlier_run(git_repo: Repo) -> None:
+    rules = "  - match: {phase: plan}\n    behave: rate_limit\n    times: 1\n"
+    repo = write_project(git_repo, rules, execution="[execution.backoff]\nbase_seconds = 0.3")
+    add_items(repo, "Throttled once")
+    assert repo.pg("run", "--cap", "2").code == 0
+    time.sleep(0.5)
+    result = repo.pg("step", "WRK-001")
+    assert result.code == 0 and "Phases executed: 1" in result.out
+    assert [r["phase"] for r in runs_of(repo)] == ["triage", "plan", "plan"]

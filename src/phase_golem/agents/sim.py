@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import math
 import os
 import re
 import subprocess
@@ -125,14 +126,22 @@ def _check_rule(where: str, rule: dict[str, Any]) -> None:
         raise ScenarioError(f"{where}.behave: {behave!r} is not one of {sorted(BEHAVIOURS)}")
     for key in NUMBER_KEYS & set(rule):
         value = rule[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < 0
+        ):
             raise ScenarioError(f"{where}.{key}: must be a number >= 0, not {value!r}")
+    attempt = match.get("attempt")
+    if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
+        raise ScenarioError(f"{where}.match.attempt: must be a whole number, not {attempt!r}")
     writes = rule.get("write") or {}
     if not isinstance(writes, dict):
         raise ScenarioError(f"{where}.write: must map relative paths to contents")
     for relative in writes:
         parts = Path(str(relative)).parts
-        if Path(str(relative)).is_absolute() or ".." in parts:
+        if not parts or parts == (".",) or Path(str(relative)).is_absolute() or ".." in parts:
             raise ScenarioError(f"{where}.write: {relative!r} must stay inside the project")
 
 

@@ -410,7 +410,11 @@ def complete_run(
             done.worklog_outcome = "Blocked"
 
         if _enforce_budget(tx, settings, run, spend["cost_usd"], done):
-            retry, done.retry_queued = None, False  # no more spending until a human says so
+            # No more spending until a human says so: whatever retry was planned is dropped.
+            if retry is not None:
+                retry, done.retry_queued = None, False
+                done.message = f"{done.message}; no retry"
+            done.worklog_outcome = "Blocked"
         mutation = run.mutation
         if run.side_effect:
             mutation = Mutation.APPLIED if status is RunStatus.COMMITTED else mutation

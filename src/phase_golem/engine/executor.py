@@ -12,13 +12,19 @@ from pathlib import Path
 from typing import Protocol
 
 from phase_golem.agents.base import AgentAdapter, AgentRequest, StreamInfo
-from phase_golem.agents.process import ProcessExit
 from phase_golem.agents.registry import adapter_for
-from phase_golem.agents.runner import AgentOutcome, classify, run_agent
+from phase_golem.agents.runner import AgentOutcome, run_agent
 from phase_golem.clock import utc_now
 from phase_golem.config import resolve_workflow_path
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.items import Item, ItemStatus, block, format_timestamp, touch
+from phase_golem.domain.items import (
+    BlockedType,
+    Item,
+    ItemStatus,
+    block,
+    format_timestamp,
+    touch,
+)
 from phase_golem.domain.pipelines import Settings
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.runs import (
@@ -31,14 +37,18 @@ from phase_golem.domain.runs import (
     advance_step,
     finish,
 )
-from phase_golem.engine.completion import Completion, complete_run, phase_config
+from phase_golem.engine.completion import (
+    Completion,
+    complete_run,
+    indeterminate_reason,
+    phase_config,
+)
 from phase_golem.engine.files import append_worklog, change_folder
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
 from phase_golem.store import Store
 
 log = logging.getLogger(__name__)
-ADOPT_POLL_SECONDS = 0.5
 
 
 def idempotency_key(item_id: str, phase: str, visit: int, snapshot: str | None) -> str:
@@ -85,7 +95,7 @@ class _Prepared:
     request: AgentRequest
 
 
-def _timeout_seconds(ctx: EngineContext, item: Item, run: Run) -> float:
+def timeout_seconds(ctx: EngineContext, item: Item, run: Run) -> float:
     phase = phase_config(ctx.settings, item, run)
     if phase is not None and phase.timeout_seconds is not None:
         return phase.timeout_seconds
@@ -149,7 +159,7 @@ def _start(ctx: EngineContext, run_id: str) -> _Prepared:
         prompt=prompt,
         run_dir=directory,
         cwd=ctx.root,
-        timeout_seconds=_timeout_seconds(ctx, item, run),
+        timeout_seconds=timeout_seconds(ctx, item, run),
         model=model,
         idempotency_key=run.idempotency_key,
         extra_env={"PHASE_GOLEM_ITEM_TITLE": item.title, "PHASE_GOLEM_ROOT": str(ctx.root)},
@@ -165,15 +175,45 @@ def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
 
 
 def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> None:
-    """The run ends `cancelled` and its item stays exactly where it was."""
+    """The run ends `cancelled` and its item stays exactly where it was.
+
+    Except a side-effect phase whose agent had started: stopped mid-action it may or may
+    not have acted, so it ends `paused:indeterminate` and its item waits for a decision.
+    """
     with ctx.store.transaction() as tx:
         run = tx.get_run(run_id)
-        if run is not None and run.is_active:
-            tx.save_run(
-                finish(run, RunStatus.CANCELLED, format_timestamp(tx.now), error=why),
-                EventKind.RUN_FINISHED,
-                {"outcome": "Cancelled"},
+        if run is None or not run.is_active:
+            return
+        stamp = format_timestamp(tx.now)
+        if run.side_effect and run.mutation is Mutation.IN_FLIGHT:
+            reason = indeterminate_reason(run, f"it was stopped while it ran ({why})")
+            paused = finish(
+                run,
+                RunStatus.PAUSED_INDETERMINATE,
+                stamp,
+                error=reason,
+                error_class=ErrorClass.CRASHED,
+                mutation=Mutation.INDETERMINATE,
             )
+            tx.save_run(paused, EventKind.RUN_INDETERMINATE, {"why": reason})
+            item = tx.get_item(run.item_id)
+            if (
+                item is not None
+                and not item.archived
+                and item.status
+                not in (
+                    ItemStatus.BLOCKED,
+                    ItemStatus.DONE,
+                )
+            ):
+                blocked = block(item, reason, tx.now, BlockedType.DECISION)
+                tx.save_item(blocked, EventKind.ITEM_TRANSITION, {"run_id": run.id})
+            return
+        tx.save_run(
+            finish(run, RunStatus.CANCELLED, stamp, error=why),
+            EventKind.RUN_FINISHED,
+            {"outcome": "Cancelled"},
+        )
 
 
 def fail_internally(ctx: EngineContext, run_id: str, error: BaseException) -> bool:
@@ -238,47 +278,4 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
-    return complete_run(ctx.store, ctx.settings, run_id, outcome)
-
-
-async def adopt_run(ctx: EngineContext, run_id: str) -> Completion:
-    """Finish a run whose agent outlived the orchestrator that started it (DESIGN §6).
-
-    Waits (polling twice a second, the agent is not our child) for the agent to exit,
-    then classifies its result file exactly as if we had run it.
-    """
-    from phase_golem.engine.recovery import agent_alive, stop_leftovers
-
-    with ctx.store.reader() as tx:
-        run = tx.get_run(run_id)
-        item = tx.get_item(run.item_id) if run is not None else None
-    if run is None or item is None:
-        raise LookupError(f"no run {run_id} to adopt")
-    try:
-        while agent_alive(run):
-            await asyncio.sleep(ADOPT_POLL_SECONDS)
-    except asyncio.CancelledError:
-        stop_leftovers(run.pid)
-        cancel_run(ctx, run_id)
-        raise
-    stop_leftovers(run.pid)
-    phase = phase_config(ctx.settings, item, run)
-    adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
-    request = AgentRequest(
-        run_id=run.id,
-        item_id=run.item_id,
-        phase=run.phase,
-        attempt=run.attempt,
-        prompt="",
-        run_dir=run_directory(ctx.root, run.id),
-        cwd=ctx.root,
-        timeout_seconds=_timeout_seconds(ctx, item, run),
-    )
-    limit = ctx.settings.execution.max_result_bytes
-    raw = None
-    if request.result_file.exists():
-        with request.result_file.open("rb") as handle:
-            raw = handle.read(limit + 1)
-    stream = adapter.read_stream(request.stdout_file)
-    outcome = classify(ProcessExit(None), raw, stream, request, limit)
     return complete_run(ctx.store, ctx.settings, run_id, outcome)

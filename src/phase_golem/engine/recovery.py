@@ -2,7 +2,8 @@
 
 The process lock guarantees no other orchestrator owns them. For each such run:
 - never started (queued): it stays queued;
-- its agent is still alive on this host, or already wrote its result: it is *adopted*:
+- its agent is still alive on this host (proven by its environment, not just its pid),
+  or already wrote its result: it is *adopted*:
   we wait for the agent to exit and complete the run from its result file, so finished
   work is never thrown away and a retry never races an orphan;
 - a side-effect phase whose agent is gone: it may have acted, so it is not retried
@@ -13,46 +14,44 @@ The process lock guarantees no other orchestrator owns them. For each such run:
 
 from __future__ import annotations
 
-import os
-import signal
+import asyncio
+from datetime import timedelta
 from pathlib import Path
 
+from phase_golem.agents.base import AgentRequest
+from phase_golem.agents.orphans import agent_processes, stop_processes
+from phase_golem.agents.process import ProcessExit
+from phase_golem.agents.registry import adapter_for
+from phase_golem.agents.runner import classify
+from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.items import BlockedType, ItemStatus, block, format_timestamp
+from phase_golem.domain.items import (
+    BlockedType,
+    ItemStatus,
+    block,
+    format_timestamp,
+    parse_timestamp,
+)
 from phase_golem.domain.runs import ErrorClass, Mutation, Run, RunStatus, Step, finish
-from phase_golem.engine.completion import indeterminate_reason, queue_retry
+from phase_golem.engine.completion import (
+    Completion,
+    complete_run,
+    indeterminate_reason,
+    phase_config,
+    queue_retry,
+)
+from phase_golem.engine.executor import (
+    EngineContext,
+    cancel_run,
+    run_directory,
+    timeout_seconds,
+)
+from phase_golem.engine.preflight import phase_agent
 from phase_golem.store import Store, Transaction
 
 
-def agent_alive(run: Run) -> bool:
-    """Is the process recorded for this run still running *this run's* agent?"""
-    if run.pid is None:
-        return False
-    proc = Path(f"/proc/{run.pid}")
-    try:
-        environ = (proc / "environ").read_bytes()
-        state = (proc / "stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False  # gone, or a zombie nobody has reaped yet: either way it is done
-    except (OSError, IndexError):
-        # No /proc to read (or not ours): fall back to "is the group there at all".
-        try:
-            os.killpg(run.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-    return state != "Z" and f"PHASE_GOLEM_RUN_ID={run.id}".encode() in environ.split(b"\0")
-
-
-def stop_leftovers(pgid: int | None) -> None:
-    """Kill what is left of an agent's process group (its leader already gone)."""
-    if pgid is None:
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            return
+def agent_pids(run: Run, root: Path) -> list[int]:
+    return agent_processes(run.pid, run.id, root)
 
 
 def _side_effect_gone(tx: Transaction, run: Run) -> None:
@@ -90,10 +89,11 @@ def recover_interrupted_runs(store: Store, root: Path) -> tuple[list[str], list[
             if run.step is Step.QUEUED:
                 continue
             result_file = root / ".phase-golem" / "runs" / run.id / "result.json"
-            if run.step is Step.STARTED and (agent_alive(run) or result_file.exists()):
+            leftovers = agent_pids(run, root)
+            if run.step is Step.STARTED and (leftovers or result_file.exists()):
                 adopt.append(run)
                 continue
-            stop_leftovers(run.pid)
+            stop_processes(leftovers)
             recovered.append(run.id)
             if run.side_effect and run.step is Step.STARTED:
                 _side_effect_gone(tx, run)
@@ -108,3 +108,55 @@ def recover_interrupted_runs(store: Store, root: Path) -> tuple[list[str], list[
             tx.save_run(crashed, EventKind.RUN_FINISHED, {"recovered": True})
             queue_retry(tx, crashed, attempt=run.attempt, not_before=None, reason="recovered")
     return recovered, adopt
+
+
+ADOPT_POLL_SECONDS = 0.5
+
+
+async def adopt_run(ctx: EngineContext, run_id: str) -> Completion:
+    """Finish a run whose agent outlived the orchestrator that started it (DESIGN §6).
+
+    Waits (polling twice a second: the agent is not our child) for the agent to exit, but
+    no longer than its phase timeout counted from when it started; then classifies its
+    result file exactly as if we had run it.
+    """
+    with ctx.store.reader() as tx:
+        run = tx.get_run(run_id)
+        item = tx.get_item(run.item_id) if run is not None else None
+    if run is None or item is None:
+        raise LookupError(f"no run {run_id} to adopt")
+    limit = timeout_seconds(ctx, item, run)
+    started = parse_timestamp(run.started_at) if run.started_at else utc_now()
+    deadline = started + timedelta(seconds=limit)
+    timed_out = False
+    try:
+        while pids := agent_pids(run, ctx.root):
+            if utc_now() >= deadline:
+                stop_processes(pids)
+                timed_out = True
+                break
+            await asyncio.sleep(ADOPT_POLL_SECONDS)
+    except asyncio.CancelledError:
+        stop_processes(agent_pids(run, ctx.root))
+        cancel_run(ctx, run_id)
+        raise
+    phase = phase_config(ctx.settings, item, run)
+    adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
+    request = AgentRequest(
+        run_id=run.id,
+        item_id=run.item_id,
+        phase=run.phase,
+        attempt=run.attempt,
+        prompt="",
+        run_dir=run_directory(ctx.root, run.id),
+        cwd=ctx.root,
+        timeout_seconds=limit,
+    )
+    max_bytes = ctx.settings.execution.max_result_bytes
+    raw = None
+    if request.result_file.exists() and not timed_out:
+        with request.result_file.open("rb") as handle:
+            raw = handle.read(max_bytes + 1)
+    stream = adapter.read_stream(request.stdout_file)
+    outcome = classify(ProcessExit(None, timed_out=timed_out), raw, stream, request, max_bytes)
+    return complete_run(ctx.store, ctx.settings, run_id, outcome)

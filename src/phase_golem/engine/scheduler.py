@@ -42,13 +42,13 @@ from phase_golem.engine.approvals import BEFORE, phase_approved, request_approva
 from phase_golem.engine.completion import Completion, max_attempts, phase_config, queue_retry
 from phase_golem.engine.executor import (
     EngineContext,
-    adopt_run,
     cancel_run,
     execute_run,
     fail_internally,
     idempotency_key,
 )
 from phase_golem.engine.files import append_worklog
+from phase_golem.engine.recovery import adopt_run
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import Transaction
@@ -98,6 +98,7 @@ class Scheduler:
         self.stop = asyncio.Event()
         self._seen_version = -1
         self._adopt = list(adopt)
+        self._counted: set[tuple[str, str, int]] = set()
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: dict[str, Item]) -> bool:
@@ -202,9 +203,8 @@ class Scheduler:
                     labels.append(f"{item.id} waits for approval before {action.phase}")
                     changed = True
                     continue
-                self._enqueue(tx, by_id[item.id], action, snapshot)
-                self.state.summary.phases_executed += 1
-                self.state.stepped = self.options.step_item is not None
+                run = self._enqueue(tx, by_id[item.id], action, snapshot)
+                self._count(run)
                 phase = "triage" if isinstance(action, Triage) else action.phase
                 labels.append(
                     f"triage {item.id}" if isinstance(action, Triage) else f"{item.id} → {phase}"
@@ -223,17 +223,26 @@ class Scheduler:
             return True
         return not self._in_scope(run.item_id)
 
-    def _claimable(self, tx: Transaction) -> frozenset[str] | None:
-        """Items whose queued runs may start now: in scope, and the tree rule kept.
+    def _count(self, run: Run) -> None:
+        """A visit counts toward `--cap` (and `step`) once, however many tries it takes."""
+        key = (run.item_id, run.phase, run.visit)
+        if key not in self._counted:
+            self._counted.add(key)
+            self.state.summary.phases_executed += 1
+            self.state.stepped = self.options.step_item is not None
 
-        In shared isolation a destructive run starts only when nothing else runs, and
-        nothing starts beside a running destructive one (a retry that became due included).
+    def _claimable(self, tx: Transaction) -> frozenset[str] | None:
+        """Items whose queued runs may start now: in scope, within the cap, tree rule kept.
+
+        A run queued by an earlier session counts toward the cap when claimed; once the cap
+        is reached only retries of visits already counted may start. In shared isolation a
+        destructive run starts only when nothing else runs, and nothing starts beside a
+        running destructive one (a retry that became due included).
         """
-        if self.ctx.settings.execution.isolation is not Isolation.SHARED:
-            return self.scope
         items = {i.id: i for i in tx.list_items()}
         running = list(self.tasks.values())
-        if any(self._destructive(run, items) for run in running):
+        shared = self.ctx.settings.execution.isolation is Isolation.SHARED
+        if shared and any(self._destructive(run, items) for run in running):
             return frozenset()
         now = tx.now
         due = sorted(
@@ -246,6 +255,10 @@ class Scheduler:
             ),
             key=lambda r: (r.queued_at, r.id),
         )
+        if self._cap_reached():
+            due = [r for r in due if (r.item_id, r.phase, r.visit) in self._counted]
+        if not shared:
+            return frozenset(r.item_id for r in due)
         if due and not running and self._destructive(due[0], items):
             return frozenset({due[0].item_id})  # its turn: it runs alone
         allowed = {r.item_id for r in due if not self._destructive(r, items)}
@@ -262,6 +275,7 @@ class Scheduler:
             claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self._claimable(tx))
             items = {r.item_id: tx.get_item(r.item_id) for r in claimed}
         for run in claimed:
+            self._count(run)
             item = items[run.item_id]
             limit = (
                 max_attempts(self.ctx.settings, phase_config(self.ctx.settings, item, run))
@@ -322,7 +336,8 @@ class Scheduler:
         self.started_at.pop(run.id, None)
         if task.cancelled():
             cancel_run(self.ctx, run.id)
-            self.emit(f"[{run.item_id}][{run.phase}] Cancelled: shutdown requested")
+            why = "shutdown requested" if self.stop.is_set() else "its item changed"
+            self.emit(f"[{run.item_id}][{run.phase}] Cancelled: {why}")
             return
         error = task.exception()
         if error is None:
@@ -339,8 +354,10 @@ class Scheduler:
             for task in self.tasks:
                 task.cancel()
         while self.tasks:
+            waiting: set[asyncio.Future[Any]] = set(self.tasks)
             stopper: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
-            waiting: set[asyncio.Future[Any]] = {stopper, *self.tasks}
+            if not cancel:  # once cancelling, only the tasks are waited for (no spin)
+                waiting.add(stopper)
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             stopper.cancel()
             if stopper in done and not cancel:
