@@ -84,6 +84,23 @@ def indeterminate_reason(run: Run, what: str) -> str:
     )
 
 
+def pause_indeterminate(tx: Transaction, run: Run, what: str) -> None:
+    """A side-effect run that may or may not have acted: paused, its item asks a human."""
+    reason = indeterminate_reason(run, what)
+    paused = finish(
+        run,
+        RunStatus.PAUSED_INDETERMINATE,
+        format_timestamp(tx.now),
+        error=reason,
+        error_class=ErrorClass.CRASHED,
+        mutation=Mutation.INDETERMINATE,
+    )
+    tx.save_run(paused, EventKind.RUN_INDETERMINATE, {"why": reason})
+    item = tx.get_item(run.item_id)
+    if item is not None:
+        _block_item(tx, item, reason, BlockedType.DECISION, run)
+
+
 def phase_config(settings: Settings, item: Item, run: Run) -> PhaseConfig | None:
     pipeline = settings.pipeline(item.pipeline_type)
     if pipeline is None or run.kind is RunKind.TRIAGE:

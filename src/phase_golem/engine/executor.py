@@ -18,7 +18,6 @@ from phase_golem.clock import utc_now
 from phase_golem.config import resolve_workflow_path
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
-    BlockedType,
     Item,
     ItemStatus,
     block,
@@ -40,7 +39,7 @@ from phase_golem.domain.runs import (
 from phase_golem.engine.completion import (
     Completion,
     complete_run,
-    indeterminate_reason,
+    pause_indeterminate,
     phase_config,
 )
 from phase_golem.engine.files import append_worklog, change_folder
@@ -186,28 +185,7 @@ def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> 
             return
         stamp = format_timestamp(tx.now)
         if run.side_effect and run.mutation is Mutation.IN_FLIGHT:
-            reason = indeterminate_reason(run, f"it was stopped while it ran ({why})")
-            paused = finish(
-                run,
-                RunStatus.PAUSED_INDETERMINATE,
-                stamp,
-                error=reason,
-                error_class=ErrorClass.CRASHED,
-                mutation=Mutation.INDETERMINATE,
-            )
-            tx.save_run(paused, EventKind.RUN_INDETERMINATE, {"why": reason})
-            item = tx.get_item(run.item_id)
-            if (
-                item is not None
-                and not item.archived
-                and item.status
-                not in (
-                    ItemStatus.BLOCKED,
-                    ItemStatus.DONE,
-                )
-            ):
-                blocked = block(item, reason, tx.now, BlockedType.DECISION)
-                tx.save_item(blocked, EventKind.ITEM_TRANSITION, {"run_id": run.id})
+            pause_indeterminate(tx, run, f"it was stopped while it ran ({why})")
             return
         tx.save_run(
             finish(run, RunStatus.CANCELLED, stamp, error=why),

@@ -26,17 +26,14 @@ from phase_golem.agents.runner import classify
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
-    BlockedType,
-    ItemStatus,
-    block,
     format_timestamp,
     parse_timestamp,
 )
-from phase_golem.domain.runs import ErrorClass, Mutation, Run, RunStatus, Step, finish
+from phase_golem.domain.runs import ErrorClass, Run, RunStatus, Step, finish
 from phase_golem.engine.completion import (
     Completion,
     complete_run,
-    indeterminate_reason,
+    pause_indeterminate,
     phase_config,
     queue_retry,
 )
@@ -47,37 +44,11 @@ from phase_golem.engine.executor import (
     timeout_seconds,
 )
 from phase_golem.engine.preflight import phase_agent
-from phase_golem.store import Store, Transaction
+from phase_golem.store import Store
 
 
 def agent_pids(run: Run, root: Path) -> list[int]:
     return agent_processes(run.pid, run.id, root)
-
-
-def _side_effect_gone(tx: Transaction, run: Run) -> None:
-    reason = indeterminate_reason(run, "the orchestrator stopped while it ran")
-    stamp = format_timestamp(tx.now)
-    paused = finish(
-        run,
-        RunStatus.PAUSED_INDETERMINATE,
-        stamp,
-        error=reason,
-        error_class=ErrorClass.CRASHED,
-        mutation=Mutation.INDETERMINATE,
-    )
-    tx.save_run(paused, EventKind.RUN_INDETERMINATE, {"recovered": True})
-    item = tx.get_item(run.item_id)
-    if (
-        item is not None
-        and not item.archived
-        and item.status
-        not in (
-            ItemStatus.BLOCKED,
-            ItemStatus.DONE,
-        )
-    ):
-        blocked = block(item, reason, tx.now, BlockedType.DECISION)
-        tx.save_item(blocked, EventKind.ITEM_TRANSITION, {"run_id": run.id})
 
 
 def recover_interrupted_runs(store: Store, root: Path) -> tuple[list[str], list[Run]]:
@@ -96,7 +67,7 @@ def recover_interrupted_runs(store: Store, root: Path) -> tuple[list[str], list[
             stop_processes(leftovers)
             recovered.append(run.id)
             if run.side_effect and run.step is Step.STARTED:
-                _side_effect_gone(tx, run)
+                pause_indeterminate(tx, run, "the orchestrator stopped while it ran")
                 continue
             crashed = finish(
                 run,
