@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from phase_golem.domain.items import (
     Assessments,
@@ -90,6 +91,33 @@ def _assessed(
     return merged, newly_broken
 
 
+def _take_report(
+    item: Item, result: PhaseResult, guardrails: Guardrails, now: datetime
+) -> tuple[Item, list[str]]:
+    """What every result reports about its item: assessments and a wish for human review."""
+    item, newly_broken = _assessed(item, result.assessments, guardrails, now)
+    if result.requires_human_review and not item.requires_human_review:
+        item = touch(item, now, requires_human_review=True)
+    return item, newly_broken
+
+
+def _asleep(
+    item: Item, result: PhaseResult, now: datetime, wake: WakeConfig, **changes: Any
+) -> Resolution | None:
+    """The item put to sleep when the result asks to come back later, else None."""
+    wake_at = wake_time(result, now, wake)
+    if wake_at is None:
+        return None
+    slept = touch(item, now, wake_at=format_timestamp(wake_at), **changes)
+    return Resolution(slept, Outcome.SLEEPING, f"until {format_timestamp(wake_at)}")
+
+
+def to_ready(item: Item, now: datetime) -> Item:
+    """Scoped and waiting for promotion: Ready, with no phase and no carried summary."""
+    ready = transition(item, ItemStatus.READY, now)
+    return ready.replace(phase=None, phase_pool=None, previous_summary=None)
+
+
 def wake_time(result: PhaseResult, now: datetime, wake: WakeConfig) -> datetime | None:
     """When a "come back later" result asks to be woken, clamped to the configured window."""
     if result.retry_after_seconds is not None:
@@ -126,9 +154,7 @@ def resolve_transition(
     """A phase result → the item after it (Phase Golem's table, gaps fixed)."""
     if result.result is ResultCode.BLOCKED:
         return _blocked(item, result, now)
-    item, newly_broken = _assessed(item, result.assessments, guardrails, now)
-    if result.requires_human_review and not item.requires_human_review:
-        item = touch(item, now, requires_human_review=True)
+    item, newly_broken = _take_report(item, result, guardrails, now)
     resolution = _resolve_success(item, result, pipeline, guardrails, wake, now)
     if newly_broken and resolution.outcome in (Outcome.ADVANCED, Outcome.REPEAT, Outcome.SLEEPING):
         # Blocked where it stands after this phase, so approval resumes from there.
@@ -146,10 +172,9 @@ def _resolve_success(
     wake: WakeConfig,
     now: datetime,
 ) -> Resolution:
-    wake_at = wake_time(result, now, wake)
-    if wake_at is not None:
-        slept = touch(item, now, wake_at=format_timestamp(wake_at), previous_summary=result.summary)
-        return Resolution(slept, Outcome.SLEEPING, f"until {format_timestamp(wake_at)}")
+    asleep = _asleep(item, result, now, wake, previous_summary=result.summary)
+    if asleep is not None:
+        return asleep
     if result.result is ResultCode.SUBPHASE_COMPLETE:
         return Resolution(touch(item, now, previous_summary=result.summary), Outcome.REPEAT)
     if result.result is ResultCode.FAILED:
@@ -174,10 +199,7 @@ def _resolve_success(
         if gate is not None:
             reason, kind = gate
             return Resolution(block(item, reason, now, kind), Outcome.BLOCKED, reason)
-        ready = transition(item, ItemStatus.READY, now)
-        return Resolution(
-            ready.replace(phase=None, phase_pool=None, previous_summary=None), Outcome.READY
-        )
+        return Resolution(to_ready(item, now), Outcome.READY)
     done = transition(item, ItemStatus.DONE, now)
     return Resolution(done.replace(phase_entered_at=None), Outcome.DONE)
 
@@ -193,11 +215,9 @@ def apply_triage_result(
     """Triage's routing (research §4.11), with human review and guardrails on every path."""
     if result.result is ResultCode.BLOCKED:
         return _blocked(item, result, now)
-    item, _ = _assessed(item, result.assessments, guardrails, now)
+    item, _ = _take_report(item, result, guardrails, now)
     if result.description is not None and not result.description.is_empty():
         item = touch(item, now, description=result.description)
-    if result.requires_human_review:
-        item = touch(item, now, requires_human_review=True)
     if result.pipeline_type:
         if result.pipeline_type not in pipelines:
             available = ", ".join(sorted(pipelines))
@@ -207,10 +227,9 @@ def apply_triage_result(
             )
             return Resolution(block(item, reason, now), Outcome.BLOCKED, reason)
         item = touch(item, now, pipeline_type=result.pipeline_type)
-    wake_at = wake_time(result, now, wake)
-    if wake_at is not None:
-        slept = touch(item, now, wake_at=format_timestamp(wake_at))
-        return Resolution(slept, Outcome.SLEEPING, f"until {format_timestamp(wake_at)}")
+    asleep = _asleep(item, result, now, wake)
+    if asleep is not None:
+        return asleep
     if result.result is not ResultCode.PHASE_COMPLETE:
         # `failed` is retried by the run rules; `subphase_complete` means nothing to triage.
         return Resolution(item, Outcome.REPEAT)
@@ -233,8 +252,7 @@ def apply_triage_result(
             return Resolution(entered, Outcome.SCOPING, first)
         reason, kind = gate
         return Resolution(block(scoping, reason, now, kind), Outcome.BLOCKED, reason)
-    ready = transition(scoping, ItemStatus.READY, now)
-    return Resolution(ready.replace(phase=None, phase_pool=None), Outcome.READY)
+    return Resolution(to_ready(scoping, now), Outcome.READY)
 
 
 def attempts_exhausted_reason(phase: str, attempts: int, last_error: str) -> str:

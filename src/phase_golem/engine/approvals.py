@@ -25,7 +25,6 @@ from phase_golem.domain.items import (
     archive,
     block,
     touch,
-    transition,
     unblock,
 )
 from phase_golem.domain.pipelines import Settings
@@ -35,6 +34,7 @@ from phase_golem.domain.transitions import (
     HUMAN_REVIEW_REASON,
     Outcome,
     resolve_transition,
+    to_ready,
 )
 from phase_golem.store import Store, Transaction
 
@@ -134,7 +134,7 @@ def approve_item(store: Store, settings: Settings, item_id: str, notes: str | No
         if gate is not None and gate.get("gate") == AFTER and gate.get("run_id"):
             item = _apply_stored_result(tx, settings, item, str(gate["run_id"]))
         elif at_scoping_gate and item.status is ItemStatus.SCOPING:
-            item = transition(item, ItemStatus.READY, tx.now).replace(phase=None, phase_pool=None)
+            item = to_ready(item, tx.now)
         data = {"notes": notes or "", **({"phase": gate["phase"]} if gate else {})}
         tx.save_item(item, EventKind.APPROVAL_GRANTED, data)
         return item
