@@ -109,10 +109,7 @@ class Scheduler:
         return phase is not None and phase.is_destructive
 
     def _cap_reached(self) -> bool:
-        cap = self.options.cap
-        if self.options.step_item is not None:
-            cap = 1
-        return cap is not None and self.state.summary.phases_executed >= cap
+        return self.selection.cap_reached()
 
     def _enqueue(
         self, tx: Transaction, item: Item, action: Triage | RunPhase, snapshot: str | None
@@ -239,11 +236,7 @@ class Scheduler:
         destructive run starts only when nothing else runs, and nothing starts beside a
         running destructive one (a retry that became due included).
         """
-        items = {i.id: i for i in tx.list_items()}
         running = list(self.tasks.values())
-        shared = self.ctx.settings.execution.isolation is Isolation.SHARED
-        if shared and any(self._destructive(run, items) for run in running):
-            return frozenset()
         now = tx.now
         due = sorted(
             (
@@ -255,6 +248,15 @@ class Scheduler:
             ),
             key=lambda r: (r.queued_at, r.id),
         )
+        # Only the items these runs belong to, not the whole backlog, on every claim.
+        items = {
+            item.id: item
+            for item in (tx.get_item(r.item_id) for r in [*running, *due])
+            if item is not None
+        }
+        shared = self.ctx.settings.execution.isolation is Isolation.SHARED
+        if shared and any(self._destructive(run, items) for run in running):
+            return frozenset()
         if self._cap_reached():
             due = [r for r in due if (r.item_id, r.phase, r.visit) in self._counted]
         if not shared:

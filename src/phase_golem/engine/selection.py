@@ -84,24 +84,27 @@ class Selection:
             return self._step(items, running, now)
         if self.options.targets:
             return self._targeted(items, running, now)
-        only: set[str] | None = None
+        scope = self.scope_of(items)
         if self.options.filter is not None:
-            summary = self.state.summary
-            matches = self.options.filter.select(items)
-            if not matches:
-                acted = summary.items_completed or summary.items_blocked
-                halt = HaltReason.FILTER_EXHAUSTED if acted else HaltReason.NO_MATCHING_ITEMS
-                return Choice([], halt, frozenset())
-            only = {m.id for m in matches}
-            if all(m.status in (ItemStatus.DONE, ItemStatus.BLOCKED) for m in matches):
-                return Choice([], HaltReason.FILTER_EXHAUSTED, frozenset(only))
-        if self.options.triage_only:
-            fresh = {i.id for i in items if i.status is ItemStatus.NEW}
-            only = fresh if only is None else only & fresh
+            halt = self._filter_halt(items)
+            if halt is not None:
+                return Choice([], halt, scope)
         actions = select_actions(
-            items, running, self.settings.execution, self.settings.pipelines, now, only=only
+            items, running, self.settings.execution, self.settings.pipelines, now, only=scope
         )
-        return Choice(actions, None, None if only is None else frozenset(only))
+        return Choice(actions, None, scope)
+
+    def _filter_halt(self, items: list[Item]) -> HaltReason | None:
+        """`--only` is done when nothing matches, or every match is done or blocked."""
+        assert self.options.filter is not None
+        matches = self.options.filter.select(items)
+        if not matches:
+            summary = self.state.summary
+            acted = summary.items_completed or summary.items_blocked
+            return HaltReason.FILTER_EXHAUSTED if acted else HaltReason.NO_MATCHING_ITEMS
+        if all(m.status in (ItemStatus.DONE, ItemStatus.BLOCKED) for m in matches):
+            return HaltReason.FILTER_EXHAUSTED
+        return None
 
     def _targeted(
         self, items: list[Item], running: dict[str, RunningTask], now: datetime

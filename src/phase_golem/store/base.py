@@ -165,7 +165,9 @@ class TransactionBase(abc.ABC):
     @abc.abstractmethod
     def _update_run(self, run: Run) -> None: ...
     @abc.abstractmethod
-    def _queued_runs_due(self, now_stamp: str, limit: int) -> list[Run]: ...
+    def _queued_runs_due(
+        self, now_stamp: str, limit: int, item_ids: Collection[str] | None
+    ) -> list[Run]: ...
     @abc.abstractmethod
     def _insert_event(
         self,
@@ -310,10 +312,7 @@ class TransactionBase(abc.ABC):
         if limit <= 0:
             return claimed
         lease = format_timestamp(lease_until)
-        due = self._queued_runs_due(self.stamp, limit if item_ids is None else 1_000_000)
-        if item_ids is not None:
-            due = [run for run in due if run.item_id in item_ids][:limit]
-        for run in due:
+        for run in self._queued_runs_due(self.stamp, limit, item_ids):
             updated = run.replace(step=Step.CLAIMED, worker_id=worker_id, lease_until=lease)
             self.save_run(updated, EventKind.RUN_CLAIMED, {"worker_id": worker_id})
             claimed.append(updated)

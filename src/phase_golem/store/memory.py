@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -84,13 +84,16 @@ class MemoryTransaction(TransactionBase):
     def _update_run(self, run: Run) -> None:
         self.state.runs[run.id] = run
 
-    def _queued_runs_due(self, now_stamp: str, limit: int) -> list[Run]:
+    def _queued_runs_due(
+        self, now_stamp: str, limit: int, item_ids: Collection[str] | None
+    ) -> list[Run]:
         due = [
             r
             for r in self.state.runs.values()
             if r.is_active
             and r.step is Step.QUEUED
             and (r.not_before is None or r.not_before <= now_stamp)
+            and (item_ids is None or r.item_id in item_ids)
         ]
         due.sort(key=lambda r: (r.queued_at, r.id))
         return due[:limit]

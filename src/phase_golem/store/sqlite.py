@@ -7,10 +7,11 @@ to notice commits made by other processes.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from importlib import resources
@@ -163,11 +164,16 @@ class SqliteTransaction(TransactionBase):
             f"UPDATE runs SET {assignments} WHERE id = ?", [row[n] for n in names] + [run.id]
         )
 
-    def _queued_runs_due(self, now_stamp: str, limit: int) -> list[Run]:
+    def _queued_runs_due(
+        self, now_stamp: str, limit: int, item_ids: Collection[str] | None
+    ) -> list[Run]:
+        # `?3 IS NULL` keeps one statement for "any item" and "these items" (a JSON array).
         rows = self._all(
             "SELECT * FROM runs WHERE status = 'active' AND step = 'queued' "
-            "AND (not_before IS NULL OR not_before <= ?) ORDER BY queued_at, id LIMIT ?",
-            (now_stamp, limit),
+            "AND (not_before IS NULL OR not_before <= ?1) "
+            "AND (?3 IS NULL OR item_id IN (SELECT value FROM json_each(?3))) "
+            "ORDER BY queued_at, id LIMIT ?2",
+            (now_stamp, limit, None if item_ids is None else json.dumps(sorted(item_ids))),
         )
         return [run_from_row(r) for r in rows]
 
