@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from phase_golem.agents.base import AgentRequest, Invocation, StreamInfo
+from phase_golem.agents.claude import ClaudeAdapter
 
 PLACEHOLDERS = ("prompt_file", "result_file", "item", "phase", "run_id", "model")
 
@@ -73,8 +74,6 @@ class SimAdapter:
         return Invocation(tuple(argv))
 
     def read_stream(self, stdout_file: Path) -> StreamInfo:
-        from phase_golem.agents.claude import ClaudeAdapter
-
         # The simulator speaks Claude Code's stream format, so cost and rate limits
         # travel the same path a real agent's do.
         return ClaudeAdapter().read_stream(stdout_file)

@@ -138,6 +138,13 @@ async def run_agent(
         return AgentOutcome(
             None, ErrorClass.UNAVAILABLE, f"{exc} ({adapter.install_hint()})", StreamInfo()
         )
+    return collect_outcome(adapter, request, exit, max_result_bytes)
+
+
+def collect_outcome(
+    adapter: AgentAdapter, request: AgentRequest, exit: ProcessExit, max_result_bytes: int
+) -> AgentOutcome:
+    """After the agent is gone (ours, or adopted): its stream, transcripts and result."""
     stream = adapter.read_stream(request.stdout_file)
     for path in (request.stdout_file, request.stderr_file):
         _redact_transcript(path)

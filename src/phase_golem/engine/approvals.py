@@ -36,6 +36,7 @@ from phase_golem.domain.transitions import (
     resolve_transition,
     to_ready,
 )
+from phase_golem.engine.backlog import no_live_run
 from phase_golem.store import Store, Transaction
 
 BEFORE, AFTER = "before", "after"
@@ -148,8 +149,7 @@ def reject_item(store: Store, item_id: str, reason: str) -> Item:
         item = tx.require_item(item_id)
         if not _awaiting_decision(item):
             raise DomainError(f"{item_id} is not waiting for a decision ({item.status.value})")
-        if any(r.is_active for r in tx.list_runs(item_id=item_id)):
-            raise DomainError(f"{item_id} has an active run; wait for it to finish first")
+        no_live_run(tx, item_id, "reject")
         gate = pending_gate(tx, item)
         if gate is not None and gate.get("gate") == AFTER:
             redo = unblock(

@@ -102,7 +102,7 @@ def _check_dependencies(tx: Transaction, item_id: str, deps: Sequence[str]) -> t
     return clean
 
 
-def _no_live_run(tx: Transaction, item_id: str, action: str) -> None:
+def no_live_run(tx: Transaction, item_id: str, action: str) -> None:
     live = tx.list_runs(item_id=item_id, statuses=[RunStatus.ACTIVE], limit=1)
     if live:
         raise DomainError(
@@ -192,7 +192,7 @@ def advance_item(store: Store, settings: Settings, item_id: str, to_phase: str |
             raise InvalidTransition(
                 f"{item_id} is {item.status.value}; only in_progress items can be advanced"
             )
-        _no_live_run(tx, item_id, "advance")
+        no_live_run(tx, item_id, "advance")
         pipeline = settings.pipeline(item.pipeline_type)
         if pipeline is None:
             raise DomainError(f"{item_id} uses unknown pipeline {item.effective_pipeline!r}")
@@ -248,7 +248,7 @@ def close_item(store: Store, item_id: str, reason: str) -> Item:
         item = tx.require_item(item_id)
         if item.archived:
             raise DomainError(f"{item_id} is already archived")
-        _no_live_run(tx, item_id, "close")
+        no_live_run(tx, item_id, "close")
         updated = archive(item, tx.now, closed_reason=reason.strip())
         tx.save_item(updated, EventKind.ITEM_ARCHIVED, {"action": "close", "reason": reason})
         return updated

@@ -98,7 +98,7 @@ def pause_indeterminate(tx: Transaction, run: Run, what: str) -> None:
     tx.save_run(paused, EventKind.RUN_INDETERMINATE, {"why": reason})
     item = tx.get_item(run.item_id)
     if item is not None:
-        _block_item(tx, item, reason, BlockedType.DECISION, run)
+        block_item(tx, item, reason, BlockedType.DECISION, run)
 
 
 def phase_config(settings: Settings, item: Item, run: Run) -> PhaseConfig | None:
@@ -310,12 +310,14 @@ def _spend(run: Run, outcome: AgentOutcome) -> dict[str, Any]:
     }
 
 
-def _block_item(
+def block_item(
     tx: Transaction, item: Item, reason: str, kind: BlockedType | None, run: Run
-) -> None:
+) -> bool:
+    """Block the item for this run's reason, unless it is already blocked, done or closed."""
     if item.status in (ItemStatus.BLOCKED, ItemStatus.DONE) or item.archived:
-        return
+        return False
     tx.save_item(block(item, reason, tx.now, kind), EventKind.ITEM_TRANSITION, {"run_id": run.id})
+    return True
 
 
 def _enforce_budget(
@@ -333,7 +335,7 @@ def _enforce_budget(
         reason += f" ${budget.max_cost_usd_per_item:.4f}"
     if reason is None or item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
         return False
-    _block_item(tx, item, reason, BlockedType.DECISION, run)
+    block_item(tx, item, reason, BlockedType.DECISION, run)
     done.blocked = True
     done.message = f"{done.message}; {reason}" if done.message else reason
     return True
@@ -373,7 +375,7 @@ def complete_run(
         elif run.side_effect and error_class in UNCERTAIN:
             status = RunStatus.PAUSED_INDETERMINATE
             reason = indeterminate_reason(run, done.message)
-            _block_item(tx, item, reason, BlockedType.DECISION, run)
+            block_item(tx, item, reason, BlockedType.DECISION, run)
             tx.append_event(
                 EventKind.RUN_INDETERMINATE, item_id=item.id, run_id=run.id, data={"why": reason}
             )
@@ -394,7 +396,7 @@ def complete_run(
                 )
             else:
                 reason = attempts_exhausted_reason(run.phase, run.attempt, done.message)
-                _block_item(tx, item, reason, None, run)
+                block_item(tx, item, reason, None, run)
                 done.blocked = done.exhausted = True
                 done.worklog_outcome, done.message = "Blocked", reason
         elif error_class is ErrorClass.RATE_LIMITED:
@@ -402,7 +404,7 @@ def complete_run(
             delay, streak = _backoff_seconds(tx, run, settings)
             if streak >= settings.execution.backoff.max_transient:
                 reason = f"agent rate-limited {streak} times in a row; resume it when it may run"
-                _block_item(tx, item, reason, BlockedType.DECISION, run)
+                block_item(tx, item, reason, BlockedType.DECISION, run)
                 done.blocked = True
                 done.worklog_outcome, done.message = "Blocked", reason
             else:
@@ -413,7 +415,7 @@ def complete_run(
         elif error_class is ErrorClass.UNAVAILABLE:
             status = RunStatus.PAUSED_APPROVAL
             reason = f"agent unavailable: {done.message}"
-            _block_item(tx, item, reason, BlockedType.DECISION, run)
+            block_item(tx, item, reason, BlockedType.DECISION, run)
             done.blocked = True
             done.worklog_outcome, done.message = "Blocked", reason
         else:  # mismatch and internal errors block at once and count toward the breaker
@@ -422,7 +424,7 @@ def complete_run(
                 if error_class is ErrorClass.INTERNAL
                 else RunStatus.FAILED_AGENT
             )
-            _block_item(tx, item, done.message, None, run)
+            block_item(tx, item, done.message, None, run)
             done.blocked = done.exhausted = True
             done.worklog_outcome = "Blocked"
 

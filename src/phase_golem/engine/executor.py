@@ -20,7 +20,6 @@ from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     Item,
     ItemStatus,
-    block,
     format_timestamp,
     touch,
 )
@@ -38,6 +37,7 @@ from phase_golem.domain.runs import (
 )
 from phase_golem.engine.completion import (
     Completion,
+    block_item,
     complete_run,
     pause_indeterminate,
     phase_config,
@@ -136,8 +136,7 @@ def _start(ctx: EngineContext, run_id: str) -> _Prepared:
         )
         tx.save_run(started, EventKind.RUN_STARTED, {"agent": agent.value, "model": model})
         backlog = tx.list_items()
-    directory = run_directory(ctx.root, run.id)
-    result_file = directory / "result.json"
+    result_file = run_directory(ctx.root, run.id) / "result.json"
     context = PromptContext(previous_failure, woken, run.idempotency_key)
     if run.kind is RunKind.TRIAGE:
         prompt = build_triage_prompt(item, backlog, settings.pipelines, result_file, context)
@@ -150,20 +149,24 @@ def _start(ctx: EngineContext, run_id: str) -> _Prepared:
         prompt = build_phase_prompt(
             item, run.phase, pipeline, workflows, folder, result_file, context
         )
-    request = AgentRequest(
+    return _Prepared(started, item, agent_request(ctx, started, item, prompt))
+
+
+def agent_request(ctx: EngineContext, run: Run, item: Item, prompt: str) -> AgentRequest:
+    """The invocation of this run's agent; its files live in the run's directory."""
+    return AgentRequest(
         run_id=run.id,
         item_id=item.id,
         phase=run.phase,
         attempt=run.attempt,
         prompt=prompt,
-        run_dir=directory,
+        run_dir=run_directory(ctx.root, run.id),
         cwd=ctx.root,
         timeout_seconds=timeout_seconds(ctx, item, run),
-        model=model,
+        model=run.model,
         idempotency_key=run.idempotency_key,
         extra_env={"PHASE_GOLEM_ITEM_TITLE": item.title, "PHASE_GOLEM_ROOT": str(ctx.root)},
     )
-    return _Prepared(started, item, request)
 
 
 def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
@@ -211,10 +214,7 @@ def fail_internally(ctx: EngineContext, run_id: str, error: BaseException) -> bo
             )
             tx.save_run(failed, EventKind.RUN_FINISHED, {"outcome": "Failed", "error": message})
         item = tx.get_item(run.item_id)
-        if item is None or item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
-            return False
-        tx.save_item(block(item, message, tx.now), EventKind.ITEM_TRANSITION, {"run_id": run_id})
-        return True
+        return item is not None and block_item(tx, item, message, None, run)
 
 
 class NotRunnable(Exception):

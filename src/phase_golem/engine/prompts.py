@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from phase_golem.domain.descriptions import DESCRIPTION_FIELDS
-from phase_golem.domain.items import Item, PhasePool
+from phase_golem.domain.items import Item
 from phase_golem.domain.pipelines import PipelineConfig
 
 _LABELS = {
@@ -177,7 +177,3 @@ def build_triage_prompt(
         _output_section(item, "triage", result_file, ["phase_complete", "failed", "blocked"]),
     ]
     return "\n\n".join(sections) + "\n"
-
-
-def phase_pool_label(pool: PhasePool | None) -> str:
-    return (pool or PhasePool.MAIN).value

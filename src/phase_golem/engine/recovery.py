@@ -18,11 +18,10 @@ import asyncio
 from datetime import timedelta
 from pathlib import Path
 
-from phase_golem.agents.base import AgentRequest
 from phase_golem.agents.orphans import agent_processes, stop_processes
 from phase_golem.agents.process import ProcessExit
 from phase_golem.agents.registry import adapter_for
-from phase_golem.agents.runner import classify
+from phase_golem.agents.runner import collect_outcome
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
@@ -39,6 +38,7 @@ from phase_golem.engine.completion import (
 )
 from phase_golem.engine.executor import (
     EngineContext,
+    agent_request,
     cancel_run,
     run_directory,
     timeout_seconds,
@@ -59,7 +59,7 @@ def recover_interrupted_runs(store: Store, root: Path) -> tuple[list[str], list[
         for run in tx.list_runs(statuses=[RunStatus.ACTIVE]):
             if run.step is Step.QUEUED:
                 continue
-            result_file = root / ".phase-golem" / "runs" / run.id / "result.json"
+            result_file = run_directory(root, run.id) / "result.json"
             leftovers = agent_pids(run, root)
             if run.step is Step.STARTED and (leftovers or result_file.exists()):
                 adopt.append(run)
@@ -113,21 +113,7 @@ async def adopt_run(ctx: EngineContext, run_id: str) -> Completion:
         raise
     phase = phase_config(ctx.settings, item, run)
     adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
-    request = AgentRequest(
-        run_id=run.id,
-        item_id=run.item_id,
-        phase=run.phase,
-        attempt=run.attempt,
-        prompt="",
-        run_dir=run_directory(ctx.root, run.id),
-        cwd=ctx.root,
-        timeout_seconds=limit,
-    )
-    max_bytes = ctx.settings.execution.max_result_bytes
-    raw = None
-    if request.result_file.exists() and not timed_out:
-        with request.result_file.open("rb") as handle:
-            raw = handle.read(max_bytes + 1)
-    stream = adapter.read_stream(request.stdout_file)
-    outcome = classify(ProcessExit(None, timed_out=timed_out), raw, stream, request, max_bytes)
+    request = agent_request(ctx, run, item, prompt="")
+    exit = ProcessExit(None, timed_out=timed_out)
+    outcome = collect_outcome(adapter, request, exit, ctx.settings.execution.max_result_bytes)
     return complete_run(ctx.store, ctx.settings, run_id, outcome)
