@@ -59,14 +59,15 @@ async def _wait_group_gone(pgid: int, seconds: float) -> bool:
 
 
 async def stop_group(process: asyncio.subprocess.Process, grace: float) -> None:
-    """TERM the whole group, wait `grace`, KILL what is left; reap the leader."""
+    """TERM the whole group, give it `grace` seconds in all, KILL what is left; reap."""
     pgid = process.pid
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
     _signal_group(pgid, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(process.wait()), grace)
-    if not await _wait_group_gone(pgid, 0.0 if process.returncode is None else grace):
-        _signal_group(pgid, signal.SIGKILL)
-    if process.returncode is None:
+    # An unreaped leader keeps the group alive, so this also covers a leader ignoring TERM.
+    if not await _wait_group_gone(pgid, max(deadline - loop.time(), 0.0)):
         _signal_group(pgid, signal.SIGKILL)
     await process.wait()
     await _wait_group_gone(pgid, 1.0)

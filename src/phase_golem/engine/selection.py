@@ -8,7 +8,7 @@ phase and `step X` never runs another item's retry.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from phase_golem.domain.filters import Filter
@@ -140,8 +140,8 @@ class Selection:
         target = next((i for i in items if i.id == item_id), None)
         if target is None or target.id in running:
             return Choice([], HaltReason.ALL_DONE_OR_BLOCKED, scope)
-        execution = replace(self.settings.execution, max_concurrent=1_000_000)
+        # Alone and ungated: targeted selection ignores limits, and no one else is considered.
         actions = select_targeted_actions(
-            target, [target], {}, execution, self.settings.pipelines, now
+            target, [target], {}, self.settings.execution, self.settings.pipelines, now
         )
         return Choice(actions, None, scope)
