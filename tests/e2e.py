@@ -43,7 +43,16 @@ def write_project(
     scenario = f"defaults: {defaults}\nrules:\n{rules}{TRIAGE_SMALL}"
     (repo.root / "scenario.yaml").write_text(scenario, encoding="utf-8")
     repo.ok("init")
+    commit_all(repo, "project set-up")
     return repo
+
+
+def commit_all(repo: Repo, message: str) -> None:
+    """Commit whatever the test wrote, so `run` finds the clean tree it requires."""
+    subprocess.run(["git", "-C", str(repo.root), "add", "-A"], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo.root), "commit", "-q", "--allow-empty", "-m", message], check=True
+    )
 
 
 def add_items(repo: Repo, *titles: str) -> None:
