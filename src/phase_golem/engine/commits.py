@@ -328,3 +328,31 @@ def save_all(store: Store, root: Path, emit: Any = None) -> list[str]:
                 emit(f"git: could not commit the output of finished runs in {tree}: {exc}")
             raise
     return commits
+
+
+def git_view(store: Store, item_id: str) -> dict[str, Any]:
+    """An item's commits, the files each of its runs touched, and its leftovers (`show`)."""
+    with store.reader() as tx:
+        events = tx.events(item_id=item_id)
+    touched: dict[str, list[str]] = {}
+    commits: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.kind is EventKind.RUN_WORKSPACE and event.run_id:
+            touched[event.run_id] = list(event.data.get("touched") or [])
+        elif event.kind is EventKind.GIT_COMMITTED and event.data.get("commit"):
+            sha = str(event.data["commit"])
+            entry = commits.setdefault(
+                sha,
+                {"commit": sha, "message": event.data.get("message"), "runs": [], "paths": []},
+            )
+            if event.run_id:
+                entry["runs"].append(event.run_id)
+            entry["paths"] = sorted({*entry["paths"], *(event.data.get("paths") or [])})
+            shared = event.data.get("shared_with_overlapping_runs") or []
+            if shared:
+                entry["shared_with_overlapping_runs"] = shared
+    return {
+        "commits": list(commits.values()),
+        "touched": touched,
+        "leftovers": leftovers_of(store, item_id),
+    }

@@ -134,18 +134,11 @@ def _workspace(ctx: EngineContext, run_id: str) -> Workspace:
     return prepare_workspace(ctx.root, ctx.settings, item, run, phase, ctx.base_branch)
 
 
-class StalePhase(Exception):
-    """A destructive phase whose prior phase's commit left history: the item blocks."""
-
-
 def _start(ctx: EngineContext, run_id: str, workspace: Workspace) -> _Prepared:
     """Mark the run started and build its prompt from the state it starts from."""
     settings = ctx.settings
     with ctx.store.transaction() as tx:
         run, item = _runnable(tx, run_id)
-        if workspace.stale is not None:
-            _block_stale(tx, run, item, workspace.stale)
-            raise StalePhase(workspace.stale)
         previous_failure = None
         if run.retry_of is not None:
             earlier = tx.get_run(run.retry_of)
@@ -298,12 +291,12 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     """Run one claimed run to its completion; a cancel leaves the item untouched."""
     try:
         workspace = _workspace(ctx, run_id)
+        if workspace.stale is not None:
+            return stale_completion(ctx, run_id, workspace.stale)
         prepared = _start(ctx, run_id, workspace)
     except NotRunnable as exc:
         cancel_run(ctx, run_id, str(exc))
         raise asyncio.CancelledError from None
-    except StalePhase as exc:
-        return stale_completion(ctx, run_id, str(exc))
     except (LookupError, GitError) as exc:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
         return complete_run(ctx.store, ctx.settings, run_id, outcome)
@@ -356,9 +349,9 @@ def record_unfinished(ctx: EngineContext, run: Run, item: Item, change: Workspac
 
 
 def stale_completion(ctx: EngineContext, run_id: str, reason: str) -> Completion:
-    with ctx.store.reader() as tx:
-        run = tx.get_run(run_id)
-        item = tx.get_item(run.item_id) if run is not None else None
-    if run is None or item is None:
-        raise LookupError(f"no run {run_id}")
-    return Completion(run, item.id, item.title, "Blocked", reason, blocked=True)
+    """A destructive phase whose prior phase's commit left history: it never starts."""
+    with ctx.store.transaction() as tx:
+        run, item = _runnable(tx, run_id)
+        _block_stale(tx, run, item, reason)
+        ended = tx.get_run(run_id) or run
+    return Completion(ended, item.id, item.title, "Blocked", reason, blocked=True)
