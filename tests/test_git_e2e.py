@@ -73,7 +73,7 @@ def test_files_of_a_failed_run_never_land_in_another_items_commit(git_repo: Repo
     assert (repo.root / "src" / "partial.txt").read_text() == "half done\n"
     assert by_subject(repo)["[WRK-002][build] build done for WRK-002"] == ["src/WRK-002.txt"]
     shown = repo.ok("show", "WRK-001", "--json").json()
-    assert "src/partial.txt" in shown["leftovers"]
+    assert "src/partial.txt" in shown["git"]["leftovers"]
     assert "src/partial.txt" in repo.ok("show", "WRK-001").out
     # The leftover is ours and recorded: the next run does not call the tree dirty.
     again = repo.pg("run")
@@ -93,7 +93,7 @@ def test_a_retry_that_succeeds_commits_its_visits_leftovers(git_repo: Repo) -> N
     # lands with the build that succeeded, not in limbo.
     assert by_subject(repo)["[WRK-001][build] build done for WRK-001"] == ["src/WRK-001.txt"]
     assert git(repo, "status", "--porcelain") == ""
-    assert repo.ok("show", "WRK-001", "--json").json()["leftovers"] == {}
+    assert repo.ok("show", "WRK-001", "--json").json()["git"]["leftovers"] == {}
 
 
 def test_a_dirty_tree_stops_run_with_one_line(git_repo: Repo) -> None:

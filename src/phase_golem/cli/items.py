@@ -144,7 +144,7 @@ def show(
                 "item": item_to_dict(item),
                 "runs": runs_json(runs),
                 "events": [e.to_dict() for e in events],
-                **git,
+                "git": git,
             }
         )
         return
