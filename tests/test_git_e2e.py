@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from tests.conftest import Repo
-from tests.e2e import add_items, items_by_id, write_project
+from tests.e2e import add_items, items_by_id, overlaps, runs_of, write_project
 
 pytestmark = pytest.mark.slow
 
@@ -164,3 +164,32 @@ def test_an_unknown_anchor_blocks_even_when_staleness_is_ignore(git_repo: Repo) 
     item = items_by_id(repo)["WRK-001"]
     assert item["status"] == "blocked"
     assert item["blocked_reason"].startswith("Staleness check failed")
+
+
+def test_runs_that_share_the_tree_batch_what_they_cannot_tell_apart(git_repo: Repo) -> None:
+    rules = """\
+  - match: {item: WRK-001, phase: plan}
+    delay: 0.6
+    write: {"changes/WRK-001_alpha/plan.md": "a\\n", "notes.md": "written during both\\n"}
+  - match: {item: WRK-002, phase: plan}
+    delay: 0.6
+    write: {"changes/WRK-002_beta/plan.md": "b\\n"}
+"""
+    repo = write_project(git_repo, rules, execution="max_concurrent = 2\nmax_wip = 2")
+    add_items(repo, "Alpha", "Beta")
+    repo.ok("run")
+    plans = [r for r in runs_of(repo) if r["phase"] == "plan"]
+    assert overlaps(plans[0], plans[1])
+    made = {subject: files for _, subject, files in commits(repo)}
+    batch = "[WRK-001][plan] plan done for WRK-001 | [WRK-002][plan] plan done for WRK-002"
+    assert made[batch] == [
+        "changes/WRK-001_alpha/plan.md",
+        "changes/WRK-002_beta/plan.md",
+        "notes.md",
+    ]
+    body = git(repo, "log", "--format=%B", "--grep", "Phase outputs")
+    assert "[WRK-001][plan][WRK-002][plan] Phase outputs" in body
+    # Which of the two wrote notes.md cannot be told: show says it was shared.
+    view = repo.ok("show", "WRK-001", "--json").json()["git"]
+    shared = [c for c in view["commits"] if c.get("shared_with_overlapping_runs")]
+    assert shared and shared[0]["shared_with_overlapping_runs"] == ["notes.md"]
