@@ -65,6 +65,7 @@ RULE_KEYS = RESULT_KEYS | {
     "behave",
     "times",
     "delay",
+    "linger",
     "side_effect_log",
     "cost",
     "exit_code",
@@ -105,7 +106,16 @@ def load_scenario(path: Path | None) -> dict[str, Any]:
 
 
 NUMBER_KEYS = frozenset(
-    {"delay", "subphases", "fail_times", "times", "cost", "exit_code", "retry_after_seconds"}
+    {
+        "delay",
+        "linger",
+        "subphases",
+        "fail_times",
+        "times",
+        "cost",
+        "exit_code",
+        "retry_after_seconds",
+    }
 )
 
 
@@ -289,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         target = Path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(str(content), encoding="utf-8")
+    # `linger`: the files are there, the result is not yet (a crash can fall in between).
+    time.sleep(float(rule.get("linger", 0)))
     if rule.get("side_effect_log"):
         with open(rule["side_effect_log"], "a", encoding="utf-8") as log:
             log.write(f"{item} {phase} {run_id}\n")
