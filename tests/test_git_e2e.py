@@ -253,3 +253,18 @@ def test_an_adopted_agents_output_is_committed_under_its_phase(git_repo: Repo) -
     assert len(builds) == 1 and builds[0]["status"] == "committed"  # adopted, not retried
     assert by_subject(repo)["[WRK-001][build] build done for WRK-001"] == ["src/WRK-001.txt"]
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_warn_staleness_runs_the_phase_and_says_so_in_the_ledger(git_repo: Repo) -> None:
+    pipeline = STALE_PIPELINE.replace('staleness = "block"', 'staleness = "warn"')
+    repo = write_project(git_repo, WRITES, pipelines=pipeline)
+    add_items(repo, "Goes stale, runs anyway")
+    repo.ok("run", "--cap", "2")
+    git(repo, "checkout", "-q", "--orphan", "rewritten")
+    git(repo, "commit", "-q", "-m", "history rewritten")
+    git(repo, "branch", "-q", "-M", "rewritten", "main")
+    repo.ok("run")
+    assert items_by_id(repo)["WRK-001"]["status"] == "done"
+    events = repo.ok("log", "--item", "WRK-001", "--json").json_lines()
+    stale = [e for e in events if e["kind"] == "item.stale"]
+    assert len(stale) == 1 and stale[0]["data"]["ran_anyway"] is True
