@@ -67,6 +67,12 @@ def test_each_phase_commits_exactly_the_files_it_wrote(git_repo: Repo) -> None:
     assert halt == ["[phase-golem] Save task state on halt (AllDoneOrBlocked)"]
     assert all(f.startswith("_worklog/") for f in made[halt[0]])
     assert git(repo, "status", "--porcelain") == ""
+    runs = runs_of(repo)
+    assert all(r["snapshot_before"].startswith("ws:") for r in runs)
+    assert all(r["snapshot_after"].startswith("ws:") for r in runs)
+    builds = [r for r in runs if r["phase"] == "build"]
+    assert all(r["snapshot_before"] != r["snapshot_after"] for r in builds)
+    assert "ws:" in repo.ok("runs").out
 
 
 def test_files_of_a_failed_run_never_land_in_another_items_commit(git_repo: Repo) -> None:
