@@ -84,14 +84,22 @@ def test_with_company_only_the_change_folder_is_certainly_the_runs() -> None:
     assert split_touched(touched, [], True) == ()
 
 
-def test_shared_path_goes_to_the_batch_when_a_successful_run_saw_it() -> None:
+def test_shared_path_goes_to_the_batch_when_only_successful_runs_saw_it() -> None:
+    a = change("r1", ("changes/A/p.md", "src/x"), ("changes/A/p.md",))
+    b = change("r2", ("src/x", "changes/B/q.md"), ("changes/B/q.md",), item="WRK-002")
+    plan = plan_batch([a, b])
+    assert plan.paths == ("changes/A/p.md", "changes/B/q.md", "src/x")
+    assert plan.shared_paths == ("src/x",)
+    assert plan.leftovers == {}
+    assert [c.run_id for c in plan.entries] == ["r1", "r2"]
+
+
+def test_a_path_a_failed_run_saw_is_never_committed_for_another() -> None:
     ok = change("r1", ("changes/A/p.md", "src/x"), ("changes/A/p.md",))
     failed = change("r2", ("src/x", "changes/B/q.md"), ("changes/B/q.md",), succeeded=False)
     plan = plan_batch([ok, failed])
-    assert plan.paths == ("changes/A/p.md", "src/x")
-    assert plan.shared_paths == ("src/x",)
-    assert plan.leftovers == {"changes/B/q.md": ("r2",)}
-    assert [c.run_id for c in plan.entries] == ["r1"]
+    assert plan.paths == ("changes/A/p.md",)
+    assert plan.leftovers == {"changes/B/q.md": ("r2",), "src/x": ("r2",)}
 
 
 def test_a_path_only_failed_runs_saw_is_a_leftover_of_each() -> None:
@@ -126,14 +134,7 @@ def test_no_path_is_both_committed_and_left_over(runs: list[tuple[set[str], bool
     plan = plan_batch(group)
     assert not set(plan.paths) & set(plan.leftovers)
     touched = {p for paths, _ in runs for p in paths}
-    assert set(plan.paths) | set(plan.leftovers) == touched
-    for path in plan.leftovers:
-        assert not any(ok and path in paths for paths, ok in runs)
-
-
-def test_a_failed_runs_own_path_is_never_committed_for_a_run_that_saw_it() -> None:
-    ok = change("r1", ("changes/A/p.md", "changes/B/q.md"), ("changes/A/p.md",))
-    failed = change("r2", ("changes/B/q.md",), ("changes/B/q.md",), succeeded=False)
-    plan = plan_batch([ok, failed])
-    assert plan.paths == ("changes/A/p.md",)
-    assert plan.leftovers == {"changes/B/q.md": ("r2",)}
+    assert set(plan.paths) | set(plan.leftovers) <= touched
+    failed_saw = {p for paths, ok in runs if not ok for p in paths}
+    assert not set(plan.paths) & failed_saw  # never committed on a failed run's behalf
+    assert set(plan.leftovers) == failed_saw

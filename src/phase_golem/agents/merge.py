@@ -78,13 +78,21 @@ def _write_result(path: Path, body: dict[str, object]) -> None:
 def _trial_merge(root: Path, base: str, tip: str) -> tuple[str | None, list[str]]:
     """(merged tree, []) when clean; (None, conflicting paths) when not."""
     completed = run_git(
-        root, "merge-tree", "--write-tree", "--name-only", "--no-messages", base, tip, check=False
+        root,
+        "merge-tree",
+        "--write-tree",
+        "--name-only",
+        "--no-messages",
+        "-z",
+        base,
+        tip,
+        check=False,
     )
-    lines = completed.stdout.splitlines()
-    if completed.returncode == 0 and lines:
-        return lines[0].strip(), []
+    fields = completed.stdout.split("\0")
+    if completed.returncode == 0 and fields[0]:
+        return fields[0].strip(), []
     if completed.returncode == 1:
-        return None, sorted({line.strip() for line in lines[1:] if line.strip()})
+        return None, sorted({name for name in fields[1:] if name})
     raise GitError(f"git merge-tree failed: {completed.stderr.strip()}")
 
 

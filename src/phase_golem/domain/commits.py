@@ -5,7 +5,8 @@ after. When no other run shared the tree meanwhile, all of them are the run's ow
 runs overlapped in one tree, a path is the run's own only when no overlapping run could
 have written it (its item's change folder); the rest is *shared*: it goes into the batch
 commit of the overlapping runs when one of them succeeded with that path in its
-difference, and otherwise stays behind as a leftover of the runs that failed.
+difference and no run that failed saw it change (it could have written it), and
+otherwise stays behind as a leftover of the runs that failed.
 
 Leftovers (paths of a run that did not succeed) are never committed under another
 item's message: they stay in the working tree, are recorded and shown, and are
@@ -71,9 +72,11 @@ def plan_batch(group: Sequence[RunChange]) -> BatchPlan:
     for change in succeeded:
         if not change.immediate:
             paths.update(change.own)
-    # A path certainly some run's own is never committed as shared on another's behalf.
+    # A path certainly some run's own is never committed as shared on another's behalf,
+    # and neither is one a run that failed could have written.
     owned = {p for c in group for p in c.own}
-    shared_committed = {p for c in succeeded for p in c.shared} - owned
+    failed_saw = {p for c in group if not c.succeeded for p in c.touched}
+    shared_committed = {p for c in succeeded for p in c.shared} - owned - failed_saw
     paths |= shared_committed
     leftovers: dict[str, list[str]] = {}
     for change in group:
@@ -83,7 +86,14 @@ def plan_batch(group: Sequence[RunChange]) -> BatchPlan:
             if path not in paths:
                 leftovers.setdefault(path, []).append(change.run_id)
     entries = tuple(
-        c for c in succeeded if (not c.immediate and c.own) or set(c.shared) & shared_committed
+        sorted(
+            (
+                c
+                for c in succeeded
+                if (not c.immediate and c.own) or set(c.shared) & shared_committed
+            ),
+            key=lambda c: (c.item_id, c.phase, c.run_id),  # one message whatever finished first
+        )
     )
     return BatchPlan(
         entries,

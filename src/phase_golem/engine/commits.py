@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,13 @@ from phase_golem.domain.commits import (
 )
 from phase_golem.domain.events import EventKind
 from phase_golem.store import Store, Transaction
-from phase_golem.workspace.git import GitError, commit_paths, dirty_paths, run_git
+from phase_golem.workspace.git import (
+    commit_paths,
+    dirty_paths,
+    is_ancestor,
+    refresh_index,
+    run_git,
+)
 from phase_golem.workspace.snapshot import file_blob_id
 
 PENDING_KEY = "git:pending"
@@ -68,6 +74,8 @@ def tree_path(root: Path, key: str) -> Path:
 
 
 # ---- what the store keeps ----------------------------------------------------------------
+# `git:pending`: a list of owed changes, one per finished run, until its commit is made.
+# `git:leftovers`: {tree: {path: {"owners": [[item, phase], ...], "runs": [...], "blob": id}}}.
 def _load(tx: Transaction, key: str) -> Any:
     text = tx.get_meta(key)
     return json.loads(text) if text else None
@@ -86,9 +94,13 @@ def _save(tx: Transaction, key: str, value: Any) -> None:
 
 
 def record_change(tx: Transaction, tree: str, change: RunChange) -> None:
-    """Inside the complete transaction: the run's change, owed to git until committed."""
-    entry = {"tree": tree, "own_committed": False, **asdict(change)}
-    if change.touched:
+    """Inside the complete transaction: the run's change, owed to git until committed.
+
+    A success is owed even when its own difference is empty: it may still take the
+    leftovers of an earlier attempt that wrote the same bytes.
+    """
+    if change.touched or change.succeeded:
+        entry = {"tree": tree, "own_committed": False, "intended": None, **asdict(change)}
         _save(tx, PENDING_KEY, [*_pending(tx), entry])
     tx.append_event(
         EventKind.RUN_WORKSPACE,
@@ -121,6 +133,33 @@ def pending_trees(store: Store) -> list[str]:
         return sorted({entry["tree"] for entry in _pending(tx)})
 
 
+def _tree_entries(store: Store, tree: str) -> list[dict[str, Any]]:
+    with store.reader() as tx:
+        return [e for e in _pending(tx) if e["tree"] == tree]
+
+
+def _update_pending(
+    tx: Transaction,
+    tree: str,
+    runs: Iterable[str],
+    *,
+    drop: bool = False,
+    own_committed: bool = False,
+    intended: str | None = None,
+) -> None:
+    chosen = set(runs)
+    kept = []
+    for entry in _pending(tx):
+        if entry["tree"] == tree and entry["run_id"] in chosen:
+            if drop:
+                continue
+            marks = {"intended": intended} | ({"own_committed": True} if own_committed else {})
+            kept.append({**entry, **marks})
+        else:
+            kept.append(entry)
+    _save(tx, PENDING_KEY, kept)
+
+
 # ---- committing ----------------------------------------------------------------------------
 def committed_paths(workdir: Path, commit: str) -> list[str]:
     listed = run_git(
@@ -130,123 +169,152 @@ def committed_paths(workdir: Path, commit: str) -> list[str]:
 
 
 def _inherited(leftovers: Mapping[str, Mapping[str, Any]], change: RunChange) -> list[str]:
-    """Leftovers of earlier attempts of this item and phase: a success takes them along."""
-    return [
-        path
-        for path, owner in leftovers.items()
-        if owner["item"] == change.item_id and owner["phase"] == change.phase
-    ]
+    """Leftovers of earlier attempts of this item and phase alone: a success takes them.
+
+    A leftover that several items' runs could have written stays for a person to sort out.
+    """
+    mine = [[change.item_id, change.phase]]
+    return [path for path, owner in leftovers.items() if owner.get("owners") == mine]
+
+
+def _with_inherited(change: RunChange, inherited: Sequence[str]) -> RunChange:
+    if not inherited:
+        return change
+    return replace(
+        change,
+        touched=tuple(sorted({*change.touched, *inherited})),
+        own=tuple(sorted({*change.own, *inherited})),
+    )
 
 
 def _record_commit(
-    store: Store,
+    tx: Transaction,
     tree: str,
-    commit: str | None,
+    commit: str,
     message: str,
     paths: Sequence[str],
-    *,
-    runs: Sequence[RunChange] = (),
-    own_done: Iterable[str] = (),
-    done_runs: Iterable[str] = (),
+    runs: Sequence[RunChange],
 ) -> None:
-    """Ledger events for a commit; what it saved is no longer pending or left over."""
+    """One ledger event per run in a commit, naming the run's part of it."""
     saved = set(paths)
-    finished, own = set(done_runs), set(own_done)
-    with store.transaction() as tx:
-        pending = []
-        for entry in _pending(tx):
-            if entry["tree"] == tree and entry["run_id"] in finished:
-                continue
-            mark = entry["tree"] == tree and entry["run_id"] in own
-            pending.append({**entry, "own_committed": True} if mark else entry)
-        _save(tx, PENDING_KEY, pending)
-        leftovers = _leftovers(tx)
-        leftovers[tree] = {p: o for p, o in leftovers.get(tree, {}).items() if p not in saved}
-        _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
-        if not commit:
-            return
-        for change in runs:
-            # A run's part of the commit: what it touched, less what is certainly another's.
-            others = {p for c in runs if c.run_id != change.run_id for p in c.own}
-            mine = (set(change.touched) & saved) - others or saved
-            tx.append_event(
-                EventKind.GIT_COMMITTED,
-                item_id=change.item_id,
-                run_id=change.run_id,
-                data={
-                    "tree": tree,
-                    "commit": commit,
-                    "message": message,
-                    "paths": sorted(mine),
-                    "shared_with_overlapping_runs": sorted(mine - set(change.own)),
-                },
-            )
+    leftovers = _leftovers(tx)
+    leftovers[tree] = {p: o for p, o in leftovers.get(tree, {}).items() if p not in saved}
+    _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
+    for change in runs:
+        # A run's part: what it touched, less what is certainly another run's own.
+        others = {p for c in runs if c.run_id != change.run_id for p in c.own}
+        mine = (set(change.touched) & saved) - others or saved
+        tx.append_event(
+            EventKind.GIT_COMMITTED,
+            item_id=change.item_id,
+            run_id=change.run_id,
+            data={
+                "tree": tree,
+                "commit": commit,
+                "message": message,
+                "paths": sorted(mine),
+                "shared_with_overlapping_runs": sorted(mine - set(change.own)),
+            },
+        )
+
+
+def _commit(
+    store: Store, workdir: Path, tree: str, paths: list[str], message: str, run_ids: list[str]
+) -> str | None:
+    """Commit, telling the store the commit's id before HEAD moves (see _settle_intended)."""
+
+    def remember(commit: str) -> None:
+        with store.transaction() as tx:
+            _update_pending(tx, tree, run_ids, intended=commit)
+
+    return commit_paths(workdir, paths, message, before_publish=remember)
 
 
 def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | None:
     """Commit an immediate result's own paths (and its visit's leftovers) at once."""
     workdir = tree_path(root, tree)
     with store.reader() as tx:
-        inherited = _inherited(_leftovers(tx).get(tree, {}), change)
-    paths = sorted({*change.own, *inherited})
+        change = _with_inherited(change, _inherited(_leftovers(tx).get(tree, {}), change))
     message = phase_commit_message(change.item_id, change.phase, change.summary)
-    commit = commit_paths(workdir, paths, message)
+    commit = _commit(store, workdir, tree, list(change.own), message, [change.run_id])
     saved = committed_paths(workdir, commit) if commit else []
-    _record_commit(
-        store,
-        tree,
-        commit,
-        message,
-        saved,
-        runs=[change],
-        own_done=[change.run_id],
-        done_runs=[] if change.shared else [change.run_id],
-    )
+    with store.transaction() as tx:
+        if commit:
+            _record_commit(tx, tree, commit, message, saved, [change])
+        _update_pending(tx, tree, [change.run_id], drop=not change.shared, own_committed=True)
     return commit
+
+
+def _settle_intended(store: Store, root: Path, tree: str) -> list[str]:
+    """Commits made just before a crash cut off their ledger entries: recognise, record them."""
+    workdir = tree_path(root, tree)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for entry in _tree_entries(store, tree):
+        if entry.get("intended"):
+            found.setdefault(entry["intended"], []).append(entry)
+    settled = []
+    for commit, entries in found.items():
+        if not is_ancestor(workdir, commit):
+            continue  # it never reached HEAD: the commit is made again from scratch
+        message = run_git(workdir, "log", "-1", "--format=%B", commit).stdout.strip()
+        saved = committed_paths(workdir, commit)
+        refresh_index(workdir, saved)
+        changes = [_change_of(e) for e in entries]
+        with store.transaction() as tx:
+            _record_commit(tx, tree, commit, message, saved, [c for c in changes if c.succeeded])
+            for entry, change in zip(entries, changes, strict=True):
+                immediate_own = entry["immediate"] and not entry["own_committed"]
+                finished = not immediate_own or not change.shared
+                _update_pending(
+                    tx, tree, [change.run_id], drop=finished, own_committed=immediate_own
+                )
+        settled.append(commit)
+    return settled
 
 
 def flush_tree(store: Store, root: Path, tree: str) -> list[str]:
     """Save a tree whose runs have all finished: owed immediate commits, then the batch."""
     workdir = tree_path(root, tree)
-    commits: list[str] = []
-    with store.reader() as tx:
-        entries = [e for e in _pending(tx) if e["tree"] == tree]
-    for entry in entries:
+    commits = _settle_intended(store, root, tree)
+    for entry in _tree_entries(store, tree):
         if entry["immediate"] and entry["succeeded"] and not entry["own_committed"]:
             commit = commit_now(store, root, tree, _change_of(entry))  # owed since a crash
             if commit:
                 commits.append(commit)
-    with store.reader() as tx:
-        entries = [e for e in _pending(tx) if e["tree"] == tree]
-        leftovers = _leftovers(tx).get(tree, {})
+    entries = _tree_entries(store, tree)
     if not entries:
         return commits
-    group = [_change_of(e) for e in entries]
+    with store.reader() as tx:
+        leftovers = _leftovers(tx).get(tree, {})
+    group = [
+        _with_inherited(c, _inherited(leftovers, c)) if c.succeeded and not c.immediate else c
+        for c in map(_change_of, entries)
+    ]
     plan = plan_batch(group)
-    inherited = {p for c in plan.entries for p in _inherited(leftovers, c)}
-    paths = sorted({*plan.paths, *inherited})
     message = batch_commit_message([(c.item_id, c.phase, c.summary) for c in plan.entries])
-    commit = commit_paths(workdir, paths, message) if paths and plan.entries else None
-    saved = committed_paths(workdir, commit) if commit else []
-    _remember_leftovers(store, tree, workdir, group, saved)
-    _record_commit(
-        store,
-        tree,
-        commit,
-        message,
-        saved,
-        runs=plan.entries,
-        done_runs=[c.run_id for c in group],
+    run_ids = [c.run_id for c in group]
+    # Leftovers are known from the plan, so they are recorded before git is touched.
+    _remember_leftovers(store, tree, workdir, group, plan.paths)
+    commit = (
+        _commit(store, workdir, tree, list(plan.paths), message, run_ids)
+        if plan.paths and plan.entries
+        else None
     )
+    with store.transaction() as tx:
+        if commit:
+            _record_commit(
+                tx, tree, commit, message, committed_paths(workdir, commit), plan.entries
+            )
+        _update_pending(tx, tree, run_ids, drop=True)
     if commit:
         commits.append(commit)
     return commits
 
 
 def _remember_leftovers(
-    store: Store, tree: str, workdir: Path, group: Sequence[RunChange], saved: Sequence[str]
+    store: Store, tree: str, workdir: Path, group: Sequence[RunChange], committing: Sequence[str]
 ) -> None:
-    committed = set(saved)
+    taken = set(committing)
     with store.transaction() as tx:
         leftovers = _leftovers(tx)
         kept = dict(leftovers.get(tree, {}))
@@ -254,9 +322,12 @@ def _remember_leftovers(
             if change.succeeded:
                 continue
             for path in change.touched:
-                if path in committed:
+                if path in taken:
                     continue
-                owner = kept.get(path) or {"item": change.item_id, "phase": change.phase}
+                owner = dict(kept.get(path) or {})
+                owners = {tuple(o) for o in owner.get("owners", [])}
+                owners.add((change.item_id, change.phase))
+                owner["owners"] = sorted([list(o) for o in owners])
                 owner["runs"] = sorted({*owner.get("runs", []), change.run_id})
                 owner["blob"] = file_blob_id(workdir / path)
                 kept[path] = owner
@@ -282,7 +353,8 @@ def leftovers_of(store: Store, item_id: str | None = None) -> dict[str, dict[str
     found: dict[str, dict[str, Any]] = {}
     for tree, paths in everything.items():
         for path, owner in paths.items():
-            if item_id is None or owner["item"] == item_id:
+            items = {o[0] for o in owner.get("owners", [])}
+            if item_id is None or item_id in items:
                 found[path if tree == ROOT_TREE else f"{tree}/{path}"] = owner
     return found
 
@@ -317,16 +389,12 @@ def unaccounted_changes(store: Store, root: Path, accounted: Iterable[str] = ())
     return found
 
 
-def save_all(store: Store, root: Path, emit: Any = None) -> list[str]:
+def save_all(store: Store, root: Path) -> list[str]:
     """Every owed commit of every tree (at start, after a crash, and on halt)."""
     commits: list[str] = []
     for tree in pending_trees(store):
-        try:
+        if tree_path(root, tree).is_dir():
             commits += flush_tree(store, root, tree)
-        except GitError as exc:
-            if emit is not None:
-                emit(f"git: could not commit the output of finished runs in {tree}: {exc}")
-            raise
     return commits
 
 

@@ -28,7 +28,7 @@ from phase_golem.domain.items import (
     parse_timestamp,
 )
 from phase_golem.domain.runs import ErrorClass, Run, RunStatus, Step, finish
-from phase_golem.engine.commits import remember_crash_leftovers
+from phase_golem.engine.commits import remember_crash_leftovers, tree_key
 from phase_golem.engine.completion import (
     Completion,
     complete_run,
@@ -41,10 +41,16 @@ from phase_golem.engine.executor import (
     adapter_of,
     agent_request,
     cancel_run,
+    record_unfinished,
     run_directory,
     timeout_seconds,
 )
-from phase_golem.engine.workspaces import change_since_start, run_change, run_workdir
+from phase_golem.engine.workspaces import (
+    WorkspaceChange,
+    change_since_start,
+    run_change,
+    run_workdir,
+)
 from phase_golem.store import Store
 
 
@@ -119,6 +125,15 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
     started = parse_timestamp(run.started_at) if run.started_at else utc_now()
     deadline = started + timedelta(seconds=limit)
     timed_out = False
+    workdir = run_workdir(ctx.root, ctx.settings, item, run)
+    tree = tree_key(ctx.root, workdir)
+    ctx.trees.enter(tree, run_id)  # runs we start meanwhile share its tree
+
+    def left() -> WorkspaceChange | None:
+        shared = ctx.trees.leave(tree, run_id) or overlapped
+        directory = run_directory(ctx.root, run_id)
+        return change_since_start(ctx.root, ctx.settings, item, run, directory, overlapped=shared)
+
     try:
         while pids := agent_pids(run, ctx.root):
             if utc_now() >= deadline:
@@ -129,15 +144,14 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
     except asyncio.CancelledError:
         stop_processes(agent_pids(run, ctx.root))
         cancel_run(ctx, run_id)
+        unfinished = left()
+        if unfinished is not None:
+            record_unfinished(ctx, run, item, unfinished)
         raise
     phase = phase_config(ctx.settings, item, run)
     adapter = adapter_of(ctx, phase)
-    request = agent_request(
-        ctx, run, item, prompt="", workdir=run_workdir(ctx.root, ctx.settings, item, run)
-    )
+    request = agent_request(ctx, run, item, prompt="", workdir=workdir)
     exit = ProcessExit(None, timed_out=timed_out)
     outcome = collect_outcome(adapter, request, exit, ctx.settings.execution.max_result_bytes)
-    change = change_since_start(
-        ctx.root, ctx.settings, item, run, run_directory(ctx.root, run.id), overlapped=overlapped
-    )
+    change = left()
     return complete_run(ctx.store, ctx.settings, run_id, outcome, change=change)

@@ -331,6 +331,10 @@ class Scheduler:
         )
         self._save_to_git(completion)
 
+    def _retire_worktree(self, item_id: str) -> None:
+        if not remove_worktree(self.ctx.root, item_id, delete_merged_branch=True):
+            self.emit(f"[{item_id}] its worktree is kept: git would not remove it")
+
     def _save_to_git(self, completion: Completion) -> None:
         """Commit what the run owes git: at once, or as the tree's batch once it is idle."""
         change, tree = completion.change, completion.tree
@@ -341,7 +345,7 @@ class Scheduler:
                 if self.ctx.trees.idle(tree):
                     flush_tree(self.ctx.store, self.ctx.root, tree)
             if completion.completed and tree is not None and tree != ".":
-                remove_worktree(self.ctx.root, completion.item_id, delete_merged_branch=True)
+                self._retire_worktree(completion.item_id)
         except GitError as exc:
             self.emit(f"[{completion.item_id}] git: {exc} (kept as owed; retried on halt)")
 

@@ -60,8 +60,11 @@ def _settle_the_tree(
         for commit in save_all(ctx.store, root):
             emit(f"[recovery] committed the output of runs finished before a crash: {commit[:12]}")
         if ctx.settings.execution.isolation is Isolation.WORKTREE:
-            for item_id in prune_worktrees(ctx.store, root):
+            removed, kept = prune_worktrees(ctx.store, root)
+            for item_id in removed:
                 emit(f"[worktrees] removed the worktree of {item_id} (done, closed or gone)")
+            for item_id in kept:
+                emit(f"[worktrees] kept the worktree of {item_id}: git would not remove it")
             return
         changes = unaccounted_changes(ctx.store, root, _adopted_paths(ctx, adopted))
     except GitError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -101,23 +102,75 @@ def is_ancestor(root: Path, commit: str, of: str = "HEAD") -> bool | None:
     return None
 
 
-def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
+def _committable(root: Path, env: dict[str, str], paths: list[str]) -> list[str]:
+    """The paths `git add` can take: on disk and not ignored, or gone but in HEAD (a deletion).
+
+    A path in neither place, or one that has become ignored, would make `git add` fail
+    the whole commit; such a path simply has nothing to commit.
+    """
+    present = [p for p in paths if os.path.lexists(root / p)]
+    gone = [p for p in paths if not os.path.lexists(root / p)]
+    ignored: set[str] = set()
+    if present:
+        listed = _git_env(
+            root,
+            env,
+            "check-ignore",
+            "-z",
+            "--stdin",
+            stdin="\0".join(present) + "\0",
+            check=False,
+        )
+        ignored = {p for p in listed.split("\0") if p}
+    in_head: set[str] = set()
+    if gone:
+        listed = _git_env(root, env, "ls-files", "-z", "--", *gone)
+        in_head = {p for p in listed.split("\0") if p}
+    return [p for p in present if p not in ignored] + [p for p in gone if p in in_head]
+
+
+def refresh_index(root: Path, paths: list[str]) -> None:
+    """Make the real index agree with HEAD for these paths (after we committed them)."""
+    if paths:
+        _git_env(
+            root,
+            {"GIT_LITERAL_PATHSPECS": "1"},
+            "reset",
+            "-q",
+            "--pathspec-from-file=-",
+            "--pathspec-file-nul",
+            stdin="\0".join(paths) + "\0",
+        )
+
+
+def commit_paths(
+    root: Path,
+    paths: list[str],
+    message: str,
+    *,
+    before_publish: Callable[[str], None] | None = None,
+) -> str | None:
     """Commit exactly `paths` (added, changed or deleted) on top of HEAD; None if no change.
 
     A private index is built from HEAD, so nothing else the user staged is swept in; HEAD
     moves by compare-and-swap, and the real index is then refreshed for these paths only.
+    `before_publish` hears the new commit's id before HEAD moves to it, so a caller can
+    record it and recognise the commit after a crash.
     """
     if not paths:
         return None
     head = head_commit(root)
     index = git_dir(root) / "phase-golem.index"
     env = {"GIT_INDEX_FILE": str(index), "GIT_LITERAL_PATHSPECS": "1"}
-    spec = "\0".join(paths) + "\0"
     try:
         if head is not None:
             _git_env(root, env, "read-tree", head)
         else:
             _git_env(root, env, "read-tree", "--empty")
+        usable = _committable(root, env, paths)
+        if not usable:
+            return None
+        spec = "\0".join(usable) + "\0"
         _git_env(
             root, env, "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=spec
         )
@@ -125,21 +178,15 @@ def commit_paths(root: Path, paths: list[str], message: str) -> str | None:
     finally:
         index.unlink(missing_ok=True)
     if head is not None and tree == run_git(root, "rev-parse", f"{head}^{{tree}}").stdout.strip():
+        refresh_index(root, usable)  # committed before a crash cut the refresh off, perhaps
         return None
     parents = ["-p", head] if head is not None else []
     commit = _git_env(root, {}, "commit-tree", tree, *parents, stdin=message).strip()
+    if before_publish is not None:
+        before_publish(commit)
     update = ["update-ref", "-m", "phase-golem: commit", "HEAD", commit]
     run_git(root, *(update + ([head] if head is not None else [""])))
-    _git_env(
-        root,
-        {"GIT_LITERAL_PATHSPECS": "1"},
-        "reset",
-        "-q",
-        "--pathspec-from-file=-",
-        "--pathspec-file-nul",
-        stdin=spec,
-        check=False,
-    )
+    refresh_index(root, usable)
     return commit
 
 

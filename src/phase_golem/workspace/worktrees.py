@@ -8,10 +8,9 @@ worktrees git no longer knows, or whose item is gone, are pruned at start.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from phase_golem.workspace.git import GitError, run_git
+from phase_golem.workspace.git import GitError, commit_paths, dirty_paths, run_git
 
 BRANCH_PREFIX = "phase-golem/"
 
@@ -44,19 +43,25 @@ def ensure_worktree(root: Path, workdir: Path, item_id: str, base: str) -> str:
 
 
 def remove_worktree(root: Path, item_id: str, *, delete_merged_branch: bool) -> bool:
-    """Remove the item's worktree; delete its branch only when it is merged. True if removed."""
+    """Remove the item's worktree, never its work; True when it is gone.
+
+    Files nobody committed (leftovers of failed runs, say) are first saved on the item's
+    branch as a `[ID][salvage]` commit, so removing the tree loses nothing; a tree git
+    still will not remove (a nested repository, say) is kept. The branch is deleted only
+    when it is merged (`git branch -d` refuses otherwise).
+    """
     workdir = worktrees_dir(root) / item_id
-    removed = False
     if workdir.exists():
-        done = run_git(root, "worktree", "remove", "--force", str(workdir), check=False)
-        if done.returncode != 0:
-            shutil.rmtree(workdir, ignore_errors=True)
-        removed = True
+        dirty = dirty_paths(workdir)
+        if dirty:
+            message = f"[{item_id}][salvage] Files left uncommitted when its worktree was removed"
+            commit_paths(workdir, dirty, message)
+        if run_git(root, "worktree", "remove", str(workdir), check=False).returncode != 0:
+            return False
     run_git(root, "worktree", "prune")
     if delete_merged_branch:
-        # -d refuses an unmerged branch: the work is kept rather than lost.
         run_git(root, "branch", "-q", "-d", item_branch(item_id), check=False)
-    return removed
+    return True
 
 
 def existing_worktrees(root: Path) -> list[str]:
