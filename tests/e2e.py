@@ -139,13 +139,21 @@ def wait_for_agents(
         time.sleep(0.2)
 
 
-def kill_mid_phase(repo: Repo, phase: str, *, agent_too: bool) -> dict[str, Any]:
+def kill_mid_phase(
+    repo: Repo, phase: str, *, agent_too: bool, once_exists: str | None = None
+) -> dict[str, Any]:
     """Start `run`, SIGKILL it once an agent of `phase` is running; return that run.
 
     With `agent_too` the agent dies as well (power loss); without, it lives on as an orphan.
+    With `once_exists`, the kill waits until the agent has written that file.
     """
     process = start_run(repo, own_session=True)
     try:
+        if once_exists is not None:
+            deadline = time.monotonic() + 30
+            while not (repo.root / once_exists).exists():
+                assert time.monotonic() < deadline, f"{once_exists} never appeared"
+                time.sleep(0.05)
         live = wait_for_agents(repo, phase, 1)
         assert live, f"no {phase} agent started"
         if agent_too:

@@ -3,11 +3,8 @@ of failed runs never swept into another item's commit, preconditions, staleness.
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
-import time
 
 import pytest
 
@@ -15,10 +12,9 @@ from tests.conftest import Repo
 from tests.e2e import (
     add_items,
     items_by_id,
+    kill_mid_phase,
     overlaps,
     runs_of,
-    start_run,
-    wait_for_agents,
     write_project,
 )
 
@@ -212,26 +208,6 @@ def test_runs_that_share_the_tree_batch_what_they_cannot_tell_apart(git_repo: Re
     assert shared and shared[0]["shared_with_overlapping_runs"] == ["notes.md"]
 
 
-def kill_after_file(repo: Repo, path: str, *, agent_too: bool) -> None:
-    """Start `run`; SIGKILL it once an agent has written `path` but not its result."""
-    process = start_run(repo, own_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not (repo.root / path).exists():
-            assert time.monotonic() < deadline, f"{path} never appeared"
-            time.sleep(0.05)
-        live = wait_for_agents(repo, "build", 1)
-        assert live
-        if agent_too:
-            os.killpg(live[0]["pid"], signal.SIGKILL)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-
-
 CRASHY_BUILD = """\
   - match: {phase: build}
     times: 1
@@ -243,7 +219,7 @@ CRASHY_BUILD = """\
 def test_after_a_power_loss_mid_build_the_retry_commits_the_build(git_repo: Repo) -> None:
     repo = write_project(git_repo, CRASHY_BUILD.replace("LINGER", "30") + WRITES)
     add_items(repo, "Survives")
-    kill_after_file(repo, "src/WRK-001.txt", agent_too=True)
+    kill_mid_phase(repo, "build", agent_too=True, once_exists="src/WRK-001.txt")
     repo.ok("run")  # the dead run's file is its leftover, not "your uncommitted change"
     assert by_subject(repo)["[WRK-001][build] build done for WRK-001"] == ["src/WRK-001.txt"]
     assert git(repo, "status", "--porcelain") == ""
@@ -253,7 +229,7 @@ def test_after_a_power_loss_mid_build_the_retry_commits_the_build(git_repo: Repo
 def test_an_adopted_agents_output_is_committed_under_its_phase(git_repo: Repo) -> None:
     repo = write_project(git_repo, CRASHY_BUILD.replace("LINGER", "1.5") + WRITES)
     add_items(repo, "Adopted")
-    kill_after_file(repo, "src/WRK-001.txt", agent_too=False)
+    kill_mid_phase(repo, "build", agent_too=False, once_exists="src/WRK-001.txt")
     repo.ok("run")
     builds = [r for r in runs_of(repo, "WRK-001") if r["phase"] == "build"]
     assert len(builds) == 1 and builds[0]["status"] == "committed"  # adopted, not retried

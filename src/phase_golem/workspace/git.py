@@ -12,21 +12,30 @@ class GitError(RuntimeError):
     pass
 
 
-def run_git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_git(
+    root: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`git ARGS` in `root`; `env` adds to ours, `stdin` is fed (else stdin is closed)."""
     try:
         completed = subprocess.run(
             ["git", *args],
             cwd=root,
             capture_output=True,
             text=True,
-            stdin=subprocess.DEVNULL,
+            input=stdin,
+            stdin=subprocess.DEVNULL if stdin is None else None,
+            env={**os.environ, **env} if env else None,
             check=False,
         )
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None
     if check and completed.returncode != 0:
         detail = completed.stderr.strip() or completed.stdout.strip()
-        raise GitError(f"git {' '.join(args)} failed: {detail}")
+        raise GitError(f"git {' '.join(args[:3])} failed: {detail}")
     return completed
 
 
@@ -112,7 +121,7 @@ def _committable(root: Path, env: dict[str, str], paths: list[str]) -> list[str]
     gone = [p for p in paths if not os.path.lexists(root / p)]
     ignored: set[str] = set()
     if present:
-        listed = _git_env(
+        listed = _git_out(
             root,
             env,
             "check-ignore",
@@ -124,7 +133,7 @@ def _committable(root: Path, env: dict[str, str], paths: list[str]) -> list[str]
         ignored = {p for p in listed.split("\0") if p}
     in_head: set[str] = set()
     if gone:
-        listed = _git_env(root, env, "ls-files", "-z", "--", *gone)
+        listed = _git_out(root, env, "ls-files", "-z", "--", *gone)
         in_head = {p for p in listed.split("\0") if p}
     return [p for p in present if p not in ignored] + [p for p in gone if p in in_head]
 
@@ -132,7 +141,7 @@ def _committable(root: Path, env: dict[str, str], paths: list[str]) -> list[str]
 def refresh_index(root: Path, paths: list[str]) -> None:
     """Make the real index agree with HEAD for these paths (after we committed them)."""
     if paths:
-        _git_env(
+        _git_out(
             root,
             {"GIT_LITERAL_PATHSPECS": "1"},
             "reset",
@@ -164,24 +173,24 @@ def commit_paths(
     env = {"GIT_INDEX_FILE": str(index), "GIT_LITERAL_PATHSPECS": "1"}
     try:
         if head is not None:
-            _git_env(root, env, "read-tree", head)
+            _git_out(root, env, "read-tree", head)
         else:
-            _git_env(root, env, "read-tree", "--empty")
+            _git_out(root, env, "read-tree", "--empty")
         usable = _committable(root, env, paths)
         if not usable:
             return None
         spec = "\0".join(usable) + "\0"
-        _git_env(
+        _git_out(
             root, env, "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=spec
         )
-        tree = _git_env(root, env, "write-tree").strip()
+        tree = _git_out(root, env, "write-tree").strip()
     finally:
         index.unlink(missing_ok=True)
     if head is not None and tree == run_git(root, "rev-parse", f"{head}^{{tree}}").stdout.strip():
         refresh_index(root, usable)  # committed before a crash cut the refresh off, perhaps
         return None
     parents = ["-p", head] if head is not None else []
-    commit = _git_env(root, {}, "commit-tree", tree, *parents, stdin=message).strip()
+    commit = _git_out(root, {}, "commit-tree", tree, *parents, stdin=message).strip()
     if before_publish is not None:
         before_publish(commit)
     update = ["update-ref", "-m", "phase-golem: commit", "HEAD", commit]
@@ -190,25 +199,10 @@ def commit_paths(
     return commit
 
 
-def _git_env(
+def _git_out(
     root: Path, env: dict[str, str], *args: str, stdin: str | None = None, check: bool = True
 ) -> str:
-    try:
-        completed = subprocess.run(
-            ["git", *args],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            input=stdin if stdin is not None else "",
-            env={**os.environ, **env},
-            check=False,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH") from None
-    if check and completed.returncode != 0:
-        detail = completed.stderr.strip() or completed.stdout.strip()
-        raise GitError(f"git {' '.join(args[:2])} failed: {detail}")
-    return completed.stdout
+    return run_git(root, *args, env=env, stdin=stdin, check=check).stdout
 
 
 def repository_problem(root: Path) -> str | None:
