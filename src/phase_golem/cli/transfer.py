@@ -15,8 +15,8 @@ from phase_golem.engine.transfer import (
     export_task_golem,
     export_text,
     import_file,
-    write_atomically,
 )
+from phase_golem.fsutil import write_atomically
 
 FORMATS = ("auto", "backlog", "inbox", "task-golem")
 EXPORT_FORMATS = ("backlog", "task-golem")

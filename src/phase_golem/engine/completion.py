@@ -3,8 +3,10 @@ merges, and queue a retry or a backoff (DESIGN §3 step 4, §6 failure classes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from phase_golem.agents.runner import AgentOutcome
@@ -40,6 +42,7 @@ from phase_golem.domain.transitions import (
     wake_time,
 )
 from phase_golem.engine.approvals import AFTER, request_approval
+from phase_golem.engine.receipts import prepare_receipt
 from phase_golem.store import Store, Transaction
 
 RETRYABLE = frozenset(
@@ -342,9 +345,20 @@ def _enforce_budget(
 
 
 def complete_run(
-    store: Store, settings: Settings, run_id: str, outcome: AgentOutcome
+    store: Store,
+    settings: Settings,
+    run_id: str,
+    outcome: AgentOutcome,
+    *,
+    workdir: Path | None = None,
+    touched: Sequence[str] = (),
 ) -> Completion:
-    """Apply one agent outcome; everything it changes commits together or not at all."""
+    """Apply one agent outcome; everything it changes commits together or not at all.
+
+    A committed run gets its receipt in the same transaction: the artifacts its result
+    reported plus the paths it `touched`, resolved in `workdir` and hashed beforehand.
+    """
+    receipt = prepare_receipt(workdir, outcome, touched)  # hashed outside the lock
     with store.transaction() as tx:
         run = tx.get_run(run_id)
         if run is None:
@@ -464,6 +478,7 @@ def complete_run(
             },
         )
         done.run = finished
+        receipt.save(tx, finished)
         if retry is not None:
             attempt, not_before, reason = retry
             queue_retry(tx, finished, attempt=attempt, not_before=not_before, reason=reason)

@@ -230,7 +230,7 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         raise asyncio.CancelledError from None
     except LookupError as exc:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
-        return complete_run(ctx.store, ctx.settings, run_id, outcome)
+        return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
     phase = phase_config(ctx.settings, prepared.item, prepared.run)
     adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
     try:
@@ -256,4 +256,4 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
-    return complete_run(ctx.store, ctx.settings, run_id, outcome)
+    return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)

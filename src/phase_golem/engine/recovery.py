@@ -116,4 +116,4 @@ async def adopt_run(ctx: EngineContext, run_id: str) -> Completion:
     request = agent_request(ctx, run, item, prompt="")
     exit = ProcessExit(None, timed_out=timed_out)
     outcome = collect_outcome(adapter, request, exit, ctx.settings.execution.max_result_bytes)
-    return complete_run(ctx.store, ctx.settings, run_id, outcome)
+    return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)

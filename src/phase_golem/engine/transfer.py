@@ -3,8 +3,6 @@ an import is applied to the store in one transaction."""
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import Item, new_item
 from phase_golem.domain.pipelines import Settings
+from phase_golem.fsutil import write_atomically
 from phase_golem.interchange.backlog_yaml import (
     BacklogFormatError,
     dump_backlog_v3,
@@ -197,23 +196,3 @@ def export_task_golem(store: Store, directory: Path) -> tuple[Path, Path]:
     write_atomically(active_path, dump_task_golem_jsonl(i for i in items if not i.archived))
     write_atomically(archive_path, dump_task_golem_jsonl(i for i in items if i.archived))
     return active_path, archive_path
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: readers never see half a file."""
-    directory = path.parent
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)

@@ -1,0 +1,128 @@
+"""Receipts for committed runs, and `verify`, which holds them against the disk.
+
+Completion hashes the artifacts *before* it opens its transaction (`PendingReceipt`), so
+no file I/O happens under the store's write lock, then saves the receipt inside that
+same transaction when the run commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phase_golem.agents.runner import AgentOutcome
+from phase_golem.domain.items import format_timestamp
+from phase_golem.domain.receipts import (
+    ArtifactDigest,
+    Check,
+    Mismatch,
+    Receipt,
+    checks_for,
+    compare_artifact,
+    verifiable,
+)
+from phase_golem.domain.runs import ErrorClass, Run, RunStatus
+from phase_golem.store import NotFoundError, Store, Transaction
+from phase_golem.workspace.receipts import (
+    current_digests,
+    digest_artifacts,
+    workdir_path,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReceipt:
+    """The artifacts of a run as it finished, hashed, waiting for its transaction."""
+
+    workdir: str | None
+    artifacts: tuple[ArtifactDigest, ...] = ()
+
+    def save(self, tx: Transaction, run: Run) -> Receipt | None:
+        """Record the receipt of `run` if it committed (and a working directory was given)."""
+        if self.workdir is None or run.status is not RunStatus.COMMITTED:
+            return None
+        receipt = Receipt(
+            run_id=run.id,
+            item_id=run.item_id,
+            phase=run.phase,
+            created_at=run.ended_at or format_timestamp(tx.now),
+            idempotency_key=run.idempotency_key,
+            snapshot_before=run.snapshot_before,
+            snapshot_after=run.snapshot_after,
+            workdir=self.workdir,
+            artifacts=self.artifacts,
+        )
+        tx.save_receipt(receipt)
+        return receipt
+
+
+def prepare_receipt(
+    workdir: Path | None, outcome: AgentOutcome, touched: Sequence[str] = ()
+) -> PendingReceipt:
+    """Hash what the result reported and what the run touched, relative to `workdir`.
+
+    Without a working directory (in-process tests) nothing is hashed and no receipt is
+    written. The receipt keeps the directory's absolute path: a per-item worktree is
+    verified where it was.
+    """
+    if workdir is None or not may_commit(outcome):
+        return PendingReceipt(None)
+    reported = outcome.result.artifacts if outcome.result is not None else ()
+    return PendingReceipt(str(workdir.resolve()), digest_artifacts(workdir, reported, touched))
+
+
+def may_commit(outcome: AgentOutcome) -> bool:
+    """Only a result that completion applies can commit the run (the rest fail or wait)."""
+    return outcome.result is not None and outcome.error_class in (
+        None,
+        ErrorClass.REPORTED_BLOCKED,
+    )
+
+
+@dataclass
+class VerifyReport:
+    receipts: int = 0
+    checked: int = 0
+    superseded: int = 0
+    unverifiable: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "receipts": self.receipts,
+            "checked": self.checked,
+            "superseded": self.superseded,
+            "unverifiable": self.unverifiable,
+            "mismatches": [m.to_dict() for m in self.mismatches],
+        }
+
+
+def verify(
+    store: Store, root: Path, item_id: str | None = None, *, all_runs: bool = False
+) -> VerifyReport:
+    """Re-hash the artifacts of every receipt (or one item's, archived items included)."""
+    with store.reader() as tx:
+        if item_id is not None and tx.get_item(item_id) is None:
+            raise NotFoundError(f"no item {item_id}")
+        every = tx.list_receipts()
+        subject = every if item_id is None else tx.list_receipts(item_id=item_id)
+    checks, superseded = checks_for(every, all_runs=all_runs, subject=subject)
+    report = VerifyReport(receipts=len(subject), checked=len(checks), superseded=superseded)
+    report.unverifiable = sum(1 for r in subject for a in r.artifacts if not verifiable(a))
+    by_workdir: dict[str, list[Check]] = {}
+    for check in checks:
+        by_workdir.setdefault(check.receipt.workdir, []).append(check)
+    for label, group in by_workdir.items():
+        now = current_digests(workdir_path(root, label), (c.artifact.path for c in group))
+        for check in group:
+            found = compare_artifact(check.receipt, check.artifact, now.get(check.artifact.path))
+            if found is not None:
+                report.mismatches.append(found)
+    report.mismatches.sort(key=lambda m: (m.path, m.run_id))
+    return report
