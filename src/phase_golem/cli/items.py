@@ -18,6 +18,7 @@ from phase_golem.cli.render import (
     item_detail,
     items_table,
     print_json,
+    receipts_summary,
     runs_json,
     runs_table,
     sorted_for_status,
@@ -135,12 +136,14 @@ def show(
         item = tx.require_item(item_id)
         runs = tx.list_runs(item_id=item_id)
         events = tx.events(item_id=item_id)
+        receipts = tx.list_receipts(item_id=item_id)
     if as_json:
         print_json(
             {
                 "item": item_to_dict(item),
                 "runs": runs_json(runs),
                 "events": [e.to_dict() for e in events],
+                "receipts": [r.to_dict() for r in receipts],
             }
         )
         return
@@ -149,6 +152,7 @@ def show(
     out.print()
     out.print(runs_table(runs) if runs else "No runs yet.")
     out.print()
+    out.print(receipts_summary(item_id, receipts))
     out.print(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
 
 

@@ -3,6 +3,7 @@ an import is applied to the store in one transaction."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,7 @@ from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import Item, new_item
 from phase_golem.domain.pipelines import Settings
-from phase_golem.fsutil import write_atomically
+from phase_golem.fsutil import is_within, write_atomically
 from phase_golem.interchange.backlog_yaml import (
     BacklogFormatError,
     dump_backlog_v3,
@@ -29,7 +30,7 @@ from phase_golem.interchange.task_golem import (
     merge_active_and_archive,
     parse_task_golem_text,
 )
-from phase_golem.store import Store
+from phase_golem.store import NotFoundError, Store
 
 
 @dataclass(frozen=True)
@@ -196,3 +197,19 @@ def export_task_golem(store: Store, directory: Path) -> tuple[Path, Path]:
     write_atomically(active_path, dump_task_golem_jsonl(i for i in items if not i.archived))
     write_atomically(archive_path, dump_task_golem_jsonl(i for i in items if i.archived))
     return active_path, archive_path
+
+
+def ledger_ndjson(store: Store, *, item_id: str | None = None, after: int = 0) -> list[str]:
+    """The ledger as NDJSON lines, the fields of `log --json` (an unknown item is an error)."""
+    with store.reader() as tx:
+        if item_id is not None and tx.get_item(item_id) is None:
+            raise NotFoundError(f"no item {item_id}")
+        events = tx.events(after_seq=after, item_id=item_id)
+    return [
+        json.dumps(e.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n" for e in events
+    ]
+
+
+def export_ledger(path: Path, lines: Sequence[str], *, state_dir: Path) -> None:
+    """Atomically, so a reader never sees half a ledger; private under `.phase-golem/`."""
+    write_atomically(path, lines, private=is_within(path.parent, state_dir))
