@@ -4,6 +4,7 @@ files safely, torn JSON lines, and the receipt completion writes for a committed
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import stat
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from phase_golem.agents.base import StreamInfo
+from phase_golem.agents.claude import ClaudeAdapter
+from phase_golem.agents.codex import CodexAdapter
 from phase_golem.agents.runner import AgentOutcome
 from phase_golem.config import default_pipelines
 from phase_golem.domain.errors import ParseError
@@ -307,3 +310,38 @@ def test_a_run_that_does_not_commit_gets_no_receipt(tmp_path: Path) -> None:
     complete_run(store, SETTINGS, run.id, outcome, workdir=tmp_path)
     with store.reader() as tx:
         assert tx.list_receipts() == []
+
+
+# --- agent streams ---------------------------------------------------------------------
+
+
+def test_agent_streams_survive_a_torn_last_line_and_name_damage(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    claude_log = tmp_path / "claude.log"
+    claude_log.write_text(
+        '{"type": "system", "subtype": "init", "session_id": "s-1"}\n'
+        "plain text the CLI printed\n"
+        '{"type": "result", "total_cost_usd": 0.25, "usage": {"output_tokens": 7}}\n'
+        '{"type": "assistant", "message": {"content": "half'
+    )
+    info = ClaudeAdapter().read_stream(claude_log)
+    assert (info.session_id, info.cost_usd, info.tokens_out) == ("s-1", 0.25, 7)
+    [warning] = caplog.records
+    assert warning.levelno == logging.WARNING
+    assert warning.getMessage() == f"{claude_log}: line 4: ignored a torn final line " + (
+        "(Unterminated string starting at)"
+    )
+    caplog.clear()
+    codex_log = tmp_path / "codex.log"
+    codex_log.write_text(
+        '{"type": "thread.started", "thread_id": "t-1"}\n'
+        '{"type": "turn.comp\n'
+        '{"type": "turn.completed", "usage": {"input_tokens": 3, "output_tokens": 4}}\n'
+    )
+    info = CodexAdapter().read_stream(codex_log)
+    assert (info.session_id, info.tokens_in, info.tokens_out) == ("t-1", 3, 4)
+    [error] = caplog.records
+    assert error.levelno == logging.ERROR
+    assert error.getMessage().startswith(f"{codex_log}: line 2: malformed JSON")

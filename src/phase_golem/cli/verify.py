@@ -46,7 +46,7 @@ def verify_command(
         if report.superseded:
             extra.append(f"{report.superseded} superseded by a later run")
         if report.unverifiable:
-            extra.append(f"{report.unverifiable} unverifiable (unsafe or unreadable when recorded)")
+            extra.append(f"{report.unverifiable} unsafe or unreadable when recorded")
         detail = f" ({'; '.join(extra)})" if extra else ""
         verdict = "all match" if report.ok else f"{len(report.mismatches)} mismatch(es)"
         typer.echo(
