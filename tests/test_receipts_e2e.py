@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+from phase_golem.domain.ndjson import parse_ndjson
 from tests.conftest import Repo
 from tests.e2e import (
     add_items,
@@ -143,6 +144,14 @@ def test_the_ledger_exports_as_ndjson_atomically(git_repo: Repo) -> None:
     assert [json.loads(line) for line in lines] == logged
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     assert not [p for p in private.parent.iterdir() if p.name.endswith(".tmp")]
+    # Read back after a writer was cut off mid-append: the torn line goes, with a warning.
+    torn = private.read_text() + '{"seq": 99, "at": "2026-'
+    parsed = parse_ndjson(torn, private.name)
+    assert [value for _, value in parsed.records] == logged
+    assert parsed.warnings == (
+        f"ledger.ndjson: line {len(logged) + 1}: ignored a torn final line "
+        "(Unterminated string starting at)",
+    )
 
     piped = repo.ok("export", "--ledger", "-", "--item", "WRK-002").json_lines()
     assert piped and {e["item_id"] for e in piped} == {"WRK-002"}
