@@ -93,7 +93,7 @@ def test_add_status_show(project: Repo) -> None:
     assert "3 item(s) total" in table
 
     shown = project.ok("show", "WRK-001", "--json").json()
-    assert set(shown) == {"item", "runs", "events", "receipts"}
+    assert {"item", "runs", "events", "receipts"} <= set(shown)
     assert shown["receipts"] == []
     assert shown["item"]["title"] == "Add auth"
     assert shown["runs"] == []

@@ -296,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     run_id = os.environ.get("PHASE_GOLEM_RUN_ID", "run")
     attempt = int(os.environ.get("PHASE_GOLEM_ATTEMPT", "1"))
     title = os.environ.get("PHASE_GOLEM_ITEM_TITLE", "")
-    count = _count_invocation(Path(".phase-golem") / "sim-state.json", f"{item}/{phase}")
+    # The project's state folder, also when the agent works in an item's worktree.
+    state = Path(os.environ.get("PHASE_GOLEM_ROOT", ".")) / ".phase-golem"
+    count = _count_invocation(state / "sim-state.json", f"{item}/{phase}")
     names = {"item": item, "phase": phase, "title": title, "run": run_id, "attempt": str(attempt)}
     rule = _fill(choose_rule(scenario, item, phase, title, attempt, count), names)
     session = f"sim-{run_id}"

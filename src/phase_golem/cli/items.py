@@ -15,6 +15,7 @@ from phase_golem.cli.context import (
 )
 from phase_golem.cli.render import (
     console,
+    git_lines,
     item_detail,
     items_table,
     print_json,
@@ -27,6 +28,7 @@ from phase_golem.domain.items import Level, Size
 from phase_golem.domain.serialization import item_to_dict
 from phase_golem.engine import backlog
 from phase_golem.engine.backlog import UNSET, EditRequest, NewItemRequest
+from phase_golem.engine.commits import git_view
 from phase_golem.project import init_project
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -137,6 +139,7 @@ def show(
         runs = tx.list_runs(item_id=item_id)
         events = tx.events(item_id=item_id)
         receipts = tx.list_receipts(item_id=item_id)
+    git = git_view(store, item_id)
     if as_json:
         print_json(
             {
@@ -144,6 +147,7 @@ def show(
                 "runs": runs_json(runs),
                 "events": [e.to_dict() for e in events],
                 "receipts": [r.to_dict() for r in receipts],
+                **git,
             }
         )
         return
@@ -152,6 +156,8 @@ def show(
     out.print()
     out.print(runs_table(runs) if runs else "No runs yet.")
     out.print()
+    for line in git_lines(git):
+        out.print(line, markup=False, highlight=False)
     out.print(receipts_summary(item_id, receipts))
     out.print(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -91,7 +91,8 @@ def item_detail(item: Item) -> Table:
 
 def runs_table(runs: Sequence[Run]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("RUN", "ITEM", "PHASE", "ATTEMPT", "STEP", "STATUS", "QUEUED", "ERROR"):
+    columns = ("RUN", "ITEM", "PHASE", "ATTEMPT", "STEP", "STATUS", "QUEUED", "SNAPSHOTS", "ERROR")
+    for column in columns:
         table.add_column(column, no_wrap=True)
     for run in runs:
         table.add_row(
@@ -102,9 +103,41 @@ def runs_table(runs: Sequence[Run]) -> Table:
             run.step.value,
             run.status.value,
             run.queued_at[:19],
-            Text(truncate(run.error or "-", 48)),
+            f"{_short_snapshot(run.snapshot_before)}→{_short_snapshot(run.snapshot_after)}",
+            Text(truncate(run.error or "-", 40)),
         )
     return table
+
+
+def _short_snapshot(snapshot: str | None) -> str:
+    """`ws:` and the first 8 hex digits: enough to see which runs saw the same tree."""
+    return snapshot[:11] if snapshot else "-"
+
+
+def git_lines(view: Mapping[str, Any]) -> list[str]:
+    """`show`'s git part: the item's commits, what each run touched, what was left over."""
+    lines: list[str] = []
+    commits = view.get("commits") or []
+    lines.append(f"Commits ({len(commits)}):" if commits else "Commits: none yet.")
+    for commit in commits:
+        subject = str(commit.get("message") or "").splitlines()[0]
+        lines.append(f"  {commit['commit'][:12]}  {subject}")
+        for path in commit.get("paths") or []:
+            lines.append(f"      {path}")
+        shared = commit.get("shared_with_overlapping_runs")
+        if shared:
+            lines.append(f"      (shared with overlapping runs: {', '.join(shared)})")
+    touched = view.get("touched") or {}
+    if touched:
+        lines.append("Files touched, by run:")
+        for run_id, paths in touched.items():
+            lines.append(f"  {run_id}: {', '.join(paths) if paths else '(nothing)'}")
+    leftovers = view.get("leftovers") or {}
+    if leftovers:
+        lines.append("Left in the working tree by runs that did not succeed (not committed):")
+        for path, owner in leftovers.items():
+            lines.append(f"  {path}  (runs {', '.join(owner.get('runs') or [])})")
+    return lines
 
 
 def event_line(event: LedgerEvent) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from phase_golem.agents.runner import AgentOutcome
+from phase_golem.domain.commits import RunChange
 from phase_golem.domain.descriptions import StructuredDescription
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
@@ -42,7 +43,9 @@ from phase_golem.domain.transitions import (
     wake_time,
 )
 from phase_golem.engine.approvals import AFTER, request_approval
+from phase_golem.engine.commits import record_change
 from phase_golem.engine.receipts import prepare_receipt
+from phase_golem.engine.workspaces import WorkspaceChange, run_change
 from phase_golem.store import Store, Transaction
 
 RETRYABLE = frozenset(
@@ -78,6 +81,8 @@ class Completion:
     skipped_follow_ups: list[tuple[str, str]] = field(default_factory=list)
     merged: list[tuple[str, str]] = field(default_factory=list)
     commit_summary: str | None = None
+    change: RunChange | None = None  # what the run left in its tree, owed to git
+    tree: str | None = None
 
 
 def indeterminate_reason(run: Run, what: str) -> str:
@@ -344,12 +349,42 @@ def _enforce_budget(
     return True
 
 
+def _record_workspace(
+    tx: Transaction,
+    settings: Settings,
+    run: Run,
+    item: Item,
+    result: PhaseResult | None,
+    change: WorkspaceChange,
+    done: Completion,
+) -> None:
+    """The run's change, owed to git: its result's paths, or leftovers if it did not succeed."""
+    succeeded = (
+        done.run.status is RunStatus.COMMITTED
+        and result is not None
+        and (result.result in (ResultCode.PHASE_COMPLETE, ResultCode.SUBPHASE_COMPLETE))
+    )
+    phase = phase_config(settings, item, run)
+    immediate = (
+        run.kind is RunKind.TRIAGE
+        or (phase is not None and phase.is_destructive)
+        or (result is not None and result.result is ResultCode.SUBPHASE_COMPLETE)
+    )
+    summary = done.commit_summary or ""
+    done.change = run_change(
+        run, item, change, succeeded=succeeded, immediate=immediate, summary=summary
+    )
+    done.tree = change.tree
+    record_change(tx, change.tree, done.change)
+
+
 def complete_run(
     store: Store,
     settings: Settings,
     run_id: str,
     outcome: AgentOutcome,
     *,
+    change: WorkspaceChange | None = None,
     workdir: Path | None = None,
     touched: Sequence[str] = (),
 ) -> Completion:
@@ -463,6 +498,7 @@ def complete_run(
             mutation=(
                 Mutation.INDETERMINATE if status is RunStatus.PAUSED_INDETERMINATE else mutation
             ),
+            snapshot_after=change.snapshot_after if change is not None else run.snapshot_after,
             **spend,
         )
         tx.save_run(
@@ -478,6 +514,8 @@ def complete_run(
             },
         )
         done.run = finished
+        if change is not None:
+            _record_workspace(tx, settings, run, item, result, change, done)
         receipt.save(tx, finished)
         if retry is not None:
             attempt, not_before, reason = retry

@@ -7,7 +7,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +36,7 @@ from phase_golem.domain.runs import (
     advance_step,
     finish,
 )
+from phase_golem.engine.commits import TreeTracker, record_change
 from phase_golem.engine.completion import (
     Completion,
     block_item,
@@ -45,7 +47,16 @@ from phase_golem.engine.completion import (
 from phase_golem.engine.files import append_worklog, change_folder
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
-from phase_golem.store import Store
+from phase_golem.engine.workspaces import (
+    Workspace,
+    WorkspaceChange,
+    measure_change,
+    prepare_workspace,
+    run_change,
+    save_manifest,
+)
+from phase_golem.store import Store, Transaction
+from phase_golem.workspace.git import GitError
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +96,9 @@ class EngineContext:
     # The seam below the engine: real subprocesses by default; the benchmark swaps in an
     # agent that answers at once to measure the engine itself.
     agent_runner: AgentRunner = run_agent
+    # The branch worktrees start from and merges go into (the root's branch at start).
+    base_branch: str = "main"
+    trees: TreeTracker = field(default_factory=TreeTracker)
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,7 @@ class _Prepared:
     run: Run
     item: Item
     request: AgentRequest
+    workspace: Workspace
 
 
 def timeout_seconds(ctx: EngineContext, item: Item, run: Run) -> float:
@@ -101,16 +116,29 @@ def timeout_seconds(ctx: EngineContext, item: Item, run: Run) -> float:
     return ctx.settings.execution.phase_timeout_minutes * 60
 
 
-def _start(ctx: EngineContext, run_id: str) -> _Prepared:
+def _runnable(tx: Transaction, run_id: str) -> tuple[Run, Item]:
+    run = tx.get_run(run_id)
+    if run is None:
+        raise LookupError(f"no run {run_id}")
+    item = tx.require_item(run.item_id)
+    if item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
+        raise NotRunnable(f"{item.id} is {item.status.value}; run {run.id} is dropped")
+    return run, item
+
+
+def _workspace(ctx: EngineContext, run_id: str) -> Workspace:
+    """The run's tree and before-snapshot, found outside any transaction (it runs git)."""
+    with ctx.store.reader() as tx:
+        run, item = _runnable(tx, run_id)
+    phase = phase_config(ctx.settings, item, run)
+    return prepare_workspace(ctx.root, ctx.settings, item, run, phase, ctx.base_branch)
+
+
+def _start(ctx: EngineContext, run_id: str, workspace: Workspace) -> _Prepared:
     """Mark the run started and build its prompt from the state it starts from."""
     settings = ctx.settings
     with ctx.store.transaction() as tx:
-        run = tx.get_run(run_id)
-        if run is None:
-            raise LookupError(f"no run {run_id}")
-        item = tx.require_item(run.item_id)
-        if item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
-            raise NotRunnable(f"{item.id} is {item.status.value}; run {run.id} is dropped")
+        run, item = _runnable(tx, run_id)
         previous_failure = None
         if run.retry_of is not None:
             earlier = tx.get_run(run.retry_of)
@@ -127,17 +155,30 @@ def _start(ctx: EngineContext, run_id: str) -> _Prepared:
         phase = phase_config(settings, item, run)
         agent = phase_agent(settings, phase)
         model = (phase.model if phase is not None else None) or settings.agent.model
+        snapshot = workspace.snapshot
+        key = run.idempotency_key or idempotency_key(item.id, run.phase, run.visit, snapshot.id)
         started = advance_step(run, Step.STARTED).replace(
             started_at=format_timestamp(tx.now),
             agent=agent.value,
             model=model,
+            snapshot_before=snapshot.id,
+            idempotency_key=key,
             # Recorded before the agent starts: after a crash we know it may have acted.
             mutation=Mutation.IN_FLIGHT if run.side_effect else run.mutation,
         )
-        tx.save_run(started, EventKind.RUN_STARTED, {"agent": agent.value, "model": model})
+        tx.save_run(
+            started,
+            EventKind.RUN_STARTED,
+            {"agent": agent.value, "model": model, "snapshot_before": snapshot.id},
+        )
+        anchored = _anchor(item, run, workspace, tx.now)
+        if anchored != item:
+            tx.save_item(anchored, EventKind.ITEM_UPDATED, {"run_id": run.id, "anchor": True})
+            item = anchored
         backlog = tx.list_items()
+    save_manifest(run_directory(ctx.root, run.id), snapshot)
     result_file = run_directory(ctx.root, run.id) / "result.json"
-    context = PromptContext(previous_failure, woken, run.idempotency_key)
+    context = PromptContext(previous_failure, woken, started.idempotency_key)
     if run.kind is RunKind.TRIAGE:
         prompt = build_triage_prompt(item, backlog, settings.pipelines, result_file, context)
     else:
@@ -145,14 +186,39 @@ def _start(ctx: EngineContext, run_id: str) -> _Prepared:
         if pipeline is None or phase is None:
             raise LookupError(f"{item.id}: phase {run.phase} of {item.effective_pipeline} is gone")
         workflows = [resolve_workflow_path(w, ctx.base_dir) for w in phase.workflows]
-        folder = change_folder(ctx.root, item)
+        folder = change_folder(workspace.workdir, item)
         prompt = build_phase_prompt(
             item, run.phase, pipeline, workflows, folder, result_file, context
         )
-    return _Prepared(started, item, agent_request(ctx, started, item, prompt))
+    request = agent_request(ctx, started, item, prompt, workspace.workdir)
+    return _Prepared(started, item, request, workspace)
 
 
-def agent_request(ctx: EngineContext, run: Run, item: Item, prompt: str) -> AgentRequest:
+def _anchor(item: Item, run: Run, workspace: Workspace, now: datetime) -> Item:
+    """Phase Golem's staleness anchor: HEAD at the start of every phase (and the branch)."""
+    if run.kind is not RunKind.PHASE:
+        return item
+    changes: dict[str, object] = {}
+    if workspace.snapshot.head is not None and item.last_phase_commit != workspace.snapshot.head:
+        changes["last_phase_commit"] = workspace.snapshot.head
+    if workspace.branch is not None and item.branch != workspace.branch:
+        changes["branch"] = workspace.branch
+    return touch(item, now, **changes) if changes else item
+
+
+def _block_stale(tx: Transaction, run: Run, item: Item, reason: str) -> None:
+    tx.save_run(
+        finish(run, RunStatus.CANCELLED, format_timestamp(tx.now), error=reason),
+        EventKind.RUN_FINISHED,
+        {"outcome": "Blocked", "stale": True},
+    )
+    tx.append_event(EventKind.ITEM_STALE, item_id=item.id, run_id=run.id, data={"why": reason})
+    block_item(tx, item, reason, None, run)
+
+
+def agent_request(
+    ctx: EngineContext, run: Run, item: Item, prompt: str, workdir: Path | None = None
+) -> AgentRequest:
     """The invocation of this run's agent; its files live in the run's directory."""
     return AgentRequest(
         run_id=run.id,
@@ -161,7 +227,7 @@ def agent_request(ctx: EngineContext, run: Run, item: Item, prompt: str) -> Agen
         attempt=run.attempt,
         prompt=prompt,
         run_dir=run_directory(ctx.root, run.id),
-        cwd=ctx.root,
+        cwd=workdir or ctx.root,
         timeout_seconds=timeout_seconds(ctx, item, run),
         model=run.model,
         idempotency_key=run.idempotency_key,
@@ -224,15 +290,19 @@ class NotRunnable(Exception):
 async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     """Run one claimed run to its completion; a cancel leaves the item untouched."""
     try:
-        prepared = _start(ctx, run_id)
+        workspace = _workspace(ctx, run_id)
+        if workspace.stale is not None:
+            return stale_completion(ctx, run_id, workspace.stale)
+        prepared = _start(ctx, run_id, workspace)
     except NotRunnable as exc:
         cancel_run(ctx, run_id, str(exc))
         raise asyncio.CancelledError from None
-    except LookupError as exc:
+    except (LookupError, GitError) as exc:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
         return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
     phase = phase_config(ctx.settings, prepared.item, prepared.run)
     adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
+    ctx.trees.enter(workspace.tree, run_id)
     try:
         outcome = await ctx.agent_runner(
             adapter,
@@ -242,6 +312,7 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         )
     except asyncio.CancelledError:
         cancel_run(ctx, run_id)
+        record_unfinished(ctx, prepared.run, prepared.item, _left(ctx, prepared))
         item = prepared.item
         append_worklog(
             ctx.root,
@@ -256,4 +327,39 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
-    return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
+    change = _left(ctx, prepared)
+    return complete_run(
+        ctx.store,
+        ctx.settings,
+        run_id,
+        outcome,
+        change=change,
+        workdir=prepared.workspace.workdir,
+        touched=change.touched,
+    )
+
+
+def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:
+    """The run leaves its tree: what it changed there, and whether it had company."""
+    workspace = prepared.workspace
+    overlapped = ctx.trees.leave(workspace.tree, prepared.run.id)
+    return measure_change(
+        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped
+    )
+
+
+def record_unfinished(ctx: EngineContext, run: Run, item: Item, change: WorkspaceChange) -> None:
+    """A run that ended without a result: what it touched becomes its leftovers."""
+    if not change.touched:
+        return
+    with ctx.store.transaction() as tx:
+        record_change(tx, change.tree, run_change(run, item, change, succeeded=False))
+
+
+def stale_completion(ctx: EngineContext, run_id: str, reason: str) -> Completion:
+    """A destructive phase whose prior phase's commit left history: it never starts."""
+    with ctx.store.transaction() as tx:
+        run, item = _runnable(tx, run_id)
+        _block_stale(tx, run, item, reason)
+        ended = tx.get_run(run_id) or run
+    return Completion(ended, item.id, item.title, "Blocked", reason, blocked=True)

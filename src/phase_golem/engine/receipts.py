@@ -72,6 +72,22 @@ def prepare_receipt(
     return PendingReceipt(str(workdir.resolve()), digest_artifacts(workdir, reported, touched))
 
 
+def note_commit(tx: Transaction, run_ids: Sequence[str], commit: str) -> None:
+    """The first git commit that saved a run's work goes on its receipt.
+
+    Runs without a receipt (they did not commit: leftovers) are skipped, and a receipt
+    that already names a commit keeps it (a run's own paths may be committed at once and
+    its shared ones later, in a batch).
+    """
+    owed = []
+    for run_id in run_ids:
+        receipt = tx.get_receipt(run_id)
+        if receipt is not None and receipt.commit is None:
+            owed.append(run_id)
+    if owed:
+        tx.set_receipt_commit(owed, commit)
+
+
 def may_commit(outcome: AgentOutcome) -> bool:
     """Only a result that completion applies can commit the run (the rest fail or wait)."""
     return outcome.result is not None and outcome.error_class in (

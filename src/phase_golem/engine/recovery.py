@@ -29,6 +29,7 @@ from phase_golem.domain.items import (
     parse_timestamp,
 )
 from phase_golem.domain.runs import ErrorClass, Run, RunStatus, Step, finish
+from phase_golem.engine.commits import remember_crash_leftovers
 from phase_golem.engine.completion import (
     Completion,
     complete_run,
@@ -44,6 +45,7 @@ from phase_golem.engine.executor import (
     timeout_seconds,
 )
 from phase_golem.engine.preflight import phase_agent
+from phase_golem.engine.workspaces import change_since_start, run_change, run_workdir
 from phase_golem.store import Store
 
 
@@ -84,7 +86,25 @@ def recover_interrupted_runs(store: Store, root: Path) -> tuple[list[str], list[
 ADOPT_POLL_SECONDS = 0.5
 
 
-async def adopt_run(ctx: EngineContext, run_id: str) -> Completion:
+def record_crash_leftovers(ctx: EngineContext, run_ids: list[str]) -> None:
+    """What runs that died touched stays in the tree as their leftovers (DESIGN §8)."""
+    for run_id in run_ids:
+        with ctx.store.reader() as tx:
+            run = tx.get_run(run_id)
+            item = tx.get_item(run.item_id) if run is not None else None
+        if run is None or item is None or run.started_at is None:
+            continue
+        directory = run_directory(ctx.root, run.id)
+        change = change_since_start(
+            ctx.root, ctx.settings, item, run, directory, overlapped=len(run_ids) > 1
+        )
+        if change is not None and change.touched:
+            remember_crash_leftovers(
+                ctx.store, ctx.root, change.tree, run_change(run, item, change, succeeded=False)
+            )
+
+
+async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False) -> Completion:
     """Finish a run whose agent outlived the orchestrator that started it (DESIGN §6).
 
     Waits (polling twice a second: the agent is not our child) for the agent to exit, but
@@ -113,7 +133,21 @@ async def adopt_run(ctx: EngineContext, run_id: str) -> Completion:
         raise
     phase = phase_config(ctx.settings, item, run)
     adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
-    request = agent_request(ctx, run, item, prompt="")
+    request = agent_request(
+        ctx, run, item, prompt="", workdir=run_workdir(ctx.root, ctx.settings, item, run)
+    )
     exit = ProcessExit(None, timed_out=timed_out)
     outcome = collect_outcome(adapter, request, exit, ctx.settings.execution.max_result_bytes)
-    return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
+    change = change_since_start(
+        ctx.root, ctx.settings, item, run, run_directory(ctx.root, run.id), overlapped=overlapped
+    )
+    touched = change.touched if change is not None else ()
+    return complete_run(
+        ctx.store,
+        ctx.settings,
+        run_id,
+        outcome,
+        change=change,
+        workdir=request.cwd,
+        touched=touched,
+    )

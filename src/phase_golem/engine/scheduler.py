@@ -39,20 +39,21 @@ from phase_golem.domain.scheduling import (
     waiting_on_dependencies,
 )
 from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
+from phase_golem.engine.commits import commit_now, flush_tree, halt_commit, save_all
 from phase_golem.engine.completion import Completion, max_attempts, phase_config, queue_retry
 from phase_golem.engine.executor import (
     EngineContext,
     cancel_run,
     execute_run,
     fail_internally,
-    idempotency_key,
 )
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.recovery import adopt_run
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import Transaction
-from phase_golem.workspace.git import head_commit
+from phase_golem.workspace.git import GitError
+from phase_golem.workspace.worktrees import remove_worktree
 
 IDLE_CHECK_SECONDS = 1.0
 MIN_WAIT_SECONDS = 0.05  # a backstop: whatever the clock says, never spin
@@ -111,9 +112,7 @@ class Scheduler:
     def _cap_reached(self) -> bool:
         return self.selection.cap_reached()
 
-    def _enqueue(
-        self, tx: Transaction, item: Item, action: Triage | RunPhase, snapshot: str | None
-    ) -> Run:
+    def _enqueue(self, tx: Transaction, item: Item, action: Triage | RunPhase) -> Run:
         kind = RunKind.TRIAGE if isinstance(action, Triage) else RunKind.PHASE
         phase = "triage" if isinstance(action, Triage) else action.phase
         pool = PhasePool.PRE if isinstance(action, Triage) else action.pool
@@ -132,8 +131,8 @@ class Scheduler:
             queued_at=format_timestamp(tx.now),
             pool=pool,
             visit=visit,
-            idempotency_key=idempotency_key(item.id, phase, visit, snapshot),
-            snapshot_before=snapshot,
+            # The key is made when the visit's first attempt starts, from the snapshot of
+            # the tree it starts in (DESIGN §6); retries copy it.
         )
         phase_cfg = phase_config(self.ctx.settings, item, run)
         if phase_cfg is not None and phase_cfg.side_effect:
@@ -163,7 +162,6 @@ class Scheduler:
 
     def _decide(self) -> tuple[bool, HaltReason | None]:
         """One scheduling decision; True when it queued or promoted anything."""
-        snapshot = head_commit(self.ctx.root)  # outside the write lock: it runs git
         with self.ctx.store.transaction(scheduling=True) as tx:
             items = tx.list_items()
             by_id = {i.id: i for i in items}
@@ -200,7 +198,7 @@ class Scheduler:
                     labels.append(f"{item.id} waits for approval before {action.phase}")
                     changed = True
                     continue
-                run = self._enqueue(tx, by_id[item.id], action, snapshot)
+                run = self._enqueue(tx, by_id[item.id], action)
                 self._count(run)
                 phase = "triage" if isinstance(action, Triage) else action.phase
                 labels.append(
@@ -331,6 +329,21 @@ class Scheduler:
             completion.worklog_outcome,
             completion.message,
         )
+        self._save_to_git(completion)
+
+    def _save_to_git(self, completion: Completion) -> None:
+        """Commit what the run owes git: at once, or as the tree's batch once it is idle."""
+        change, tree = completion.change, completion.tree
+        try:
+            if change is not None and tree is not None:
+                if change.succeeded and change.immediate:
+                    commit_now(self.ctx.store, self.ctx.root, tree, change)
+                if self.ctx.trees.idle(tree):
+                    flush_tree(self.ctx.store, self.ctx.root, tree)
+            if completion.completed and tree is not None and tree != ".":
+                remove_worktree(self.ctx.root, completion.item_id, delete_merged_branch=True)
+        except GitError as exc:
+            self.emit(f"[{completion.item_id}] git: {exc} (kept as owed; retried on halt)")
 
     def _collect(self, task: asyncio.Task[Completion]) -> None:
         """Account for one finished task; a failure of ours never takes the loop down."""
@@ -436,6 +449,11 @@ class Scheduler:
             self._remove_signals()
         summary = self.state.summary
         summary.halt_reason = halt
+        try:
+            save_all(self.ctx.store, self.ctx.root)
+            halt_commit(self.ctx.store, self.ctx.root, halt.value)
+        except GitError as exc:
+            self.emit(f"git: could not save the final state: {exc}")
         with self.ctx.store.reader() as tx:
             summary.waiting = waiting_on_dependencies(tx.list_items())
         with self.ctx.store.transaction() as tx:
@@ -446,7 +464,8 @@ class Scheduler:
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_STARTED, data={"worker_id": self.ctx.worker_id})
         for run in self._adopt:
-            task = asyncio.create_task(adopt_run(self.ctx, run.id), name=run.id)
+            adopting = adopt_run(self.ctx, run.id, overlapped=len(self._adopt) > 1)
+            task = asyncio.create_task(adopting, name=run.id)
             self.tasks[task] = run
             self.started_at[run.id] = time.monotonic()
         while True:

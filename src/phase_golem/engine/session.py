@@ -10,14 +10,21 @@ from collections.abc import Callable
 from phase_golem.agents.process import kill_all_groups
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.items import ItemStatus, split_item_id
-from phase_golem.engine.executor import EngineContext
+from phase_golem.domain.pipelines import Isolation
+from phase_golem.domain.runs import Run
+from phase_golem.engine.commits import save_all, unaccounted_changes
+from phase_golem.engine.executor import EngineContext, run_directory
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.preflight import preflight
-from phase_golem.engine.recovery import recover_interrupted_runs
+from phase_golem.engine.recovery import record_crash_leftovers, recover_interrupted_runs
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
+from phase_golem.engine.workspaces import change_since_start
+from phase_golem.engine.worktree_cleanup import prune_worktrees
 from phase_golem.project import Project, ProjectError
+from phase_golem.store import Store
+from phase_golem.workspace.git import GitError, current_branch, head_commit, repository_problem
 
 
 def validate_targets(project: Project, targets: tuple[str, ...]) -> None:
@@ -43,6 +50,48 @@ def check_step_item(project: Project, item_id: str) -> None:
         raise DomainError(f"{item_id} is blocked; unblock or approve it first")
 
 
+def _settle_the_tree(
+    ctx: EngineContext, recovered: list[str], adopted: list[Run], emit: Callable[[str], None]
+) -> None:
+    """Owed commits first, leftovers recorded, then the clean tree (DESIGN §8)."""
+    root = ctx.root
+    try:
+        record_crash_leftovers(ctx, recovered)
+        for commit in save_all(ctx.store, root):
+            emit(f"[recovery] committed the output of runs finished before a crash: {commit[:12]}")
+        if ctx.settings.execution.isolation is Isolation.WORKTREE:
+            for item_id in prune_worktrees(ctx.store, root):
+                emit(f"[worktrees] removed the worktree of {item_id} (done, closed or gone)")
+            return
+        changes = unaccounted_changes(ctx.store, root, _adopted_paths(ctx, adopted))
+    except GitError as exc:
+        raise ProjectError(f"git: {exc}") from None
+    if changes:
+        shown = ", ".join(changes[:5]) + (
+            f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+        )
+        raise ProjectError(
+            f"the working tree has uncommitted changes ({shown}); commit or stash them first"
+        )
+
+
+def _adopted_paths(ctx: EngineContext, adopted: list[Run]) -> set[str]:
+    """Paths the agents we are about to adopt have touched so far: theirs, not the user's."""
+    paths: set[str] = set()
+    store: Store = ctx.store
+    for run in adopted:
+        with store.reader() as tx:
+            item = tx.get_item(run.item_id)
+        if item is None:
+            continue
+        change = change_since_start(
+            ctx.root, ctx.settings, item, run, run_directory(ctx.root, run.id), overlapped=True
+        )
+        if change is not None:
+            paths.update(change.touched)
+    return paths
+
+
 def run_session(
     project: Project,
     options: RunOptions,
@@ -64,18 +113,26 @@ def run_session(
         problems = preflight(settings, project.config.base_dir, project.root, active, archived)
         if problems:
             raise ProjectError(f"preflight failed: {'; '.join(problems)}")
-        recovered, adopted = recover_interrupted_runs(store, project.root)
-        for run_id in recovered:
-            emit(f"[recovery] {run_id} was interrupted; retried or held for a decision")
-        for run in adopted:
-            emit(f"[recovery] {run.id}: its agent outlived the last orchestrator; adopting it")
+        problem = repository_problem(project.root)
+        if problem is not None:
+            raise ProjectError(problem)
+        worktrees = settings.execution.isolation is Isolation.WORKTREE
+        if worktrees and head_commit(project.root) is None:
+            raise ProjectError("worktree isolation needs a first commit to branch from")
         ctx = EngineContext(
             root=project.root,
             base_dir=project.config.base_dir,
             settings=settings,
             store=store,
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
+            base_branch=current_branch(project.root) or "main",
         )
+        recovered, adopted = recover_interrupted_runs(store, project.root)
+        for run_id in recovered:
+            emit(f"[recovery] {run_id} was interrupted; retried or held for a decision")
+        for run in adopted:
+            emit(f"[recovery] {run.id}: its agent outlived the last orchestrator; adopting it")
+        _settle_the_tree(ctx, recovered, adopted, emit)
         scheduler = Scheduler(ctx, options, emit, adopt=adopted)
         if watch is not None:
             watch(scheduler)

@@ -1,0 +1,360 @@
+"""Git commits of run output (DESIGN §8): what is owed, what is left over, and saving it.
+
+The complete transaction records each finished run's change (its touched paths) as
+*pending* in the store, so a crash between the store commit and the git commit loses
+nothing: the next start makes the commits the store says are owed. A tree's pending
+changes are saved as a batch once no run is active in it; destructive, triage and
+subphase results commit their own paths at once. Paths of runs that did not succeed
+become *leftovers*: kept in the tree, recorded, shown by `show`, and committed by a later
+successful attempt of the same item and phase — never under another item's message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from phase_golem.domain.commits import (
+    ORCHESTRATOR_PATHS,
+    RunChange,
+    batch_commit_message,
+    halt_commit_message,
+    phase_commit_message,
+    plan_batch,
+)
+from phase_golem.domain.events import EventKind
+from phase_golem.engine.receipts import note_commit
+from phase_golem.store import Store, Transaction
+from phase_golem.workspace.git import GitError, commit_paths, dirty_paths, run_git
+from phase_golem.workspace.snapshot import file_blob_id
+
+PENDING_KEY = "git:pending"
+LEFTOVERS_KEY = "git:leftovers"
+ROOT_TREE = "."
+
+
+@dataclass
+class TreeTracker:
+    """Which runs are in which working tree now, and which of them overlapped."""
+
+    active: dict[str, set[str]] = field(default_factory=dict)
+    overlapped: set[str] = field(default_factory=set)
+
+    def enter(self, tree: str, run_id: str) -> None:
+        running = self.active.setdefault(tree, set())
+        if running:
+            self.overlapped.update(running | {run_id})
+        running.add(run_id)
+
+    def leave(self, tree: str, run_id: str) -> bool:
+        """Forget the run; True when another run shared its tree while it ran."""
+        self.active.get(tree, set()).discard(run_id)
+        was_shared = run_id in self.overlapped
+        self.overlapped.discard(run_id)
+        return was_shared
+
+    def idle(self, tree: str) -> bool:
+        return not self.active.get(tree)
+
+
+def tree_key(root: Path, workdir: Path) -> str:
+    return ROOT_TREE if workdir == root else workdir.relative_to(root).as_posix()
+
+
+def tree_path(root: Path, key: str) -> Path:
+    return root if key == ROOT_TREE else root / key
+
+
+# ---- what the store keeps ----------------------------------------------------------------
+def _load(tx: Transaction, key: str) -> Any:
+    text = tx.get_meta(key)
+    return json.loads(text) if text else None
+
+
+def _pending(tx: Transaction) -> list[dict[str, Any]]:
+    return list(_load(tx, PENDING_KEY) or [])
+
+
+def _leftovers(tx: Transaction) -> dict[str, dict[str, dict[str, Any]]]:
+    return dict(_load(tx, LEFTOVERS_KEY) or {})
+
+
+def _save(tx: Transaction, key: str, value: Any) -> None:
+    tx.set_meta(key, json.dumps(value, sort_keys=True))
+
+
+def record_change(tx: Transaction, tree: str, change: RunChange) -> None:
+    """Inside the complete transaction: the run's change, owed to git until committed."""
+    entry = {"tree": tree, "own_committed": False, **asdict(change)}
+    if change.touched:
+        _save(tx, PENDING_KEY, [*_pending(tx), entry])
+    tx.append_event(
+        EventKind.RUN_WORKSPACE,
+        item_id=change.item_id,
+        run_id=change.run_id,
+        data={
+            "tree": tree,
+            "touched": list(change.touched),
+            "shared": list(change.shared),
+            "succeeded": change.succeeded,
+        },
+    )
+
+
+def _change_of(entry: Mapping[str, Any]) -> RunChange:
+    return RunChange(
+        run_id=entry["run_id"],
+        item_id=entry["item_id"],
+        phase=entry["phase"],
+        touched=tuple(entry["touched"]),
+        own=tuple(entry["own"]),
+        succeeded=bool(entry["succeeded"]),
+        immediate=bool(entry["immediate"]),
+        summary=entry.get("summary") or "",
+    )
+
+
+def pending_trees(store: Store) -> list[str]:
+    with store.reader() as tx:
+        return sorted({entry["tree"] for entry in _pending(tx)})
+
+
+# ---- committing ----------------------------------------------------------------------------
+def committed_paths(workdir: Path, commit: str) -> list[str]:
+    listed = run_git(
+        workdir, "diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", commit
+    ).stdout
+    return sorted(p for p in listed.split("\0") if p)
+
+
+def _inherited(leftovers: Mapping[str, Mapping[str, Any]], change: RunChange) -> list[str]:
+    """Leftovers of earlier attempts of this item and phase: a success takes them along."""
+    return [
+        path
+        for path, owner in leftovers.items()
+        if owner["item"] == change.item_id and owner["phase"] == change.phase
+    ]
+
+
+def _record_commit(
+    store: Store,
+    tree: str,
+    commit: str | None,
+    message: str,
+    paths: Sequence[str],
+    *,
+    runs: Sequence[RunChange] = (),
+    own_done: Iterable[str] = (),
+    done_runs: Iterable[str] = (),
+    shared: Sequence[str] = (),
+) -> None:
+    """Ledger events for a commit; what it saved is no longer pending or left over."""
+    saved = set(paths)
+    finished, own = set(done_runs), set(own_done)
+    with store.transaction() as tx:
+        pending = []
+        for entry in _pending(tx):
+            if entry["tree"] == tree and entry["run_id"] in finished:
+                continue
+            mark = entry["tree"] == tree and entry["run_id"] in own
+            pending.append({**entry, "own_committed": True} if mark else entry)
+        _save(tx, PENDING_KEY, pending)
+        leftovers = _leftovers(tx)
+        leftovers[tree] = {p: o for p, o in leftovers.get(tree, {}).items() if p not in saved}
+        _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
+        if not commit:
+            return
+        for change in runs:
+            mine = sorted(set(change.touched) & saved) or sorted(saved)
+            tx.append_event(
+                EventKind.GIT_COMMITTED,
+                item_id=change.item_id,
+                run_id=change.run_id,
+                data={
+                    "tree": tree,
+                    "commit": commit,
+                    "message": message,
+                    "paths": mine,
+                    "shared_with_overlapping_runs": sorted(set(shared) & set(mine)),
+                },
+            )
+        note_commit(tx, [change.run_id for change in runs], commit)
+
+
+def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | None:
+    """Commit an immediate result's own paths (and its visit's leftovers) at once."""
+    workdir = tree_path(root, tree)
+    with store.reader() as tx:
+        inherited = _inherited(_leftovers(tx).get(tree, {}), change)
+    paths = sorted({*change.own, *inherited})
+    message = phase_commit_message(change.item_id, change.phase, change.summary)
+    commit = commit_paths(workdir, paths, message)
+    saved = committed_paths(workdir, commit) if commit else []
+    _record_commit(
+        store,
+        tree,
+        commit,
+        message,
+        saved,
+        runs=[change],
+        own_done=[change.run_id],
+        done_runs=[] if change.shared else [change.run_id],
+    )
+    return commit
+
+
+def flush_tree(store: Store, root: Path, tree: str) -> list[str]:
+    """Save a tree whose runs have all finished: owed immediate commits, then the batch."""
+    workdir = tree_path(root, tree)
+    commits: list[str] = []
+    with store.reader() as tx:
+        entries = [e for e in _pending(tx) if e["tree"] == tree]
+    for entry in entries:
+        if entry["immediate"] and entry["succeeded"] and not entry["own_committed"]:
+            commit = commit_now(store, root, tree, _change_of(entry))  # owed since a crash
+            if commit:
+                commits.append(commit)
+    with store.reader() as tx:
+        entries = [e for e in _pending(tx) if e["tree"] == tree]
+        leftovers = _leftovers(tx).get(tree, {})
+    if not entries:
+        return commits
+    group = [_change_of(e) for e in entries]
+    plan = plan_batch(group)
+    inherited = {p for c in plan.entries for p in _inherited(leftovers, c)}
+    paths = sorted({*plan.paths, *inherited})
+    message = batch_commit_message([(c.item_id, c.phase, c.summary) for c in plan.entries])
+    commit = commit_paths(workdir, paths, message) if paths and plan.entries else None
+    saved = committed_paths(workdir, commit) if commit else []
+    _remember_leftovers(store, tree, workdir, group, saved)
+    _record_commit(
+        store,
+        tree,
+        commit,
+        message,
+        saved,
+        runs=plan.entries,
+        done_runs=[c.run_id for c in group],
+        shared=plan.shared_paths,
+    )
+    if commit:
+        commits.append(commit)
+    return commits
+
+
+def _remember_leftovers(
+    store: Store, tree: str, workdir: Path, group: Sequence[RunChange], saved: Sequence[str]
+) -> None:
+    committed = set(saved)
+    with store.transaction() as tx:
+        leftovers = _leftovers(tx)
+        kept = dict(leftovers.get(tree, {}))
+        for change in group:
+            if change.succeeded:
+                continue
+            for path in change.touched:
+                if path in committed:
+                    continue
+                owner = kept.get(path) or {"item": change.item_id, "phase": change.phase}
+                owner["runs"] = sorted({*owner.get("runs", []), change.run_id})
+                owner["blob"] = file_blob_id(workdir / path)
+                kept[path] = owner
+                tx.append_event(
+                    EventKind.RUN_LEFTOVERS,
+                    item_id=change.item_id,
+                    run_id=change.run_id,
+                    data={"tree": tree, "path": path},
+                )
+        leftovers[tree] = kept
+        _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
+
+
+def remember_crash_leftovers(store: Store, root: Path, tree: str, change: RunChange) -> None:
+    """A run that died mid-way: whatever it touched is its leftover (DESIGN §8)."""
+    _remember_leftovers(store, tree, tree_path(root, tree), [change], [])
+
+
+def leftovers_of(store: Store, item_id: str | None = None) -> dict[str, dict[str, Any]]:
+    """`{path: owner}` of every tree (paths prefixed by their worktree), for `show`."""
+    with store.reader() as tx:
+        everything = _leftovers(tx)
+    found: dict[str, dict[str, Any]] = {}
+    for tree, paths in everything.items():
+        for path, owner in paths.items():
+            if item_id is None or owner["item"] == item_id:
+                found[path if tree == ROOT_TREE else f"{tree}/{path}"] = owner
+    return found
+
+
+def halt_commit(store: Store, root: Path, reason: str) -> str | None:
+    """Save what the orchestrator itself wrote (the worklog) with Phase Golem's halt message."""
+    message = halt_commit_message(reason)
+    dirty = [p for p in dirty_paths(root) if p.startswith(ORCHESTRATOR_PATHS)]
+    commit = commit_paths(root, dirty, message) if dirty else None
+    if commit:
+        with store.transaction() as tx:
+            tx.append_event(
+                EventKind.GIT_COMMITTED,
+                data={"tree": ROOT_TREE, "commit": commit, "message": message, "paths": dirty},
+            )
+    return commit
+
+
+def unaccounted_changes(store: Store, root: Path, accounted: Iterable[str] = ()) -> list[str]:
+    """Dirty paths that no run and no leftover record explains: the user's own edits."""
+    with store.reader() as tx:
+        leftovers = _leftovers(tx).get(ROOT_TREE, {})
+    explained = set(accounted)
+    found = []
+    for path in dirty_paths(root):
+        if path.startswith(ORCHESTRATOR_PATHS) or path in explained:
+            continue
+        owner = leftovers.get(path)
+        if owner is not None and owner.get("blob") == file_blob_id(root / path):
+            continue
+        found.append(path)
+    return found
+
+
+def save_all(store: Store, root: Path, emit: Any = None) -> list[str]:
+    """Every owed commit of every tree (at start, after a crash, and on halt)."""
+    commits: list[str] = []
+    for tree in pending_trees(store):
+        try:
+            commits += flush_tree(store, root, tree)
+        except GitError as exc:
+            if emit is not None:
+                emit(f"git: could not commit the output of finished runs in {tree}: {exc}")
+            raise
+    return commits
+
+
+def git_view(store: Store, item_id: str) -> dict[str, Any]:
+    """An item's commits, the files each of its runs touched, and its leftovers (`show`)."""
+    with store.reader() as tx:
+        events = tx.events(item_id=item_id)
+    touched: dict[str, list[str]] = {}
+    commits: dict[str, dict[str, Any]] = {}
+    for event in events:
+        if event.kind is EventKind.RUN_WORKSPACE and event.run_id:
+            touched[event.run_id] = list(event.data.get("touched") or [])
+        elif event.kind is EventKind.GIT_COMMITTED and event.data.get("commit"):
+            sha = str(event.data["commit"])
+            entry = commits.setdefault(
+                sha,
+                {"commit": sha, "message": event.data.get("message"), "runs": [], "paths": []},
+            )
+            if event.run_id:
+                entry["runs"].append(event.run_id)
+            entry["paths"] = sorted({*entry["paths"], *(event.data.get("paths") or [])})
+            shared = event.data.get("shared_with_overlapping_runs") or []
+            if shared:
+                entry["shared_with_overlapping_runs"] = shared
+    return {
+        "commits": list(commits.values()),
+        "touched": touched,
+        "leftovers": leftovers_of(store, item_id),
+    }

@@ -1,0 +1,93 @@
+"""Content-addressed workspace snapshots (DESIGN §6).
+
+A snapshot is git HEAD plus the content of every tracked and untracked-not-ignored file.
+Each file is named by the git blob id of its working-tree bytes (for a symlink, of its
+target), so clean tracked files take their id straight from the index and only changed
+or new files are read; the snapshot id is the sha256 of the canonical manifest. Equal
+trees give equal ids; no mtime or timestamp reaches the hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from phase_golem.workspace.git import head_commit, run_git
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceSnapshot:
+    head: str | None
+    files: Mapping[str, str] = field(default_factory=dict)  # path → blob id
+
+    @property
+    def id(self) -> str:
+        canonical = json.dumps(
+            {"head": self.head, "files": sorted(self.files.items())},
+            separators=(",", ":"),
+        )
+        return "ws:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives these bytes as a blob (so it matches the index's)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def file_blob_id(path: Path) -> str | None:
+    """The blob id of a working-tree file, or None when it is gone or not a file."""
+    try:
+        if path.is_symlink():
+            return blob_id(os.fsencode(os.readlink(path)))
+        if not path.is_file():
+            return None
+        return blob_id(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _nul_fields(text: str) -> list[str]:
+    return [part for part in text.split("\0") if part]
+
+
+def _changed_paths(root: Path) -> set[str]:
+    """Paths whose working-tree content may differ from the index, plus untracked ones."""
+    status = run_git(
+        root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"
+    ).stdout
+    changed: set[str] = set()
+    for entry in _nul_fields(status):
+        if len(entry) > 3:
+            changed.add(entry[3:])
+    return changed
+
+
+def take_snapshot(root: Path, *, exclude: Iterable[str] = ()) -> WorkspaceSnapshot:
+    """Snapshot the tree at `root`; paths under any `exclude` prefix are left out."""
+    prefixes = tuple(p.rstrip("/") + "/" for p in exclude)
+    files: dict[str, str] = {}
+    staged = run_git(root, "ls-files", "-s", "-z").stdout
+    for entry in _nul_fields(staged):
+        meta, _, path = entry.partition("\t")
+        parts = meta.split()
+        if len(parts) >= 2 and parts[0] != "160000":  # submodules are not our files
+            files[path] = parts[1]
+    for path in _changed_paths(root):
+        digest = file_blob_id(root / path)
+        if digest is None:
+            files.pop(path, None)
+        else:
+            files[path] = digest
+    if prefixes:
+        files = {p: d for p, d in files.items() if not p.startswith(prefixes)}
+    return WorkspaceSnapshot(head_commit(root), files)
+
+
+def touched_paths(before: WorkspaceSnapshot, after: WorkspaceSnapshot) -> list[str]:
+    """Every path added, changed or removed between two snapshots, sorted."""
+    paths = set(before.files) | set(after.files)
+    return sorted(p for p in paths if before.files.get(p) != after.files.get(p))

@@ -1,0 +1,75 @@
+"""One git worktree per item (`isolation = "worktree"`, DESIGN §8).
+
+Item `WRK-001` works on branch `phase-golem/WRK-001` in `.phase-golem/worktrees/WRK-001`,
+branched from the base branch the first time one of its phases runs. Worktrees of done
+or closed items are removed (a closed item's branch is kept: its work is never lost);
+worktrees git no longer knows, or whose item is gone, are pruned at start.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from phase_golem.workspace.git import GitError, run_git
+
+BRANCH_PREFIX = "phase-golem/"
+
+
+def item_branch(item_id: str) -> str:
+    return f"{BRANCH_PREFIX}{item_id}"
+
+
+def worktrees_dir(root: Path) -> Path:
+    return root / ".phase-golem" / "worktrees"
+
+
+def branch_exists(root: Path, branch: str) -> bool:
+    ref = f"refs/heads/{branch}"
+    return run_git(root, "show-ref", "--verify", "-q", ref, check=False).returncode == 0
+
+
+def ensure_worktree(root: Path, workdir: Path, item_id: str, base: str) -> str:
+    """The item's worktree on its branch, created (from `base`) when it is missing."""
+    branch = item_branch(item_id)
+    if (workdir / ".git").exists():
+        return branch
+    workdir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run_git(root, "worktree", "prune")
+    if branch_exists(root, branch):
+        run_git(root, "worktree", "add", "-q", str(workdir), branch)
+    else:
+        run_git(root, "worktree", "add", "-q", "-b", branch, str(workdir), base)
+    return branch
+
+
+def remove_worktree(root: Path, item_id: str, *, delete_merged_branch: bool) -> bool:
+    """Remove the item's worktree; delete its branch only when it is merged. True if removed."""
+    workdir = worktrees_dir(root) / item_id
+    removed = False
+    if workdir.exists():
+        done = run_git(root, "worktree", "remove", "--force", str(workdir), check=False)
+        if done.returncode != 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        removed = True
+    run_git(root, "worktree", "prune")
+    if delete_merged_branch:
+        # -d refuses an unmerged branch: the work is kept rather than lost.
+        run_git(root, "branch", "-q", "-d", item_branch(item_id), check=False)
+    return removed
+
+
+def existing_worktrees(root: Path) -> list[str]:
+    """Item IDs that have a directory under `.phase-golem/worktrees/`."""
+    folder = worktrees_dir(root)
+    if not folder.is_dir():
+        return []
+    return sorted(entry.name for entry in folder.iterdir() if entry.is_dir())
+
+
+def merge_base_branch(root: Path) -> str:
+    completed = run_git(root, "symbolic-ref", "-q", "--short", "HEAD", check=False)
+    branch = completed.stdout.strip()
+    if completed.returncode != 0 or not branch:
+        raise GitError("the project root is not on a branch (detached HEAD)")
+    return branch

@@ -1,0 +1,166 @@
+"""Git through the real CLI (issue 4): one commit per phase with exactly its files, leftovers
+of failed runs never swept into another item's commit, preconditions, staleness."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+
+import pytest
+
+from tests.conftest import Repo
+from tests.e2e import add_items, items_by_id, write_project
+
+pytestmark = pytest.mark.slow
+
+WRITES = """\
+  - match: {phase: plan}
+    write: {"docs/{item}-plan.md": "plan of {item}\\n"}
+  - match: {phase: build}
+    write: {"src/{item}.txt": "built {item}\\n"}
+  - match: {phase: review}
+    write: {"docs/{item}-review.md": "reviewed {item}\\n"}
+"""
+
+
+def git(repo: Repo, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo.root), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+def commits(repo: Repo) -> list[tuple[str, str, list[str]]]:
+    """(sha, subject, files) of every commit, oldest first."""
+    found = []
+    for line in git(repo, "log", "--reverse", "--format=%H %s").splitlines():
+        sha, _, subject = line.partition(" ")
+        files = git(repo, "show", "--format=", "--name-only", sha).split()
+        found.append((sha, subject, sorted(files)))
+    return found
+
+
+def by_subject(repo: Repo) -> dict[str, list[str]]:
+    return {subject: files for _, subject, files in commits(repo)}
+
+
+def test_each_phase_commits_exactly_the_files_it_wrote(git_repo: Repo) -> None:
+    repo = write_project(git_repo, WRITES)
+    add_items(repo, "First thing", "Second thing")
+    repo.ok("run")
+    made = by_subject(repo)
+    for item in ("WRK-001", "WRK-002"):
+        assert made[f"[{item}][plan] plan done for {item}"] == [f"docs/{item}-plan.md"]
+        assert made[f"[{item}][build] build done for {item}"] == [f"src/{item}.txt"]
+        assert made[f"[{item}][review] review done for {item}"] == [f"docs/{item}-review.md"]
+    halt = [s for s in made if s.startswith("[phase-golem] Save task state on halt")]
+    assert halt == ["[phase-golem] Save task state on halt (AllDoneOrBlocked)"]
+    assert all(f.startswith("_worklog/") for f in made[halt[0]])
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_files_of_a_failed_run_never_land_in_another_items_commit(git_repo: Repo) -> None:
+    rules = """\
+  - match: {item: WRK-001, phase: build}
+    fail_times: 9
+    write: {"src/partial.txt": "half done\\n"}
+"""
+    repo = write_project(git_repo, rules + WRITES, execution="max_retries = 1")
+    add_items(repo, "Fails its build", "Builds fine")
+    result = repo.pg("run")
+    assert result.code in (0, 1), result.err
+    everything = [f for _, _, files in commits(repo) for f in files]
+    assert "src/partial.txt" not in everything
+    assert (repo.root / "src" / "partial.txt").read_text() == "half done\n"
+    assert by_subject(repo)["[WRK-002][build] build done for WRK-002"] == ["src/WRK-002.txt"]
+    shown = repo.ok("show", "WRK-001", "--json").json()
+    assert "src/partial.txt" in shown["leftovers"]
+    assert "src/partial.txt" in repo.ok("show", "WRK-001").out
+    # The leftover is ours and recorded: the next run does not call the tree dirty.
+    again = repo.pg("run")
+    assert "uncommitted changes" not in again.err
+
+
+def test_a_retry_that_succeeds_commits_its_visits_leftovers(git_repo: Repo) -> None:
+    rules = """\
+  - match: {item: WRK-001, phase: build}
+    fail_times: 1
+    write: {"src/WRK-001.txt": "built WRK-001\\n"}
+"""
+    repo = write_project(git_repo, rules + WRITES)
+    add_items(repo, "Fails once")
+    repo.ok("run")
+    # The second attempt wrote the same bytes: its own difference is empty, yet the file
+    # lands with the build that succeeded, not in limbo.
+    assert by_subject(repo)["[WRK-001][build] build done for WRK-001"] == ["src/WRK-001.txt"]
+    assert git(repo, "status", "--porcelain") == ""
+    assert repo.ok("show", "WRK-001", "--json").json()["leftovers"] == {}
+
+
+def test_a_dirty_tree_stops_run_with_one_line(git_repo: Repo) -> None:
+    repo = write_project(git_repo, WRITES)
+    add_items(repo, "Anything")
+    (repo.root / "notes.txt").write_text("mine\n", encoding="utf-8")
+    result = repo.pg("run")
+    assert result.code == 3
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "uncommitted changes" in lines[0] and "notes.txt" in lines[0]
+    assert items_by_id(repo)["WRK-001"]["status"] == "new"
+
+
+def test_a_detached_head_stops_run(git_repo: Repo) -> None:
+    repo = write_project(git_repo, WRITES)
+    add_items(repo, "Anything")
+    git(repo, "checkout", "-q", "--detach")
+    result = repo.pg("run")
+    assert result.code == 3
+    assert "detached" in result.err and len(result.err.strip().splitlines()) == 1
+    triage = repo.pg("triage")
+    assert triage.code == 3 and "detached" in triage.err
+
+
+def test_a_merge_in_progress_stops_run(git_repo: Repo) -> None:
+    repo = write_project(git_repo, WRITES)
+    add_items(repo, "Anything")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    (repo.root / ".git" / "MERGE_HEAD").write_text(head + "\n", encoding="utf-8")
+    result = repo.pg("run")
+    assert result.code == 3 and "a merge is in progress" in result.err
+
+
+STALE_PIPELINE = """\
+[pipelines.feature]
+phases = [
+    { name = "plan", is_destructive = false },
+    { name = "build", is_destructive = true, staleness = "block" },
+]
+"""
+
+
+def test_rewritten_history_blocks_the_next_destructive_phase(git_repo: Repo) -> None:
+    repo = write_project(git_repo, WRITES, pipelines=STALE_PIPELINE)
+    add_items(repo, "Will go stale")
+    repo.ok("run", "--cap", "2")  # triage, then plan
+    item = items_by_id(repo)["WRK-001"]
+    assert item["phase"] == "build" and item["last_phase_commit"]
+    # Rewrite history: the same files, but none of the old commits.
+    git(repo, "checkout", "-q", "--orphan", "rewritten")
+    git(repo, "commit", "-q", "-m", "history rewritten")
+    git(repo, "branch", "-q", "-M", "rewritten", "main")
+    repo.pg("run")
+    item = items_by_id(repo)["WRK-001"]
+    assert item["status"] == "blocked"
+    assert item["blocked_reason"].startswith("Stale: prior phase based on commit")
+    assert "src/WRK-001.txt" not in git(repo, "ls-files")
+
+
+def test_an_unknown_anchor_blocks_even_when_staleness_is_ignore(git_repo: Repo) -> None:
+    pipeline = STALE_PIPELINE.replace('staleness = "block"', 'staleness = "ignore"')
+    repo = write_project(git_repo, WRITES, pipelines=pipeline)
+    add_items(repo, "Unknown anchor")
+    repo.ok("run", "--cap", "2")
+    with sqlite3.connect(repo.root / ".phase-golem" / "state.db") as db:
+        db.execute("UPDATE items SET last_phase_commit = ? WHERE id = 'WRK-001'", ("0" * 40,))
+    repo.pg("run")
+    item = items_by_id(repo)["WRK-001"]
+    assert item["status"] == "blocked"
+    assert item["blocked_reason"].startswith("Staleness check failed")
