@@ -37,7 +37,7 @@ from phase_golem.engine.completion import complete_run
 from phase_golem.engine.receipts import verify
 from phase_golem.fsutil import write_atomically
 from phase_golem.store.memory import MemoryStore
-from phase_golem.workspace.receipts import digest_artifacts, digest_path
+from phase_golem.workspace.receipts import digest_artifacts, digest_path, workdir_path
 
 SETTINGS = Settings(pipelines=default_pipelines())
 SHA_A = "a" * 64
@@ -345,3 +345,11 @@ def test_agent_streams_survive_a_torn_last_line_and_name_damage(
     [error] = caplog.records
     assert error.levelno == logging.ERROR
     assert error.getMessage().startswith(f"{codex_log}: line 2: malformed JSON")
+
+
+def test_a_receipt_whose_worktree_is_gone_is_verified_in_the_root(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    assert workdir_path(tmp_path, str(tree)) == tree
+    assert workdir_path(tmp_path, "tree") == tree
+    assert workdir_path(tmp_path, str(tmp_path / "removed-worktree")) == tmp_path

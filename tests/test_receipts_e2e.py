@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 from phase_golem.domain.ndjson import parse_ndjson
@@ -228,3 +229,56 @@ def test_receipts_keep_paths_relative_to_where_they_resolve(git_repo: Repo) -> N
     assert repo.pg("run").code == 0
     receipts = repo.ok("show", "WRK-001", "--json").json()["receipts"]
     assert {r["workdir"] for r in receipts} == {str(Path(repo.root).resolve())}
+
+
+def test_receipts_name_the_touched_paths_and_the_commit_that_saved_them(git_repo: Repo) -> None:
+    rules = '  - match: {phase: build}\n    write: {"src/{item}.txt": "built {item}\\n"}\n'
+    repo = write_project(git_repo, rules)  # nothing reported: git's view alone
+    add_items(repo, "Committed")
+    assert repo.pg("run").code == 0
+    [build] = [r for r in runs_of(repo) if r["phase"] == "build"]
+    receipts = {r["run_id"]: r for r in repo.ok("show", "WRK-001", "--json").json()["receipts"]}
+    receipt = receipts[build["id"]]
+    [artifact] = receipt["artifacts"]
+    assert (artifact["path"], artifact["touched"], artifact["reported"]) == (
+        "src/WRK-001.txt",
+        True,
+        False,
+    )
+    assert receipt["snapshot_after"] == build["snapshot_after"] is not None
+    assert receipt["snapshot_before"] == build["snapshot_before"]
+    log = subprocess.run(
+        ["git", "-C", str(repo.root), "log", "--format=%H", "--", "src/WRK-001.txt"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert receipt["commit"] == log[0]
+    events = [e["kind"] for e in repo.ok("log", "--json", "--item", "WRK-001").json_lines()]
+    assert "receipt.recorded" in events and "receipt.committed" in events
+
+
+def test_receipts_of_a_removed_worktree_are_verified_where_it_was_merged(git_repo: Repo) -> None:
+    repo = write_project(git_repo, BUILD_WRITES, execution='isolation = "worktree"')
+    add_items(repo, "In a worktree")
+    result = repo.pg("run")
+    assert result.code == 0, result.err
+    [build] = [r for r in runs_of(repo) if r["phase"] == "build"]
+    [receipt] = [
+        r
+        for r in repo.ok("show", "WRK-001", "--json").json()["receipts"]
+        if r["run_id"] == build["id"]
+    ]
+    assert receipt["workdir"].endswith("/.phase-golem/worktrees/WRK-001")
+    assert not Path(receipt["workdir"]).exists()  # removed once the item was done
+    unmerged = repo.pg("verify", "WRK-001")
+    assert unmerged.code == 1
+    assert f"{build['id']} WRK-001 src/WRK-001.txt: missing" in unmerged.out
+    assert "worktrees/WRK-001 is gone, so it was looked for in the project root" in unmerged.out
+    subprocess.run(
+        ["git", "-C", str(repo.root), "merge", "-q", "--no-edit", "phase-golem/WRK-001"],
+        check=True,
+    )
+    assert repo.pg("verify", "WRK-001").code == 0  # merged: the root has what the run left
+    (repo.root / "src" / "WRK-001.txt").write_text("changed after the merge\n")
+    assert repo.pg("verify", "WRK-001").code == 1

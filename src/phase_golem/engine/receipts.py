@@ -7,6 +7,7 @@ same transaction when the run commits.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,9 +136,14 @@ def verify(
     for check in checks:
         by_workdir.setdefault(check.receipt.workdir, []).append(check)
     for label, group in by_workdir.items():
-        now = current_digests(workdir_path(root, label), (c.artifact.path for c in group))
+        where = workdir_path(root, label)
+        moved = where == root and label not in (".", str(root.resolve()))
+        now = current_digests(where, (c.artifact.path for c in group))
         for check in group:
             found = compare_artifact(check.receipt, check.artifact, now.get(check.artifact.path))
+            if found is not None and moved:
+                note = f"{label} is gone, so it was looked for in the project root"
+                found = dataclasses.replace(found, reason=f"{found.reason}; {note}")
             if found is not None:
                 report.mismatches.append(found)
     report.mismatches.sort(key=lambda m: (m.path, m.run_id))

@@ -92,6 +92,9 @@ def current_digests(workdir: Path, paths: Iterable[str]) -> Mapping[str, Artifac
 
 
 def workdir_path(root: Path, recorded: str) -> Path:
-    """Where a receipt's paths resolve: its absolute working directory, else under root."""
-    path = Path(recorded)
-    return path if path.is_absolute() else root / path
+    """Where a receipt's paths resolve now: the working directory it recorded, or the
+    project root once that directory is gone (an item's worktree is removed after its
+    branch is merged, so its files live on in the root; a moved project also lands here).
+    """
+    path = Path(recorded) if Path(recorded).is_absolute() else root / recorded
+    return path if path.is_dir() else root
