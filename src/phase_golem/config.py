@@ -96,6 +96,17 @@ def default_pipelines() -> dict[str, PipelineConfig]:
     return {"feature": feature, "simple": simple}
 
 
+MERGE_PHASE = PhaseConfig("merge", True, side_effect=True, agent=AgentCli.MERGE)
+
+
+def with_merge_phase(pipelines: dict[str, PipelineConfig]) -> dict[str, PipelineConfig]:
+    """Worktree isolation ships the default pipelines with a final `merge` phase."""
+    return {
+        name: PipelineConfig(name, (*pipeline.phases, MERGE_PHASE), pipeline.pre_phases)
+        for name, pipeline in pipelines.items()
+    }
+
+
 def resolve_workflow_path(workflow: str, base_dir: Path) -> Path:
     if workflow.startswith(BUILTIN_PREFIX):
         relative = workflow.removeprefix(BUILTIN_PREFIX)
@@ -348,6 +359,8 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
     agent_cli = check.enum("agent.cli", raw.agent.cli, AgentCli) or AgentCli.CLAUDE
     if agent_cli is AgentCli.COMMAND and not (raw.agent.command or "").strip():
         check.problems.append('agent.command: required when agent.cli = "command"')
+    if agent_cli is AgentCli.MERGE:
+        check.problems.append('agent.cli: "merge" is a phase agent only (agent = "merge")')
     agent = AgentConfig(
         cli=agent_cli,
         model=check.model("agent.model", raw.agent.model),
@@ -383,6 +396,16 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         max_result_bytes=execution_raw.max_result_bytes,
         max_triage_attempts=execution_raw.max_triage_attempts,
     )
+    if execution.isolation is Isolation.WORKTREE and not raw.pipelines:
+        pipelines = with_merge_phase(pipelines)
+    elif execution.isolation is Isolation.SHARED:
+        for name, pipeline in pipelines.items():
+            for phase in pipeline.pre_phases + pipeline.phases:
+                if phase.agent is AgentCli.MERGE:
+                    check.problems.append(
+                        f'pipelines.{name}: phase {phase.name!r} uses agent = "merge", '
+                        'which needs [execution] isolation = "worktree"'
+                    )
     settings = Settings(
         project=ProjectConfig(raw.project.prefix, raw.project.backlog_path),
         guardrails=Guardrails(

@@ -9,11 +9,22 @@ from phase_golem.agents.base import AgentAdapter
 from phase_golem.agents.claude import ClaudeAdapter
 from phase_golem.agents.codex import CodexAdapter
 from phase_golem.agents.command import CommandAdapter, SimAdapter
+from phase_golem.agents.merge import MergeAdapter
 from phase_golem.agents.opencode import OpenCodeAdapter
-from phase_golem.domain.pipelines import AgentCli, AgentConfig
+from phase_golem.domain.pipelines import AgentCli, AgentConfig, MergeStrategy
 
 
-def adapter_for(cli: AgentCli, agent: AgentConfig, base_dir: Path) -> AgentAdapter:
+def adapter_for(
+    cli: AgentCli,
+    agent: AgentConfig,
+    base_dir: Path,
+    *,
+    root: Path | None = None,
+    base_branch: str = "main",
+    merge_strategy: MergeStrategy = MergeStrategy.MERGE_COMMIT,
+) -> AgentAdapter:
+    if cli is AgentCli.MERGE:
+        return MergeAdapter(base_branch, merge_strategy.value, root or base_dir)
     if cli is AgentCli.CLAUDE:
         return ClaudeAdapter()
     if cli is AgentCli.CODEX:

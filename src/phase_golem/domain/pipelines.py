@@ -36,6 +36,7 @@ class AgentCli(StrEnum):
     OPENCODE = "opencode"
     COMMAND = "command"
     SIM = "sim"
+    MERGE = "merge"  # built in: merges an item's branch (worktree isolation)
 
 
 class Permission(StrEnum):

@@ -24,7 +24,7 @@ from phase_golem.domain.items import (
     format_timestamp,
     touch,
 )
-from phase_golem.domain.pipelines import Settings
+from phase_golem.domain.pipelines import PhaseConfig, Settings
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.runs import (
     ErrorClass,
@@ -235,6 +235,17 @@ def agent_request(
     )
 
 
+def adapter_of(ctx: EngineContext, phase: PhaseConfig | None) -> AgentAdapter:
+    return adapter_for(
+        phase_agent(ctx.settings, phase),
+        ctx.settings.agent,
+        ctx.base_dir,
+        root=ctx.root,
+        base_branch=ctx.base_branch,
+        merge_strategy=ctx.settings.execution.merge_strategy,
+    )
+
+
 def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
     with ctx.store.transaction() as tx:
         run = tx.get_run(run_id)
@@ -301,7 +312,7 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
         return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
     phase = phase_config(ctx.settings, prepared.item, prepared.run)
-    adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
+    adapter = adapter_of(ctx, phase)
     ctx.trees.enter(workspace.tree, run_id)
     try:
         outcome = await ctx.agent_runner(

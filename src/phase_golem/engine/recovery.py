@@ -20,7 +20,6 @@ from pathlib import Path
 
 from phase_golem.agents.orphans import agent_processes, stop_processes
 from phase_golem.agents.process import ProcessExit
-from phase_golem.agents.registry import adapter_for
 from phase_golem.agents.runner import collect_outcome
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
@@ -39,12 +38,12 @@ from phase_golem.engine.completion import (
 )
 from phase_golem.engine.executor import (
     EngineContext,
+    adapter_of,
     agent_request,
     cancel_run,
     run_directory,
     timeout_seconds,
 )
-from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.workspaces import change_since_start, run_change, run_workdir
 from phase_golem.store import Store
 
@@ -132,7 +131,7 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
         cancel_run(ctx, run_id)
         raise
     phase = phase_config(ctx.settings, item, run)
-    adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
+    adapter = adapter_of(ctx, phase)
     request = agent_request(
         ctx, run, item, prompt="", workdir=run_workdir(ctx.root, ctx.settings, item, run)
     )
