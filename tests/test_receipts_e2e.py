@@ -282,3 +282,29 @@ def test_receipts_of_a_removed_worktree_are_verified_where_it_was_merged(git_rep
     assert repo.pg("verify", "WRK-001").code == 0  # merged: the root has what the run left
     (repo.root / "src" / "WRK-001.txt").write_text("changed after the merge\n")
     assert repo.pg("verify", "WRK-001").code == 1
+
+
+MERGED_PIPELINE = """\
+[pipelines.feature]
+phases = [
+    { name = "plan", is_destructive = false },
+    { name = "build", is_destructive = true },
+    { name = "merge", is_destructive = true, side_effect = true, agent = "merge" },
+]
+"""
+
+
+def test_a_merged_worktrees_receipts_hold_in_the_root(git_repo: Repo) -> None:
+    rules = '  - match: {phase: build}\n    write: {"src/{item}.txt": "built {item}\\n"}\n'
+    repo = write_project(
+        git_repo, rules, execution='isolation = "worktree"', pipelines=MERGED_PIPELINE
+    )
+    add_items(repo, "Merged")
+    assert repo.pg("run").code == 0
+    assert not (repo.root / ".phase-golem" / "worktrees" / "WRK-001").exists()
+    result = repo.pg("verify", "WRK-001")
+    assert result.code == 0, result.out
+    (repo.root / "src" / "WRK-001.txt").write_text("BUILT WRK-001\n")
+    [mismatch] = repo.pg("verify", "--json").json()["mismatches"]
+    assert (mismatch["path"], mismatch["kind"]) == ("src/WRK-001.txt", "changed")
+    assert mismatch["reason"].endswith("is gone, so it was looked for in the project root")

@@ -183,16 +183,14 @@ class Mismatch:
 
     def describe(self) -> str:
         what = f"{self.run_id} {self.item_id} {self.path}: {self.kind.value}"
-        if self.kind is MismatchKind.CHANGED:
-            return f"{what} (sha256 {_short(self.old_sha256)} → {_short(self.new_sha256)})"
+        details = []
         if self.kind is MismatchKind.SIZE_CHANGED:
-            return (
-                f"{what} ({self.old_size} → {self.new_size} bytes, sha256 "
-                f"{_short(self.old_sha256)} → {_short(self.new_sha256)})"
-            )
+            details.append(f"{self.old_size} → {self.new_size} bytes")
+        if self.kind in (MismatchKind.CHANGED, MismatchKind.SIZE_CHANGED):
+            details.append(f"sha256 {_short(self.old_sha256)} → {_short(self.new_sha256)}")
         if self.reason:
-            return f"{what} ({self.reason})"
-        return what
+            details.append(self.reason)
+        return f"{what} ({', '.join(details)})" if details else what
 
 
 def _short(digest: str | None) -> str:

@@ -143,7 +143,8 @@ def verify(
             found = compare_artifact(check.receipt, check.artifact, now.get(check.artifact.path))
             if found is not None and moved:
                 note = f"{label} is gone, so it was looked for in the project root"
-                found = dataclasses.replace(found, reason=f"{found.reason}; {note}")
+                reason = note if found.reason is None else f"{found.reason}; {note}"
+                found = dataclasses.replace(found, reason=reason)
             if found is not None:
                 report.mismatches.append(found)
     report.mismatches.sort(key=lambda m: (m.path, m.run_id))
