@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 from phase_golem.domain.ndjson import parse_ndjson
@@ -17,6 +19,8 @@ from tests.e2e import (
     kill_mid_phase,
     run_dir,
     runs_of,
+    start_run,
+    wait_for_agents,
     write_project,
 )
 
@@ -52,7 +56,22 @@ def test_the_key_survives_a_sigkill_and_restart_byte_for_byte(git_repo: Repo) ->
     rules += "  - match: {phase: plan}\n    key_log: keys.log\n"
     repo = write_project(git_repo, rules)
     add_items(repo, "Interrupted")
-    first = kill_mid_phase(repo, "plan", agent_too=True)
+    process = start_run(repo, own_session=True)
+    try:
+        [first] = wait_for_agents(repo, "plan", 1)
+        deadline = time.monotonic() + 30
+        keys = repo.root / "keys.log"
+        while time.monotonic() < deadline and not (
+            keys.exists() and keys.read_text().endswith("\n")
+        ):
+            time.sleep(0.05)  # the agent has told us its key before it is killed
+        os.killpg(first["pid"], signal.SIGKILL)  # power loss: agent and orchestrator
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert repo.pg("run").code == 0
     plans = chain_of(runs_of(repo), "plan").runs
     assert [r["status"] for r in plans] == ["crashed", "committed"]
