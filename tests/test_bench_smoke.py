@@ -37,3 +37,17 @@ def test_throughput_benchmark_runs() -> None:
     rows = dict(line.split() for line in completed.stdout.splitlines()[1:])
     assert rows["phase_runs"] == "25"  # 5 items x (triage + 4 phases)
     assert rows["raw_commits_per_phase_run"].endswith("x")
+
+
+def test_workspace_snapshot_benchmark_runs() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "workspace_snapshot.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].split() == ["files", "ours_ms", "naive_ms", "naive/ours"]
+    assert lines[1].split()[0] == "200" and lines[1].endswith("x")

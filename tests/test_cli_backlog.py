@@ -93,7 +93,8 @@ def test_add_status_show(project: Repo) -> None:
     assert "3 item(s) total" in table
 
     shown = project.ok("show", "WRK-001", "--json").json()
-    assert {"item", "runs", "events", "receipts"} <= set(shown)
+    assert set(shown) == {"item", "runs", "events", "receipts", "git"}
+    assert shown["git"] == {"commits": [], "touched": {}, "leftovers": {}}
     assert shown["receipts"] == []
     assert shown["item"]["title"] == "Add auth"
     assert shown["runs"] == []

@@ -3,13 +3,24 @@ of failed runs never swept into another item's commit, preconditions, staleness.
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import subprocess
+import time
 
 import pytest
 
 from tests.conftest import Repo
-from tests.e2e import add_items, items_by_id, write_project
+from tests.e2e import (
+    add_items,
+    items_by_id,
+    overlaps,
+    runs_of,
+    start_run,
+    wait_for_agents,
+    write_project,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +84,7 @@ def test_files_of_a_failed_run_never_land_in_another_items_commit(git_repo: Repo
     assert (repo.root / "src" / "partial.txt").read_text() == "half done\n"
     assert by_subject(repo)["[WRK-002][build] build done for WRK-002"] == ["src/WRK-002.txt"]
     shown = repo.ok("show", "WRK-001", "--json").json()
-    assert "src/partial.txt" in shown["leftovers"]
+    assert "src/partial.txt" in shown["git"]["leftovers"]
     assert "src/partial.txt" in repo.ok("show", "WRK-001").out
     # The leftover is ours and recorded: the next run does not call the tree dirty.
     again = repo.pg("run")
@@ -93,7 +104,7 @@ def test_a_retry_that_succeeds_commits_its_visits_leftovers(git_repo: Repo) -> N
     # lands with the build that succeeded, not in limbo.
     assert by_subject(repo)["[WRK-001][build] build done for WRK-001"] == ["src/WRK-001.txt"]
     assert git(repo, "status", "--porcelain") == ""
-    assert repo.ok("show", "WRK-001", "--json").json()["leftovers"] == {}
+    assert repo.ok("show", "WRK-001", "--json").json()["git"]["leftovers"] == {}
 
 
 def test_a_dirty_tree_stops_run_with_one_line(git_repo: Repo) -> None:
@@ -164,3 +175,81 @@ def test_an_unknown_anchor_blocks_even_when_staleness_is_ignore(git_repo: Repo) 
     item = items_by_id(repo)["WRK-001"]
     assert item["status"] == "blocked"
     assert item["blocked_reason"].startswith("Staleness check failed")
+
+
+def test_runs_that_share_the_tree_batch_what_they_cannot_tell_apart(git_repo: Repo) -> None:
+    rules = """\
+  - match: {item: WRK-001, phase: plan}
+    delay: 0.6
+    write: {"changes/WRK-001_alpha/plan.md": "a\\n", "notes.md": "written during both\\n"}
+  - match: {item: WRK-002, phase: plan}
+    delay: 0.6
+    write: {"changes/WRK-002_beta/plan.md": "b\\n"}
+"""
+    repo = write_project(git_repo, rules, execution="max_concurrent = 2\nmax_wip = 2")
+    add_items(repo, "Alpha", "Beta")
+    repo.ok("run")
+    plans = [r for r in runs_of(repo) if r["phase"] == "plan"]
+    assert overlaps(plans[0], plans[1])
+    made = {subject: files for _, subject, files in commits(repo)}
+    batch = "[WRK-001][plan] plan done for WRK-001 | [WRK-002][plan] plan done for WRK-002"
+    assert made[batch] == [
+        "changes/WRK-001_alpha/plan.md",
+        "changes/WRK-002_beta/plan.md",
+        "notes.md",
+    ]
+    body = git(repo, "log", "--format=%B", "--grep", "Phase outputs")
+    assert "[WRK-001][plan][WRK-002][plan] Phase outputs" in body
+    # Which of the two wrote notes.md cannot be told: show says it was shared.
+    view = repo.ok("show", "WRK-001", "--json").json()["git"]
+    shared = [c for c in view["commits"] if c.get("shared_with_overlapping_runs")]
+    assert shared and shared[0]["shared_with_overlapping_runs"] == ["notes.md"]
+
+
+def kill_after_file(repo: Repo, path: str, *, agent_too: bool) -> None:
+    """Start `run`; SIGKILL it once an agent has written `path` but not its result."""
+    process = start_run(repo, own_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (repo.root / path).exists():
+            assert time.monotonic() < deadline, f"{path} never appeared"
+            time.sleep(0.05)
+        live = wait_for_agents(repo, "build", 1)
+        assert live
+        if agent_too:
+            os.killpg(live[0]["pid"], signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+CRASHY_BUILD = """\
+  - match: {phase: build}
+    times: 1
+    write: {"src/{item}.txt": "built {item}\\n"}
+    linger: LINGER
+"""
+
+
+def test_after_a_power_loss_mid_build_the_retry_commits_the_build(git_repo: Repo) -> None:
+    repo = write_project(git_repo, CRASHY_BUILD.replace("LINGER", "30") + WRITES)
+    add_items(repo, "Survives")
+    kill_after_file(repo, "src/WRK-001.txt", agent_too=True)
+    repo.ok("run")  # the dead run's file is its leftover, not "your uncommitted change"
+    assert by_subject(repo)["[WRK-001][build] build done for WRK-001"] == ["src/WRK-001.txt"]
+    assert git(repo, "status", "--porcelain") == ""
+    assert items_by_id(repo)["WRK-001"]["status"] == "done"
+
+
+def test_an_adopted_agents_output_is_committed_under_its_phase(git_repo: Repo) -> None:
+    repo = write_project(git_repo, CRASHY_BUILD.replace("LINGER", "1.5") + WRITES)
+    add_items(repo, "Adopted")
+    kill_after_file(repo, "src/WRK-001.txt", agent_too=False)
+    repo.ok("run")
+    builds = [r for r in runs_of(repo, "WRK-001") if r["phase"] == "build"]
+    assert len(builds) == 1 and builds[0]["status"] == "committed"  # adopted, not retried
+    assert by_subject(repo)["[WRK-001][build] build done for WRK-001"] == ["src/WRK-001.txt"]
+    assert git(repo, "status", "--porcelain") == ""

@@ -8,6 +8,7 @@ from tests.conftest import Repo
 from tests.e2e import (
     add_items,
     chain_of,
+    commit_all,
     items_by_id,
     kill_mid_phase,
     run_dir,
@@ -114,6 +115,7 @@ def test_a_budget_stops_an_item_that_spends_too_much(git_repo: Repo) -> None:
     repo = write_project(git_repo, "  - match: {phase: plan}\n    cost: 0.5\n")
     with (repo.root / "phase-golem.toml").open("a") as config:
         config.write("\n[budget]\nmax_cost_usd_per_item = 0.3\n")
+    commit_all(repo, "budget")
     add_items(repo, "Expensive")
     assert repo.pg("run").code == 1
     item = items_by_id(repo)["WRK-001"]

@@ -21,6 +21,7 @@ from tests.conftest import Repo
 from tests.e2e import (
     add_items,
     chain_of,
+    commit_all,
     items_by_id,
     kill_mid_phase,
     runs_of,
@@ -42,6 +43,7 @@ def test_an_item_over_budget_gets_no_retry(git_repo: Repo) -> None:
     repo = write_project(git_repo, "  - match: {phase: plan}\n    result: failed\n    cost: 0.5\n")
     with (repo.root / "phase-golem.toml").open("a") as config:
         config.write("\n[budget]\nmax_cost_usd_per_item = 0.3\n")
+    commit_all(repo, "budget")
     add_items(repo, "Expensive failure")
     assert repo.pg("run").code == 1
     plans = [r for r in runs_of(repo) if r["phase"] == "plan"]

@@ -67,6 +67,7 @@ RULE_KEYS = RESULT_KEYS | {
     "behave",
     "times",
     "delay",
+    "linger",
     "side_effect_log",
     "key_log",
     "torn_stream",
@@ -109,7 +110,16 @@ def load_scenario(path: Path | None) -> dict[str, Any]:
 
 
 NUMBER_KEYS = frozenset(
-    {"delay", "subphases", "fail_times", "times", "cost", "exit_code", "retry_after_seconds"}
+    {
+        "delay",
+        "linger",
+        "subphases",
+        "fail_times",
+        "times",
+        "cost",
+        "exit_code",
+        "retry_after_seconds",
+    }
 )
 
 
@@ -314,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         target = Path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(str(content), encoding="utf-8")
+    # `linger`: the files are there, the result is not yet (a crash can fall in between).
+    time.sleep(float(rule.get("linger", 0)))
     if rule.get("side_effect_log"):
         _append_line(str(rule["side_effect_log"]), f"{item} {phase} {run_id}")
     _write_result(result_file, _result_body(rule, item, phase, count))

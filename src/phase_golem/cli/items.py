@@ -147,7 +147,7 @@ def show(
                 "runs": runs_json(runs),
                 "events": [e.to_dict() for e in events],
                 "receipts": [r.to_dict() for r in receipts],
-                **git,
+                "git": git,
             }
         )
         return

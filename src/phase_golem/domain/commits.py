@@ -71,7 +71,9 @@ def plan_batch(group: Sequence[RunChange]) -> BatchPlan:
     for change in succeeded:
         if not change.immediate:
             paths.update(change.own)
-    shared_committed = {p for c in succeeded for p in c.shared}
+    # A path certainly some run's own is never committed as shared on another's behalf.
+    owned = {p for c in group for p in c.own}
+    shared_committed = {p for c in succeeded for p in c.shared} - owned
     paths |= shared_committed
     leftovers: dict[str, list[str]] = {}
     for change in group:

@@ -149,7 +149,6 @@ def _record_commit(
     runs: Sequence[RunChange] = (),
     own_done: Iterable[str] = (),
     done_runs: Iterable[str] = (),
-    shared: Sequence[str] = (),
 ) -> None:
     """Ledger events for a commit; what it saved is no longer pending or left over."""
     saved = set(paths)
@@ -168,7 +167,9 @@ def _record_commit(
         if not commit:
             return
         for change in runs:
-            mine = sorted(set(change.touched) & saved) or sorted(saved)
+            # A run's part of the commit: what it touched, less what is certainly another's.
+            others = {p for c in runs if c.run_id != change.run_id for p in c.own}
+            mine = (set(change.touched) & saved) - others or saved
             tx.append_event(
                 EventKind.GIT_COMMITTED,
                 item_id=change.item_id,
@@ -177,8 +178,8 @@ def _record_commit(
                     "tree": tree,
                     "commit": commit,
                     "message": message,
-                    "paths": mine,
-                    "shared_with_overlapping_runs": sorted(set(shared) & set(mine)),
+                    "paths": sorted(mine),
+                    "shared_with_overlapping_runs": sorted(mine - set(change.own)),
                 },
             )
         note_commit(tx, [change.run_id for change in runs], commit)
@@ -238,7 +239,6 @@ def flush_tree(store: Store, root: Path, tree: str) -> list[str]:
         saved,
         runs=plan.entries,
         done_runs=[c.run_id for c in group],
-        shared=plan.shared_paths,
     )
     if commit:
         commits.append(commit)

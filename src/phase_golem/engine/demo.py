@@ -121,6 +121,16 @@ def run_demo(directory: Path | None, emit: Callable[[str], None]) -> int:
         emit("$ phase-golem status --all")
         cli_main(["--root", str(root), "status", "--all"])
         emit("")
+        emit("$ git log --oneline   (one commit per phase that wrote files, then the halt commit)")
+        log = subprocess.run(
+            ["git", "-C", str(root), "log", "--oneline"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        for line in log.stdout.splitlines():
+            emit(f"  {line}")
+        emit("")
         emit(f"Finished in {time.monotonic() - started:.1f} s.")
         if keep:
             emit(f"The project stays in {root}: try `phase-golem --root {root} log`,")

@@ -14,7 +14,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from phase_golem.domain.commits import RunChange, split_touched, without_orchestrator_paths
+from phase_golem.domain.commits import (
+    ORCHESTRATOR_PATHS,
+    RunChange,
+    split_touched,
+    without_orchestrator_paths,
+)
 from phase_golem.domain.items import Item
 from phase_golem.domain.pipelines import Isolation, PhaseConfig, Settings, Staleness
 from phase_golem.domain.runs import Run, RunKind
@@ -45,7 +50,8 @@ def run_workdir(root: Path, settings: Settings, item: Item, run: Run) -> Path:
 
 
 def snapshot_of(workdir: Path) -> WorkspaceSnapshot:
-    return take_snapshot(workdir, exclude=(STATE_DIR,))
+    """The tree as agents see it: our own state and worklog are not part of it."""
+    return take_snapshot(workdir, exclude=(STATE_DIR, *ORCHESTRATOR_PATHS))
 
 
 def _staleness(workdir: Path, item: Item, phase: PhaseConfig | None) -> tuple[str | None, str]:

@@ -51,12 +51,32 @@ def current_branch(root: Path) -> str | None:
     return completed.stdout.strip() or None if completed.returncode == 0 else None
 
 
+def tree_status(root: Path) -> tuple[str | None, list[str]]:
+    """(HEAD commit or None before the first, changed and untracked-not-ignored paths).
+
+    One `git status` call answers both, which matters: it runs twice for every run.
+    """
+    output = run_git(
+        root, "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames"
+    ).stdout
+    head: str | None = None
+    paths: list[str] = []
+    for entry in output.split("\0"):
+        if entry.startswith("# branch.oid "):
+            oid = entry.removeprefix("# branch.oid ")
+            head = None if oid == "(initial)" else oid
+        elif entry.startswith("1 "):
+            paths.append(entry.split(" ", 8)[8])
+        elif entry.startswith("u "):
+            paths.append(entry.split(" ", 10)[10])
+        elif entry.startswith("? "):
+            paths.append(entry[2:])
+    return head, sorted(paths)
+
+
 def dirty_paths(root: Path) -> list[str]:
     """Tracked changes and untracked-not-ignored files, as `git status` sees them."""
-    status = run_git(
-        root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"
-    ).stdout
-    return sorted(entry[3:] for entry in status.split("\0") if len(entry) > 3)
+    return tree_status(root)[1]
 
 
 def operation_in_progress(root: Path) -> str | None:

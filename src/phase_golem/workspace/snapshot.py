@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from phase_golem.workspace.git import head_commit, run_git
+from phase_golem.workspace.git import run_git, tree_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,33 +50,18 @@ def file_blob_id(path: Path) -> str | None:
         return None
 
 
-def _nul_fields(text: str) -> list[str]:
-    return [part for part in text.split("\0") if part]
-
-
-def _changed_paths(root: Path) -> set[str]:
-    """Paths whose working-tree content may differ from the index, plus untracked ones."""
-    status = run_git(
-        root, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames"
-    ).stdout
-    changed: set[str] = set()
-    for entry in _nul_fields(status):
-        if len(entry) > 3:
-            changed.add(entry[3:])
-    return changed
-
-
 def take_snapshot(root: Path, *, exclude: Iterable[str] = ()) -> WorkspaceSnapshot:
     """Snapshot the tree at `root`; paths under any `exclude` prefix are left out."""
     prefixes = tuple(p.rstrip("/") + "/" for p in exclude)
     files: dict[str, str] = {}
+    head, changed = tree_status(root)
     staged = run_git(root, "ls-files", "-s", "-z").stdout
-    for entry in _nul_fields(staged):
+    for entry in (part for part in staged.split("\0") if part):
         meta, _, path = entry.partition("\t")
         parts = meta.split()
         if len(parts) >= 2 and parts[0] != "160000":  # submodules are not our files
             files[path] = parts[1]
-    for path in _changed_paths(root):
+    for path in changed:
         digest = file_blob_id(root / path)
         if digest is None:
             files.pop(path, None)
@@ -84,7 +69,7 @@ def take_snapshot(root: Path, *, exclude: Iterable[str] = ()) -> WorkspaceSnapsh
             files[path] = digest
     if prefixes:
         files = {p: d for p, d in files.items() if not p.startswith(prefixes)}
-    return WorkspaceSnapshot(head_commit(root), files)
+    return WorkspaceSnapshot(head, files)
 
 
 def touched_paths(before: WorkspaceSnapshot, after: WorkspaceSnapshot) -> list[str]:

@@ -1,0 +1,184 @@
+"""Workspace snapshots, precise commits and owed-commit recovery against real git repos."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from phase_golem.domain.commits import RunChange
+from phase_golem.engine.commits import (
+    commit_now,
+    flush_tree,
+    leftovers_of,
+    record_change,
+    save_all,
+    unaccounted_changes,
+)
+from phase_golem.store.memory import MemoryStore
+from phase_golem.workspace.git import commit_paths, is_ancestor, repository_problem
+from phase_golem.workspace.snapshot import blob_id, take_snapshot, touched_paths
+from tests.conftest import make_git_repo
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = make_git_repo(tmp_path / "repo")
+    (root / "README.md").write_text("hello\n")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "first")
+    return root
+
+
+def files_of(root: Path, commit: str = "HEAD") -> list[str]:
+    return git(root, "show", "--format=", "--name-only", commit).split()
+
+
+def test_blob_ids_match_git(repo: Path) -> None:
+    data = b"some bytes\n"
+    (repo / "x.bin").write_bytes(data)
+    assert blob_id(data) == git(repo, "hash-object", "x.bin").strip()
+
+
+def test_equal_trees_give_equal_ids_whatever_the_mtimes(repo: Path) -> None:
+    first = take_snapshot(repo)
+    os.utime(repo / "README.md", (1, 1))
+    assert take_snapshot(repo).id == first.id
+    (repo / "new.txt").write_text("n\n")
+    second = take_snapshot(repo)
+    assert second.id != first.id
+    (repo / "new.txt").unlink()
+    assert take_snapshot(repo).id == first.id
+
+
+def test_snapshot_sees_changes_untracked_files_and_deletions_not_ignored_ones(repo: Path) -> None:
+    (repo / ".gitignore").write_text("ignored/\n")
+    git(repo, "add", ".gitignore")
+    git(repo, "commit", "-q", "-m", "ignore")
+    before = take_snapshot(repo)
+    (repo / "README.md").write_text("changed\n")
+    (repo / "fresh.txt").write_text("fresh\n")
+    (repo / "ignored").mkdir()
+    (repo / "ignored" / "secret.txt").write_text("no\n")
+    (repo / ".gitignore").unlink()
+    after = take_snapshot(repo)
+    assert touched_paths(before, after) == [
+        ".gitignore",
+        "README.md",
+        "fresh.txt",
+        "ignored/secret.txt",
+    ]
+
+
+def test_excluded_prefixes_stay_out(repo: Path) -> None:
+    state = repo / ".phase-golem"
+    state.mkdir()
+    (state / "state.db").write_text("x")
+    assert ".phase-golem/state.db" not in take_snapshot(repo, exclude=(".phase-golem",)).files
+
+
+def test_commit_paths_commits_exactly_those_paths_and_keeps_the_users_staging(repo: Path) -> None:
+    (repo / "mine.txt").write_text("user work\n")
+    git(repo, "add", "mine.txt")  # staged by the user, not ours to commit
+    (repo / "out.txt").write_text("agent output\n")
+    (repo / "README.md").unlink()
+    commit = commit_paths(repo, ["out.txt", "README.md"], "[WRK-001][build] did it")
+    assert commit is not None
+    assert sorted(files_of(repo)) == ["README.md", "out.txt"]
+    assert git(repo, "log", "-1", "--format=%s") == "[WRK-001][build] did it\n"
+    status = git(repo, "status", "--porcelain")
+    assert "A  mine.txt" in status and "out.txt" not in status and "README" not in status
+
+
+def test_commit_paths_without_a_change_makes_no_commit(repo: Path) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    assert commit_paths(repo, ["README.md"], "nothing") is None
+    assert git(repo, "rev-parse", "HEAD") == head
+
+
+def test_commit_paths_makes_the_first_commit_of_an_empty_repo(tmp_path: Path) -> None:
+    root = make_git_repo(tmp_path / "empty")
+    (root / "a.txt").write_text("a\n")
+    assert commit_paths(root, ["a.txt"], "first") is not None
+    assert files_of(root) == ["a.txt"]
+
+
+def test_paths_with_glob_characters_are_literal(repo: Path) -> None:
+    (repo / "a*.txt").write_text("star\n")
+    (repo / "ab.txt").write_text("not this one\n")
+    commit_paths(repo, ["a*.txt"], "literal")
+    assert files_of(repo) == ["a*.txt"]
+
+
+def test_ancestry_is_known_unknown_or_false(repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD").strip()
+    assert is_ancestor(repo, first) is True
+    assert is_ancestor(repo, "0" * 40) is None
+    git(repo, "checkout", "-q", "--orphan", "other")
+    git(repo, "commit", "-q", "-m", "other root")
+    assert is_ancestor(repo, first) is False
+
+
+def test_repository_problems(repo: Path, tmp_path: Path) -> None:
+    assert repository_problem(repo) is None
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    assert "not inside a git repository" in (repository_problem(outside) or "")
+    git(repo, "checkout", "-q", "--detach")
+    assert "detached" in (repository_problem(repo) or "")
+
+
+def owed(
+    run: str,
+    touched: tuple[str, ...],
+    *,
+    succeeded: bool = True,
+    immediate: bool = False,
+    item: str = "WRK-001",
+    phase: str = "build",
+) -> RunChange:
+    return RunChange(run, item, phase, touched, touched, succeeded, immediate, f"{phase} {item}")
+
+
+def test_a_crash_between_the_store_and_git_is_repaired_at_start(repo: Path) -> None:
+    store = MemoryStore()
+    (repo / "src").mkdir()
+    (repo / "src" / "a.txt").write_text("a\n")
+    with store.transaction() as tx:  # what the complete transaction records
+        record_change(tx, ".", owed("run-1", ("src/a.txt",), immediate=True))
+    # ... and the orchestrator died before committing. The next start:
+    made = save_all(store, repo)
+    assert len(made) == 1
+    assert git(repo, "log", "-1", "--format=%s") == "[WRK-001][build] build WRK-001\n"
+    assert files_of(repo) == ["src/a.txt"]
+    assert save_all(store, repo) == []  # nothing is owed twice
+
+
+def test_leftovers_are_kept_recorded_and_taken_by_a_later_success(repo: Path) -> None:
+    store = MemoryStore()
+    (repo / "junk.txt").write_text("half\n")
+    with store.transaction() as tx:
+        record_change(tx, ".", owed("run-1", ("junk.txt",), succeeded=False))
+    flush_tree(store, repo, ".")
+    assert "junk.txt" in leftovers_of(store, "WRK-001")
+    assert leftovers_of(store, "WRK-002") == {}
+    assert unaccounted_changes(store, repo) == []
+    (repo / "junk.txt").write_text("edited by a person\n")
+    assert unaccounted_changes(store, repo) == ["junk.txt"]
+    (repo / "junk.txt").write_text("half\n")
+    # Another item's success never takes it ...
+    (repo / "b.txt").write_text("b\n")
+    commit_now(store, repo, ".", owed("run-2", ("b.txt",), immediate=True, item="WRK-002"))
+    assert files_of(repo) == ["b.txt"]
+    # ... a later attempt of the same item and phase does, even if it wrote the same bytes.
+    commit_now(store, repo, ".", owed("run-3", (), immediate=True))
+    assert files_of(repo) == ["junk.txt"]
+    assert leftovers_of(store) == {}
