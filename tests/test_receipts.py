@@ -353,3 +353,27 @@ def test_a_receipt_whose_worktree_is_gone_is_verified_in_the_root(tmp_path: Path
     assert workdir_path(tmp_path, str(tree)) == tree
     assert workdir_path(tmp_path, "tree") == tree
     assert workdir_path(tmp_path, str(tmp_path / "removed-worktree")) == tmp_path
+
+
+def test_records_from_removed_worktrees_supersede_each_other_where_they_now_resolve() -> None:
+    early = Receipt(
+        "run-000001",
+        "WRK-001",
+        "build",
+        "t1",
+        workdir="/wt/WRK-001",
+        artifacts=(present("src/x.txt"),),
+    )
+    late = Receipt(
+        "run-000002",
+        "WRK-002",
+        "build",
+        "t2",
+        workdir="/wt/WRK-002",
+        artifacts=(present("src/x.txt", SHA_B),),
+    )
+    apart, _ = checks_for([early, late], all_runs=False)
+    assert len(apart) == 2  # two living worktrees: two files
+    merged = {"/wt/WRK-001": "/root", "/wt/WRK-002": "/root"}
+    [check], superseded = checks_for([early, late], all_runs=False, located=merged)
+    assert (check.receipt.run_id, superseded) == ("run-000002", 1)

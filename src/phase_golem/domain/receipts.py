@@ -260,15 +260,22 @@ class Check:
 
 
 def checks_for(
-    receipts: Sequence[Receipt], *, all_runs: bool, subject: Iterable[Receipt] | None = None
+    receipts: Sequence[Receipt],
+    *,
+    all_runs: bool,
+    subject: Iterable[Receipt] | None = None,
+    located: Mapping[str, str] | None = None,
 ) -> tuple[list[Check], int]:
     """(what to check, how many older records were superseded).
 
-    `receipts` are every receipt, oldest first. By default each (workdir, path) is held
-    to its LATEST receipt only: when a later run rewrites a file, the earlier run's
-    record of it is history, not a claim about the disk. `all_runs` checks every
-    record. `subject` limits the checks to the paths those receipts recorded (verify ID).
+    `receipts` are every receipt, oldest first. By default each file is held to its
+    LATEST receipt only: when a later run rewrites a file, the earlier run's record of it
+    is history, not a claim about the disk. A file is a path in the directory its
+    receipt's working directory stands for now (`located`: workdir → that directory; a
+    removed worktree stands for the root its branch merged into). `all_runs` checks every
+    record. `subject` limits the checks to the files those receipts recorded (verify ID).
     """
+    where = located or {}
     wanted = None if subject is None else {r.run_id for r in subject}
     if all_runs:
         checks = [
@@ -285,7 +292,7 @@ def checks_for(
         for artifact in receipt.artifacts:
             if not verifiable(artifact):
                 continue
-            key = (receipt.workdir, artifact.path)
+            key = (where.get(receipt.workdir, receipt.workdir), artifact.path)
             latest[key] = Check(receipt, artifact)
             if wanted is None or receipt.run_id in wanted:
                 subject_paths.add(key)

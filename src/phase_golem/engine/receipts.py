@@ -28,6 +28,7 @@ from phase_golem.store import NotFoundError, Store, Transaction
 from phase_golem.workspace.receipts import (
     current_digests,
     digest_artifacts,
+    recorded_directory,
     workdir_path,
 )
 
@@ -129,23 +130,27 @@ def verify(
             raise NotFoundError(f"no item {item_id}")
         every = tx.list_receipts()
         subject = every if item_id is None else tx.list_receipts(item_id=item_id)
-    checks, superseded = checks_for(every, all_runs=all_runs, subject=subject)
+    located = {
+        label: str(workdir_path(root, label).resolve()) for label in {r.workdir for r in every}
+    }
+    gone = {label for label in located if not recorded_directory(root, label).is_dir()}
+    checks, superseded = checks_for(every, all_runs=all_runs, subject=subject, located=located)
     report = VerifyReport(receipts=len(subject), checked=len(checks), superseded=superseded)
     report.unverifiable = sum(1 for r in subject for a in r.artifacts if not verifiable(a))
-    by_workdir: dict[str, list[Check]] = {}
+    by_directory: dict[str, list[Check]] = {}
     for check in checks:
-        by_workdir.setdefault(check.receipt.workdir, []).append(check)
-    for label, group in by_workdir.items():
-        where = workdir_path(root, label)
-        moved = where == root and label not in (".", str(root.resolve()))
-        now = current_digests(where, (c.artifact.path for c in group))
+        by_directory.setdefault(located[check.receipt.workdir], []).append(check)
+    for directory, group in by_directory.items():
+        now = current_digests(Path(directory), (c.artifact.path for c in group))
         for check in group:
             found = compare_artifact(check.receipt, check.artifact, now.get(check.artifact.path))
-            if found is not None and moved:
-                note = f"{label} is gone, so it was looked for in the project root"
+            if found is None:
+                continue
+            recorded = check.receipt.workdir
+            if recorded in gone:
+                note = f"{recorded} is gone, so it was looked for in the project root"
                 reason = note if found.reason is None else f"{found.reason}; {note}"
                 found = dataclasses.replace(found, reason=reason)
-            if found is not None:
-                report.mismatches.append(found)
+            report.mismatches.append(found)
     report.mismatches.sort(key=lambda m: (m.path, m.run_id))
     return report

@@ -91,10 +91,15 @@ def current_digests(workdir: Path, paths: Iterable[str]) -> Mapping[str, Artifac
     return {path: digest_path(workdir, path) for path in set(paths)}
 
 
+def recorded_directory(root: Path, recorded: str) -> Path:
+    path = Path(recorded)
+    return path if path.is_absolute() else root / path
+
+
 def workdir_path(root: Path, recorded: str) -> Path:
     """Where a receipt's paths resolve now: the working directory it recorded, or the
     project root once that directory is gone (an item's worktree is removed after its
     branch is merged, so its files live on in the root; a moved project also lands here).
     """
-    path = Path(recorded) if Path(recorded).is_absolute() else root / recorded
+    path = recorded_directory(root, recorded)
     return path if path.is_dir() else root
