@@ -67,6 +67,12 @@ def test_each_phase_commits_exactly_the_files_it_wrote(git_repo: Repo) -> None:
     assert halt == ["[phase-golem] Save task state on halt (AllDoneOrBlocked)"]
     assert all(f.startswith("_worklog/") for f in made[halt[0]])
     assert git(repo, "status", "--porcelain") == ""
+    runs = runs_of(repo)
+    assert all(r["snapshot_before"].startswith("ws:") for r in runs)
+    assert all(r["snapshot_after"].startswith("ws:") for r in runs)
+    builds = [r for r in runs if r["phase"] == "build"]
+    assert all(r["snapshot_before"] != r["snapshot_after"] for r in builds)
+    assert "ws:" in repo.ok("runs").out
 
 
 def test_files_of_a_failed_run_never_land_in_another_items_commit(git_repo: Repo) -> None:
@@ -253,3 +259,18 @@ def test_an_adopted_agents_output_is_committed_under_its_phase(git_repo: Repo) -
     assert len(builds) == 1 and builds[0]["status"] == "committed"  # adopted, not retried
     assert by_subject(repo)["[WRK-001][build] build done for WRK-001"] == ["src/WRK-001.txt"]
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_warn_staleness_runs_the_phase_and_says_so_in_the_ledger(git_repo: Repo) -> None:
+    pipeline = STALE_PIPELINE.replace('staleness = "block"', 'staleness = "warn"')
+    repo = write_project(git_repo, WRITES, pipelines=pipeline)
+    add_items(repo, "Goes stale, runs anyway")
+    repo.ok("run", "--cap", "2")
+    git(repo, "checkout", "-q", "--orphan", "rewritten")
+    git(repo, "commit", "-q", "-m", "history rewritten")
+    git(repo, "branch", "-q", "-M", "rewritten", "main")
+    repo.ok("run")
+    assert items_by_id(repo)["WRK-001"]["status"] == "done"
+    events = repo.ok("log", "--item", "WRK-001", "--json").json_lines()
+    stale = [e for e in events if e["kind"] == "item.stale"]
+    assert len(stale) == 1 and stale[0]["data"]["ran_anyway"] is True

@@ -171,6 +171,13 @@ def _start(ctx: EngineContext, run_id: str, workspace: Workspace) -> _Prepared:
             EventKind.RUN_STARTED,
             {"agent": agent.value, "model": model, "snapshot_before": snapshot.id},
         )
+        if workspace.freshness == "stale":  # `ignore` or `warn` let it run; the ledger says so
+            tx.append_event(
+                EventKind.ITEM_STALE,
+                item_id=item.id,
+                run_id=run.id,
+                data={"anchor": item.last_phase_commit, "ran_anyway": True},
+            )
         anchored = _anchor(item, run, workspace, tx.now)
         if anchored != item:
             tx.save_item(anchored, EventKind.ITEM_UPDATED, {"run_id": run.id, "anchor": True})

@@ -41,6 +41,7 @@ class Workspace:
     snapshot: WorkspaceSnapshot
     stale: str | None = None  # why the phase must not run, when it must not
     branch: str | None = None
+    freshness: str = "fresh"  # fresh | stale (ran anyway: ignore or warn) | unknown
 
 
 def run_workdir(root: Path, settings: Settings, item: Item, run: Run) -> Path:
@@ -85,9 +86,9 @@ def prepare_workspace(
     branch = None
     if workdir != root:
         branch = ensure_worktree(root, workdir, item.id, base)
-    stale, _ = _staleness(workdir, item, phase)
+    stale, freshness = _staleness(workdir, item, phase)
     snapshot = snapshot_of(workdir)
-    return Workspace(workdir, tree_key(root, workdir), snapshot, stale, branch)
+    return Workspace(workdir, tree_key(root, workdir), snapshot, stale, branch, freshness)
 
 
 def save_manifest(run_dir: Path, snapshot: WorkspaceSnapshot) -> None:
