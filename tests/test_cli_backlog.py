@@ -93,8 +93,9 @@ def test_add_status_show(project: Repo) -> None:
     assert "3 item(s) total" in table
 
     shown = project.ok("show", "WRK-001", "--json").json()
-    assert set(shown) == {"item", "runs", "events", "git"}
+    assert set(shown) == {"item", "runs", "events", "receipts", "git"}
     assert shown["git"] == {"commits": [], "touched": {}, "leftovers": {}}
+    assert shown["receipts"] == []
     assert shown["item"]["title"] == "Add auth"
     assert shown["runs"] == []
     assert [e["kind"] for e in shown["events"]] == ["item.created"]

@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 from phase_golem.domain.events import EventKind, Schedule
 from phase_golem.domain.items import ItemStatus, archive, new_item, touch, transition
+from phase_golem.domain.receipts import ArtifactDigest, ArtifactState, Receipt
 from phase_golem.domain.redaction import REDACTED
 from phase_golem.domain.runs import Run, RunKind, RunRuleError, RunStatus, Step
 from phase_golem.store import ConflictError, NotFoundError, Store, StoreError
 from phase_golem.store.memory import MemoryStore
-from phase_golem.store.sqlite import SqliteStore
+from phase_golem.store.sqlite import SqliteStore, migration_scripts
 
 
 class FakeClock:
@@ -193,6 +194,107 @@ def test_runs_lifecycle_and_rules(store: Store) -> None:
         make_run(store, "WRK-404")
 
 
+def committed_run(store: Store, item_id: str) -> Run:
+    run = make_run(store, item_id)
+    with store.transaction() as tx:
+        done = run.replace(
+            step=Step.COMMITTED, status=RunStatus.COMMITTED, ended_at=tx.now.isoformat()
+        )
+        tx.save_run(done, EventKind.RUN_FINISHED)
+    return done
+
+
+def receipt_of(run: Run, *artifacts: ArtifactDigest) -> Receipt:
+    return Receipt(
+        run_id=run.id,
+        item_id=run.item_id,
+        phase=run.phase,
+        created_at=run.ended_at or "",
+        idempotency_key="ik:abc",
+        snapshot_before="snap-1",
+        snapshot_after="snap-2",
+        workdir="/work/tree",
+        artifacts=artifacts,
+    )
+
+
+def test_receipts_round_trip_in_recording_order(store: Store) -> None:
+    first, second = add(store), add(store)
+    runs = [committed_run(store, first), committed_run(store, second)]
+    runs.append(committed_run(store, first))
+    present = ArtifactDigest("src/a.txt", ArtifactState.PRESENT, "ab" * 32, 12, reported=True)
+    missing = ArtifactDigest("gone.txt", ArtifactState.MISSING, touched=True)
+    unsafe = ArtifactDigest("/etc/passwd", ArtifactState.UNSAFE, reason="absolute path")
+    receipts = [
+        receipt_of(runs[0], present, missing),
+        receipt_of(runs[1]),
+        receipt_of(runs[2], unsafe),
+    ]
+    before = event_count(store)
+    with store.transaction() as tx:
+        for receipt in receipts:
+            tx.save_receipt(receipt)
+    assert event_count(store) == before + 3  # one receipt.recorded each
+    with store.reader() as tx:
+        assert tx.get_receipt(runs[0].id) == receipts[0]
+        assert tx.get_receipt("run-404") is None
+        assert tx.list_receipts() == receipts
+        assert tx.list_receipts(item_id=first) == [receipts[0], receipts[2]]
+        recorded = [e for e in tx.events() if e.kind is EventKind.RECEIPT_RECORDED]
+    assert recorded[0].data == {"artifacts": 2, "not_present": ["gone.txt"]}
+    assert recorded[0].run_id == runs[0].id and recorded[0].item_id == first
+
+
+def test_a_receipt_needs_a_committed_run_of_its_item_and_is_written_once(store: Store) -> None:
+    item_id, other = add(store), add(store)
+    active = make_run(store, item_id)
+    with pytest.raises(ConflictError, match="only a committed run"), store.transaction() as tx:
+        tx.save_receipt(receipt_of(active))
+    with store.transaction() as tx:
+        tx.save_run(
+            active.replace(step=Step.AGENT_EXITED, status=RunStatus.FAILED_AGENT),
+            EventKind.RUN_FINISHED,
+        )
+    done = committed_run(store, item_id)
+    with pytest.raises(NotFoundError), store.transaction() as tx:
+        tx.save_receipt(receipt_of(done.replace(id="run-404")))
+    with pytest.raises(ConflictError, match="belongs to"), store.transaction() as tx:
+        tx.save_receipt(receipt_of(done.replace(item_id=other)))
+    with store.transaction() as tx:
+        tx.save_receipt(receipt_of(done))
+    with pytest.raises(ConflictError, match="already has a receipt"), store.transaction() as tx:
+        tx.save_receipt(receipt_of(done))
+    with store.reader() as tx:
+        assert [r.run_id for r in tx.list_receipts()] == [done.id]
+
+
+def test_the_commit_is_set_later_for_a_batch_once(store: Store) -> None:
+    item_id = add(store)
+    runs = [committed_run(store, item_id) for _ in range(3)]
+    with store.transaction() as tx:
+        for run in runs:
+            tx.save_receipt(receipt_of(run))
+    with store.transaction() as tx:
+        tx.set_receipt_commit([runs[0].id, runs[1].id], "c0ffee")
+    with store.transaction() as tx:
+        tx.set_receipt_commit([runs[1].id], "c0ffee")  # the same value again: nothing new
+    with store.reader() as tx:
+        assert [r.commit for r in tx.list_receipts()] == ["c0ffee", "c0ffee", None]
+        committed = [e for e in tx.events() if e.kind is EventKind.RECEIPT_COMMITTED]
+    assert [(e.run_id, e.data) for e in committed] == [
+        (runs[0].id, {"commit": "c0ffee"}),
+        (runs[1].id, {"commit": "c0ffee"}),
+    ]
+    with pytest.raises(ConflictError, match="already names commit"), store.transaction() as tx:
+        tx.set_receipt_commit([runs[2].id, runs[0].id], "beef")
+    with pytest.raises(NotFoundError), store.transaction() as tx:
+        tx.set_receipt_commit(["run-404"], "beef")
+    with store.reader() as tx:  # the failed batch changed nothing, not even runs[2]
+        assert [r.commit for r in tx.list_receipts()] == ["c0ffee", "c0ffee", None]
+    with pytest.raises(StoreError), store.reader() as tx:
+        tx.set_receipt_commit([runs[2].id], "beef")
+
+
 def test_claims_respect_limit_and_not_before(store: Store) -> None:
     ids = [add(store) for _ in range(3)]
     far = datetime(2100, 1, 1, tzinfo=UTC).isoformat(timespec="microseconds")
@@ -259,10 +361,11 @@ def test_sqlite_file_settings(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA synchronous").fetchone()["synchronous"] == 2
     assert conn.execute("PRAGMA foreign_keys").fetchone()["foreign_keys"] == 1
     assert conn.execute("PRAGMA busy_timeout").fetchone()["timeout"] > 0
-    assert store.schema_version() == 1
+    latest = len(migration_scripts("sqlite"))  # every migration applied, in order
+    assert latest >= 2 and store.schema_version() == latest
     store.close()
     reopened = SqliteStore(tmp_path / "state.db")
-    assert reopened.schema_version() == 1
+    assert reopened.schema_version() == latest
     with reopened.reader() as tx:
         assert len(tx.list_items()) == 1
     reopened._conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 'x')")
@@ -294,7 +397,7 @@ WRITER = textwrap.dedent(
     from pathlib import Path
     from phase_golem.domain.events import EventKind
     from phase_golem.domain.items import new_item, touch
-    from phase_golem.store.sqlite import SqliteStore
+    from phase_golem.store.sqlite import SqliteStore, migration_scripts
 
     store = SqliteStore(Path(sys.argv[1]))
     for n in range(int(sys.argv[2])):

@@ -176,7 +176,7 @@ def test_done_and_archive_items_come_back_archived() -> None:
     [
         ('{"schema_version":2}\n', "unsupported task-golem schema_version 2 (supported: 1)"),
         (json.dumps(native()) + "\n", 'line 1: expected the schema header {"schema_version":1}'),
-        (HEADER + "\n{bad json\n", "line 2: malformed JSON"),
+        (HEADER + "\n{bad json\n" + json.dumps(native()) + "\n", "line 2: malformed JSON"),
         (HEADER + "\n[1, 2]\n", "line 2: expected a JSON object"),
         (jsonl(native(status="waiting")), "status must be todo, doing, done or blocked"),
         (jsonl(native(created_at="yesterday")), "created_at: invalid timestamp 'yesterday'"),
@@ -198,7 +198,28 @@ def test_a_torn_archive_line_is_skipped_with_a_warning() -> None:
     parsed = parse_task_golem_text(text, "archive.jsonl", archive=True)
     assert [i.id for i in parsed.items] == ["HAMY-5c0f8"]
     (warning,) = parsed.warnings
+    assert warning.startswith("archive.jsonl: line 3: ignored a torn final line (")
+
+
+def test_a_damaged_archive_line_in_the_middle_is_skipped_as_task_golem_does() -> None:
+    text = (
+        jsonl(native(status="done"))
+        + '{"id":"tg-bbb00","tit\n'
+        + json.dumps(native(id="tg-ccc00", status="done"))
+    )
+    parsed = parse_task_golem_text(text, "archive.jsonl", archive=True)
+    assert [i.id for i in parsed.items] == ["HAMY-5c0f8", "tg-ccc00"]
+    (warning,) = parsed.warnings
     assert warning.startswith("archive.jsonl: line 3: skipped a malformed line (")
+
+
+@pytest.mark.parametrize("ending", ["", "\n"])
+def test_a_torn_final_line_of_the_active_file_is_dropped_with_a_warning(ending: str) -> None:
+    text = jsonl(native()) + '{"id":"tg-bbb00","tit' + ending
+    parsed = parse_task_golem_text(text, "tasks.jsonl")
+    assert [i.id for i in parsed.items] == ["HAMY-5c0f8"]
+    (warning,) = parsed.warnings
+    assert warning.startswith("tasks.jsonl: line 3: ignored a torn final line (")
 
 
 def test_empty_file_is_an_empty_backlog() -> None:
@@ -274,7 +295,8 @@ def test_cli_imports_a_task_golem_directory_and_round_trips(project: Repo, tmp_p
     result = project.pg("import", str(source))
     assert result.code == 0, result.err
     assert "Imported 4 item(s) from .task-golem" in result.out
-    assert "skipped a malformed line" in result.err and "x-agent" in result.err
+    assert "archive.jsonl: line 3: ignored a torn final line" in result.err
+    assert "x-agent" in result.err
     status = {i["id"]: i for i in project.ok("status", "--json", "--all").json()}
     assert status["tg-8a8f7"]["status"] == "in_progress"
     assert status["tg-8a8f7"]["phase"] == "build"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from phase_golem.domain.ndjson import parse_ndjson
 from phase_golem.domain.runs import ErrorClass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,19 +81,25 @@ class AgentAdapter(Protocol):
 
 
 def json_lines(path: Path) -> Iterator[dict[str, Any]]:
-    """Objects of a JSON-lines file; other lines (and a torn last line) are skipped."""
+    """Objects of an agent's JSON-lines stream; plain-text lines are skipped.
+
+    An agent killed mid-write leaves a torn last line: dropped with a warning naming the
+    file and line. A damaged line elsewhere is logged as an error naming both and skipped;
+    the stream is evidence (session, spend, typed errors), the result file decides.
+    """
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    parsed = parse_ndjson(
+        text,
+        str(path),
+        candidate=lambda line: line.startswith("{"),
+        on_damage=lambda message: log.error("%s", message),
+    )
+    for warning in parsed.warnings:
+        log.warning("%s", warning)
+    for _, value in parsed.records:
         if isinstance(value, dict):
             yield value
 

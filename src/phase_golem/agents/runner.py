@@ -17,6 +17,7 @@ from phase_golem.agents.process import ProcessExit, SpawnError, run_process
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.results import PhaseResult, ResultCode, ResultProblem, parse_result
 from phase_golem.domain.runs import ErrorClass
+from phase_golem.fsutil import write_atomically
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +42,7 @@ def _redact_transcript(path: Path) -> None:
     text = path.read_text(encoding="utf-8", errors="replace")
     clean = redact_text(text)
     if clean != text:
-        tmp = path.with_name(path.name + ".tmp")
-        _private_write(tmp, clean)
-        os.replace(tmp, path)
+        write_atomically(path, clean, private=True)  # a crash leaves one version, whole
     os.chmod(path, 0o600)
 
 

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from phase_golem.fsutil import write_atomically
+
 BEHAVIOURS = frozenset(
     {
         "hang",
@@ -67,6 +69,8 @@ RULE_KEYS = RESULT_KEYS | {
     "delay",
     "linger",
     "side_effect_log",
+    "key_log",
+    "torn_stream",
     "cost",
     "exit_code",
 }
@@ -179,19 +183,38 @@ def choose_rule(
 
 
 def _count_invocation(state_file: Path, key: str) -> int:
+    """Count this invocation in the state file, which is only ever replaced whole.
+
+    The lock lives in its own file: the state file is renamed over, so a lock on it
+    would not exclude the next writer. A kill at any moment leaves the old counts or
+    the new ones, never half a file.
+    """
     state_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_file, os.O_RDWR | os.O_CREAT, 0o600)
-    with os.fdopen(fd, "r+", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        text = handle.read()
-        counts = json.loads(text) if text.strip() else {}
+    lock_fd = os.open(
+        state_file.with_name(state_file.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600
+    )
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        counts = _read_counts(state_file)
         counts[key] = int(counts.get(key, 0)) + 1
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps(counts, sort_keys=True))
-        handle.flush()
-        os.fsync(handle.fileno())
+        write_atomically(state_file, json.dumps(counts, sort_keys=True), private=True)
         return int(counts[key])
+    finally:
+        os.close(lock_fd)
+
+
+def _read_counts(state_file: Path) -> dict[str, Any]:
+    try:
+        text = state_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        counts = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        # Only a state file from before writes were atomic can be torn; say so, start over.
+        sys.stderr.write(f"sim: {state_file}: unreadable ({exc.msg}); counting from zero\n")
+        return {}
+    return counts if isinstance(counts, dict) else {}
 
 
 def _fill(value: Any, names: Mapping[str, str]) -> Any:
@@ -212,9 +235,7 @@ def _emit(event: Mapping[str, Any]) -> None:
 
 
 def _write_result(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(data if isinstance(data, str) else json.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, data if isinstance(data, str) else json.dumps(data), private=True)
 
 
 def _result_body(rule: Mapping[str, Any], item: str, phase: str, count: int) -> dict[str, Any]:
@@ -291,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     names = {"item": item, "phase": phase, "title": title, "run": run_id, "attempt": str(attempt)}
     rule = _fill(choose_rule(scenario, item, phase, title, attempt, count), names)
     session = f"sim-{run_id}"
+    if rule.get("key_log"):
+        # Before anything else, so an invocation killed mid-phase has still told the test.
+        key = os.environ.get("PHASE_GOLEM_IDEMPOTENCY_KEY", "")
+        _append_line(str(rule["key_log"]), f"{run_id} {item} {phase} {attempt} {key}")
     _emit({"type": "system", "subtype": "init", "session_id": session})
     time.sleep(float(rule.get("delay", 0)))
     if rule.get("behave"):
@@ -302,10 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     # `linger`: the files are there, the result is not yet (a crash can fall in between).
     time.sleep(float(rule.get("linger", 0)))
     if rule.get("side_effect_log"):
-        with open(rule["side_effect_log"], "a", encoding="utf-8") as log:
-            log.write(f"{item} {phase} {run_id}\n")
-            log.flush()
-            os.fsync(log.fileno())
+        _append_line(str(rule["side_effect_log"]), f"{item} {phase} {run_id}")
     _write_result(result_file, _result_body(rule, item, phase, count))
     cost = float(rule.get("cost", 0.01))
     _emit(
@@ -318,7 +340,18 @@ def main(argv: list[str] | None = None) -> int:
             "usage": {"input_tokens": 1200, "output_tokens": 300},
         }
     )
+    if rule.get("torn_stream"):
+        # What an agent killed mid-write leaves: half a JSON line, no newline.
+        sys.stdout.write('{"type": "assistant", "message": {"content": "half a li')
+        sys.stdout.flush()
     return int(rule.get("exit_code", 0))
+
+
+def _append_line(path: str, line: str) -> None:
+    with open(path, "a", encoding="utf-8") as log:
+        log.write(line + "\n")
+        log.flush()
+        os.fsync(log.fileno())
 
 
 if __name__ == "__main__":

@@ -87,12 +87,13 @@ def main_options(
 
 
 def _register() -> None:
-    from phase_golem.cli import items, ledger, run, transfer
+    from phase_golem.cli import items, ledger, run, transfer, verify
 
     items.register(app)
     ledger.register(app)
     transfer.register(app)
     run.register(app)
+    verify.register(app)
 
 
 _register()

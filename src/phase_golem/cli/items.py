@@ -19,6 +19,7 @@ from phase_golem.cli.render import (
     item_detail,
     items_table,
     print_json,
+    receipts_summary,
     runs_json,
     runs_table,
     sorted_for_status,
@@ -137,6 +138,7 @@ def show(
         item = tx.require_item(item_id)
         runs = tx.list_runs(item_id=item_id)
         events = tx.events(item_id=item_id)
+        receipts = tx.list_receipts(item_id=item_id)
     git = git_view(store, item_id)
     if as_json:
         print_json(
@@ -144,6 +146,7 @@ def show(
                 "item": item_to_dict(item),
                 "runs": runs_json(runs),
                 "events": [e.to_dict() for e in events],
+                "receipts": [r.to_dict() for r in receipts],
                 "git": git,
             }
         )
@@ -155,6 +158,7 @@ def show(
     out.print()
     for line in git_lines(git):
         out.print(line, markup=False, highlight=False)
+    out.print(receipts_summary(item_id, receipts))
     out.print(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
 
 

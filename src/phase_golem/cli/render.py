@@ -13,6 +13,7 @@ from rich.text import Text
 
 from phase_golem.domain.events import LedgerEvent
 from phase_golem.domain.items import Item, status_sort_key
+from phase_golem.domain.receipts import ArtifactState, Receipt
 from phase_golem.domain.runs import Run
 from phase_golem.domain.serialization import item_to_dict, run_to_dict
 
@@ -147,3 +148,21 @@ def event_line(event: LedgerEvent) -> str:
 
 def runs_json(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return [run_to_dict(r) for r in runs]
+
+
+def receipts_summary(item_id: str, receipts: Sequence[Receipt]) -> str:
+    """One line about an item's receipts, for `show`; `verify ID` gives the details."""
+    if not receipts:
+        return "No receipts yet (a committed run leaves one)."
+    artifacts = [a for r in receipts for a in r.artifacts]
+    counts = {state: sum(1 for a in artifacts if a.state is state) for state in ArtifactState}
+    noted = ", ".join(
+        f"{n} {state.value}"
+        for state, n in counts.items()
+        if n and state is not ArtifactState.PRESENT
+    )
+    committed = sum(1 for r in receipts if r.commit)
+    return (
+        f"{len(receipts)} receipt(s), {committed} with a commit; {len(artifacts)} artifact(s) "
+        f"recorded{f' ({noted})' if noted else ''}; `phase-golem verify {item_id}` re-checks them"
+    )

@@ -12,11 +12,13 @@ import typer
 from phase_golem.cli.context import state_of
 from phase_golem.cli.render import print_json
 from phase_golem.engine.transfer import (
+    export_ledger,
     export_task_golem,
     export_text,
     import_file,
-    write_atomically,
+    ledger_ndjson,
 )
+from phase_golem.fsutil import write_atomically
 
 FORMATS = ("auto", "backlog", "inbox", "task-golem")
 EXPORT_FORMATS = ("backlog", "task-golem")
@@ -80,8 +82,30 @@ def export_command(
             "(tasks.jsonl and archive.jsonl in the FILE directory).",
         ),
     ] = "backlog",
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            metavar="FILE",
+            help="Write the ledger instead, as NDJSON (one event per line, the fields of "
+            "`log --json`) to FILE, or to stdout for '-'.",
+        ),
+    ] = None,
+    item: Annotated[
+        str | None, typer.Option("--item", metavar="ID", help="With --ledger: only this item.")
+    ] = None,
+    after: Annotated[
+        int | None,
+        typer.Option("--after", metavar="SEQ", min=0, help="With --ledger: events after SEQ."),
+    ] = None,
 ) -> None:
-    """Write the backlog as Phase Golem BACKLOG.yaml schema v3, or as task-golem JSONL."""
+    """Write the backlog as Phase Golem BACKLOG.yaml schema v3 or as task-golem JSONL, or
+    (--ledger) the ledger as NDJSON; files are replaced atomically."""
+    if ledger is not None:
+        _export_ledger(ctx, ledger, file, fmt, item, after)
+        return
+    if item is not None or after is not None:
+        raise typer.BadParameter("--item and --after go with --ledger", param_hint="--item")
     if fmt not in EXPORT_FORMATS:
         raise typer.BadParameter(
             f"{fmt!r} is not one of {', '.join(EXPORT_FORMATS)}", param_hint="--format"
@@ -98,6 +122,37 @@ def export_command(
         return
     write_atomically(file, text)
     typer.echo(f"Exported to {file}")
+
+
+def _export_ledger(
+    ctx: typer.Context,
+    target: str,
+    file: Path | None,
+    fmt: str,
+    item: str | None,
+    after: int | None,
+) -> None:
+    if file is not None:
+        raise typer.BadParameter(
+            f"the ledger goes to --ledger {target}; drop the extra FILE {file}",
+            param_hint="FILE",
+        )
+    if fmt != "backlog":
+        raise typer.BadParameter("--ledger writes NDJSON; drop --format", param_hint="--format")
+    project = state_of(ctx).project()
+    lines = ledger_ndjson(project.store(), item_id=item, after=after or 0)
+    if target == "-":
+        sys.stdout.writelines(lines)
+        sys.stdout.flush()
+        return
+    path = Path(target)
+    try:
+        export_ledger(path, lines, state_dir=project.state_dir)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot write {path}: {exc.strerror or exc}", param_hint="--ledger"
+        ) from None
+    typer.echo(f"Exported {len(lines)} ledger event(s) to {path}")
 
 
 def _export_directory(file: Path | None) -> Path:

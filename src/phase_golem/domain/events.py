@@ -23,6 +23,8 @@ class EventKind(StrEnum):
     RUN_RETRY_SCHEDULED = "run.retry_scheduled"
     RUN_INDETERMINATE = "run.indeterminate"
     RUN_RESOLVED = "run.resolved"
+    RECEIPT_RECORDED = "receipt.recorded"
+    RECEIPT_COMMITTED = "receipt.committed"
     RUN_WORKSPACE = "run.workspace"
     RUN_LEFTOVERS = "run.leftovers"
     GIT_COMMITTED = "git.committed"

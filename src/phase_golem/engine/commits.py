@@ -26,6 +26,7 @@ from phase_golem.domain.commits import (
     plan_batch,
 )
 from phase_golem.domain.events import EventKind
+from phase_golem.engine.receipts import note_commit
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import (
     commit_paths,
@@ -216,6 +217,7 @@ def _record_commit(
                 "shared_with_overlapping_runs": sorted(mine - set(change.own)),
             },
         )
+    note_commit(tx, [change.run_id for change in runs], commit)
 
 
 def _commit(

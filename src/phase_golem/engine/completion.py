@@ -3,8 +3,10 @@ merges, and queue a retry or a backoff (DESIGN §3 step 4, §6 failure classes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from phase_golem.agents.runner import AgentOutcome
@@ -42,6 +44,7 @@ from phase_golem.domain.transitions import (
 )
 from phase_golem.engine.approvals import AFTER, request_approval
 from phase_golem.engine.commits import record_change
+from phase_golem.engine.receipts import prepare_receipt
 from phase_golem.engine.workspaces import WorkspaceChange, run_change
 from phase_golem.store import Store, Transaction
 
@@ -382,8 +385,18 @@ def complete_run(
     outcome: AgentOutcome,
     *,
     change: WorkspaceChange | None = None,
+    workdir: Path | None = None,
+    touched: Sequence[str] = (),
 ) -> Completion:
-    """Apply one agent outcome; everything it changes commits together or not at all."""
+    """Apply one agent outcome; everything it changes commits together or not at all.
+
+    A committed run gets its receipt in the same transaction: the artifacts its result
+    reported plus the paths it `touched` (by default, those of its workspace `change`),
+    resolved in `workdir` and hashed beforehand.
+    """
+    if change is not None and not touched:
+        touched = change.touched
+    receipt = prepare_receipt(workdir, outcome, touched)  # hashed outside the lock
     with store.transaction() as tx:
         run = tx.get_run(run_id)
         if run is None:
@@ -506,6 +519,7 @@ def complete_run(
         done.run = finished
         if change is not None:
             _record_workspace(tx, settings, run, item, result, change, done)
+        receipt.save(tx, finished)
         if retry is not None:
             attempt, not_before, reason = retry
             queue_retry(tx, finished, attempt=attempt, not_before=not_before, reason=reason)

@@ -317,7 +317,7 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         raise asyncio.CancelledError from None
     except (LookupError, GitError) as exc:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
-        return complete_run(ctx.store, ctx.settings, run_id, outcome)
+        return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
     phase = phase_config(ctx.settings, prepared.item, prepared.run)
     adapter = adapter_of(ctx, phase)
     ctx.trees.enter(workspace.tree, run_id)
@@ -346,7 +346,14 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
     change = _left(ctx, prepared)
-    return complete_run(ctx.store, ctx.settings, run_id, outcome, change=change)
+    return complete_run(
+        ctx.store,
+        ctx.settings,
+        run_id,
+        outcome,
+        change=change,
+        workdir=prepared.workspace.workdir,
+    )
 
 
 def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:

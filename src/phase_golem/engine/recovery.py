@@ -154,4 +154,6 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
     exit = ProcessExit(None, timed_out=timed_out)
     outcome = collect_outcome(adapter, request, exit, ctx.settings.execution.max_result_bytes)
     change = left()
-    return complete_run(ctx.store, ctx.settings, run_id, outcome, change=change)
+    return complete_run(
+        ctx.store, ctx.settings, run_id, outcome, change=change, workdir=request.cwd
+    )

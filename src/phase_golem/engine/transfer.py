@@ -3,8 +3,7 @@ an import is applied to the store in one transaction."""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import Item, new_item
 from phase_golem.domain.pipelines import Settings
+from phase_golem.fsutil import is_within, write_atomically
 from phase_golem.interchange.backlog_yaml import (
     BacklogFormatError,
     dump_backlog_v3,
@@ -30,7 +30,7 @@ from phase_golem.interchange.task_golem import (
     merge_active_and_archive,
     parse_task_golem_text,
 )
-from phase_golem.store import Store
+from phase_golem.store import NotFoundError, Store
 
 
 @dataclass(frozen=True)
@@ -199,21 +199,17 @@ def export_task_golem(store: Store, directory: Path) -> tuple[Path, Path]:
     return active_path, archive_path
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Temp file in the same directory, fsync, rename: readers never see half a file."""
-    directory = path.parent
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+def ledger_ndjson(store: Store, *, item_id: str | None = None, after: int = 0) -> list[str]:
+    """The ledger as NDJSON lines, the fields of `log --json` (an unknown item is an error)."""
+    with store.reader() as tx:
+        if item_id is not None and tx.get_item(item_id) is None:
+            raise NotFoundError(f"no item {item_id}")
+        events = tx.events(after_seq=after, item_id=item_id)
+    return [
+        json.dumps(e.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n" for e in events
+    ]
+
+
+def export_ledger(path: Path, lines: Sequence[str], *, state_dir: Path) -> None:
+    """Atomically, so a reader never sees half a ledger; private under `.phase-golem/`."""
+    write_atomically(path, lines, private=is_within(path.parent, state_dir))

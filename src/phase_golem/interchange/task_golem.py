@@ -24,6 +24,7 @@ from phase_golem.domain.items import (
     parse_timestamp,
     split_item_id,
 )
+from phase_golem.domain.ndjson import torn_line_warning
 from phase_golem.domain.serialization import ITEM_FIELD_PARSERS
 from phase_golem.interchange.backlog_yaml import BacklogFormatError
 
@@ -239,8 +240,9 @@ def _nonempty_str(value: Any) -> str:
 
 
 def parse_task_golem_text(text: str, source: str, *, archive: bool = False) -> TaskGolemParse:
-    """Parse one JSONL file. The active file fails on a malformed line (naming it); the
-    archive skips one with a warning, as task-golem does, so a torn final append is survivable.
+    """Parse one JSONL file. A torn final line (a writer killed mid-append) is dropped
+    with a warning in either file; elsewhere the active file fails on a malformed line
+    (naming it) while the archive skips it with a warning, as task-golem does.
     """
     warnings: list[str] = []
     lines = text.split("\n")
@@ -250,6 +252,7 @@ def parse_task_golem_text(text: str, source: str, *, archive: bool = False) -> T
     _header_version(lines[first], source)
     items: list[Item] = []
     unknown: set[str] = set()
+    last = max(n for n, line in enumerate(lines, start=1) if line.strip())
     for number, line in enumerate(lines[first + 1 :], start=first + 2):
         if not line.strip():
             continue
@@ -257,6 +260,9 @@ def parse_task_golem_text(text: str, source: str, *, archive: bool = False) -> T
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as exc:
+            if number == last:
+                warnings.append(torn_line_warning(source, number, exc.msg))
+                continue
             if archive:
                 warnings.append(f"{label}: skipped a malformed line ({exc.msg})")
                 continue

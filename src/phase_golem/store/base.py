@@ -9,6 +9,7 @@ only the row-level primitives of `TransactionBase`; the rules live here, once.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -16,6 +17,7 @@ from typing import Any, Protocol
 
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item, format_item_id, format_timestamp, split_item_id
+from phase_golem.domain.receipts import ArtifactState, Receipt
 from phase_golem.domain.redaction import redact
 from phase_golem.domain.runs import Run, RunStatus, Step, ensure_valid_transition
 from phase_golem.store.snapshot import BacklogSnapshot
@@ -97,6 +99,12 @@ class Transaction(Protocol):
         item_id: str | None = None,
         limit: int | None = None,
     ) -> list[LedgerEvent]: ...
+
+    # Receipts (one per committed run; only its commit is filled in later)
+    def save_receipt(self, receipt: Receipt) -> None: ...
+    def get_receipt(self, run_id: str) -> Receipt | None: ...
+    def list_receipts(self, item_id: str | None = None) -> list[Receipt]: ...
+    def set_receipt_commit(self, run_ids: Collection[str], commit: str) -> None: ...
 
     # Schedules and metadata
     def get_schedule(self, source: str) -> Schedule | None: ...
@@ -181,6 +189,14 @@ class TransactionBase(abc.ABC):
     def _load_events(
         self, after_seq: int, item_id: str | None, limit: int | None
     ) -> list[LedgerEvent]: ...
+    @abc.abstractmethod
+    def _insert_receipt(self, receipt: Receipt) -> None: ...
+    @abc.abstractmethod
+    def _load_receipt(self, run_id: str) -> Receipt | None: ...
+    @abc.abstractmethod
+    def _load_receipts(self, item_id: str | None) -> list[Receipt]: ...
+    @abc.abstractmethod
+    def _update_receipt(self, receipt: Receipt) -> None: ...
     @abc.abstractmethod
     def _load_schedule(self, source: str) -> Schedule | None: ...
     @abc.abstractmethod
@@ -337,6 +353,59 @@ class TransactionBase(abc.ABC):
         limit: int | None = None,
     ) -> list[LedgerEvent]:
         return self._load_events(after_seq, item_id, limit)
+
+    def save_receipt(self, receipt: Receipt) -> None:
+        """Record the receipt of a committed run; a run has at most one."""
+        self._require_writable()
+        run = self._load_run(receipt.run_id)
+        if run is None:
+            raise NotFoundError(f"no run {receipt.run_id} for its receipt")
+        if run.status is not RunStatus.COMMITTED:
+            raise ConflictError(
+                f"run {run.id} is {run.status.value}; only a committed run has a receipt"
+            )
+        if run.item_id != receipt.item_id:
+            raise ConflictError(f"run {run.id} belongs to {run.item_id}, not {receipt.item_id}")
+        if self._load_receipt(receipt.run_id) is not None:
+            raise ConflictError(f"run {run.id} already has a receipt")
+        self._insert_receipt(receipt)
+        not_clean = [a.path for a in receipt.artifacts if a.state is not ArtifactState.PRESENT]
+        self.append_event(
+            EventKind.RECEIPT_RECORDED,
+            item_id=receipt.item_id,
+            run_id=receipt.run_id,
+            data={"artifacts": len(receipt.artifacts), "not_present": not_clean},
+        )
+
+    def get_receipt(self, run_id: str) -> Receipt | None:
+        return self._load_receipt(run_id)
+
+    def list_receipts(self, item_id: str | None = None) -> list[Receipt]:
+        """Oldest first (the order they were recorded in), so the last one of a path wins."""
+        return self._load_receipts(item_id)
+
+    def set_receipt_commit(self, run_ids: Collection[str], commit: str) -> None:
+        """The git commit that recorded these runs' work; set once (again: same value only)."""
+        self._require_writable()
+        if not commit:
+            raise StoreError("a receipt's commit cannot be empty")
+        for run_id in sorted(set(run_ids)):
+            receipt = self._load_receipt(run_id)
+            if receipt is None:
+                raise NotFoundError(f"no receipt for run {run_id}")
+            if receipt.commit == commit:
+                continue
+            if receipt.commit is not None:
+                raise ConflictError(
+                    f"the receipt of {run_id} already names commit {receipt.commit}"
+                )
+            self._update_receipt(dataclasses.replace(receipt, commit=commit))
+            self.append_event(
+                EventKind.RECEIPT_COMMITTED,
+                item_id=receipt.item_id,
+                run_id=run_id,
+                data={"commit": commit},
+            )
 
     def get_schedule(self, source: str) -> Schedule | None:
         return self._load_schedule(source)

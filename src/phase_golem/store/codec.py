@@ -8,6 +8,7 @@ from typing import Any
 
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import ITEM_FIELDS, Item
+from phase_golem.domain.receipts import Receipt, receipt_from_dict
 from phase_golem.domain.runs import RUN_FIELDS, Run
 from phase_golem.domain.serialization import (
     item_from_dict,
@@ -22,6 +23,18 @@ RUN_JSON_COLUMNS = frozenset({"result"})
 RUN_BOOL_COLUMNS = frozenset({"side_effect"})
 EVENT_COLUMNS = ("seq", "at", "kind", "item_id", "run_id", "data")
 SCHEDULE_COLUMNS = ("source", "kind", "value", "next_run_at", "last_run_at")
+RECEIPT_COLUMNS = (
+    "run_id",
+    "item_id",
+    "phase",
+    "created_at",
+    "idempotency_key",
+    "snapshot_before",
+    "snapshot_after",
+    "git_commit",
+    "workdir",
+    "artifacts",
+)
 
 
 def _dumps(value: Any) -> str:
@@ -84,3 +97,18 @@ def event_from_row(row: Mapping[str, Any]) -> LedgerEvent:
 
 def schedule_from_row(row: Mapping[str, Any]) -> Schedule:
     return Schedule(**{name: row[name] for name in SCHEDULE_COLUMNS})
+
+
+def receipt_to_row(receipt: Receipt) -> dict[str, Any]:
+    data = receipt.to_dict()
+    data["git_commit"] = data.pop("commit")
+    data["artifacts"] = _dumps(data["artifacts"])
+    return {name: data[name] for name in RECEIPT_COLUMNS}
+
+
+def receipt_from_row(row: Mapping[str, Any]) -> Receipt:
+    data = {name: row[name] for name in RECEIPT_COLUMNS}
+    data["commit"] = data.pop("git_commit")
+    raw = data["artifacts"]
+    data["artifacts"] = json.loads(raw) if isinstance(raw, str) else list(raw or [])
+    return receipt_from_dict(data)

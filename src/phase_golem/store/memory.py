@@ -12,6 +12,7 @@ from typing import Any
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item
+from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import Run, RunStatus, Step
 from phase_golem.store.base import SnapshotKeeper, Transaction, TransactionBase
 from phase_golem.store.snapshot import BacklogSnapshot
@@ -25,6 +26,7 @@ class _State:
     events: list[LedgerEvent] = field(default_factory=list)
     schedules: dict[str, Schedule] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    receipts: dict[str, Receipt] = field(default_factory=dict)  # insertion order = recorded
 
     def copy(self) -> _State:
         return _State(
@@ -34,6 +36,7 @@ class _State:
             list(self.events),
             dict(self.schedules),
             dict(self.meta),
+            dict(self.receipts),
         )
 
 
@@ -119,6 +122,18 @@ class MemoryTransaction(TransactionBase):
             if e.seq > after_seq and (item_id is None or e.item_id == item_id)
         ]
         return found[:limit] if limit is not None else found
+
+    def _insert_receipt(self, receipt: Receipt) -> None:
+        self.state.receipts[receipt.run_id] = receipt
+
+    def _load_receipt(self, run_id: str) -> Receipt | None:
+        return self.state.receipts.get(run_id)
+
+    def _load_receipts(self, item_id: str | None) -> list[Receipt]:
+        return [r for r in self.state.receipts.values() if item_id in (None, r.item_id)]
+
+    def _update_receipt(self, receipt: Receipt) -> None:
+        self.state.receipts[receipt.run_id] = receipt
 
     def _load_schedule(self, source: str) -> Schedule | None:
         return self.state.schedules.get(source)

@@ -21,15 +21,19 @@ from typing import Any
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item
+from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
 from phase_golem.store.base import SnapshotKeeper, StoreError, Transaction, TransactionBase
 from phase_golem.store.codec import (
     EVENT_COLUMNS,
+    RECEIPT_COLUMNS,
     SCHEDULE_COLUMNS,
     event_data_to_column,
     event_from_row,
     item_from_row,
     item_to_row,
+    receipt_from_row,
+    receipt_to_row,
     run_from_row,
     run_to_row,
     schedule_from_row,
@@ -204,6 +208,33 @@ class SqliteTransaction(TransactionBase):
             sql += " LIMIT ?"
             params.append(limit)
         return [event_from_row(r) for r in self._all(sql, params)]
+
+    def _insert_receipt(self, receipt: Receipt) -> None:
+        row = receipt_to_row(receipt)
+        marks = ", ".join("?" for _ in RECEIPT_COLUMNS)
+        self._conn.execute(
+            f"INSERT INTO receipts ({', '.join(RECEIPT_COLUMNS)}) VALUES ({marks})",
+            [row[name] for name in RECEIPT_COLUMNS],
+        )
+
+    def _load_receipt(self, run_id: str) -> Receipt | None:
+        row = self._one(
+            f"SELECT {', '.join(RECEIPT_COLUMNS)} FROM receipts WHERE run_id = ?", (run_id,)
+        )
+        return receipt_from_row(row) if row else None
+
+    def _load_receipts(self, item_id: str | None) -> list[Receipt]:
+        sql = f"SELECT {', '.join(RECEIPT_COLUMNS)} FROM receipts"
+        params: list[Any] = []
+        if item_id is not None:
+            sql += " WHERE item_id = ?"
+            params.append(item_id)
+        return [receipt_from_row(r) for r in self._all(sql + " ORDER BY seq", params)]
+
+    def _update_receipt(self, receipt: Receipt) -> None:
+        self._conn.execute(
+            "UPDATE receipts SET git_commit = ? WHERE run_id = ?", (receipt.commit, receipt.run_id)
+        )
 
     def _load_schedule(self, source: str) -> Schedule | None:
         row = self._one(
