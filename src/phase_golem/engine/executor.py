@@ -43,8 +43,11 @@ from phase_golem.engine.completion import (
     phase_config,
 )
 from phase_golem.engine.files import append_worklog, change_folder
+from phase_golem.engine.leases import leased
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
+from phase_golem.engine.reconcile import Verdict
+from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.store import Store
 
 log = logging.getLogger(__name__)
@@ -182,16 +185,35 @@ def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> 
     Except a side-effect phase whose agent had started: stopped mid-action it may or may
     not have acted, so it ends `paused:indeterminate` and its item waits for a decision.
     """
+    # A side-effect phase stopped mid-action asks its reconcile check first, if it has one.
+    reconciled = check_side_effect(ctx.store, ctx.settings, ctx.root, run_id)
+    if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
+        stopped = AgentOutcome(
+            None, ErrorClass.CRASHED, f"stopped while it ran ({why})", StreamInfo()
+        )
+        complete_run(ctx.store, ctx.settings, run_id, stopped, reconciled)
+        return
     with ctx.store.transaction() as tx:
         run = tx.get_run(run_id)
         if run is None or not run.is_active:
             return
         stamp = format_timestamp(tx.now)
+        mutation = run.mutation
+        if reconciled is not None:
+            tx.append_event(
+                EventKind.RUN_RECONCILED,
+                item_id=run.item_id,
+                run_id=run.id,
+                data={**reconciled.ledger_data(), "after": why},
+            )
         if run.side_effect and run.mutation is Mutation.IN_FLIGHT:
-            pause_indeterminate(tx, run, f"it was stopped while it ran ({why})")
-            return
+            if reconciled is None or reconciled.verdict is Verdict.UNKNOWN:
+                detail = f"; {reconciled.detail}" if reconciled is not None else ""
+                pause_indeterminate(tx, run, f"it was stopped while it ran ({why}){detail}")
+                return
+            mutation = Mutation.FAILED  # its check says it did not act: safe to run again
         tx.save_run(
-            finish(run, RunStatus.CANCELLED, stamp, error=why),
+            finish(run, RunStatus.CANCELLED, stamp, error=why, mutation=mutation),
             EventKind.RUN_FINISHED,
             {"outcome": "Cancelled"},
         )
@@ -234,12 +256,16 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     phase = phase_config(ctx.settings, prepared.item, prepared.run)
     adapter = adapter_for(phase_agent(ctx.settings, phase), ctx.settings.agent, ctx.base_dir)
     try:
-        outcome = await ctx.agent_runner(
-            adapter,
-            prepared.request,
-            max_result_bytes=ctx.settings.execution.max_result_bytes,
-            on_start=lambda pid: _record_pid(ctx, run_id, pid),
-        )
+        async with leased(ctx.store, run_id, ctx.worker_id, ctx.settings.execution):
+            outcome = await ctx.agent_runner(
+                adapter,
+                prepared.request,
+                max_result_bytes=ctx.settings.execution.max_result_bytes,
+                on_start=lambda pid: _record_pid(ctx, run_id, pid),
+            )
+            reconciled = await reconcile_uncertain(
+                ctx.store, ctx.settings, ctx.root, run_id, outcome
+            )
     except asyncio.CancelledError:
         cancel_run(ctx, run_id)
         item = prepared.item
@@ -256,4 +282,5 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
-    return complete_run(ctx.store, ctx.settings, run_id, outcome)
+        reconciled = None
+    return complete_run(ctx.store, ctx.settings, run_id, outcome, reconciled)

@@ -38,6 +38,7 @@ from phase_golem.domain.scheduling import (
     Triage,
     waiting_on_dependencies,
 )
+from phase_golem.engine.agent_pauses import agent_for_item, agent_for_run, paused_agents
 from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
 from phase_golem.engine.completion import Completion, max_attempts, phase_config, queue_retry
 from phase_golem.engine.executor import (
@@ -48,7 +49,8 @@ from phase_golem.engine.executor import (
     idempotency_key,
 )
 from phase_golem.engine.files import append_worklog
-from phase_golem.engine.recovery import adopt_run
+from phase_golem.engine.leases import sweep_due
+from phase_golem.engine.recovery import adopt_run, sweep_expired_leases
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import Transaction
@@ -99,6 +101,8 @@ class Scheduler:
         self._seen_version = -1
         self._adopt = list(adopt)
         self._counted: set[tuple[str, str, int]] = set()
+        self._last_sweep = time.monotonic()
+        self._paused_reported: set[str] = set()
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: dict[str, Item]) -> bool:
@@ -169,14 +173,16 @@ class Scheduler:
             by_id = {i.id: i for i in items}
             active = tx.list_runs(statuses=[RunStatus.ACTIVE])
             self.scope = self.selection.scope_of(items)
+            paused = self._paused(tx)
             running = {
                 r.item_id: RunningTask(
                     r.phase,
                     self._destructive(r, by_id),
-                    waiting=self._waiting(r, tx.now),
+                    waiting=self._waiting(r, tx.now) or self._held(r, by_id, paused),
                 )
                 for r in active
             }
+            running.update(self._held_items(items, running, paused))
             choice = self.selection.choose(items, running, tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
@@ -220,6 +226,33 @@ class Scheduler:
             return True
         return not self._in_scope(run.item_id)
 
+    def _paused(self, tx: Transaction) -> frozenset[str]:
+        """Agents paused now; each newly seen pause is said once."""
+        pauses = paused_agents(tx)
+        for name in sorted(set(pauses) - self._paused_reported):
+            self.emit(pauses[name].line())
+        self._paused_reported = set(pauses)
+        return frozenset(pauses)
+
+    def _held(self, run: Run, items: dict[str, Item], paused: frozenset[str]) -> bool:
+        """A queued run that needs a paused agent: it keeps its item, takes no slot."""
+        item = items.get(run.item_id)
+        if not paused or run.step is not Step.QUEUED or item is None:
+            return False
+        return agent_for_run(self.ctx.settings, item, run) in paused
+
+    def _held_items(
+        self, items: list[Item], running: dict[str, RunningTask], paused: frozenset[str]
+    ) -> dict[str, RunningTask]:
+        """Items whose next run needs a paused agent wait where they are (no slot held)."""
+        if not paused:
+            return {}
+        return {
+            item.id: RunningTask(item.phase or "", False, waiting=True)
+            for item in items
+            if item.id not in running and agent_for_item(self.ctx.settings, item) in paused
+        }
+
     def _count(self, run: Run) -> None:
         """A visit counts toward `--cap` (and `step`) once, however many tries it takes."""
         key = (run.item_id, run.phase, run.visit)
@@ -254,6 +287,8 @@ class Scheduler:
             for item in (tx.get_item(r.item_id) for r in [*running, *due])
             if item is not None
         }
+        paused = frozenset(paused_agents(tx))
+        due = [r for r in due if not self._held(r, items, paused)]
         shared = self.ctx.settings.execution.isolation is Isolation.SHARED
         if shared and any(self._destructive(run, items) for run in running):
             return frozenset()
@@ -293,6 +328,27 @@ class Scheduler:
         """The runs in flight with their age in seconds (read by the live panel's thread)."""
         now = time.monotonic()
         return [(run, now - self.started_at.get(run.id, now)) for run in list(self.tasks.values())]
+
+    def _sweep(self) -> None:
+        """Every half lease: take over runs whose owner stopped renewing their lease."""
+        now = time.monotonic()
+        if not sweep_due(self._last_sweep, now, self.ctx.settings.execution):
+            return
+        self._last_sweep = now
+        ours = {run.id for run in self.tasks.values()}
+        recovered, adopt = sweep_expired_leases(
+            self.ctx.store, self.ctx.settings, self.ctx.root, ours
+        )
+        for run_id in recovered:
+            self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
+        for run in adopt:
+            self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
+            self._start_adoption(run)
+
+    def _start_adoption(self, run: Run) -> None:
+        task = asyncio.create_task(adopt_run(self.ctx, run.id), name=run.id)
+        self.tasks[task] = run
+        self.started_at[run.id] = time.monotonic()
 
     def _finished(self, completion: Completion) -> None:
         summary = self.state.summary
@@ -379,8 +435,8 @@ class Scheduler:
         with self.ctx.store.reader() as tx:
             moments = [
                 parse_timestamp(r.not_before)
-                for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
-                if r.step is Step.QUEUED and r.not_before is not None and self._in_scope(r.item_id)
+                for r in self._startable(tx)
+                if r.step is Step.QUEUED and r.not_before is not None
             ]
             moments += [
                 parse_timestamp(i.wake_at)
@@ -392,10 +448,18 @@ class Scheduler:
         future = [moment for moment in moments if moment > now]
         return min(future) if future else None
 
+    def _startable(self, tx: Transaction) -> list[Run]:
+        """Live runs in scope, but not those waiting for a human to resume their agent."""
+        active = [r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if self._in_scope(r.item_id)]
+        paused = frozenset(paused_agents(tx))
+        if not paused:
+            return active
+        items = {i.id: i for i in (tx.get_item(r.item_id) for r in active) if i is not None}
+        return [r for r in active if not self._held(r, items, paused)]
+
     def _has_queued(self) -> bool:
         with self.ctx.store.reader() as tx:
-            active = tx.list_runs(statuses=[RunStatus.ACTIVE])
-        return any(self._in_scope(r.item_id) for r in active)
+            return bool(self._startable(tx))
 
     async def _wait(self, due: datetime | None) -> bool:
         """Sleep until a run finishes, `due` comes, a signal, or a second passes."""
@@ -438,6 +502,7 @@ class Scheduler:
         summary.halt_reason = halt
         with self.ctx.store.reader() as tx:
             summary.waiting = waiting_on_dependencies(tx.list_items())
+            summary.agents_paused = [p.line() for p in paused_agents(tx).values()]
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_HALTED, data=summary.to_dict())
         return summary
@@ -446,9 +511,7 @@ class Scheduler:
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_STARTED, data={"worker_id": self.ctx.worker_id})
         for run in self._adopt:
-            task = asyncio.create_task(adopt_run(self.ctx, run.id), name=run.id)
-            self.tasks[task] = run
-            self.started_at[run.id] = time.monotonic()
+            self._start_adoption(run)
         while True:
             if self.stop.is_set():
                 await self._drain(cancel=True)
@@ -459,6 +522,7 @@ class Scheduler:
                 if self.stop.is_set():
                     return HaltReason.SHUTDOWN_REQUESTED
                 return HaltReason.CIRCUIT_BREAKER_TRIPPED
+            self._sweep()
             changed, halt = self._decide()
             self._claim_and_start()
             if not self.tasks:

@@ -64,9 +64,9 @@ def run_session(
         problems = preflight(settings, project.config.base_dir, project.root, active, archived)
         if problems:
             raise ProjectError(f"preflight failed: {'; '.join(problems)}")
-        recovered, adopted = recover_interrupted_runs(store, project.root)
+        recovered, adopted = recover_interrupted_runs(store, settings, project.root)
         for run_id in recovered:
-            emit(f"[recovery] {run_id} was interrupted; retried or held for a decision")
+            emit(f"[recovery] {run_id} was interrupted; retried, reconciled or held for a decision")
         for run in adopted:
             emit(f"[recovery] {run.id}: its agent outlived the last orchestrator; adopting it")
         ctx = EngineContext(
