@@ -13,6 +13,7 @@ with its agents (power loss).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
@@ -55,7 +56,7 @@ def _pipelines(reconcile: str) -> str:
         "]\n\n[pipelines.checked]\nphases = [\n"
         f"    {plan},\n"
         '    { name = "ship", is_destructive = false, side_effect = true, '
-        f"reconcile = {reconcile!r} }},\n"
+        f"reconcile = {json.dumps(reconcile)} }},\n"
         "]\n"
     )
 

@@ -120,6 +120,13 @@ def recover_interrupted_runs(
     return recovered, adopt
 
 
+def blocked_by(store: Store, run_ids: Collection[str]) -> set[str]:
+    """Items that recovered runs left waiting for a human (an uncertain side effect)."""
+    with store.reader() as tx:
+        runs = [tx.get_run(run_id) for run_id in run_ids]
+    return {r.item_id for r in runs if r is not None and r.status is RunStatus.PAUSED_INDETERMINATE}
+
+
 def sweep_expired_leases(
     store: Store, settings: Settings, root: Path, ours: Collection[str]
 ) -> tuple[list[str], list[Run]]:

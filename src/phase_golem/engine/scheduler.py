@@ -50,7 +50,7 @@ from phase_golem.engine.executor import (
 )
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
-from phase_golem.engine.recovery import adopt_run, sweep_expired_leases
+from phase_golem.engine.recovery import adopt_run, blocked_by, sweep_expired_leases
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import Transaction
@@ -341,6 +341,7 @@ class Scheduler:
         )
         for run_id in recovered:
             self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
+        self.state.summary.items_blocked.update(blocked_by(self.ctx.store, recovered))
         for run in adopt:
             self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
             self._start_adoption(run)

@@ -13,7 +13,7 @@ from phase_golem.domain.items import ItemStatus, split_item_id
 from phase_golem.engine.executor import EngineContext
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.preflight import preflight
-from phase_golem.engine.recovery import recover_interrupted_runs
+from phase_golem.engine.recovery import blocked_by, recover_interrupted_runs
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
@@ -77,6 +77,7 @@ def run_session(
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
         )
         scheduler = Scheduler(ctx, options, emit, adopt=adopted)
+        scheduler.state.summary.items_blocked.update(blocked_by(store, recovered))
         if watch is not None:
             watch(scheduler)
         return asyncio.run(scheduler.run())
