@@ -87,8 +87,8 @@ def test_a_run_killed_between_claim_and_start_is_retried_with_its_key_and_attemp
 ) -> None:
     item = _item_at(store, "plan")
     claimed = _run(store, item, "plan", Step.CLAIMED)
-    recovered, adopt = recover_interrupted_runs(store, _settings(), tmp_path)
-    assert (recovered, adopt) == ([claimed.id], [])
+    recovered = recover_interrupted_runs(store, _settings(), tmp_path)
+    assert (recovered.runs, recovered.adopt) == ([claimed.id], [])
     crashed, retry = _runs(store, item)
     assert (crashed.status, retry.status, retry.step) == (
         RunStatus.CRASHED,
@@ -106,7 +106,8 @@ def test_a_queued_run_is_left_alone_and_a_second_recovery_changes_nothing(
     _run(store, item, "plan", Step.CLAIMED)
     recover_interrupted_runs(store, _settings(), tmp_path)
     before = _runs(store, item)
-    assert recover_interrupted_runs(store, _settings(), tmp_path) == ([], [])
+    again = recover_interrupted_runs(store, _settings(), tmp_path)
+    assert (again.runs, again.adopt, again.completed) == ([], [], [])
     assert _runs(store, item) == before
 
 
@@ -116,8 +117,8 @@ def test_a_started_run_whose_result_was_written_is_adopted(store: Store, tmp_pat
     run_dir = tmp_path / ".phase-golem" / "runs" / started.id
     run_dir.mkdir(parents=True)
     (run_dir / "result.json").write_text("{}")
-    recovered, adopt = recover_interrupted_runs(store, _settings(), tmp_path)
-    assert recovered == [] and [r.id for r in adopt] == [started.id]
+    recovered = recover_interrupted_runs(store, _settings(), tmp_path)
+    assert recovered.runs == [] and [r.id for r in recovered.adopt] == [started.id]
     assert _runs(store, item)[0].is_active  # adoption completes it from the file
 
 
@@ -158,7 +159,8 @@ def test_recovery_asks_the_reconcile_check_before_anyone(
     item = _item_at(store, "ship")
     ship = _run(store, item, "ship", Step.STARTED, mutation=Mutation.IN_FLIGHT)
     check = f"{sys.executable} -c 'import sys; sys.exit({code})'"
-    recover_interrupted_runs(store, _settings(check), tmp_path)
+    recovered = recover_interrupted_runs(store, _settings(check), tmp_path)
+    assert [c.run.id for c in recovered.completed] == ([ship.id] if code == 0 else [])
     runs = _runs(store, item)
     assert (runs[0].status, runs[0].mutation) == (status, mutation)
     assert "run.reconciled" in _kinds(store, ship.id)
@@ -183,8 +185,8 @@ def test_the_sweep_takes_over_only_expired_leases_that_are_not_ours(
     expired = _run(store, _item_at(store, "plan"), "plan", Step.CLAIMED, lease_until=past)
     fresh = _run(store, _item_at(store, "plan"), "plan", Step.CLAIMED, lease_until=future)
     ours = _run(store, _item_at(store, "plan"), "plan", Step.STARTED, lease_until=past)
-    recovered, adopt = sweep_expired_leases(store, _settings(), tmp_path, {ours.id})
-    assert (recovered, adopt) == ([expired.id], [])
+    recovered = sweep_expired_leases(store, _settings(), tmp_path, {ours.id})
+    assert (recovered.runs, recovered.adopt) == ([expired.id], [])
     with store.reader() as tx:
         assert tx.get_run(expired.id).status is RunStatus.CRASHED  # type: ignore[union-attr]
         assert tx.get_run(fresh.id).is_active  # type: ignore[union-attr]

@@ -157,6 +157,9 @@ def test_a_reconcile_that_exits_zero_completes_the_phase_without_asking(
     assert verdict["data"]["verdict"] == "happened" and verdict["data"]["exit_code"] == 0
     item = items_by_id(repo)["WRK-001"]
     assert item["status"] == "done" and not _events(repo, "run.indeterminate")
+    # Finished like any run of ours, although recovery did it: its worklog line is there.
+    worklog = "".join(p.read_text() for p in (repo.root / "_worklog").glob("*.md"))
+    assert "the side effect happened" in worklog
 
 
 def test_a_reconcile_that_exits_one_retries_and_the_effect_happens_once(

@@ -58,7 +58,11 @@ def run(
     ] = False,
     plain: PlainFlag = False,
 ) -> None:
-    """Work through the backlog with agents until everything is done or blocked."""
+    """Work through the backlog with agents until everything is done or blocked.
+
+    After a crash it simply continues: runs whose agent still lives are adopted, others are
+    retried, and side-effect phases that may have acted ask their reconcile check or a human.
+    """
     targets = tuple(target or ())
     if targets and only:
         raise DomainError("--target and --only cannot be used together")

@@ -1,8 +1,9 @@
 """The human decision gates: `approve ID [--notes]` and `reject ID --reason`.
 
 An item waits for a human when it is blocked with `blocked_type = decision` (the
-human-review and guardrail gate, a phase's `approval` gate, an unavailable agent, a
-rate-limit pause) or carries `requires_human_review`.
+human-review and guardrail gate, a phase's `approval` gate, a budget) or carries
+`requires_human_review`. An item blocked by an uncertain side effect is decided with
+`phase-golem resolve` instead (engine/resolution.py).
 
 - At the end-of-scoping gate, approving sends the item to Ready with the gate lifted.
 - At a phase's `approval = "before"` gate, approving lets that phase run.

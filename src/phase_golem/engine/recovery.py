@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -65,30 +66,49 @@ def agent_pids(run: Run, root: Path) -> list[int]:
     return agent_processes(run.pid, run.id, root)
 
 
-def recover_run(store: Store, settings: Settings, root: Path, run: Run) -> bool:
-    """Recover one interrupted run; True when it must be adopted instead."""
+@dataclass
+class Recovered:
+    """What a recovery did: runs it retried, reconciled or paused; runs whose agent it
+    found alive (to adopt); and completions its reconcile checks made, which the caller
+    finishes like any other (worklog line, commit)."""
+
+    runs: list[str] = field(default_factory=list)
+    adopt: list[Run] = field(default_factory=list)
+    completed: list[Completion] = field(default_factory=list)
+
+    def add(self, run: Run, outcome: Run | Completion | None) -> None:
+        if isinstance(outcome, Run):
+            self.adopt.append(outcome)
+            return
+        self.runs.append(run.id)
+        if outcome is not None:
+            self.completed.append(outcome)
+
+
+def recover_run(store: Store, settings: Settings, root: Path, run: Run) -> Run | Completion | None:
+    """Recover one interrupted run: the run itself when it must be adopted instead, the
+    completion when its reconcile check said its side effect happened, else None."""
     result_file = run_directory(root, run.id) / "result.json"
     leftovers = agent_pids(run, root)
     if run.step is Step.STARTED and (leftovers or result_file.exists()):
-        return True
+        return run
     stop_processes(leftovers)
     may_have_acted = run.side_effect and run.mutation is Mutation.IN_FLIGHT
     reconciled = check_side_effect(store, settings, root, run.id) if may_have_acted else None
     if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
         lost = AgentOutcome(None, ErrorClass.CRASHED, LOST, StreamInfo())
-        complete_run(store, settings, run.id, lost, reconciled)
-        return False
+        return complete_run(store, settings, run.id, lost, reconciled)
     with store.transaction() as tx:
         current = tx.get_run(run.id)
         if current is None or not current.is_active or current.step is not run.step:
-            return False  # someone else got there first
+            return None  # someone else got there first
         if reconciled is not None:
             data = {**reconciled.ledger_data(), "after": LOST}
             tx.append_event(EventKind.RUN_RECONCILED, item_id=run.item_id, run_id=run.id, data=data)
         if may_have_acted and (reconciled is None or reconciled.verdict is Verdict.UNKNOWN):
             detail = f"; {reconciled.detail}" if reconciled is not None else ""
             pause_indeterminate(tx, current, f"the orchestrator stopped while it ran{detail}")
-            return False
+            return None
         crashed = finish(
             current,
             RunStatus.CRASHED,
@@ -99,25 +119,19 @@ def recover_run(store: Store, settings: Settings, root: Path, run: Run) -> bool:
         )
         tx.save_run(crashed, EventKind.RUN_FINISHED, {"recovered": True, "outcome": "Crashed"})
         queue_retry(tx, crashed, attempt=run.attempt, not_before=None, reason="recovered")
-    return False
+    return None
 
 
-def recover_interrupted_runs(
-    store: Store, settings: Settings, root: Path
-) -> tuple[list[str], list[Run]]:
-    """At start: (runs retried, reconciled or paused, runs to adopt)."""
+def recover_interrupted_runs(store: Store, settings: Settings, root: Path) -> Recovered:
+    """At start: every claimed or started run (the process lock proves them orphaned)."""
     with store.reader() as tx:
         interrupted = [
             r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if r.step is not Step.QUEUED
         ]
-    recovered: list[str] = []
-    adopt: list[Run] = []
+    recovered = Recovered()
     for run in sorted(interrupted, key=lambda r: r.id):
-        if recover_run(store, settings, root, run):
-            adopt.append(run)
-        else:
-            recovered.append(run.id)
-    return recovered, adopt
+        recovered.add(run, recover_run(store, settings, root, run))
+    return recovered
 
 
 def blocked_by(store: Store, run_ids: Collection[str]) -> set[str]:
@@ -129,7 +143,7 @@ def blocked_by(store: Store, run_ids: Collection[str]) -> set[str]:
 
 def sweep_expired_leases(
     store: Store, settings: Settings, root: Path, ours: Collection[str]
-) -> tuple[list[str], list[Run]]:
+) -> Recovered:
     """During `run`: recover the runs whose lease expired and that we are not running."""
     with store.reader() as tx:
         now = tx.now
@@ -138,14 +152,10 @@ def sweep_expired_leases(
             for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
             if r.id not in ours and lease_expired(r, now)
         ]
-    recovered: list[str] = []
-    adopt: list[Run] = []
+    recovered = Recovered()
     for run in sorted(expired, key=lambda r: r.id):
-        if recover_run(store, settings, root, run):
-            adopt.append(run)
-        else:
-            recovered.append(run.id)
-    return recovered, adopt
+        recovered.add(run, recover_run(store, settings, root, run))
+    return recovered
 
 
 def _take_over(ctx: EngineContext, run_id: str) -> Run | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -50,7 +50,12 @@ from phase_golem.engine.executor import (
 )
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
-from phase_golem.engine.recovery import adopt_run, blocked_by, sweep_expired_leases
+from phase_golem.engine.recovery import (
+    Recovered,
+    adopt_run,
+    blocked_by,
+    sweep_expired_leases,
+)
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import Transaction
@@ -85,7 +90,7 @@ class Scheduler:
         ctx: EngineContext,
         options: RunOptions,
         emit: Callable[[str], None],
-        adopt: Sequence[Run] = (),
+        recovered: Recovered | None = None,
     ) -> None:
         if options.step_item is not None:
             ctx = replace(ctx, settings=replace(ctx.settings, guardrails=NO_GUARDRAILS))
@@ -99,7 +104,7 @@ class Scheduler:
         self.started_at: dict[str, float] = {}
         self.stop = asyncio.Event()
         self._seen_version = -1
-        self._adopt = list(adopt)
+        self._recovered = recovered or Recovered()
         self._counted: set[tuple[str, str, int]] = set()
         self._last_sweep = time.monotonic()
         self._paused_reported: set[str] = set()
@@ -336,15 +341,20 @@ class Scheduler:
             return
         self._last_sweep = now
         ours = {run.id for run in self.tasks.values()}
-        recovered, adopt = sweep_expired_leases(
-            self.ctx.store, self.ctx.settings, self.ctx.root, ours
-        )
-        for run_id in recovered:
+        recovered = sweep_expired_leases(self.ctx.store, self.ctx.settings, self.ctx.root, ours)
+        for run_id in recovered.runs:
             self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
-        self.state.summary.items_blocked.update(blocked_by(self.ctx.store, recovered))
-        for run in adopt:
+        for run in recovered.adopt:
             self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
+        self._take_up(recovered)
+
+    def _take_up(self, recovered: Recovered) -> None:
+        """Adopt live agents; finish reconciled runs like ours; count what waits for a human."""
+        for run in recovered.adopt:
             self._start_adoption(run)
+        for completion in recovered.completed:
+            self._finished(completion)
+        self.state.summary.items_blocked.update(blocked_by(self.ctx.store, recovered.runs))
 
     def _start_adoption(self, run: Run) -> None:
         task = asyncio.create_task(adopt_run(self.ctx, run.id), name=run.id)
@@ -511,8 +521,7 @@ class Scheduler:
     async def _loop(self) -> HaltReason:
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_STARTED, data={"worker_id": self.ctx.worker_id})
-        for run in self._adopt:
-            self._start_adoption(run)
+        self._take_up(self._recovered)
         while True:
             if self.stop.is_set():
                 await self._drain(cancel=True)

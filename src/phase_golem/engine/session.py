@@ -13,7 +13,7 @@ from phase_golem.domain.items import ItemStatus, split_item_id
 from phase_golem.engine.executor import EngineContext
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.preflight import preflight
-from phase_golem.engine.recovery import blocked_by, recover_interrupted_runs
+from phase_golem.engine.recovery import recover_interrupted_runs
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
@@ -64,10 +64,10 @@ def run_session(
         problems = preflight(settings, project.config.base_dir, project.root, active, archived)
         if problems:
             raise ProjectError(f"preflight failed: {'; '.join(problems)}")
-        recovered, adopted = recover_interrupted_runs(store, settings, project.root)
-        for run_id in recovered:
+        recovered = recover_interrupted_runs(store, settings, project.root)
+        for run_id in recovered.runs:
             emit(f"[recovery] {run_id} was interrupted; retried, reconciled or held for a decision")
-        for run in adopted:
+        for run in recovered.adopt:
             emit(f"[recovery] {run.id}: its agent outlived the last orchestrator; adopting it")
         ctx = EngineContext(
             root=project.root,
@@ -76,8 +76,7 @@ def run_session(
             store=store,
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
         )
-        scheduler = Scheduler(ctx, options, emit, adopt=adopted)
-        scheduler.state.summary.items_blocked.update(blocked_by(store, recovered))
+        scheduler = Scheduler(ctx, options, emit, recovered=recovered)
         if watch is not None:
             watch(scheduler)
         return asyncio.run(scheduler.run())
