@@ -4,6 +4,7 @@ phase's reconcile check when it has one, else by a human through `phase-golem re
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,15 @@ from typing import Any
 import pytest
 
 from tests.conftest import Repo
-from tests.e2e import add_items, items_by_id, kill_mid_phase, runs_of, write_project
+from tests.e2e import (
+    add_items,
+    items_by_id,
+    kill_mid_phase,
+    runs_of,
+    start_run,
+    wait_for_agents,
+    write_project,
+)
 
 
 def _pipeline(reconcile: str | None = None, *, after: bool = False) -> str:
@@ -221,3 +230,34 @@ def test_an_orphaned_side_effect_is_adopted_and_never_reconciled(
     assert [(r["id"], r["status"]) for r in _ships(repo)] == [(ship["id"], "committed")]
     assert log.read_text().splitlines() == [f"WRK-001 ship {ship['id']}"]
     assert not _events(repo, "run.reconciled")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "mutation"), [(0, "committed", "applied"), (1, "cancelled", "failed")]
+)
+def test_a_side_effect_stopped_by_ctrl_c_asks_its_check_first(
+    git_repo: Repo, code: int, status: str, mutation: str
+) -> None:
+    rules = "  - match: {phase: ship}\n    delay: 30\n    times: 1\n"
+    repo = write_project(git_repo, rules, pipelines=_pipeline(_exits(code)))
+    add_items(repo, "Deploy, interrupted")
+    process = start_run(repo)
+    try:
+        assert wait_for_agents(repo, "ship", 1)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    [stopped] = _ships(repo)
+    assert (stopped["status"], stopped["mutation"]) == (status, mutation)
+    assert repo.pg("run").code == 0
+    ships = _ships(repo)
+    assert items_by_id(repo)["WRK-001"]["status"] == "done"
+    if code == 1:  # it did not act: the visit is resumed with its key and attempt
+        assert [r["status"] for r in ships] == ["cancelled", "committed"]
+        assert ships[1]["idempotency_key"] == ships[0]["idempotency_key"]
+        assert ships[1]["attempt"] == ships[0]["attempt"]
+    else:
+        assert len(ships) == 1
