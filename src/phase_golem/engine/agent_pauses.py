@@ -22,7 +22,8 @@ from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import Item, ItemStatus, format_timestamp
 from phase_golem.domain.pipelines import AgentCli, PhaseConfig, Settings
-from phase_golem.domain.runs import Run, RunKind
+from phase_golem.domain.runs import Run, RunKind, Step
+from phase_golem.domain.scheduling import RunningTask
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.store import Store, Transaction
 
@@ -151,3 +152,37 @@ def agent_for_run(settings: Settings, item: Item, run: Run) -> str:
     pipeline = settings.pipeline(item.pipeline_type)
     position = pipeline.locate(run.phase, run.pool) if pipeline else None
     return phase_agent(settings, position.phase if position else None).value
+
+
+@dataclass(frozen=True, slots=True)
+class Holds:
+    """What the scheduler holds back for paused agents, as of one read of the store."""
+
+    settings: Settings
+    paused: frozenset[str]
+
+    @classmethod
+    def read(cls, tx: Transaction, settings: Settings) -> Holds:
+        return cls(settings, frozenset(paused_agents(tx)))
+
+    def run_held(self, run: Run, item: Item | None) -> bool:
+        """A queued run that needs a paused agent: it keeps its item, takes no slot."""
+        if not self.paused or run.step is not Step.QUEUED or item is None:
+            return False
+        return agent_for_run(self.settings, item, run) in self.paused
+
+    def held_items(self, items: list[Item], running: set[str]) -> dict[str, RunningTask]:
+        """Items whose next run needs a paused agent wait where they are (no slot held)."""
+        if not self.paused:
+            return {}
+        return {
+            item.id: RunningTask(item.phase or "", False, waiting=True)
+            for item in items
+            if item.id not in running and agent_for_item(self.settings, item) in self.paused
+        }
+
+    def startable(self, tx: Transaction, runs: list[Run]) -> list[Run]:
+        """These runs without those that wait for a human to resume their agent."""
+        if not self.paused:
+            return runs
+        return [r for r in runs if not self.run_held(r, tx.get_item(r.item_id))]

@@ -38,7 +38,7 @@ from phase_golem.domain.scheduling import (
     Triage,
     waiting_on_dependencies,
 )
-from phase_golem.engine.agent_pauses import agent_for_item, agent_for_run, paused_agents
+from phase_golem.engine.agent_pauses import Holds, paused_agents
 from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
 from phase_golem.engine.completion import Completion, max_attempts, phase_config, queue_retry
 from phase_golem.engine.executor import (
@@ -178,16 +178,16 @@ class Scheduler:
             by_id = {i.id: i for i in items}
             active = tx.list_runs(statuses=[RunStatus.ACTIVE])
             self.scope = self.selection.scope_of(items)
-            paused = self._paused(tx)
+            holds = self._holds(tx)
             running = {
                 r.item_id: RunningTask(
                     r.phase,
                     self._destructive(r, by_id),
-                    waiting=self._waiting(r, tx.now) or self._held(r, by_id, paused),
+                    waiting=self._waiting(r, tx.now) or holds.run_held(r, by_id.get(r.item_id)),
                 )
                 for r in active
             }
-            running.update(self._held_items(items, running, paused))
+            running.update(holds.held_items(items, set(running)))
             choice = self.selection.choose(items, running, tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
@@ -231,32 +231,13 @@ class Scheduler:
             return True
         return not self._in_scope(run.item_id)
 
-    def _paused(self, tx: Transaction) -> frozenset[str]:
-        """Agents paused now; each newly seen pause is said once."""
+    def _holds(self, tx: Transaction) -> Holds:
+        """Paused agents hold their items back; each newly seen pause is said once."""
         pauses = paused_agents(tx)
         for name in sorted(set(pauses) - self._paused_reported):
             self.emit(pauses[name].line())
         self._paused_reported = set(pauses)
-        return frozenset(pauses)
-
-    def _held(self, run: Run, items: dict[str, Item], paused: frozenset[str]) -> bool:
-        """A queued run that needs a paused agent: it keeps its item, takes no slot."""
-        item = items.get(run.item_id)
-        if not paused or run.step is not Step.QUEUED or item is None:
-            return False
-        return agent_for_run(self.ctx.settings, item, run) in paused
-
-    def _held_items(
-        self, items: list[Item], running: dict[str, RunningTask], paused: frozenset[str]
-    ) -> dict[str, RunningTask]:
-        """Items whose next run needs a paused agent wait where they are (no slot held)."""
-        if not paused:
-            return {}
-        return {
-            item.id: RunningTask(item.phase or "", False, waiting=True)
-            for item in items
-            if item.id not in running and agent_for_item(self.ctx.settings, item) in paused
-        }
+        return Holds(self.ctx.settings, frozenset(pauses))
 
     def _count(self, run: Run) -> None:
         """A visit counts toward `--cap` (and `step`) once, however many tries it takes."""
@@ -292,8 +273,8 @@ class Scheduler:
             for item in (tx.get_item(r.item_id) for r in [*running, *due])
             if item is not None
         }
-        paused = frozenset(paused_agents(tx))
-        due = [r for r in due if not self._held(r, items, paused)]
+        holds = Holds.read(tx, self.ctx.settings)
+        due = [r for r in due if not holds.run_held(r, items.get(r.item_id))]
         shared = self.ctx.settings.execution.isolation is Isolation.SHARED
         if shared and any(self._destructive(run, items) for run in running):
             return frozenset()
@@ -462,11 +443,7 @@ class Scheduler:
     def _startable(self, tx: Transaction) -> list[Run]:
         """Live runs in scope, but not those waiting for a human to resume their agent."""
         active = [r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if self._in_scope(r.item_id)]
-        paused = frozenset(paused_agents(tx))
-        if not paused:
-            return active
-        items = {i.id: i for i in (tx.get_item(r.item_id) for r in active) if i is not None}
-        return [r for r in active if not self._held(r, items, paused)]
+        return Holds.read(tx, self.ctx.settings).startable(tx, active)
 
     def _has_queued(self) -> bool:
         with self.ctx.store.reader() as tx:
