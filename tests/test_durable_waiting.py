@@ -18,6 +18,7 @@ from tests.conftest import Repo
 from tests.e2e import (
     add_items,
     chain_of,
+    commit_all,
     items_by_id,
     run_dir,
     runs_of,
@@ -213,6 +214,7 @@ def test_reconcile_config_is_checked(git_repo: Repo) -> None:
     (repo.root / "phase-golem.toml").write_text(
         '[agent]\ncli = "sim"\nscenario = "scenario.yaml"\n\n' + bad, encoding="utf-8"
     )
+    commit_all(repo, "a config with bad reconcile keys")
     result = repo.pg("run")
     assert result.code == 2, result.err
     assert "phases[0].reconcile: only a side_effect = true phase has one" in result.err

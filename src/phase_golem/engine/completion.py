@@ -77,7 +77,6 @@ class Completion:
     skipped_follow_ups: list[tuple[str, str]] = field(default_factory=list)
     merged: list[tuple[str, str]] = field(default_factory=list)
     commit_summary: str | None = None
-    agent_paused: str | None = None
 
 
 def indeterminate_reason(run: Run, what: str) -> str:
@@ -463,7 +462,6 @@ def complete_run(
             if streak >= settings.execution.backoff.max_transient:
                 why = f"rate-limited {streak} times in a row"
                 pause_agent(tx, agent, why, run)
-                done.agent_paused = agent
                 done.message = f"{why}; agent {agent} is paused (phase-golem resume-agent {agent})"
         elif error_class is ErrorClass.UNAVAILABLE:
             # The agent, not the item, is what is wrong: pause it, keep the item's place.
@@ -472,7 +470,6 @@ def complete_run(
             pause_agent(tx, agent, f"unavailable: {done.message}", run)
             retry = (run.attempt, None, "agent unavailable")
             done.retry_queued = True
-            done.agent_paused = agent
             done.worklog_outcome = "Waiting"
             done.message = (
                 f"agent {agent} unavailable: {done.message}; it is paused "
