@@ -142,7 +142,7 @@ class Timing:
 # adoption and the first claims, where a second crash finds the first one half-mended.
 TIMINGS = {
     "mid-work": Timing(ITEMS, KILLS, 0.5, 2.0, SEED, KILLS // 2),
-    "early": Timing(8, 15, 0.3, 1.3, SEED + 1, 0),
+    "early": Timing(8, 10, 0.3, 1.3, SEED + 1, 0),
 }
 
 

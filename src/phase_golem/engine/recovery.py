@@ -38,7 +38,15 @@ from phase_golem.domain.items import (
     parse_timestamp,
 )
 from phase_golem.domain.pipelines import Settings
-from phase_golem.domain.runs import ErrorClass, Mutation, Run, RunStatus, Step, finish
+from phase_golem.domain.runs import (
+    ErrorClass,
+    Mutation,
+    Run,
+    RunRuleError,
+    RunStatus,
+    Step,
+    finish,
+)
 from phase_golem.engine.completion import (
     Completion,
     complete_run,
@@ -97,7 +105,10 @@ def recover_run(store: Store, settings: Settings, root: Path, run: Run) -> Run |
     reconciled = check_side_effect(store, settings, root, run.id) if may_have_acted else None
     if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
         lost = AgentOutcome(None, ErrorClass.CRASHED, LOST, StreamInfo())
-        return complete_run(store, settings, run.id, lost, reconciled)
+        try:
+            return complete_run(store, settings, run.id, lost, reconciled)
+        except RunRuleError:
+            return None  # its owner finished it while the check ran
     with store.transaction() as tx:
         current = tx.get_run(run.id)
         if current is None or not current.is_active or current.step is not run.step:
@@ -185,6 +196,8 @@ async def adopt_run(ctx: EngineContext, run_id: str) -> Completion:
         item = tx.get_item(run.item_id) if run is not None else None
     if run is None or item is None:
         raise LookupError(f"no run {run_id} to adopt")
+    if not run.is_active:  # its owner finished it after all: nothing left to adopt
+        raise asyncio.CancelledError
     limit = timeout_seconds(ctx, item, run)
     started = parse_timestamp(run.started_at) if run.started_at else utc_now()
     deadline = started + timedelta(seconds=limit)
