@@ -10,6 +10,8 @@ from types import MappingProxyType
 
 import pytest
 
+from phase_golem.agents.base import StreamInfo
+from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     ItemStatus,
@@ -20,7 +22,9 @@ from phase_golem.domain.items import (
     transition,
 )
 from phase_golem.domain.pipelines import PhaseConfig, PipelineConfig, Settings
+from phase_golem.domain.results import PhaseResult, ResultCode
 from phase_golem.domain.runs import Mutation, Run, RunKind, RunStatus, Step
+from phase_golem.engine import completion
 from phase_golem.engine.recovery import recover_interrupted_runs, sweep_expired_leases
 from phase_golem.engine.resolution import Decision, resolve_run
 from phase_golem.store import Store
@@ -191,3 +195,37 @@ def test_the_sweep_takes_over_only_expired_leases_that_are_not_ours(
         assert tx.get_run(expired.id).status is RunStatus.CRASHED  # type: ignore[union-attr]
         assert tx.get_run(fresh.id).is_active  # type: ignore[union-attr]
         assert tx.get_run(ours.id).is_active  # type: ignore[union-attr]
+
+
+def test_a_crash_inside_completion_leaves_nothing_half_applied(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Completion is one transaction: cut it anywhere and none of it is there, so the next
+    attempt (adoption from the result file) applies the result exactly once."""
+    item = _item_at(store, "plan")
+    started = _run(store, item, "plan", Step.STARTED)
+    result = PhaseResult(
+        item, "plan", ResultCode.PHASE_COMPLETE, "planned", follow_ups=(), commit_summary="x"
+    )
+    outcome = AgentOutcome(result, None, None, StreamInfo(cost_usd=0.5))
+    with store.reader() as tx:
+        events_before = len(tx.events())
+
+    def power_cut(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # as abrupt as it gets inside the transaction
+
+    monkeypatch.setattr(completion, "_ingest_follow_ups", power_cut)
+    with pytest.raises(KeyboardInterrupt):
+        completion.complete_run(store, _settings(), started.id, outcome)
+    with store.reader() as tx:
+        assert len(tx.events()) == events_before
+        assert tx.get_run(started.id) == started
+        untouched = tx.require_item(item)
+    assert (untouched.phase, untouched.cost_usd) == ("plan", 0.0)
+    monkeypatch.undo()
+    done = completion.complete_run(store, _settings(), started.id, outcome)
+    assert done.run.status is RunStatus.COMMITTED
+    with store.reader() as tx:
+        advanced = tx.require_item(item)
+        finished = [e for e in tx.events() if e.kind is EventKind.RUN_FINISHED]
+    assert (advanced.phase, advanced.cost_usd, len(finished)) == ("ship", 0.5, 1)
