@@ -30,6 +30,7 @@ from phase_golem.domain.runs import (
     Mutation,
     Run,
     RunKind,
+    RunRuleError,
     RunStatus,
     Step,
     advance_step,
@@ -179,24 +180,27 @@ def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
             tx.save_run(run.replace(pid=pid), EventKind.RUN_UPDATED, {"pid": pid})
 
 
-def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> None:
+def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> Completion | None:
     """The run ends `cancelled` and its item stays exactly where it was.
 
     Except a side-effect phase whose agent had started: stopped mid-action it may or may
-    not have acted, so it ends `paused:indeterminate` and its item waits for a decision.
+    not have acted, so its reconcile check decides — happened: the run completes (and its
+    completion is returned); not happened: cancelled, safe to run again — and without a
+    check, or when it cannot tell, it ends `paused:indeterminate` for a human to resolve.
     """
-    # A side-effect phase stopped mid-action asks its reconcile check first, if it has one.
     reconciled = check_side_effect(ctx.store, ctx.settings, ctx.root, run_id)
     if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
         stopped = AgentOutcome(
             None, ErrorClass.CRASHED, f"stopped while it ran ({why})", StreamInfo()
         )
-        complete_run(ctx.store, ctx.settings, run_id, stopped, reconciled)
-        return
+        try:
+            return complete_run(ctx.store, ctx.settings, run_id, stopped, reconciled)
+        except RunRuleError:
+            return None  # it ended meanwhile
     with ctx.store.transaction() as tx:
         run = tx.get_run(run_id)
         if run is None or not run.is_active:
-            return
+            return None
         stamp = format_timestamp(tx.now)
         mutation = run.mutation
         if reconciled is not None:
@@ -210,13 +214,14 @@ def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> 
             if reconciled is None or reconciled.verdict is Verdict.UNKNOWN:
                 detail = f"; {reconciled.detail}" if reconciled is not None else ""
                 pause_indeterminate(tx, run, f"it was stopped while it ran ({why}){detail}")
-                return
+                return None
             mutation = Mutation.FAILED  # its check says it did not act: safe to run again
         tx.save_run(
             finish(run, RunStatus.CANCELLED, stamp, error=why, mutation=mutation),
             EventKind.RUN_FINISHED,
             {"outcome": "Cancelled"},
         )
+    return None
 
 
 def fail_internally(ctx: EngineContext, run_id: str, error: BaseException) -> bool:
@@ -267,16 +272,13 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
                 ctx.store, ctx.settings, ctx.root, run_id, outcome
             )
     except asyncio.CancelledError:
-        cancel_run(ctx, run_id)
+        completed = cancel_run(ctx, run_id)
         item = prepared.item
+        outcome_text, message = ("Cancelled", "Shutdown requested")
+        if completed is not None:  # a stopped side effect its check says happened
+            outcome_text, message = completed.worklog_outcome, completed.message
         append_worklog(
-            ctx.root,
-            utc_now(),
-            item.id,
-            item.title,
-            prepared.run.phase,
-            "Cancelled",
-            "Shutdown requested",
+            ctx.root, utc_now(), item.id, item.title, prepared.run.phase, outcome_text, message
         )
         raise
     except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
