@@ -222,3 +222,42 @@ def test_reconcile_config_is_checked(git_repo: Repo) -> None:
 
 
 MINIMAL_OK = '[pipelines.feature]\nphases = [{ name = "plan", is_destructive = false }]\n'
+
+
+def test_a_run_whose_owner_stopped_renewing_its_lease_is_swept_during_run(
+    git_repo: Repo,
+) -> None:
+    rules = "  - match: {item: WRK-001, phase: plan}\n    delay: 2.5\n"
+    repo = write_project(
+        git_repo, rules, execution="max_wip = 2\nmax_concurrent = 1\nlease_seconds = 1"
+    )
+    add_items(repo, "Slow", "Owned by a worker that died")
+    repo.ok("triage")
+    process = start_run(repo)
+    try:
+        assert wait_for_agents(repo, "plan", 1)  # WRK-001 holds the only slot
+        with contextlib.closing(sqlite3.connect(repo.root / ".phase-golem" / "state.db")) as db:
+            db.execute(
+                "INSERT INTO runs (id, item_id, phase, pool, kind, attempt, visit, step, "
+                "status, idempotency_key, worker_id, lease_until, queued_at) VALUES "
+                "('run-900001', 'WRK-002', 'plan', 'main', 'phase', 1, 1, 'claimed', "
+                "'active', 'ik:ghost', 'elsewhere:1', '2026-01-01T00:00:00.000000+00:00', "
+                "'2026-01-01T00:00:00.000000+00:00')"
+            )
+            db.commit()
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "run-900001: its lease expired" in out
+    plans = {r["id"]: r for r in runs_of(repo, "WRK-002") if r["phase"] == "plan"}
+    ghost = plans.pop("run-900001")
+    [retry] = plans.values()
+    assert ghost["status"] == "crashed"
+    assert (retry["retry_of"], retry["idempotency_key"], retry["status"]) == (
+        "run-900001",
+        "ik:ghost",
+        "committed",
+    )
+    assert {i["status"] for i in items_by_id(repo).values()} == {"done"}
