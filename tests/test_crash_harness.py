@@ -132,18 +132,35 @@ def _resolve_decisions(repo: Repo, log: Path, counter: Counter[str]) -> int:
 class Timing:
     items: int
     kills: int
-    earliest: float  # seconds after start
+    earliest: float  # seconds before the kill, counted from the moment below
     latest: float
     seed: int
+    after_agent: bool  # count from the first live agent (else from the start of `run`)
     busy_kills: int  # how many kills at least must land while agents run
 
 
-# Mid-work kills (the issue's harness), and early ones that land in start-up, recovery,
-# adoption and the first claims, where a second crash finds the first one half-mended.
+# Mid-work kills (the issue's harness: 32 items, 20 kills, each while agents run), and
+# early ones that land in start-up, recovery, adoption and the first claims, where a second
+# crash finds the first one half-mended. The backlogs are sized so the kills come first.
 TIMINGS = {
-    "mid-work": Timing(ITEMS, KILLS, 0.5, 2.0, SEED, KILLS // 2),
-    "early": Timing(8, 10, 0.3, 1.3, SEED + 1, 0),
+    "mid-work": Timing(ITEMS, KILLS, 0.05, 0.8, SEED, True, KILLS // 2),
+    "early": Timing(10, 10, 0.2, 1.0, SEED + 1, False, 0),
 }
+
+
+def _kill_moment(
+    process: subprocess.Popen[bytes], db: Path, timing: Timing, rng: random.Random
+) -> bool:
+    """Wait for a random moment to kill; False when `run` finished by itself first."""
+    if timing.after_agent:
+        deadline = time.monotonic() + 30
+        while not _live_agent_groups(db):
+            if process.poll() is not None:
+                return False
+            assert time.monotonic() < deadline, "no agent started within 30 s"
+            time.sleep(0.05)
+    time.sleep(rng.uniform(timing.earliest, timing.latest))
+    return process.poll() is None
 
 
 @pytest.mark.slow
@@ -177,10 +194,10 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_no_side_effect(
         while kills < timing.kills:
             starts += 1
             process = _start(repo, out_dir, starts)
-            time.sleep(rng.uniform(timing.earliest, timing.latest))
-            if process.poll() is not None:  # it finished by itself: decisions may wait
-                process.wait()
-                _resolve_decisions(repo, log, counter)
+            if not _kill_moment(process, db, timing, rng):
+                process.wait()  # it finished by itself: decisions may wait, or nothing does
+                if not _resolve_decisions(repo, log, counter):
+                    break
                 continue
             agents_too = rng.random() < 0.5
             groups = _live_agent_groups(db)
