@@ -74,19 +74,6 @@ def test_subphases_rerun_the_phase_as_new_visits(git_repo: Repo) -> None:
     assert "## Previous Phase Summary" in prompt and "subphase 1 of 2" in prompt
 
 
-def test_an_unavailable_agent_blocks_for_a_decision_without_using_attempts(
-    git_repo: Repo,
-) -> None:
-    repo = write_project(git_repo, "  - match: {phase: plan}\n    behave: unavailable\n")
-    add_items(repo, "Logged out")
-    assert repo.pg("run").code == 1
-    [plan] = [r for r in runs_of(repo) if r["phase"] == "plan"]
-    assert (plan["status"], plan["error_class"]) == ("paused:approval", "unavailable")
-    item = items_by_id(repo)["WRK-001"]
-    assert item["blocked_type"] == "decision"
-    assert item["blocked_reason"].startswith("agent unavailable")
-
-
 def test_an_oversized_result_is_an_invalid_result(git_repo: Repo) -> None:
     rules = "  - match: {phase: plan}\n    behave: oversized\n    times: 1\n"
     repo = write_project(git_repo, rules)

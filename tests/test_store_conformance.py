@@ -314,6 +314,31 @@ def test_claims_respect_limit_and_not_before(store: Store) -> None:
         assert tx.get_run(first[0].id).worker_id == "worker-a"  # type: ignore[union-attr]
 
 
+def test_only_the_holder_renews_a_live_runs_lease_and_no_event_is_written(
+    store: Store,
+) -> None:
+    item = add(store)
+    make_run(store, item)
+    with store.transaction() as tx:
+        [run] = tx.claim_runs("worker-a", 1, tx.now + timedelta(seconds=60))
+        later = tx.now + timedelta(seconds=120)
+    before = event_count(store)
+    with store.transaction() as tx:
+        assert not tx.renew_lease(run.id, "worker-b", later)
+        assert not tx.renew_lease("run-999999", "worker-a", later)
+        assert tx.renew_lease(run.id, "worker-a", later)
+    with store.reader() as tx:
+        renewed = tx.get_run(run.id)
+    assert renewed is not None and renewed.lease_until == later.isoformat(timespec="microseconds")
+    assert event_count(store) == before
+    with store.transaction() as tx:
+        ended = renewed.replace(status=RunStatus.CANCELLED, ended_at=tx.now.isoformat())
+        tx.save_run(ended, EventKind.RUN_FINISHED)
+        assert not tx.renew_lease(run.id, "worker-a", later + timedelta(seconds=1))
+    with store.reader() as tx:
+        assert tx.get_run(run.id) == ended
+
+
 # --- schedules, meta -----------------------------------------------------------------
 
 

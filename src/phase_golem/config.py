@@ -7,6 +7,7 @@ key, so a user fixes a config in one pass.
 from __future__ import annotations
 
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from enum import StrEnum
@@ -261,8 +262,16 @@ def _phase(check: _Checker, where: str, table: PhaseTable) -> PhaseConfig:
     if not table.name.strip():
         check.problems.append(f"{where}.name: must not be empty")
     agent = check.enum(f"{where}.agent", table.agent, AgentCli) if table.agent else None
-    if table.reconcile is not None and not table.reconcile.strip():
-        check.problems.append(f"{where}.reconcile: must not be empty when given")
+    if table.reconcile is not None:
+        if not table.reconcile.strip():
+            check.problems.append(f"{where}.reconcile: must not be empty when given")
+        elif not table.side_effect:
+            check.problems.append(f"{where}.reconcile: only a side_effect = true phase has one")
+        else:
+            try:
+                shlex.split(table.reconcile)
+            except ValueError as exc:
+                check.problems.append(f"{where}.reconcile: cannot be split into words: {exc}")
     return PhaseConfig(
         name=table.name.strip(),
         is_destructive=table.is_destructive,
@@ -391,6 +400,7 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         )
         or MergeStrategy.MERGE_COMMIT,
         lease_seconds=execution_raw.lease_seconds,
+        reconcile_timeout_seconds=execution_raw.reconcile_timeout_seconds,
         backoff=BackoffConfig(**execution_raw.backoff.model_dump()),
         wake=WakeConfig(**execution_raw.wake.model_dump()),
         max_result_bytes=execution_raw.max_result_bytes,

@@ -75,6 +75,7 @@ class ExecutionSection(Lenient):
     isolation: str = "shared"
     merge_strategy: str = "merge-commit"
     lease_seconds: Annotated[float, Field(gt=0)] = 60.0
+    reconcile_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
     backoff: BackoffSection = BackoffSection()
     wake: WakeSection = WakeSection()
     max_result_bytes: Annotated[int, Field(ge=1024)] = 1_048_576

@@ -21,7 +21,8 @@ default_phase_cap = 100
 max_wip = 1                 # items in_progress at once
 max_concurrent = 1          # agents running at once
 # isolation = "shared"      # shared (one working tree) | worktree (one per item)
-# lease_seconds = 60
+# lease_seconds = 60        # a run's claim, renewed while its agent lives; expired = crashed
+# reconcile_timeout_seconds = 60   # how long a side-effect phase's reconcile command may take
 # backoff = {{ base_seconds = 10, factor = 2, max_seconds = 600, max_transient = 5 }}
 # wake = {{ min_seconds = 30, max_seconds = 86400 }}
 # max_result_bytes = 1048576
@@ -48,6 +49,9 @@ max_concurrent = 1          # agents running at once
 # Pipelines: pre-phases run while an item is scoping, phases while it is in progress.
 # Phase keys: name, workflows, is_destructive (required), staleness (ignore|warn|block),
 # and per-phase agent, model, timeout_seconds, max_retries, side_effect, reconcile, approval.
+# reconcile (side_effect phases): a command, no shell, run when the phase's outcome is unknown
+# after a crash or timeout; {{item}} {{phase}} {{run_id}} {{branch}} {{key}} are filled in.
+# Exit 0: it happened (the phase counts as complete), 1: it did not (retried), else: ask a human.
 # "builtin:" workflows ship with phase-golem; other paths resolve against this file's folder.
 
 [pipelines.feature]

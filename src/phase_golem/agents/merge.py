@@ -24,6 +24,7 @@ import argparse
 import fcntl
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -59,10 +60,9 @@ class MergeAdapter:
 
 def check_command(root: Path, base_branch: str) -> str:
     """The reconcile command for the shipped merge phase (`{item}` is filled per run)."""
-    return (
-        f"{sys.executable} -m phase_golem.agents.merge --root {root} --base {base_branch} "
-        "--check {item}"
-    )
+    words = [sys.executable, "-m", "phase_golem.agents.merge", "--root", str(root)]
+    words += ["--base", base_branch]
+    return " ".join(shlex.quote(word) for word in words) + " --check {item}"
 
 
 def _write_result(path: Path, body: dict[str, object]) -> None:

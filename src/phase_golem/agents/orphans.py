@@ -32,8 +32,12 @@ def _stat_fields(pid_dir: Path) -> tuple[str, int] | None:
 
 
 def agent_processes(pgid: int | None, run_id: str, root: Path) -> list[int]:
-    """Live processes of this run's agent (leader and children), proven by environment."""
-    if pgid is None or not PROC.is_dir():
+    """Live processes of this run's agent (leader and children), proven by environment.
+
+    With no recorded process group (the orchestrator died between starting the agent
+    and recording its pid) the environment alone proves it: it names this run and root.
+    """
+    if not PROC.is_dir():
         return []
     marks = {f"PHASE_GOLEM_RUN_ID={run_id}".encode(), f"PHASE_GOLEM_ROOT={root}".encode()}
     found: list[int] = []
@@ -41,7 +45,7 @@ def agent_processes(pgid: int | None, run_id: str, root: Path) -> list[int]:
         if not entry.name.isdigit():
             continue
         stat = _stat_fields(entry)
-        if stat is None or stat[1] != pgid or stat[0] == "Z":
+        if stat is None or (pgid is not None and stat[1] != pgid) or stat[0] == "Z":
             continue
         try:
             environ = set((entry / "environ").read_bytes().split(b"\0"))

@@ -27,6 +27,7 @@ from phase_golem.cli.render import (
 from phase_golem.domain.items import Level, Size
 from phase_golem.domain.serialization import item_to_dict
 from phase_golem.engine import backlog
+from phase_golem.engine.agent_pauses import paused_agents
 from phase_golem.engine.backlog import UNSET, EditRequest, NewItemRequest
 from phase_golem.engine.commits import git_view
 from phase_golem.project import init_project
@@ -125,6 +126,10 @@ def status(
         return
     out.print(items_table(ordered))
     out.print(f"{len(ordered)} item(s) total")
+    with store.reader() as tx:
+        pauses = paused_agents(tx)
+    for pause in pauses.values():
+        out.print(pause.line())
 
 
 def show(

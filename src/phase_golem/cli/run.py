@@ -1,4 +1,5 @@
-"""Commands that run agents or decide for them: run, triage, step, approve, reject, runs, demo."""
+"""Commands that run agents or decide for them: run, triage, step, approve, reject, resolve,
+resume-agent, runs, demo."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from phase_golem.cli.render import console, print_json, runs_json, runs_table
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.filters import parse_filters
 from phase_golem.domain.runs import RunStatus
+from phase_golem.engine.agent_pauses import resume_agent
 from phase_golem.engine.approvals import approve_item, reject_item
+from phase_golem.engine.resolution import pick_decision, resolve_run
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.session import check_step_item, run_session, validate_targets
 
@@ -55,7 +58,11 @@ def run(
     ] = False,
     plain: PlainFlag = False,
 ) -> None:
-    """Work through the backlog with agents until everything is done or blocked."""
+    """Work through the backlog with agents until everything is done or blocked.
+
+    After a crash it simply continues: runs whose agent still lives are adopted, others are
+    retried, and side-effect phases that may have acted ask their reconcile check or a human.
+    """
     targets = tuple(target or ())
     if targets and only:
         raise DomainError("--target and --only cannot be used together")
@@ -110,6 +117,40 @@ def reject(
     console().print(f"{item.id} rejected and {outcome}")
 
 
+def resolve(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    happened: Annotated[
+        bool, typer.Option("--happened", help="It did act: the phase counts as complete.")
+    ] = False,
+    not_happened: Annotated[
+        bool, typer.Option("--not-happened", help="It did not act: run the phase again.")
+    ] = False,
+    skip: Annotated[
+        bool, typer.Option("--skip", help="Skip the phase; the item moves past it.")
+    ] = False,
+) -> None:
+    """Decide a side-effect run that may or may not have acted (paused:indeterminate).
+
+    Exactly one of --happened, --not-happened or --skip. The run's status stays; the
+    decision is recorded in its mutation (and a retry run for --not-happened), in one
+    transaction with its ledger event.
+    """
+    decision = pick_decision(happened, not_happened, skip)
+    state = state_of(ctx)
+    resolved = resolve_run(state.store(), state.project().config.settings, run_id, decision)
+    console().print(resolved.line(decision))
+
+
+def resume_agent_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="claude, codex, opencode, …")],
+) -> None:
+    """Let a paused agent run again (paused after repeated rate limits or when unavailable)."""
+    pause = resume_agent(state_of(ctx).store(), name)
+    console().print(f"agent {pause.agent} resumed (it was paused: {pause.reason})")
+
+
 def runs(
     ctx: typer.Context,
     item: Annotated[str | None, typer.Option("--item", help="Only this item's runs.")] = None,
@@ -149,5 +190,6 @@ def demo(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (run, triage, step, approve, reject, runs, demo):
+    for command in (run, triage, step, approve, reject, resolve, runs, demo):
         app.command()(command)
+    app.command("resume-agent")(resume_agent_command)

@@ -137,6 +137,7 @@ class ExecutionConfig:
     isolation: Isolation = Isolation.SHARED
     merge_strategy: MergeStrategy = MergeStrategy.MERGE_COMMIT
     lease_seconds: float = 60.0
+    reconcile_timeout_seconds: float = 60.0
     backoff: BackoffConfig = field(default_factory=BackoffConfig)
     wake: WakeConfig = field(default_factory=WakeConfig)
     max_result_bytes: int = 1_048_576

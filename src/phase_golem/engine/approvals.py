@@ -1,8 +1,9 @@
 """The human decision gates: `approve ID [--notes]` and `reject ID --reason`.
 
 An item waits for a human when it is blocked with `blocked_type = decision` (the
-human-review and guardrail gate, a phase's `approval` gate, an unavailable agent, a
-rate-limit pause) or carries `requires_human_review`.
+human-review and guardrail gate, a phase's `approval` gate, a budget) or carries
+`requires_human_review`. An item blocked by an uncertain side effect is decided with
+`phase-golem resolve` instead (engine/resolution.py).
 
 - At the end-of-scoping gate, approving sends the item to Ready with the gate lifted.
 - At a phase's `approval = "before"` gate, approving lets that phase run.
@@ -29,6 +30,7 @@ from phase_golem.domain.items import (
 )
 from phase_golem.domain.pipelines import Settings
 from phase_golem.domain.results import result_from_dict
+from phase_golem.domain.runs import Mutation, RunStatus
 from phase_golem.domain.transitions import (
     GUARDRAIL_REASON,
     HUMAN_REVIEW_REASON,
@@ -120,11 +122,25 @@ def _apply_stored_result(tx: Transaction, settings: Settings, item: Item, run_id
     return resolution.item
 
 
+def _refuse_uncertain_side_effect(tx: Transaction, item: Item) -> None:
+    """An item blocked by an uncertain side effect is decided by `resolve`, not `approve`:
+    approving would run the phase again without anyone saying it did not act."""
+    if item.status is not ItemStatus.BLOCKED:
+        return
+    for run in tx.list_runs(item_id=item.id, statuses=[RunStatus.PAUSED_INDETERMINATE]):
+        if run.mutation is Mutation.INDETERMINATE and run.id in (item.blocked_reason or ""):
+            raise DomainError(
+                f"{item.id} waits on side-effect run {run.id}, which may or may not have "
+                f"acted: phase-golem resolve {run.id} --happened | --not-happened | --skip"
+            )
+
+
 def approve_item(store: Store, settings: Settings, item_id: str, notes: str | None) -> Item:
     with store.transaction() as tx:
         item = tx.require_item(item_id)
         if not _awaiting_decision(item):
             raise DomainError(f"{item_id} is not waiting for a decision ({item.status.value})")
+        _refuse_uncertain_side_effect(tx, item)
         gate = pending_gate(tx, item)
         at_scoping_gate = _at_scoping_gate(item)
         if item.status is ItemStatus.BLOCKED:

@@ -42,9 +42,11 @@ from phase_golem.domain.transitions import (
     resolve_transition,
     wake_time,
 )
+from phase_golem.engine.agent_pauses import agent_for_run, last_resumed, pause_agent
 from phase_golem.engine.approvals import AFTER, request_approval
 from phase_golem.engine.commits import record_change
 from phase_golem.engine.receipts import prepare_receipt
+from phase_golem.engine.reconcile import Reconciliation, Verdict
 from phase_golem.engine.workspaces import WorkspaceChange, run_change
 from phase_golem.store import Store, Transaction
 
@@ -88,7 +90,8 @@ class Completion:
 def indeterminate_reason(run: Run, what: str) -> str:
     return (
         f"Side-effect phase {run.phase} ({run.id}) may or may not have acted: {what}. "
-        "It is not retried blindly: check, then approve to run it again or close the item"
+        "It is not retried blindly: check, then `phase-golem resolve "
+        f"{run.id} --happened | --not-happened | --skip`"
     )
 
 
@@ -103,10 +106,25 @@ def pause_indeterminate(tx: Transaction, run: Run, what: str) -> None:
         error_class=ErrorClass.CRASHED,
         mutation=Mutation.INDETERMINATE,
     )
-    tx.save_run(paused, EventKind.RUN_INDETERMINATE, {"why": reason})
+    tx.save_run(paused, EventKind.RUN_FINISHED, {"outcome": "Blocked", "why": reason})
+    tx.append_event(
+        EventKind.RUN_INDETERMINATE, item_id=run.item_id, run_id=run.id, data={"why": reason}
+    )
     item = tx.get_item(run.item_id)
     if item is not None:
         block_item(tx, item, reason, BlockedType.DECISION, run)
+
+
+def reconciled_result(run: Run, what: str) -> PhaseResult:
+    """What a side-effect run reports when its reconcile check (or a human) says it acted."""
+    summary = f"{run.phase}: the side effect happened ({what})"
+    return PhaseResult(
+        item_id=run.item_id,
+        phase=run.phase,
+        result=ResultCode.PHASE_COMPLETE,
+        summary=summary,
+        commit_summary=summary,
+    )
 
 
 def phase_config(settings: Settings, item: Item, run: Run) -> PhaseConfig | None:
@@ -124,13 +142,21 @@ def max_attempts(settings: Settings, phase: PhaseConfig | None) -> int:
     return retries + 1
 
 
-def _backoff_seconds(tx: Transaction, run: Run, settings: Settings) -> tuple[float, int]:
-    """Delay before the next try after a rate limit, and how many came in a row."""
+def _backoff_seconds(
+    tx: Transaction, run: Run, settings: Settings, since: str | None
+) -> tuple[float, int]:
+    """Delay before the next try after a rate limit, and how many came in a row.
+
+    The streak counts back along the retry chain, but not past the agent's last resume:
+    a human let it go again, so the limits it hit before do not count twice.
+    """
     streak = 1
     cursor = run.retry_of
     while cursor is not None:
         earlier = tx.get_run(cursor)
         if earlier is None or earlier.status is not RunStatus.PAUSED_TRANSIENT:
+            break
+        if since is not None and (earlier.ended_at or "") < since:
             break
         streak += 1
         cursor = earlier.retry_of
@@ -383,12 +409,17 @@ def complete_run(
     settings: Settings,
     run_id: str,
     outcome: AgentOutcome,
+    reconciled: Reconciliation | None = None,
     *,
     change: WorkspaceChange | None = None,
     workdir: Path | None = None,
     touched: Sequence[str] = (),
 ) -> Completion:
     """Apply one agent outcome; everything it changes commits together or not at all.
+
+    `reconciled` is the verdict of a side-effect phase's reconcile check, taken (outside
+    any transaction) when its outcome was uncertain: happened → the phase counts as
+    complete; not happened → the usual retry; unknown → a human decides.
 
     A committed run gets its receipt in the same transaction: the artifacts its result
     reported plus the paths it `touched` (by default, those of its workspace `change`),
@@ -418,13 +449,29 @@ def complete_run(
         error_class = outcome.error_class
         result = outcome.result
         retry: tuple[int, datetime | None, str] | None = None
+        verdict = None
+        error_text = outcome.error
+        if run.side_effect and error_class in UNCERTAIN and reconciled is not None:
+            verdict = reconciled.verdict
+            tx.append_event(
+                EventKind.RUN_RECONCILED,
+                item_id=item.id,
+                run_id=run.id,
+                data={**reconciled.ledger_data(), "after": outcome.error},
+            )
+            if verdict is Verdict.HAPPENED:
+                result = reconciled_result(run, reconciled.detail)
+                error_class = error_text = None
+                done.message = ""
+            elif verdict is Verdict.UNKNOWN:
+                done.message = f"{done.message}; {reconciled.detail}"
         stored = redact(result_to_dict(result)) if result is not None else None
 
         if result is not None and error_class in (None, ErrorClass.REPORTED_BLOCKED):
             _apply_result(tx, settings, run, item, result, done)
             done.commit_summary = result.commit_summary or result.summary
             status = RunStatus.COMMITTED
-        elif run.side_effect and error_class in UNCERTAIN:
+        elif run.side_effect and error_class in UNCERTAIN and verdict is not Verdict.NOT_HAPPENED:
             status = RunStatus.PAUSED_INDETERMINATE
             reason = indeterminate_reason(run, done.message)
             block_item(tx, item, reason, BlockedType.DECISION, run)
@@ -452,24 +499,30 @@ def complete_run(
                 done.blocked = done.exhausted = True
                 done.worklog_outcome, done.message = "Blocked", reason
         elif error_class is ErrorClass.RATE_LIMITED:
+            # Never an attempt: the retry keeps this one's number and waits out a backoff.
             status = RunStatus.PAUSED_TRANSIENT
-            delay, streak = _backoff_seconds(tx, run, settings)
+            agent = agent_for_run(settings, item, run)
+            delay, streak = _backoff_seconds(tx, run, settings, last_resumed(tx, agent))
+            retry = (run.attempt, tx.now + timedelta(seconds=delay), "rate limited")
+            done.retry_queued = True
+            done.worklog_outcome = "Waiting"
+            done.message = f"rate limited; trying again in {delay:g} s (no attempt used)"
             if streak >= settings.execution.backoff.max_transient:
-                reason = f"agent rate-limited {streak} times in a row; resume it when it may run"
-                block_item(tx, item, reason, BlockedType.DECISION, run)
-                done.blocked = True
-                done.worklog_outcome, done.message = "Blocked", reason
-            else:
-                retry = (run.attempt, tx.now + timedelta(seconds=delay), "rate limited")
-                done.retry_queued = True
-                done.worklog_outcome = "Waiting"
-                done.message = f"rate limited; trying again in {delay:g} s (no attempt used)"
+                why = f"rate-limited {streak} times in a row"
+                pause_agent(tx, agent, why, run)
+                done.message = f"{why}; agent {agent} is paused (phase-golem resume-agent {agent})"
         elif error_class is ErrorClass.UNAVAILABLE:
+            # The agent, not the item, is what is wrong: pause it, keep the item's place.
             status = RunStatus.PAUSED_APPROVAL
-            reason = f"agent unavailable: {done.message}"
-            block_item(tx, item, reason, BlockedType.DECISION, run)
-            done.blocked = True
-            done.worklog_outcome, done.message = "Blocked", reason
+            agent = agent_for_run(settings, item, run)
+            pause_agent(tx, agent, f"unavailable: {done.message}", run)
+            retry = (run.attempt, None, "agent unavailable")
+            done.retry_queued = True
+            done.worklog_outcome = "Waiting"
+            done.message = (
+                f"agent {agent} unavailable: {done.message}; it is paused "
+                f"(phase-golem resume-agent {agent})"
+            )
         else:  # mismatch and internal errors block at once and count toward the breaker
             status = (
                 RunStatus.FAILED_INTERNAL
@@ -489,13 +542,14 @@ def complete_run(
         mutation = run.mutation
         if run.side_effect:
             mutation = Mutation.APPLIED if status is RunStatus.COMMITTED else mutation
+            mutation = Mutation.FAILED if verdict is Verdict.NOT_HAPPENED else mutation
         step = Step.COMMITTED if status is RunStatus.COMMITTED else Step.AGENT_EXITED
         finished = finish(
             run,
             status,
             stamp,
             step=max(step, run.step, key=lambda s: s.order),
-            error=redact_text(outcome.error) if outcome.error else None,
+            error=redact_text(error_text) if error_text else None,
             error_class=error_class,
             result=stored,
             mutation=(

@@ -31,6 +31,7 @@ from phase_golem.domain.runs import (
     Mutation,
     Run,
     RunKind,
+    RunRuleError,
     RunStatus,
     Step,
     advance_step,
@@ -45,8 +46,11 @@ from phase_golem.engine.completion import (
     phase_config,
 )
 from phase_golem.engine.files import append_worklog, change_folder
+from phase_golem.engine.leases import leased
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
+from phase_golem.engine.reconcile import Verdict
+from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
     Workspace,
     WorkspaceChange,
@@ -260,25 +264,48 @@ def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
             tx.save_run(run.replace(pid=pid), EventKind.RUN_UPDATED, {"pid": pid})
 
 
-def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> None:
+def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> Completion | None:
     """The run ends `cancelled` and its item stays exactly where it was.
 
     Except a side-effect phase whose agent had started: stopped mid-action it may or may
-    not have acted, so it ends `paused:indeterminate` and its item waits for a decision.
+    not have acted, so its reconcile check decides — happened: the run completes (and its
+    completion is returned); not happened: cancelled, safe to run again — and without a
+    check, or when it cannot tell, it ends `paused:indeterminate` for a human to resolve.
     """
+    reconciled = check_side_effect(ctx.store, ctx.settings, ctx.root, run_id)
+    if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
+        stopped = AgentOutcome(
+            None, ErrorClass.CRASHED, f"stopped while it ran ({why})", StreamInfo()
+        )
+        try:
+            return complete_run(ctx.store, ctx.settings, run_id, stopped, reconciled)
+        except RunRuleError:
+            return None  # it ended meanwhile
     with ctx.store.transaction() as tx:
         run = tx.get_run(run_id)
         if run is None or not run.is_active:
-            return
+            return None
         stamp = format_timestamp(tx.now)
+        mutation = run.mutation
+        if reconciled is not None:
+            tx.append_event(
+                EventKind.RUN_RECONCILED,
+                item_id=run.item_id,
+                run_id=run.id,
+                data={**reconciled.ledger_data(), "after": why},
+            )
         if run.side_effect and run.mutation is Mutation.IN_FLIGHT:
-            pause_indeterminate(tx, run, f"it was stopped while it ran ({why})")
-            return
+            if reconciled is None or reconciled.verdict is Verdict.UNKNOWN:
+                detail = f"; {reconciled.detail}" if reconciled is not None else ""
+                pause_indeterminate(tx, run, f"it was stopped while it ran ({why}){detail}")
+                return None
+            mutation = Mutation.FAILED  # its check says it did not act: safe to run again
         tx.save_run(
-            finish(run, RunStatus.CANCELLED, stamp, error=why),
+            finish(run, RunStatus.CANCELLED, stamp, error=why, mutation=mutation),
             EventKind.RUN_FINISHED,
             {"outcome": "Cancelled"},
         )
+    return None
 
 
 def fail_internally(ctx: EngineContext, run_id: str, error: BaseException) -> bool:
@@ -322,35 +349,38 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     adapter = adapter_of(ctx, phase)
     ctx.trees.enter(workspace.tree, run_id)
     try:
-        outcome = await ctx.agent_runner(
-            adapter,
-            prepared.request,
-            max_result_bytes=ctx.settings.execution.max_result_bytes,
-            on_start=lambda pid: _record_pid(ctx, run_id, pid),
-        )
+        async with leased(ctx.store, run_id, ctx.worker_id, ctx.settings.execution):
+            outcome = await ctx.agent_runner(
+                adapter,
+                prepared.request,
+                max_result_bytes=ctx.settings.execution.max_result_bytes,
+                on_start=lambda pid: _record_pid(ctx, run_id, pid),
+            )
+            reconciled = await reconcile_uncertain(
+                ctx.store, ctx.settings, ctx.root, run_id, outcome
+            )
     except asyncio.CancelledError:
-        cancel_run(ctx, run_id)
+        completed = cancel_run(ctx, run_id)
         record_unfinished(ctx, prepared.run, prepared.item, _left(ctx, prepared))
         item = prepared.item
+        outcome_text, message = ("Cancelled", "Shutdown requested")
+        if completed is not None:  # a stopped side effect its check says happened
+            outcome_text, message = completed.worklog_outcome, completed.message
         append_worklog(
-            ctx.root,
-            utc_now(),
-            item.id,
-            item.title,
-            prepared.run.phase,
-            "Cancelled",
-            "Shutdown requested",
+            ctx.root, utc_now(), item.id, item.title, prepared.run.phase, outcome_text, message
         )
         raise
     except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
+        reconciled = None
     change = _left(ctx, prepared)
     return complete_run(
         ctx.store,
         ctx.settings,
         run_id,
         outcome,
+        reconciled,
         change=change,
         workdir=prepared.workspace.workdir,
     )

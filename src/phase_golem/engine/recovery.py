@@ -1,33 +1,51 @@
 """Runs left active by an orchestrator that died (DESIGN §6 "Side effects and crashes").
 
-The process lock guarantees no other orchestrator owns them. For each such run:
+At start the process lock proves that no other orchestrator owns any run, so every
+claimed or started run is recovered whatever its lease says; during `run` a periodic
+sweep recovers runs whose lease expired and that are not ours. For each such run:
 - never started (queued): it stays queued;
 - its agent is still alive on this host (proven by its environment, not just its pid),
   or already wrote its result: it is *adopted*:
   we wait for the agent to exit and complete the run from its result file, so finished
   work is never thrown away and a retry never races an orphan;
-- a side-effect phase whose agent is gone: it may have acted, so it is not retried
-  blindly; the run ends `paused:indeterminate` and the item waits for a decision;
+- a side-effect phase whose agent is gone may have acted, so it is never retried
+  blindly: its `reconcile` check decides (happened → the phase counts as complete; not
+  happened → retried), and without one, or when the check cannot tell, the run ends
+  `paused:indeterminate` and the item waits for `phase-golem resolve`;
 - anything else: it ends `crashed` and is retried as a new run with the same attempt
   number (the crash was ours, not the agent's) and the same idempotency key.
+Each run is recovered in its own transaction, so a crash during recovery loses nothing:
+the next start simply recovers what is still active.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from phase_golem.agents.base import StreamInfo
 from phase_golem.agents.orphans import agent_processes, stop_processes
 from phase_golem.agents.process import ProcessExit
-from phase_golem.agents.runner import collect_outcome
+from phase_golem.agents.runner import AgentOutcome, collect_outcome
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     format_timestamp,
     parse_timestamp,
 )
-from phase_golem.domain.runs import ErrorClass, Run, RunStatus, Step, finish
+from phase_golem.domain.pipelines import Settings
+from phase_golem.domain.runs import (
+    ErrorClass,
+    Mutation,
+    Run,
+    RunRuleError,
+    RunStatus,
+    Step,
+    finish,
+)
 from phase_golem.engine.commits import remember_crash_leftovers, tree_key
 from phase_golem.engine.completion import (
     Completion,
@@ -45,6 +63,9 @@ from phase_golem.engine.executor import (
     run_directory,
     timeout_seconds,
 )
+from phase_golem.engine.leases import lease_expired, leased
+from phase_golem.engine.reconcile import Verdict
+from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
     WorkspaceChange,
     change_since_start,
@@ -53,46 +74,94 @@ from phase_golem.engine.workspaces import (
 )
 from phase_golem.store import Store
 
+LOST = "the orchestrator stopped before this run finished"
+
 
 def agent_pids(run: Run, root: Path) -> list[int]:
     return agent_processes(run.pid, run.id, root)
 
 
-def recover_interrupted_runs(store: Store, root: Path) -> tuple[list[str], list[Run]]:
-    """(runs retried or paused, runs to adopt); see the module docstring."""
-    recovered: list[str] = []
-    adopt: list[Run] = []
-    with store.transaction() as tx:
-        for run in tx.list_runs(statuses=[RunStatus.ACTIVE]):
-            if run.step is Step.QUEUED:
-                continue
-            result_file = run_directory(root, run.id) / "result.json"
-            leftovers = agent_pids(run, root)
-            if run.step is Step.STARTED and (leftovers or result_file.exists()):
-                adopt.append(run)
-                continue
-            stop_processes(leftovers)
-            recovered.append(run.id)
-            if run.side_effect and run.step is Step.STARTED:
-                pause_indeterminate(tx, run, "the orchestrator stopped while it ran")
-                continue
-            crashed = finish(
-                run,
-                RunStatus.CRASHED,
-                format_timestamp(tx.now),
-                error="the orchestrator stopped before this run finished",
-                error_class=ErrorClass.CRASHED,
+@dataclass
+class Recovered:
+    """What a recovery did: runs it retried, reconciled or paused; runs whose agent it
+    found alive (to adopt); and completions its reconcile checks made, which the caller
+    finishes like any other (worklog line, commit)."""
+
+    runs: list[str] = field(default_factory=list)
+    adopt: list[Run] = field(default_factory=list)
+    completed: list[Completion] = field(default_factory=list)
+
+    def add(self, run: Run, outcome: Run | Completion | None) -> None:
+        if isinstance(outcome, Run):
+            self.adopt.append(outcome)
+            return
+        self.runs.append(run.id)
+        if outcome is not None:
+            self.completed.append(outcome)
+
+
+def recover_run(store: Store, settings: Settings, root: Path, run: Run) -> Run | Completion | None:
+    """Recover one interrupted run: the run itself when it must be adopted instead, the
+    completion when its reconcile check said its side effect happened, else None."""
+    result_file = run_directory(root, run.id) / "result.json"
+    leftovers = agent_pids(run, root)
+    if run.step is Step.STARTED and (leftovers or result_file.exists()):
+        return run
+    stop_processes(leftovers)
+    may_have_acted = run.side_effect and run.mutation is Mutation.IN_FLIGHT
+    reconciled = check_side_effect(store, settings, root, run.id) if may_have_acted else None
+    if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
+        lost = AgentOutcome(None, ErrorClass.CRASHED, LOST, StreamInfo())
+        change = _change_so_far(store, settings, root, run)
+        workdir = root / change.tree if change is not None else None
+        try:
+            return complete_run(
+                store, settings, run.id, lost, reconciled, change=change, workdir=workdir
             )
-            tx.save_run(crashed, EventKind.RUN_FINISHED, {"recovered": True})
-            queue_retry(tx, crashed, attempt=run.attempt, not_before=None, reason="recovered")
-    return recovered, adopt
+        except RunRuleError:
+            return None  # its owner finished it while the check ran
+    with store.transaction() as tx:
+        current = tx.get_run(run.id)
+        if current is None or not current.is_active or current.step is not run.step:
+            return None  # someone else got there first
+        if reconciled is not None:
+            data = {**reconciled.ledger_data(), "after": LOST}
+            tx.append_event(EventKind.RUN_RECONCILED, item_id=run.item_id, run_id=run.id, data=data)
+        if may_have_acted and (reconciled is None or reconciled.verdict is Verdict.UNKNOWN):
+            detail = f"; {reconciled.detail}" if reconciled is not None else ""
+            pause_indeterminate(tx, current, f"the orchestrator stopped while it ran{detail}")
+            return None
+        crashed = finish(
+            current,
+            RunStatus.CRASHED,
+            format_timestamp(tx.now),
+            error=LOST,
+            error_class=ErrorClass.CRASHED,
+            mutation=Mutation.FAILED if may_have_acted else current.mutation,
+        )
+        tx.save_run(crashed, EventKind.RUN_FINISHED, {"recovered": True, "outcome": "Crashed"})
+        queue_retry(tx, crashed, attempt=run.attempt, not_before=None, reason="recovered")
+    return None
 
 
-ADOPT_POLL_SECONDS = 0.5
+def _change_so_far(
+    store: Store, settings: Settings, root: Path, run: Run
+) -> WorkspaceChange | None:
+    with store.reader() as tx:
+        item = tx.get_item(run.item_id)
+    if item is None or run.started_at is None:
+        return None
+    directory = run_directory(root, run.id)
+    return change_since_start(root, settings, item, run, directory, overlapped=True)
 
 
-def record_crash_leftovers(ctx: EngineContext, run_ids: list[str]) -> None:
-    """What runs that died touched stays in the tree as their leftovers (DESIGN §8)."""
+def record_crash_leftovers(ctx: EngineContext, recovered: Recovered) -> None:
+    """What the runs that died touched stays in the tree as their leftovers (DESIGN §8).
+
+    Runs a reconcile check completed are left out: their change went with their result.
+    """
+    completed = {c.run.id for c in recovered.completed}
+    run_ids = [r for r in recovered.runs if r not in completed]
     for run_id in run_ids:
         with ctx.store.reader() as tx:
             run = tx.get_run(run_id)
@@ -109,6 +178,57 @@ def record_crash_leftovers(ctx: EngineContext, run_ids: list[str]) -> None:
             )
 
 
+def recover_interrupted_runs(store: Store, settings: Settings, root: Path) -> Recovered:
+    """At start: every claimed or started run (the process lock proves them orphaned)."""
+    with store.reader() as tx:
+        interrupted = [
+            r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if r.step is not Step.QUEUED
+        ]
+    recovered = Recovered()
+    for run in sorted(interrupted, key=lambda r: r.id):
+        recovered.add(run, recover_run(store, settings, root, run))
+    return recovered
+
+
+def blocked_by(store: Store, run_ids: Collection[str]) -> set[str]:
+    """Items that recovered runs left waiting for a human (an uncertain side effect)."""
+    with store.reader() as tx:
+        runs = [tx.get_run(run_id) for run_id in run_ids]
+    return {r.item_id for r in runs if r is not None and r.status is RunStatus.PAUSED_INDETERMINATE}
+
+
+def sweep_expired_leases(
+    store: Store, settings: Settings, root: Path, ours: Collection[str]
+) -> Recovered:
+    """During `run`: recover the runs whose lease expired and that we are not running."""
+    with store.reader() as tx:
+        now = tx.now
+        expired = [
+            r
+            for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
+            if r.id not in ours and lease_expired(r, now)
+        ]
+    recovered = Recovered()
+    for run in sorted(expired, key=lambda r: r.id):
+        recovered.add(run, recover_run(store, settings, root, run))
+    return recovered
+
+
+def _take_over(ctx: EngineContext, run_id: str) -> Run | None:
+    """An adopted run becomes ours: our worker id and a fresh lease, on the record."""
+    with ctx.store.transaction() as tx:
+        run = tx.get_run(run_id)
+        if run is None or not run.is_active:
+            return run
+        lease = tx.now + timedelta(seconds=ctx.settings.execution.lease_seconds)
+        mine = run.replace(worker_id=ctx.worker_id, lease_until=format_timestamp(lease))
+        tx.save_run(mine, EventKind.RUN_UPDATED, {"adopted_by": ctx.worker_id})
+        return mine
+
+
+ADOPT_POLL_SECONDS = 0.5
+
+
 async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False) -> Completion:
     """Finish a run whose agent outlived the orchestrator that started it (DESIGN §6).
 
@@ -116,11 +236,13 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
     no longer than its phase timeout counted from when it started; then classifies its
     result file exactly as if we had run it.
     """
+    run = _take_over(ctx, run_id)
     with ctx.store.reader() as tx:
-        run = tx.get_run(run_id)
         item = tx.get_item(run.item_id) if run is not None else None
     if run is None or item is None:
         raise LookupError(f"no run {run_id} to adopt")
+    if not run.is_active:  # its owner finished it after all: nothing left to adopt
+        raise asyncio.CancelledError
     limit = timeout_seconds(ctx, item, run)
     started = parse_timestamp(run.started_at) if run.started_at else utc_now()
     deadline = started + timedelta(seconds=limit)
@@ -135,12 +257,21 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
         return change_since_start(ctx.root, ctx.settings, item, run, directory, overlapped=shared)
 
     try:
-        while pids := agent_pids(run, ctx.root):
-            if utc_now() >= deadline:
-                stop_processes(pids)
-                timed_out = True
-                break
-            await asyncio.sleep(ADOPT_POLL_SECONDS)
+        async with leased(ctx.store, run_id, ctx.worker_id, ctx.settings.execution):
+            while pids := agent_pids(run, ctx.root):
+                if utc_now() >= deadline:
+                    stop_processes(pids)
+                    timed_out = True
+                    break
+                await asyncio.sleep(ADOPT_POLL_SECONDS)
+            adapter = adapter_of(ctx, phase_config(ctx.settings, item, run))
+            request = agent_request(ctx, run, item, prompt="", workdir=workdir)
+            exit = ProcessExit(None, timed_out=timed_out)
+            limit = ctx.settings.execution.max_result_bytes
+            outcome = collect_outcome(adapter, request, exit, limit)
+            reconciled = await reconcile_uncertain(
+                ctx.store, ctx.settings, ctx.root, run_id, outcome
+            )
     except asyncio.CancelledError:
         stop_processes(agent_pids(run, ctx.root))
         cancel_run(ctx, run_id)
@@ -148,12 +279,7 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
         if unfinished is not None:
             record_unfinished(ctx, run, item, unfinished)
         raise
-    phase = phase_config(ctx.settings, item, run)
-    adapter = adapter_of(ctx, phase)
-    request = agent_request(ctx, run, item, prompt="", workdir=workdir)
-    exit = ProcessExit(None, timed_out=timed_out)
-    outcome = collect_outcome(adapter, request, exit, ctx.settings.execution.max_result_bytes)
     change = left()
     return complete_run(
-        ctx.store, ctx.settings, run_id, outcome, change=change, workdir=request.cwd
+        ctx.store, ctx.settings, run_id, outcome, reconciled, change=change, workdir=workdir
     )

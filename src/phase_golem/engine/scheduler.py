@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +38,7 @@ from phase_golem.domain.scheduling import (
     Triage,
     waiting_on_dependencies,
 )
+from phase_golem.engine.agent_pauses import Holds, paused_agents
 from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
 from phase_golem.engine.commits import commit_now, flush_tree, halt_commit, save_all
 from phase_golem.engine.completion import Completion, max_attempts, phase_config, queue_retry
@@ -48,7 +49,14 @@ from phase_golem.engine.executor import (
     fail_internally,
 )
 from phase_golem.engine.files import append_worklog
-from phase_golem.engine.recovery import adopt_run
+from phase_golem.engine.leases import sweep_due
+from phase_golem.engine.recovery import (
+    Recovered,
+    adopt_run,
+    blocked_by,
+    record_crash_leftovers,
+    sweep_expired_leases,
+)
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import Transaction
@@ -84,7 +92,7 @@ class Scheduler:
         ctx: EngineContext,
         options: RunOptions,
         emit: Callable[[str], None],
-        adopt: Sequence[Run] = (),
+        recovered: Recovered | None = None,
     ) -> None:
         if options.step_item is not None:
             ctx = replace(ctx, settings=replace(ctx.settings, guardrails=NO_GUARDRAILS))
@@ -98,8 +106,10 @@ class Scheduler:
         self.started_at: dict[str, float] = {}
         self.stop = asyncio.Event()
         self._seen_version = -1
-        self._adopt = list(adopt)
+        self._recovered = recovered or Recovered()
         self._counted: set[tuple[str, str, int]] = set()
+        self._last_sweep = time.monotonic()
+        self._paused_reported: set[str] = set()
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: dict[str, Item]) -> bool:
@@ -167,14 +177,16 @@ class Scheduler:
             by_id = {i.id: i for i in items}
             active = tx.list_runs(statuses=[RunStatus.ACTIVE])
             self.scope = self.selection.scope_of(items)
+            holds = self._holds(tx)
             running = {
                 r.item_id: RunningTask(
                     r.phase,
                     self._destructive(r, by_id),
-                    waiting=self._waiting(r, tx.now),
+                    waiting=self._waiting(r, tx.now) or holds.run_held(r, by_id.get(r.item_id)),
                 )
                 for r in active
             }
+            running.update(holds.held_items(items, set(running)))
             choice = self.selection.choose(items, running, tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
@@ -218,6 +230,14 @@ class Scheduler:
             return True
         return not self._in_scope(run.item_id)
 
+    def _holds(self, tx: Transaction) -> Holds:
+        """Paused agents hold their items back; each newly seen pause is said once."""
+        pauses = paused_agents(tx)
+        for name in sorted(set(pauses) - self._paused_reported):
+            self.emit(pauses[name].line())
+        self._paused_reported = set(pauses)
+        return Holds(self.ctx.settings, frozenset(pauses))
+
     def _count(self, run: Run) -> None:
         """A visit counts toward `--cap` (and `step`) once, however many tries it takes."""
         key = (run.item_id, run.phase, run.visit)
@@ -252,6 +272,8 @@ class Scheduler:
             for item in (tx.get_item(r.item_id) for r in [*running, *due])
             if item is not None
         }
+        holds = Holds.read(tx, self.ctx.settings)
+        due = [r for r in due if not holds.run_held(r, items.get(r.item_id))]
         shared = self.ctx.settings.execution.isolation is Isolation.SHARED
         if shared and any(self._destructive(run, items) for run in running):
             return frozenset()
@@ -291,6 +313,35 @@ class Scheduler:
         """The runs in flight with their age in seconds (read by the live panel's thread)."""
         now = time.monotonic()
         return [(run, now - self.started_at.get(run.id, now)) for run in list(self.tasks.values())]
+
+    def _sweep(self) -> None:
+        """Every half lease: take over runs whose owner stopped renewing their lease."""
+        now = time.monotonic()
+        if not sweep_due(self._last_sweep, now, self.ctx.settings.execution):
+            return
+        self._last_sweep = now
+        ours = {run.id for run in self.tasks.values()}
+        recovered = sweep_expired_leases(self.ctx.store, self.ctx.settings, self.ctx.root, ours)
+        record_crash_leftovers(self.ctx, recovered)
+        for run_id in recovered.runs:
+            self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
+        for run in recovered.adopt:
+            self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
+        self._take_up(recovered)
+
+    def _take_up(self, recovered: Recovered) -> None:
+        """Adopt live agents; finish reconciled runs like ours; count what waits for a human."""
+        for run in recovered.adopt:
+            self._start_adoption(run, overlapped=len(recovered.adopt) > 1)
+        for completion in recovered.completed:
+            self._finished(completion)
+        self.state.summary.items_blocked.update(blocked_by(self.ctx.store, recovered.runs))
+
+    def _start_adoption(self, run: Run, *, overlapped: bool) -> None:
+        adopting = adopt_run(self.ctx, run.id, overlapped=overlapped)
+        task = asyncio.create_task(adopting, name=run.id)
+        self.tasks[task] = run
+        self.started_at[run.id] = time.monotonic()
 
     def _finished(self, completion: Completion) -> None:
         summary = self.state.summary
@@ -396,8 +447,8 @@ class Scheduler:
         with self.ctx.store.reader() as tx:
             moments = [
                 parse_timestamp(r.not_before)
-                for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
-                if r.step is Step.QUEUED and r.not_before is not None and self._in_scope(r.item_id)
+                for r in self._startable(tx)
+                if r.step is Step.QUEUED and r.not_before is not None
             ]
             moments += [
                 parse_timestamp(i.wake_at)
@@ -409,10 +460,14 @@ class Scheduler:
         future = [moment for moment in moments if moment > now]
         return min(future) if future else None
 
+    def _startable(self, tx: Transaction) -> list[Run]:
+        """Live runs in scope, but not those waiting for a human to resume their agent."""
+        active = [r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if self._in_scope(r.item_id)]
+        return Holds.read(tx, self.ctx.settings).startable(tx, active)
+
     def _has_queued(self) -> bool:
         with self.ctx.store.reader() as tx:
-            active = tx.list_runs(statuses=[RunStatus.ACTIVE])
-        return any(self._in_scope(r.item_id) for r in active)
+            return bool(self._startable(tx))
 
     async def _wait(self, due: datetime | None) -> bool:
         """Sleep until a run finishes, `due` comes, a signal, or a second passes."""
@@ -460,6 +515,7 @@ class Scheduler:
             self.emit(f"git: could not save the final state: {exc}")
         with self.ctx.store.reader() as tx:
             summary.waiting = waiting_on_dependencies(tx.list_items())
+            summary.agents_paused = [p.line() for p in paused_agents(tx).values()]
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_HALTED, data=summary.to_dict())
         return summary
@@ -467,11 +523,7 @@ class Scheduler:
     async def _loop(self) -> HaltReason:
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_STARTED, data={"worker_id": self.ctx.worker_id})
-        for run in self._adopt:
-            adopting = adopt_run(self.ctx, run.id, overlapped=len(self._adopt) > 1)
-            task = asyncio.create_task(adopting, name=run.id)
-            self.tasks[task] = run
-            self.started_at[run.id] = time.monotonic()
+        self._take_up(self._recovered)
         while True:
             if self.stop.is_set():
                 await self._drain(cancel=True)
@@ -482,6 +534,7 @@ class Scheduler:
                 if self.stop.is_set():
                     return HaltReason.SHUTDOWN_REQUESTED
                 return HaltReason.CIRCUIT_BREAKER_TRIPPED
+            self._sweep()
             changed, halt = self._decide()
             self._claim_and_start()
             if not self.tasks:

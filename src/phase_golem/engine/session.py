@@ -16,7 +16,11 @@ from phase_golem.engine.commits import save_all, unaccounted_changes
 from phase_golem.engine.executor import EngineContext, run_directory
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.preflight import preflight
-from phase_golem.engine.recovery import record_crash_leftovers, recover_interrupted_runs
+from phase_golem.engine.recovery import (
+    Recovered,
+    record_crash_leftovers,
+    recover_interrupted_runs,
+)
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
@@ -50,9 +54,7 @@ def check_step_item(project: Project, item_id: str) -> None:
         raise DomainError(f"{item_id} is blocked; unblock or approve it first")
 
 
-def _settle_the_tree(
-    ctx: EngineContext, recovered: list[str], adopted: list[Run], emit: Callable[[str], None]
-) -> None:
+def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[str], None]) -> None:
     """Owed commits first, leftovers recorded, then the clean tree (DESIGN §8)."""
     root = ctx.root
     try:
@@ -66,7 +68,7 @@ def _settle_the_tree(
             for item_id in kept:
                 emit(f"[worktrees] kept the worktree of {item_id}: git would not remove it")
             return
-        changes = unaccounted_changes(ctx.store, root, _adopted_paths(ctx, adopted))
+        changes = unaccounted_changes(ctx.store, root, _adopted_paths(ctx, recovered.adopt))
     except GitError as exc:
         raise ProjectError(f"git: {exc}") from None
     if changes:
@@ -130,13 +132,13 @@ def run_session(
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
             base_branch=current_branch(project.root) or "main",
         )
-        recovered, adopted = recover_interrupted_runs(store, project.root)
-        for run_id in recovered:
-            emit(f"[recovery] {run_id} was interrupted; retried or held for a decision")
-        for run in adopted:
+        recovered = recover_interrupted_runs(store, settings, project.root)
+        for run_id in recovered.runs:
+            emit(f"[recovery] {run_id} was interrupted; retried, reconciled or held for a decision")
+        for run in recovered.adopt:
             emit(f"[recovery] {run.id}: its agent outlived the last orchestrator; adopting it")
-        _settle_the_tree(ctx, recovered, adopted, emit)
-        scheduler = Scheduler(ctx, options, emit, adopt=adopted)
+        _settle_the_tree(ctx, recovered, emit)
+        scheduler = Scheduler(ctx, options, emit, recovered=recovered)
         if watch is not None:
             watch(scheduler)
         return asyncio.run(scheduler.run())

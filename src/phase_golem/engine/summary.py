@@ -28,11 +28,16 @@ class RunSummary:
     cost_usd: float = 0.0
     halt_reason: HaltReason | None = None
     waiting: list[tuple[str, list[str]]] = field(default_factory=list)
+    agents_paused: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """1 when nothing completed and something blocked (Phase Golem's rule), else 0."""
-        return 1 if not self.items_completed and self.items_blocked else 0
+        """1 when nothing completed and something blocked (Phase Golem's rule), else 0.
+
+        An agent paused for a human counts as blocked: its items cannot go on without one.
+        """
+        stuck = self.items_blocked or self.agents_paused
+        return 1 if not self.items_completed and stuck else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +48,7 @@ class RunSummary:
             "items_merged": self.items_merged,
             "cost_usd": round(self.cost_usd, 6),
             "halt_reason": self.halt_reason.value if self.halt_reason else None,
+            "agents_paused": list(self.agents_paused),
         }
 
     def lines(self) -> list[str]:
@@ -59,5 +65,6 @@ class RunSummary:
         ]
         for item_id, deps in self.waiting:
             out.append(f"{item_id} (waiting on: {', '.join(deps)})")
+        out.extend(self.agents_paused)
         out.append(f"Halt reason: {self.halt_reason.value if self.halt_reason else '-'}")
         return out

@@ -82,6 +82,7 @@ class Transaction(Protocol):
         lease_until: datetime,
         item_ids: Collection[str] | None = None,
     ) -> list[Run]: ...
+    def renew_lease(self, run_id: str, worker_id: str, lease_until: datetime) -> bool: ...
 
     # Ledger
     def append_event(
@@ -333,6 +334,18 @@ class TransactionBase(abc.ABC):
             self.save_run(updated, EventKind.RUN_CLAIMED, {"worker_id": worker_id})
             claimed.append(updated)
         return claimed
+
+    def renew_lease(self, run_id: str, worker_id: str, lease_until: datetime) -> bool:
+        """Extend a live run's lease if `worker_id` holds it; True when it did.
+
+        The one run update without a ledger event: a heartbeat is liveness, not history.
+        """
+        self._require_writable()
+        run = self._load_run(run_id)
+        if run is None or not run.is_active or run.worker_id != worker_id:
+            return False
+        self._update_run(run.replace(lease_until=format_timestamp(lease_until)))
+        return True
 
     def append_event(
         self,
