@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from phase_golem.domain.errors import DomainError
-from phase_golem.domain.items import PhasePool
+from phase_golem.domain.items import PhasePool, parse_timestamp
 
 
 class RunKind(StrEnum):
@@ -155,3 +156,24 @@ def ensure_valid_transition(before: Run, after: Run) -> None:
         raise RunRuleError(f"run {before.id} ended; its step cannot change")
     if after.status is RunStatus.COMMITTED and after.step is not Step.COMMITTED:
         raise RunRuleError("a run reaches committed status only at the committed step")
+
+
+def interrupted_visit(earlier: list[Run]) -> Run | None:
+    """The last run of a phase when it was cut off (cancelled or crashed) and never followed.
+
+    Picking it up as a retry keeps its attempt number and its idempotency key, so a
+    Ctrl-C or a crash does not make the same visit look new to the agent.
+    """
+    followed = {r.retry_of for r in earlier if r.retry_of is not None}
+    open_ends = [r for r in earlier if r.id not in followed]
+    if not open_ends:
+        return None
+    last = max(open_ends, key=lambda r: (r.queued_at, r.id))
+    if last.status in (RunStatus.CANCELLED, RunStatus.CRASHED):
+        return last
+    return None
+
+
+def backing_off(run: Run, now: datetime) -> bool:
+    """A queued run whose `not_before` (a rate-limit backoff) is still ahead."""
+    return run.not_before is not None and parse_timestamp(run.not_before) > now

@@ -6,7 +6,7 @@ arguments, and an ordered list of actions comes out.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +19,7 @@ from phase_golem.domain.items import (
     parse_timestamp,
 )
 from phase_golem.domain.pipelines import ExecutionConfig, Isolation, PipelineConfig
+from phase_golem.domain.runs import Run, Step
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,3 +256,24 @@ def select_targeted_actions(
             return []
         return [action]
     return []
+
+
+def next_moment(
+    live_runs: Iterable[Run],
+    items: Iterable[Item],
+    now: datetime,
+    in_scope: Callable[[str], bool],
+) -> datetime | None:
+    """The next future moment something waits for: a run's backoff or a sleeping item."""
+    moments = [
+        parse_timestamp(r.not_before)
+        for r in live_runs
+        if r.step is Step.QUEUED and r.not_before is not None
+    ]
+    moments += [
+        parse_timestamp(i.wake_at)
+        for i in items
+        if i.wake_at is not None and i.status is not ItemStatus.BLOCKED and in_scope(i.id)
+    ]
+    future = [moment for moment in moments if moment > now]
+    return min(future) if future else None

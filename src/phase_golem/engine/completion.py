@@ -11,7 +11,6 @@ from typing import Any
 
 from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.commits import RunChange
-from phase_golem.domain.descriptions import StructuredDescription
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     BlockedType,
@@ -20,15 +19,7 @@ from phase_golem.domain.items import (
     archive,
     block,
     format_timestamp,
-    new_item,
     touch,
-)
-from phase_golem.domain.merges import (
-    merge_direction,
-    merge_into,
-    plan_follow_ups,
-    plan_merges,
-    without_dependency,
 )
 from phase_golem.domain.pipelines import ApprovalGate, PhaseConfig, Settings
 from phase_golem.domain.redaction import redact, redact_text
@@ -44,9 +35,11 @@ from phase_golem.domain.transitions import (
 )
 from phase_golem.engine.agent_pauses import agent_for_run, last_resumed, pause_agent
 from phase_golem.engine.approvals import AFTER, request_approval
+from phase_golem.engine.backlog_effects import ingest_follow_ups, merge_duplicates
 from phase_golem.engine.commits import record_change
 from phase_golem.engine.receipts import prepare_receipt
 from phase_golem.engine.reconcile import Reconciliation, Verdict
+from phase_golem.engine.retries import backoff_seconds, max_attempts, queue_retry
 from phase_golem.engine.workspaces import WorkspaceChange, run_change
 from phase_golem.store import Store, Transaction
 
@@ -135,124 +128,11 @@ def phase_config(settings: Settings, item: Item, run: Run) -> PhaseConfig | None
     return position.phase if position is not None else None
 
 
-def max_attempts(settings: Settings, phase: PhaseConfig | None) -> int:
-    retries = settings.execution.max_retries
-    if phase is not None and phase.max_retries is not None:
-        retries = phase.max_retries
-    return retries + 1
-
-
-def _backoff_seconds(
-    tx: Transaction, run: Run, settings: Settings, since: str | None
-) -> tuple[float, int]:
-    """Delay before the next try after a rate limit, and how many came in a row.
-
-    The streak counts back along the retry chain, but not past the agent's last resume:
-    a human let it go again, so the limits it hit before do not count twice.
-    """
-    streak = 1
-    cursor = run.retry_of
-    while cursor is not None:
-        earlier = tx.get_run(cursor)
-        if earlier is None or earlier.status is not RunStatus.PAUSED_TRANSIENT:
-            break
-        if since is not None and (earlier.ended_at or "") < since:
-            break
-        streak += 1
-        cursor = earlier.retry_of
-    backoff = settings.execution.backoff
-    delay = min(backoff.base_seconds * backoff.factor ** (streak - 1), backoff.max_seconds)
-    return delay, streak
-
-
-def queue_retry(
-    tx: Transaction, run: Run, *, attempt: int, not_before: datetime | None, reason: str
-) -> Run:
-    retry = Run(
-        id=tx.allocate_run_id(),
-        item_id=run.item_id,
-        phase=run.phase,
-        kind=run.kind,
-        queued_at=format_timestamp(tx.now),
-        pool=run.pool,
-        attempt=attempt,
-        visit=run.visit,
-        retry_of=run.id,
-        idempotency_key=run.idempotency_key,  # copied, never recomputed
-        side_effect=run.side_effect,
-        not_before=format_timestamp(not_before) if not_before else None,
-    )
-    tx.create_run(retry, {"retry_of": run.id, "reason": reason})
-    tx.append_event(
-        EventKind.RUN_RETRY_SCHEDULED,
-        item_id=run.item_id,
-        run_id=retry.id,
-        data={"retry_of": run.id, "attempt": attempt, "not_before": retry.not_before},
-    )
-    return retry
-
-
 def _ingest_follow_ups(
     tx: Transaction, settings: Settings, origin_item: Item, result: PhaseResult, done: Completion
 ) -> list[str]:
-    if not result.follow_ups:
-        return []
-    plan = plan_follow_ups(result.follow_ups, tx.list_items())
-    origin = f"{origin_item.id}/{result.phase}"
-    created = []
-    for follow_up in plan.create:
-        item_id = tx.allocate_item_id(settings.project.prefix)
-        description = (
-            StructuredDescription(context=follow_up.context) if follow_up.context else None
-        )
-        item = new_item(
-            item_id,
-            follow_up.title,
-            tx.now,
-            origin=origin,
-            size=follow_up.suggested_size,
-            risk=follow_up.suggested_risk,
-            description=description,
-        )
-        tx.create_item(item, data={"origin": origin})
-        created.append(item_id)
-    done.skipped_follow_ups = list(plan.skipped)
-    for title, duplicate_of in plan.skipped:
-        tx.append_event(
-            EventKind.ITEM_UPDATED,
-            item_id=origin_item.id,
-            data={"follow_up_skipped": title, "duplicate_of": duplicate_of},
-        )
+    created, done.skipped_follow_ups = ingest_follow_ups(tx, settings, origin_item, result)
     return created
-
-
-def _merge_duplicates(
-    tx: Transaction, triaged: Item, result: PhaseResult
-) -> tuple[Item | None, list[tuple[str, str]]]:
-    """Merge triage's duplicates; returns the triaged item (None if merged away)."""
-    merged: list[tuple[str, str]] = []
-    current: Item | None = triaged
-    busy = {r.item_id for r in tx.list_runs(statuses=[RunStatus.ACTIVE])} - {triaged.id}
-    for dup in plan_merges(triaged, result.duplicates, tx.list_items()):
-        other = tx.get_item(dup)
-        if current is None or other is None:
-            continue
-        source, target = merge_direction(current, other)
-        if source.id in busy:
-            continue  # never archive an item under a running agent; the target may run
-        target = merge_into(source, target, tx.now)
-        tx.save_item(target, EventKind.ITEM_MERGED, {"merged_from": source.id})
-        gone = archive(source, tx.now, closed_reason=f"merged into {target.id}")
-        tx.save_item(gone, EventKind.ITEM_MERGED, {"merged_into": target.id})
-        for remaining in tx.list_items():
-            cleaned = without_dependency(remaining, source.id, tx.now)
-            if cleaned is not None:
-                tx.save_item(cleaned, EventKind.ITEM_UPDATED, {"dependency_removed": source.id})
-        merged.append((source.id, target.id))
-        current = (
-            None if source.id == triaged.id else target if target.id == triaged.id else current
-        )
-    return current, merged
 
 
 def _apply_result(
@@ -260,7 +140,7 @@ def _apply_result(
 ) -> Item:
     execution = settings.execution
     if run.kind is RunKind.TRIAGE:
-        survivor, done.merged = _merge_duplicates(tx, item, result)
+        survivor, done.merged = merge_duplicates(tx, item, result)
         if survivor is None:
             done.worklog_outcome, done.message = "Merged", f"merged into {done.merged[-1][1]}"
             done.follow_ups = _ingest_follow_ups(tx, settings, item, result, done)
@@ -502,7 +382,7 @@ def complete_run(
             # Never an attempt: the retry keeps this one's number and waits out a backoff.
             status = RunStatus.PAUSED_TRANSIENT
             agent = agent_for_run(settings, item, run)
-            delay, streak = _backoff_seconds(tx, run, settings, last_resumed(tx, agent))
+            delay, streak = backoff_seconds(tx, run, settings, last_resumed(tx, agent))
             retry = (run.attempt, tx.now + timedelta(seconds=delay), "rate limited")
             done.retry_queued = True
             done.worklog_outcome = "Waiting"

@@ -52,7 +52,6 @@ from phase_golem.engine.completion import (
     complete_run,
     pause_indeterminate,
     phase_config,
-    queue_retry,
 )
 from phase_golem.engine.executor import (
     EngineContext,
@@ -65,6 +64,7 @@ from phase_golem.engine.executor import (
 )
 from phase_golem.engine.leases import lease_expired, leased
 from phase_golem.engine.reconcile import Verdict
+from phase_golem.engine.retries import queue_retry
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
     WorkspaceChange,

@@ -23,7 +23,8 @@ from phase_golem.domain.results import PhaseResult, ResultCode
 from phase_golem.domain.runs import Mutation, Run, RunStatus
 from phase_golem.domain.transitions import Outcome, resolve_transition
 from phase_golem.engine.backlog import no_live_run
-from phase_golem.engine.completion import queue_retry, reconciled_result
+from phase_golem.engine.completion import reconciled_result
+from phase_golem.engine.retries import queue_retry
 from phase_golem.store import NotFoundError, Store, Transaction
 
 

@@ -18,30 +18,27 @@ from typing import Any
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
-    Guardrails,
+    NO_GUARDRAILS,
     Item,
     ItemStatus,
-    Level,
     PhasePool,
-    Size,
     format_timestamp,
-    parse_timestamp,
     touch,
     transition,
 )
 from phase_golem.domain.pipelines import ApprovalGate, Isolation
-from phase_golem.domain.runs import Run, RunKind, RunStatus, Step
+from phase_golem.domain.runs import Run, RunKind, RunStatus, Step, backing_off, interrupted_visit
 from phase_golem.domain.scheduling import (
     Promote,
     RunningTask,
     RunPhase,
     Triage,
+    next_moment,
     waiting_on_dependencies,
 )
 from phase_golem.engine.agent_pauses import Holds, paused_agents
 from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
-from phase_golem.engine.commits import commit_now, flush_tree, halt_commit, save_all
-from phase_golem.engine.completion import Completion, max_attempts, phase_config, queue_retry
+from phase_golem.engine.completion import Completion, phase_config
 from phase_golem.engine.executor import (
     EngineContext,
     cancel_run,
@@ -50,6 +47,7 @@ from phase_golem.engine.executor import (
 )
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
+from phase_golem.engine.output import save_on_halt, save_run_output
 from phase_golem.engine.recovery import (
     Recovered,
     adopt_run,
@@ -57,33 +55,15 @@ from phase_golem.engine.recovery import (
     record_crash_leftovers,
     sweep_expired_leases,
 )
+from phase_golem.engine.retries import max_attempts, queue_retry
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import Transaction
-from phase_golem.workspace.git import GitError
-from phase_golem.workspace.worktrees import remove_worktree
 
 IDLE_CHECK_SECONDS = 1.0
 MIN_WAIT_SECONDS = 0.05  # a backstop: whatever the clock says, never spin
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 BREAKER_LIMIT = 2
-NO_GUARDRAILS = Guardrails(max_size=Size.LARGE, max_complexity=Level.HIGH, max_risk=Level.HIGH)
-
-
-def _interrupted_visit(earlier: list[Run]) -> Run | None:
-    """The last run of a phase when it was cut off (cancelled or crashed) and never followed.
-
-    Picking it up as a retry keeps its attempt number and its idempotency key, so a
-    Ctrl-C or a crash does not make the same visit look new to the agent.
-    """
-    followed = {r.retry_of for r in earlier if r.retry_of is not None}
-    open_ends = [r for r in earlier if r.id not in followed]
-    if not open_ends:
-        return None
-    last = max(open_ends, key=lambda r: (r.queued_at, r.id))
-    if last.status in (RunStatus.CANCELLED, RunStatus.CRASHED):
-        return last
-    return None
 
 
 class Scheduler:
@@ -127,7 +107,7 @@ class Scheduler:
         phase = "triage" if isinstance(action, Triage) else action.phase
         pool = PhasePool.PRE if isinstance(action, Triage) else action.pool
         earlier = [r for r in tx.list_runs(item_id=item.id) if r.phase == phase]
-        resumed = _interrupted_visit(earlier)
+        resumed = interrupted_visit(earlier)
         if resumed is not None:
             return queue_retry(
                 tx, resumed, attempt=resumed.attempt, not_before=None, reason="resumed"
@@ -224,11 +204,8 @@ class Scheduler:
     # ---- claim, execute, complete -----------------------------------------------------
     def _waiting(self, run: Run, now: datetime) -> bool:
         """Queued and not startable by us now: its backoff is on, or it is out of scope."""
-        if run.step is not Step.QUEUED:
-            return False
-        if run.not_before is not None and parse_timestamp(run.not_before) > now:
-            return True
-        return not self._in_scope(run.item_id)
+        queued = run.step is Step.QUEUED
+        return queued and (backing_off(run, now) or not self._in_scope(run.item_id))
 
     def _holds(self, tx: Transaction) -> Holds:
         """Paused agents hold their items back; each newly seen pause is said once."""
@@ -261,7 +238,7 @@ class Scheduler:
                 r
                 for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
                 if r.step is Step.QUEUED
-                and (r.not_before is None or parse_timestamp(r.not_before) <= now)
+                and not backing_off(r, now)
                 and (self.scope is None or r.item_id in self.scope)
             ),
             key=lambda r: (r.queued_at, r.id),
@@ -380,25 +357,7 @@ class Scheduler:
             completion.worklog_outcome,
             completion.message,
         )
-        self._save_to_git(completion)
-
-    def _retire_worktree(self, item_id: str) -> None:
-        if not remove_worktree(self.ctx.root, item_id, delete_merged_branch=True):
-            self.emit(f"[{item_id}] its worktree is kept: git would not remove it")
-
-    def _save_to_git(self, completion: Completion) -> None:
-        """Commit what the run owes git: at once, or as the tree's batch once it is idle."""
-        change, tree = completion.change, completion.tree
-        try:
-            if change is not None and tree is not None:
-                if change.succeeded and change.immediate:
-                    commit_now(self.ctx.store, self.ctx.root, tree, change)
-                if self.ctx.trees.idle(tree):
-                    flush_tree(self.ctx.store, self.ctx.root, tree)
-            if completion.completed and tree is not None and tree != ".":
-                self._retire_worktree(completion.item_id)
-        except GitError as exc:
-            self.emit(f"[{completion.item_id}] git: {exc} (kept as owed; retried on halt)")
+        save_run_output(self.ctx, completion, self.emit)
 
     def _collect(self, task: asyncio.Task[Completion]) -> None:
         """Account for one finished task; a failure of ours never takes the loop down."""
@@ -443,22 +402,8 @@ class Scheduler:
 
     def _next_due(self) -> datetime | None:
         """The next future moment something waits for: a backoff or a sleeping item."""
-        now = utc_now()
         with self.ctx.store.reader() as tx:
-            moments = [
-                parse_timestamp(r.not_before)
-                for r in self._startable(tx)
-                if r.step is Step.QUEUED and r.not_before is not None
-            ]
-            moments += [
-                parse_timestamp(i.wake_at)
-                for i in tx.list_items()
-                if i.wake_at is not None
-                and i.status is not ItemStatus.BLOCKED
-                and self._in_scope(i.id)
-            ]
-        future = [moment for moment in moments if moment > now]
-        return min(future) if future else None
+            return next_moment(self._startable(tx), tx.list_items(), utc_now(), self._in_scope)
 
     def _startable(self, tx: Transaction) -> list[Run]:
         """Live runs in scope, but not those waiting for a human to resume their agent."""
@@ -508,11 +453,7 @@ class Scheduler:
             self._remove_signals()
         summary = self.state.summary
         summary.halt_reason = halt
-        try:
-            save_all(self.ctx.store, self.ctx.root)
-            halt_commit(self.ctx.store, self.ctx.root, halt.value)
-        except GitError as exc:
-            self.emit(f"git: could not save the final state: {exc}")
+        save_on_halt(self.ctx, halt.value, self.emit)
         with self.ctx.store.reader() as tx:
             summary.waiting = waiting_on_dependencies(tx.list_items())
             summary.agents_paused = [p.line() for p in paused_agents(tx).values()]

@@ -1,0 +1,47 @@
+"""After a run: its output goes to git (DESIGN §8), and a finished item's worktree goes.
+
+Called by the scheduler once a run's completion is in the store. A git problem never
+takes the loop down: what is owed stays recorded and is saved on halt or at next start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from phase_golem.engine.commits import ROOT_TREE, commit_now, flush_tree, halt_commit, save_all
+from phase_golem.engine.completion import Completion
+from phase_golem.engine.executor import EngineContext
+from phase_golem.workspace.git import GitError
+from phase_golem.workspace.worktrees import remove_worktree
+
+
+def save_run_output(
+    ctx: EngineContext, completion: Completion, emit: Callable[[str], None]
+) -> None:
+    """Commit what the run owes git: at once, or as the tree's batch once it is idle."""
+    change, tree = completion.change, completion.tree
+    try:
+        if change is not None and tree is not None:
+            if change.succeeded and change.immediate:
+                commit_now(ctx.store, ctx.root, tree, change)
+            if ctx.trees.idle(tree):
+                flush_tree(ctx.store, ctx.root, tree)
+        in_worktree = tree is not None and tree != ROOT_TREE
+        kept = (
+            in_worktree
+            and completion.completed
+            and not remove_worktree(ctx.root, completion.item_id, delete_merged_branch=True)
+        )
+        if kept:
+            emit(f"[{completion.item_id}] its worktree is kept: git would not remove it")
+    except GitError as exc:
+        emit(f"[{completion.item_id}] git: {exc} (kept as owed; retried on halt)")
+
+
+def save_on_halt(ctx: EngineContext, reason: str, emit: Callable[[str], None]) -> None:
+    """Everything still owed, then what the orchestrator itself wrote (the halt commit)."""
+    try:
+        save_all(ctx.store, ctx.root)
+        halt_commit(ctx.store, ctx.root, reason)
+    except GitError as exc:
+        emit(f"git: could not save the final state: {exc}")
