@@ -233,6 +233,20 @@ def test_sigkill_at_random_moments_loses_nothing_and_repeats_no_side_effect(
     # The file each item's plan phase wrote into the repository is there.
     for item_id in items:
         assert (repo.root / "src" / f"{item_id}.txt").read_text() == f"planned {item_id}\n"
+    # ... and committed exactly once; nothing of ours is left uncommitted (DESIGN §8: owed
+    # commits are made after every crash, leftovers are taken by the visit's success).
+    git = ["git", "-C", str(repo.root)]
+    status = subprocess.run(
+        [*git, "status", "--porcelain"], capture_output=True, text=True, check=True
+    )
+    assert status.stdout == "", status.stdout
+    for item_id in items:
+        path = f"src/{item_id}.txt"
+        history = subprocess.run(
+            [*git, "log", "--format=%B%x00", "--", path], capture_output=True, text=True, check=True
+        ).stdout
+        messages = [m.strip() for m in history.split("\0") if m.strip()]
+        assert len(messages) == 1, (path, messages)
 
     # No run is left active.
     assert [r["id"] for r in runs if r["status"] == "active"] == []

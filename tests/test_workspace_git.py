@@ -10,6 +10,7 @@ import pytest
 
 from phase_golem.domain.commits import RunChange
 from phase_golem.engine.commits import (
+    TreeTracker,
     commit_now,
     flush_tree,
     leftovers_of,
@@ -18,7 +19,13 @@ from phase_golem.engine.commits import (
     unaccounted_changes,
 )
 from phase_golem.store.memory import MemoryStore
-from phase_golem.workspace.git import commit_paths, is_ancestor, repository_problem
+from phase_golem.workspace.git import (
+    INDEX_OPERATION_MARK,
+    clear_stale_locks,
+    commit_paths,
+    is_ancestor,
+    repository_problem,
+)
 from phase_golem.workspace.snapshot import blob_id, take_snapshot, touched_paths
 from tests.conftest import make_git_repo
 
@@ -182,3 +189,37 @@ def test_leftovers_are_kept_recorded_and_taken_by_a_later_success(repo: Path) ->
     commit_now(store, repo, ".", owed("run-3", (), immediate=True))
     assert files_of(repo) == ["junk.txt"]
     assert leftovers_of(store) == {}
+
+
+def test_a_stale_index_lock_of_ours_is_cleared_and_anyone_elses_is_kept(repo: Path) -> None:
+    lock = repo / ".git" / "index.lock"
+    mark = repo / ".git" / INDEX_OPERATION_MARK
+    lock.write_text("")
+    assert clear_stale_locks(repo) is False  # no mark: perhaps the user's git; keep it
+    assert lock.exists()
+    mark.write_text(str(os.getpid()))  # a command of a live process of ours: keep it
+    assert clear_stale_locks(repo) is False and lock.exists()
+    child = subprocess.Popen(["true"])
+    child.wait()
+    mark.write_text(str(child.pid))
+    assert clear_stale_locks(repo) is True
+    assert not lock.exists() and not mark.exists()
+    (repo / "README.md").write_text("after\n")
+    assert commit_paths(repo, ["README.md"], "works again") is not None
+
+
+def test_runs_that_shared_a_tree_settle_together() -> None:
+    tracker = TreeTracker()
+    tracker.enter(".", "a")
+    tracker.enter(".", "b")  # b joins a's group
+    tracker.leave(".", "a")
+    assert tracker.unsettled(".") == {"a", "b"}  # a's company is still at work
+    tracker.enter(".", "c")  # c joins while b runs: one group
+    tracker.leave(".", "b")
+    assert tracker.unsettled(".") == {"a", "b", "c"}
+    tracker.leave(".", "c")
+    assert tracker.unsettled(".") == set()
+    tracker.enter(".", "d")  # a new group after the tree was idle
+    assert tracker.unsettled(".") == {"d"}
+    tracker.enter("wt", "e")  # another tree: its own group
+    assert tracker.unsettled("wt") == {"e"} and "e" not in tracker.unsettled(".")

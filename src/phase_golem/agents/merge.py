@@ -29,7 +29,14 @@ import sys
 from pathlib import Path
 
 from phase_golem.agents.base import AgentRequest, Invocation, StreamInfo
-from phase_golem.workspace.git import GitError, current_branch, head_commit, is_ancestor, run_git
+from phase_golem.workspace.git import (
+    GitError,
+    current_branch,
+    head_commit,
+    index_operation,
+    is_ancestor,
+    run_git,
+)
 from phase_golem.workspace.worktrees import item_branch
 
 STRATEGIES = ("fast-forward", "merge-commit")
@@ -98,7 +105,8 @@ def _trial_merge(root: Path, base: str, tip: str) -> tuple[str | None, list[str]
 
 def _move_base(root: Path, base: str, old: str, new: str) -> None:
     if current_branch(root) == base:
-        run_git(root, "merge", "--ff-only", "-q", new)
+        with index_operation(root):
+            run_git(root, "merge", "--ff-only", "-q", new)
     else:
         run_git(root, "update-ref", f"refs/heads/{base}", new, old)
 

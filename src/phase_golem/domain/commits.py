@@ -16,7 +16,7 @@ committed by a later successful attempt of the same visit (its retry chain).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 ORCHESTRATOR_PATHS = ("_worklog/",)  # written by us, saved by the halt commit
@@ -65,8 +65,12 @@ class BatchPlan:
     leftovers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # path → run ids
 
 
-def plan_batch(group: Sequence[RunChange]) -> BatchPlan:
-    """Batch the group's pending work: non-immediate successes and every shared path."""
+def plan_batch(group: Sequence[RunChange], not_ours: Collection[str] = ()) -> BatchPlan:
+    """Batch the group's pending work: non-immediate successes and every shared path.
+
+    `not_ours`: paths known to be left by runs outside the group (leftovers of earlier
+    failures); they are never committed as shared.
+    """
     succeeded = [c for c in group if c.succeeded]
     paths: set[str] = set()
     for change in succeeded:
@@ -77,6 +81,7 @@ def plan_batch(group: Sequence[RunChange]) -> BatchPlan:
     owned = {p for c in group for p in c.own}
     failed_saw = {p for c in group if not c.succeeded for p in c.touched}
     shared_committed = {p for c in succeeded for p in c.shared} - owned - failed_saw
+    shared_committed -= set(not_ours)
     paths |= shared_committed
     leftovers: dict[str, list[str]] = {}
     for change in group:

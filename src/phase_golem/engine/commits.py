@@ -12,7 +12,7 @@ successful attempt of the same item and phase — never under another item's mes
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,16 +44,35 @@ ROOT_TREE = "."
 
 @dataclass
 class TreeTracker:
-    """Which runs are in which working tree now, and which of them overlapped."""
+    """Which runs are in which working tree now, and which of them overlapped.
+
+    Runs that shared a tree, directly or through a chain of others, form one group; a
+    group's batch is saved once none of its runs is still active, so a tree that is never
+    idle (a steady stream of concurrent runs) still gets its commits as it goes.
+    """
 
     active: dict[str, set[str]] = field(default_factory=dict)
     overlapped: set[str] = field(default_factory=set)
+    groups: dict[str, int] = field(default_factory=dict)  # run id → group number
+    _next_group: int = 0
 
     def enter(self, tree: str, run_id: str) -> None:
         running = self.active.setdefault(tree, set())
         if running:
             self.overlapped.update(running | {run_id})
+            merged = {self.groups[r] for r in running if r in self.groups}
+            group = min(merged) if merged else self._new_group()
+            for other, number in list(self.groups.items()):
+                if number in merged:
+                    self.groups[other] = group
+        else:
+            group = self._new_group()
+        self.groups[run_id] = group
         running.add(run_id)
+
+    def _new_group(self) -> int:
+        self._next_group += 1
+        return self._next_group
 
     def leave(self, tree: str, run_id: str) -> bool:
         """Forget the run; True when another run shared its tree while it ran."""
@@ -64,6 +83,15 @@ class TreeTracker:
 
     def idle(self, tree: str) -> bool:
         return not self.active.get(tree)
+
+    def unsettled(self, tree: str) -> set[str]:
+        """Finished runs whose group still has a run active in this tree: not yet to save."""
+        open_groups = {self.groups[r] for r in self.active.get(tree, set()) if r in self.groups}
+        closed = [r for r, g in self.groups.items() if g not in open_groups]
+        for run_id in closed:
+            if not any(run_id in runs for runs in self.active.values()):
+                del self.groups[run_id]
+        return {r for r, g in self.groups.items() if g in open_groups}
 
 
 def tree_key(root: Path, workdir: Path) -> str:
@@ -274,16 +302,18 @@ def _settle_intended(store: Store, root: Path, tree: str) -> list[str]:
     return settled
 
 
-def flush_tree(store: Store, root: Path, tree: str) -> list[str]:
-    """Save a tree whose runs have all finished: owed immediate commits, then the batch."""
+def flush_tree(store: Store, root: Path, tree: str, hold: Collection[str] = ()) -> list[str]:
+    """Save what a tree owes: owed immediate commits, then the batch of the runs that are
+    settled (all but those in `hold`, whose overlapping company is still at work)."""
     workdir = tree_path(root, tree)
     commits = _settle_intended(store, root, tree)
+    held = set(hold)
     for entry in _tree_entries(store, tree):
         if entry["immediate"] and entry["succeeded"] and not entry["own_committed"]:
             commit = commit_now(store, root, tree, _change_of(entry))  # owed since a crash
             if commit:
                 commits.append(commit)
-    entries = _tree_entries(store, tree)
+    entries = [e for e in _tree_entries(store, tree) if e["run_id"] not in held]
     if not entries:
         return commits
     with store.reader() as tx:
@@ -292,7 +322,9 @@ def flush_tree(store: Store, root: Path, tree: str) -> list[str]:
         _with_inherited(c, _inherited(leftovers, c)) if c.succeeded and not c.immediate else c
         for c in map(_change_of, entries)
     ]
-    plan = plan_batch(group)
+    # A recorded leftover is some failed run's until a success of its own visit takes it.
+    taken = {p for c in group for p in c.own}
+    plan = plan_batch(group, not_ours=set(leftovers) - taken)
     message = batch_commit_message([(c.item_id, c.phase, c.summary) for c in plan.entries])
     run_ids = [c.run_id for c in group]
     # Leftovers are known from the plan, so they are recorded before git is touched.

@@ -57,7 +57,9 @@ from phase_golem.engine.workspaces import (
     measure_change,
     prepare_workspace,
     run_change,
+    run_workdir,
     save_manifest,
+    snapshot_of,
 )
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import GitError
@@ -118,6 +120,36 @@ def timeout_seconds(ctx: EngineContext, item: Item, run: Run) -> float:
     if phase is not None and phase.timeout_seconds is not None:
         return phase.timeout_seconds
     return ctx.settings.execution.phase_timeout_minutes * 60
+
+
+def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> None:
+    """Give new visits their key as soon as they are queued, before anything can retry them.
+
+    The key comes from the snapshot of the tree the visit will work in, taken before its
+    first attempt (DESIGN §6); a retry, even of a run that died before it started, copies it.
+    """
+    with ctx.store.reader() as tx:
+        runs = [r for r in (tx.get_run(i) for i in run_ids) if r and not r.idempotency_key]
+        items = {r.item_id: tx.get_item(r.item_id) for r in runs}
+    snapshots: dict[Path, str] = {}
+    keys: dict[str, str] = {}
+    for run in runs:
+        item = items[run.item_id]
+        if item is None:
+            continue
+        workdir = run_workdir(ctx.root, ctx.settings, item, run)
+        workdir = workdir if workdir.is_dir() else ctx.root  # its worktree comes at start
+        if workdir not in snapshots:
+            snapshots[workdir] = snapshot_of(workdir).id
+        keys[run.id] = idempotency_key(item.id, run.phase, run.visit, snapshots[workdir])
+    if not keys:
+        return
+    with ctx.store.transaction() as tx:
+        for run_id, key in keys.items():
+            current = tx.get_run(run_id)
+            if current is not None and current.is_active and not current.idempotency_key:
+                keyed = current.replace(idempotency_key=key)
+                tx.save_run(keyed, EventKind.RUN_UPDATED, {"idempotency_key": key})
 
 
 def _runnable(tx: Transaction, run_id: str) -> tuple[Run, Item]:

@@ -24,8 +24,7 @@ def save_run_output(
         if change is not None and tree is not None:
             if change.succeeded and change.immediate:
                 commit_now(ctx.store, ctx.root, tree, change)
-            if ctx.trees.idle(tree):
-                flush_tree(ctx.store, ctx.root, tree)
+            flush_tree(ctx.store, ctx.root, tree, hold=ctx.trees.unsettled(tree))
         in_worktree = tree is not None and tree != ROOT_TREE
         kept = (
             in_worktree

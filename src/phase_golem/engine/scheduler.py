@@ -44,6 +44,7 @@ from phase_golem.engine.executor import (
     cancel_run,
     execute_run,
     fail_internally,
+    key_new_visits,
 )
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
@@ -121,8 +122,6 @@ class Scheduler:
             queued_at=format_timestamp(tx.now),
             pool=pool,
             visit=visit,
-            # The key is made when the visit's first attempt starts, from the snapshot of
-            # the tree it starts in (DESIGN §6); retries copy it.
         )
         phase_cfg = phase_config(self.ctx.settings, item, run)
         if phase_cfg is not None and phase_cfg.side_effect:
@@ -172,6 +171,7 @@ class Scheduler:
             if choice.halt is not None:
                 return False, choice.halt
             labels: list[str] = []
+            new_visits: list[str] = []
             changed = False
             for action in choice.actions:
                 item = by_id[action.item_id]
@@ -191,12 +191,14 @@ class Scheduler:
                     changed = True
                     continue
                 run = self._enqueue(tx, by_id[item.id], action)
+                new_visits.append(run.id)  # retries already carry their key
                 self._count(run)
                 phase = "triage" if isinstance(action, Triage) else action.phase
                 labels.append(
                     f"triage {item.id}" if isinstance(action, Triage) else f"{item.id} → {phase}"
                 )
                 changed = True
+        key_new_visits(self.ctx, new_visits)
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
         return changed, None

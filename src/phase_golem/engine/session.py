@@ -28,7 +28,14 @@ from phase_golem.engine.workspaces import change_since_start
 from phase_golem.engine.worktree_cleanup import prune_worktrees
 from phase_golem.project import Project, ProjectError
 from phase_golem.store import Store
-from phase_golem.workspace.git import GitError, current_branch, head_commit, repository_problem
+from phase_golem.workspace.git import (
+    GitError,
+    clear_stale_locks,
+    current_branch,
+    head_commit,
+    repository_problem,
+)
+from phase_golem.workspace.worktrees import existing_worktrees, worktrees_dir
 
 
 def validate_targets(project: Project, targets: tuple[str, ...]) -> None:
@@ -58,6 +65,9 @@ def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[s
     """Owed commits first, leftovers recorded, then the clean tree (DESIGN §8)."""
     root = ctx.root
     try:
+        for tree in [root, *(worktrees_dir(root) / i for i in existing_worktrees(root))]:
+            if (tree / ".git").exists() and clear_stale_locks(tree):
+                emit(f"[recovery] removed a git index lock a killed command of ours left in {tree}")
         record_crash_leftovers(ctx, recovered)
         for commit in save_all(ctx.store, root):
             emit(f"[recovery] committed the output of runs finished before a crash: {commit[:12]}")

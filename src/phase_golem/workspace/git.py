@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -66,8 +67,16 @@ def tree_status(root: Path) -> tuple[str | None, list[str]]:
 
     One `git status` call answers both, which matters: it runs twice for every run.
     """
+    # No optional locks: a status of ours never holds index.lock (a kill cannot leave it).
     output = run_git(
-        root, "status", "--porcelain=v2", "-z", "--branch", "--untracked-files=all", "--no-renames"
+        root,
+        "--no-optional-locks",
+        "status",
+        "--porcelain=v2",
+        "-z",
+        "--branch",
+        "--untracked-files=all",
+        "--no-renames",
     ).stdout
     head: str | None = None
     paths: list[str] = []
@@ -141,15 +150,66 @@ def _committable(root: Path, env: dict[str, str], paths: list[str]) -> list[str]
 def refresh_index(root: Path, paths: list[str]) -> None:
     """Make the real index agree with HEAD for these paths (after we committed them)."""
     if paths:
-        _git_out(
-            root,
-            {"GIT_LITERAL_PATHSPECS": "1"},
-            "reset",
-            "-q",
-            "--pathspec-from-file=-",
-            "--pathspec-file-nul",
-            stdin="\0".join(paths) + "\0",
-        )
+        with index_operation(root):
+            _git_out(
+                root,
+                {"GIT_LITERAL_PATHSPECS": "1"},
+                "reset",
+                "-q",
+                "--pathspec-from-file=-",
+                "--pathspec-file-nul",
+                stdin="\0".join(paths) + "\0",
+            )
+
+
+INDEX_OPERATION_MARK = "phase-golem-index-operation"
+PRIVATE_INDEX = "phase-golem.index"
+
+
+@contextmanager
+def index_operation(root: Path) -> Iterator[None]:
+    """Mark a git command of ours that takes the real index lock, so that a kill in the
+    middle of it is known at the next start and its stale `index.lock` can go."""
+    mark = git_dir(root) / INDEX_OPERATION_MARK
+    mark.write_text(str(os.getpid()), encoding="utf-8")
+    try:
+        yield
+    finally:
+        mark.unlink(missing_ok=True)
+
+
+def clear_stale_locks(root: Path) -> bool:
+    """At start, under our process lock: remove index locks a killed command of ours left.
+
+    Only a lock we can prove ours goes: our private index's, or the real one when our
+    mark says a command of ours held it and that process is gone. True if one went.
+    """
+    directory = git_dir(root)
+    cleared = False
+    for private in (PRIVATE_INDEX, PRIVATE_INDEX + ".lock"):
+        if (directory / private).exists():
+            (directory / private).unlink(missing_ok=True)
+            cleared = True
+    mark = directory / INDEX_OPERATION_MARK
+    try:
+        pid = int(mark.read_text(encoding="utf-8").strip() or 0)
+    except (OSError, ValueError):
+        return cleared
+    if pid and _alive(pid):
+        return cleared
+    (directory / "index.lock").unlink(missing_ok=True)
+    mark.unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def commit_paths(
@@ -169,7 +229,7 @@ def commit_paths(
     if not paths:
         return None
     head = head_commit(root)
-    index = git_dir(root) / "phase-golem.index"
+    index = git_dir(root) / PRIVATE_INDEX
     env = {"GIT_INDEX_FILE": str(index), "GIT_LITERAL_PATHSPECS": "1"}
     try:
         if head is not None:
