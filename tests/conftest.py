@@ -64,6 +64,13 @@ class Repo:
         return self.pg(*args, check=True)
 
 
+def git_in(root: Path, *args: str) -> str:
+    """`git ARGS` in `root`; its output, failing the test when git fails."""
+    return subprocess.run(
+        ["git", "-C", str(root), *args], check=True, capture_output=True, text=True
+    ).stdout
+
+
 def make_git_repo(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)

@@ -4,11 +4,10 @@ of failed runs never swept into another item's commit, preconditions, staleness.
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 
 import pytest
 
-from tests.conftest import Repo
+from tests.conftest import Repo, git_in
 from tests.e2e import (
     add_items,
     items_by_id,
@@ -31,9 +30,7 @@ WRITES = """\
 
 
 def git(repo: Repo, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo.root), *args], check=True, capture_output=True, text=True
-    ).stdout
+    return git_in(repo.root, *args)
 
 
 def commits(repo: Repo) -> list[tuple[str, str, list[str]]]:

@@ -3,21 +3,24 @@ files committed under another item's message."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.conftest import Repo
+from tests.conftest import Repo, git_in
 from tests.e2e import add_items, items_by_id, overlaps, runs_of, write_project
 from tests.test_worktrees_e2e import WORKTREE_PIPELINE
 
 pytestmark = pytest.mark.slow
 
+# The retry writes the same bytes as the attempt that failed: its own difference is empty.
+PLAN_FAILS_ONCE = """\
+  - match: {phase: plan}
+    fail_times: 1
+    write: {"docs/{item}-plan.md": "the plan\\n"}
+"""
+
 
 def git(repo: Repo, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo.root), *args], check=True, capture_output=True, text=True
-    ).stdout
+    return git_in(repo.root, *args)
 
 
 def all_committed_files(repo: Repo, ref: str = "--all") -> list[str]:
@@ -25,12 +28,7 @@ def all_committed_files(repo: Repo, ref: str = "--all") -> list[str]:
 
 
 def test_a_non_destructive_retry_with_the_same_bytes_still_commits_them(git_repo: Repo) -> None:
-    rules = """\
-  - match: {phase: plan}
-    fail_times: 1
-    write: {"docs/{item}-plan.md": "the plan\\n"}
-"""
-    repo = write_project(git_repo, rules, execution="max_retries = 1")
+    repo = write_project(git_repo, PLAN_FAILS_ONCE, execution="max_retries = 1")
     add_items(repo, "Planned")
     repo.ok("run")
     subjects = git(repo, "log", "--format=%s", "--name-only")
@@ -39,13 +37,10 @@ def test_a_non_destructive_retry_with_the_same_bytes_still_commits_them(git_repo
 
 
 def test_in_a_worktree_the_same_bytes_reach_the_base_branch(git_repo: Repo) -> None:
-    rules = """\
-  - match: {phase: plan}
-    fail_times: 1
-    write: {"docs/{item}-plan.md": "the plan\\n"}
-"""
     execution = 'isolation = "worktree"\nmax_retries = 1'
-    repo = write_project(git_repo, rules, execution=execution, pipelines=WORKTREE_PIPELINE)
+    repo = write_project(
+        git_repo, PLAN_FAILS_ONCE, execution=execution, pipelines=WORKTREE_PIPELINE
+    )
     add_items(repo, "Planned")
     repo.ok("run")
     assert items_by_id(repo)["WRK-001"]["status"] == "done"

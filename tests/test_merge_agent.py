@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 
 from phase_golem.agents.merge import check, check_command, merge
+from tests.conftest import git_in as git
 from tests.conftest import make_git_repo
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(root), *args], check=True, capture_output=True, text=True
-    ).stdout
 
 
 @pytest.fixture

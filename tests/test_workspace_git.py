@@ -27,13 +27,8 @@ from phase_golem.workspace.git import (
     repository_problem,
 )
 from phase_golem.workspace.snapshot import blob_id, take_snapshot, touched_paths
+from tests.conftest import git_in as git
 from tests.conftest import make_git_repo
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(root), *args], check=True, capture_output=True, text=True
-    ).stdout
 
 
 @pytest.fixture

@@ -4,11 +4,9 @@ conflict that blocks its item without touching the base branch."""
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.conftest import Repo
+from tests.conftest import Repo, git_in
 from tests.e2e import add_items, items_by_id, overlaps, runs_of, write_project
 
 pytestmark = pytest.mark.slow
@@ -25,9 +23,7 @@ PARALLEL = 'isolation = "worktree"\nmax_concurrent = 2\nmax_wip = 2'
 
 
 def git(repo: Repo, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo.root), *args], check=True, capture_output=True, text=True
-    ).stdout
+    return git_in(repo.root, *args)
 
 
 def worktree_project(git_repo: Repo, build: str) -> Repo:

@@ -7,19 +7,11 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from phase_golem.processes import pid_alive
+
 
 class LockHeld(Exception):
     pass
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ProcessLock:
@@ -48,7 +40,7 @@ class ProcessLock:
             pid = int(self.pid_path.read_text(encoding="utf-8").strip())
         except (OSError, ValueError):
             return f"another phase-golem is running here (lock {self.path} is held)"
-        if _pid_alive(pid):
+        if pid_alive(pid):
             return f"another phase-golem is running here (PID {pid})"
         return (
             f"the lock {self.path} is held but PID {pid} is gone; "

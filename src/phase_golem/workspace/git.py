@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from phase_golem.processes import pid_alive
+
 
 class GitError(RuntimeError):
     pass
@@ -195,20 +197,10 @@ def clear_stale_locks(root: Path) -> bool:
         pid = int(mark.read_text(encoding="utf-8").strip() or 0)
     except (OSError, ValueError):
         return cleared
-    if pid and _alive(pid):
+    if pid and pid_alive(pid):
         return cleared
     (directory / "index.lock").unlink(missing_ok=True)
     mark.unlink(missing_ok=True)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
