@@ -13,15 +13,39 @@ from typing import Any
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "phase-golem"
+OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The upstream projects' own files, laid beside the repository in CI; a plain clone has none.
+UPSTREAM_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 EXE = Path(sys.executable).with_name("phase-golem")
 
 
 def fixture_path(name: str) -> Path:
-    path = FIXTURES / name
+    """One of our own fixture files under tests/fixtures/ (written by us, in upstream formats)."""
+    path = OWN_FIXTURES / name
     if not path.exists():
-        pytest.fail(f"fixture {path} is missing (shared/ must sit beside the repository)")
+        pytest.fail(f"fixture {path} is missing")
     return path
+
+
+def upstream_path(name: str, project: str = "phase-golem") -> Path:
+    """A file of the upstream project; only tests marked `upstream` may ask for one."""
+    return UPSTREAM_FIXTURES / project / name
+
+
+def own_and_upstream(own: str, upstream: str, project: str = "phase-golem") -> list[Any]:
+    """Parameters running a test on our fixture and, when shared/ is present, on upstream's."""
+    return [
+        pytest.param(fixture_path(own), id="own"),
+        pytest.param(upstream_path(upstream, project), id="upstream", marks=pytest.mark.upstream),
+    ]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("upstream") and not UPSTREAM_FIXTURES.is_dir():
+        pytest.skip(
+            f"upstream fixtures not found at {UPSTREAM_FIXTURES} "
+            "(shared/ is not beside this clone; CI lays it there)"
+        )
 
 
 @dataclass
