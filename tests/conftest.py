@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import DEADLINE_SECONDS
+
 OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # The upstream projects' own files, laid beside the repository in CI; a plain clone has none.
 UPSTREAM_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
@@ -65,7 +67,7 @@ class Result:
 class Repo:
     root: Path
 
-    def pg(self, *args: str, check: bool = False, timeout: float = 60) -> Result:
+    def pg(self, *args: str, check: bool = False, timeout: float = DEADLINE_SECONDS) -> Result:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
         env["NO_COLOR"] = "1"
         completed = subprocess.run(

@@ -10,7 +10,6 @@ from tests.e2e import (
     SIGINT,
     add_items,
     chain_of,
-    group_alive,
     items_by_id,
     overlaps,
     run_dir,
@@ -19,6 +18,7 @@ from tests.e2e import (
     wait_for_agents,
     write_project,
 )
+from tests.waiting import group_alive
 
 
 def test_a_backlog_flows_through_triage_and_the_pipeline_to_done(git_repo: Repo) -> None:
