@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -105,9 +107,30 @@ def make_git_repo(path: Path) -> Path:
     return path
 
 
+def agents_of(root: Path) -> list[int]:
+    """Live processes started for the project at `root` (an agent and its children carry
+    PHASE_GOLEM_ROOT in their environment); nobody else's are ever listed."""
+    marks = {f"PHASE_GOLEM_ROOT={path}".encode() for path in {root, root.resolve()}}
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if environ & marks and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 @pytest.fixture
-def git_repo(tmp_path: Path) -> Repo:
-    return Repo(make_git_repo(tmp_path / "repo"))
+def git_repo(tmp_path: Path) -> Iterator[Repo]:
+    repo = Repo(make_git_repo(tmp_path / "repo"))
+    yield repo
+    # A test that failed half-way may leave an agent held at a gate: never let it outlive us.
+    for pid in agents_of(repo.root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

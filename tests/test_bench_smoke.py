@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.waiting import DEADLINE_SECONDS
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -14,7 +16,7 @@ def test_snapshot_benchmark_runs() -> None:
         [sys.executable, str(BENCH / "snapshot.py"), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=DEADLINE_SECONDS,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
@@ -30,7 +32,7 @@ def test_throughput_benchmark_runs() -> None:
         [sys.executable, str(BENCH / "throughput.py"), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=DEADLINE_SECONDS,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
@@ -44,7 +46,7 @@ def test_workspace_snapshot_benchmark_runs() -> None:
         [sys.executable, str(BENCH / "workspace_snapshot.py"), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=DEADLINE_SECONDS,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr

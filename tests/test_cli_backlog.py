@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXE, Repo, make_git_repo
+from tests.waiting import DEADLINE_SECONDS
 
 
 def ledger(repo: Repo) -> list[dict[str, object]]:
@@ -267,7 +268,7 @@ def test_log_follow_streams_new_events(project: Repo) -> None:
         assert second["data"]["title"] == "After"
     finally:
         follower.terminate()
-        follower.wait(timeout=10)
+        follower.wait(timeout=DEADLINE_SECONDS)
     assert follower.returncode == 0
 
 
@@ -290,7 +291,7 @@ def test_many_concurrent_adds_never_duplicate_an_id(project: Repo) -> None:
     ]
     ids = []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=DEADLINE_SECONDS)
         assert proc.returncode == 0, err
         ids.append(json.loads(out)["id"])
     assert len(set(ids)) == count

@@ -69,6 +69,7 @@ RULE_KEYS = RESULT_KEYS | {
     "delay",
     "linger",
     "wait_for",
+    "wait_before_write",
     "side_effect_log",
     "key_log",
     "torn_stream",
@@ -151,12 +152,13 @@ def _check_rule(where: str, rule: dict[str, Any]) -> None:
     attempt = match.get("attempt")
     if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
         raise ScenarioError(f"{where}.match.attempt: must be a whole number, not {attempt!r}")
-    gates = rule.get("wait_for")
-    if gates is not None and not (
-        isinstance(gates, str)
-        or (isinstance(gates, list) and gates and all(isinstance(g, str) for g in gates))
-    ):
-        raise ScenarioError(f"{where}.wait_for: must be a path or a list of paths")
+    for key in ("wait_for", "wait_before_write"):
+        gates = rule.get(key)
+        if gates is not None and not (
+            isinstance(gates, str)
+            or (isinstance(gates, list) and gates and all(isinstance(g, str) for g in gates))
+        ):
+            raise ScenarioError(f"{where}.{key}: must be a path or a list of paths")
     writes = rule.get("write") or {}
     if not isinstance(writes, dict):
         raise ScenarioError(f"{where}.write: must map relative paths to contents")
@@ -327,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(float(rule.get("delay", 0)))
     if rule.get("behave"):
         return _misbehave(str(rule["behave"]), result_file, item, phase, session)
+    if not _wait_for(rule.get("wait_before_write")):
+        sys.stderr.write(f"sim: gave up waiting for {rule['wait_before_write']}\n")
+        return 3
     for relative, content in (rule.get("write") or {}).items():
         target = Path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
