@@ -6,7 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.waiting import DEADLINE_SECONDS
+
+# Benchmarks time things: alone on the machine, their printed ratios mean something.
+pytestmark = pytest.mark.serial
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 

@@ -275,6 +275,7 @@ def test_log_follow_streams_new_events(project: Repo) -> None:
 # --- concurrency ---------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_many_concurrent_adds_never_duplicate_an_id(project: Repo) -> None:
     count = 16
     env = {**os.environ, "NO_COLOR": "1"}

@@ -251,6 +251,7 @@ def _note_what_the_kill_interrupted(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 @pytest.mark.parametrize("timing", list(TIMINGS.values()), ids=list(TIMINGS))
 def test_sigkill_at_random_moments_loses_nothing_and_repeats_no_side_effect(
     git_repo: Repo, tmp_path: Path, timing: Timing

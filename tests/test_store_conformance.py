@@ -440,6 +440,7 @@ WRITER = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_concurrent_writers_in_many_processes(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     seed = SqliteStore(db)
