@@ -158,10 +158,12 @@ def kill_mid_phase(
             wait_for_file(repo.root / once_exists, process=process)
         live = wait_for_agents(repo, phase, 1, process=process)
         wait_until_begun(repo, live[0]["id"], process=process)
-        if agent_too:
-            os.killpg(live[0]["pid"], signal.SIGKILL)
+        # The orchestrator dies first: were the agent first, a slow machine could let the
+        # orchestrator see its agent die and record that, which a power loss never does.
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+        if agent_too:
+            os.killpg(live[0]["pid"], signal.SIGKILL)
     finally:
         if process.poll() is None:
             process.kill()
