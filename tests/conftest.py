@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,15 +15,41 @@ from typing import Any
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "phase-golem"
+from tests.waiting import DEADLINE_SECONDS
+
+OWN_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The upstream projects' own files, laid beside the repository in CI; a plain clone has none.
+UPSTREAM_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 EXE = Path(sys.executable).with_name("phase-golem")
 
 
 def fixture_path(name: str) -> Path:
-    path = FIXTURES / name
+    """One of our own fixture files under tests/fixtures/ (written by us, in upstream formats)."""
+    path = OWN_FIXTURES / name
     if not path.exists():
-        pytest.fail(f"fixture {path} is missing (shared/ must sit beside the repository)")
+        pytest.fail(f"fixture {path} is missing")
     return path
+
+
+def upstream_path(name: str, project: str = "phase-golem") -> Path:
+    """A file of the upstream project; only tests marked `upstream` may ask for one."""
+    return UPSTREAM_FIXTURES / project / name
+
+
+def own_and_upstream(own: str, upstream: str, project: str = "phase-golem") -> list[Any]:
+    """Parameters running a test on our fixture and, when shared/ is present, on upstream's."""
+    return [
+        pytest.param(fixture_path(own), id="own"),
+        pytest.param(upstream_path(upstream, project), id="upstream", marks=pytest.mark.upstream),
+    ]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("upstream") and not UPSTREAM_FIXTURES.is_dir():
+        pytest.skip(
+            f"upstream fixtures not found at {UPSTREAM_FIXTURES} "
+            "(shared/ is not beside this clone; CI lays it there)"
+        )
 
 
 @dataclass
@@ -41,7 +69,7 @@ class Result:
 class Repo:
     root: Path
 
-    def pg(self, *args: str, check: bool = False, timeout: float = 60) -> Result:
+    def pg(self, *args: str, check: bool = False, timeout: float = DEADLINE_SECONDS) -> Result:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
         env["NO_COLOR"] = "1"
         completed = subprocess.run(
@@ -79,9 +107,30 @@ def make_git_repo(path: Path) -> Path:
     return path
 
 
+def agents_of(root: Path) -> list[int]:
+    """Live processes started for the project at `root` (an agent and its children carry
+    PHASE_GOLEM_ROOT in their environment); nobody else's are ever listed."""
+    marks = {f"PHASE_GOLEM_ROOT={path}".encode() for path in {root, root.resolve()}}
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+            state = (entry / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if environ & marks and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
 @pytest.fixture
-def git_repo(tmp_path: Path) -> Repo:
-    return Repo(make_git_repo(tmp_path / "repo"))
+def git_repo(tmp_path: Path) -> Iterator[Repo]:
+    repo = Repo(make_git_repo(tmp_path / "repo"))
+    yield repo
+    # A test that failed half-way may leave an agent held at a gate: never let it outlive us.
+    for pid in agents_of(repo.root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import EXE, Repo
+from tests.waiting import live_agents, wait_for_file, wait_until
 
 MINI_PIPELINE = """\
 [pipelines.feature]
@@ -80,16 +80,6 @@ def overlaps(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return start_a < end_b and start_b < end_a
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_dir(repo: Repo, run_id: str) -> Path:
     return repo.root / ".phase-golem" / "runs" / run_id
 
@@ -128,15 +118,28 @@ def start_run(repo: Repo, *, own_session: bool = False) -> subprocess.Popen[str]
 
 
 def wait_for_agents(
-    repo: Repo, phase: str, count: int, timeout: float = 30
+    repo: Repo, phase: str, count: int, *, process: subprocess.Popen[str] | None = None
 ) -> list[dict[str, Any]]:
     """Runs of `phase` whose agent has started and not ended, once there are `count`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        live = [r for r in runs_of(repo) if r["phase"] == phase and r["pid"] and not r["ended_at"]]
-        if len(live) >= count or time.monotonic() > deadline:
-            return live
-        time.sleep(0.2)
+
+    def enough() -> list[dict[str, Any]] | None:
+        live = live_agents(repo.root, phase)
+        return live if len(live) >= count else None
+
+    return wait_until(enough, f"{count} {phase} agent(s) running", process=process)
+
+
+def wait_until_begun(
+    repo: Repo, run_id: str, *, process: subprocess.Popen[str] | None = None
+) -> None:
+    """Wait until the simulated agent of `run_id` has counted its invocation (it says so
+    on its stream): a kill before that would make its retry the first invocation again."""
+    stdout = run_dir(repo, run_id) / "stdout.log"
+    wait_until(
+        lambda: stdout.exists() and b'"subtype": "init"' in stdout.read_bytes(),
+        f"the agent of {run_id} has begun",
+        process=process,
+    )
 
 
 def kill_mid_phase(
@@ -144,22 +147,23 @@ def kill_mid_phase(
 ) -> dict[str, Any]:
     """Start `run`, SIGKILL it once an agent of `phase` is running; return that run.
 
+    The kill waits until the agent has begun (counted its invocation, logged its key).
     With `agent_too` the agent dies as well (power loss); without, it lives on as an orphan.
-    With `once_exists`, the kill waits until the agent has written that file.
+    With `once_exists`, the kill waits until the agent has written that file; the agent's
+    scenario rule should then hold it (`wait_for`) until the test lets it go.
     """
     process = start_run(repo, own_session=True)
     try:
         if once_exists is not None:
-            deadline = time.monotonic() + 30
-            while not (repo.root / once_exists).exists():
-                assert time.monotonic() < deadline, f"{once_exists} never appeared"
-                time.sleep(0.05)
-        live = wait_for_agents(repo, phase, 1)
-        assert live, f"no {phase} agent started"
+            wait_for_file(repo.root / once_exists, process=process)
+        live = wait_for_agents(repo, phase, 1, process=process)
+        wait_until_begun(repo, live[0]["id"], process=process)
+        # The orchestrator dies first: were the agent first, a slow machine could let the
+        # orchestrator see its agent die and record that, which a power loss never does.
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
         if agent_too:
             os.killpg(live[0]["pid"], signal.SIGKILL)
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()

@@ -21,7 +21,7 @@ from phase_golem.agents.process import ProcessExit, live_groups, run_process
 from phase_golem.agents.registry import missing_binary
 from phase_golem.agents.runner import classify, run_agent
 from phase_golem.domain.runs import ErrorClass
-from tests.e2e import group_alive
+from tests.waiting import DEADLINE_SECONDS, group_alive
 
 
 def request(tmp_path: Path, **changes: object) -> AgentRequest:
@@ -33,7 +33,7 @@ def request(tmp_path: Path, **changes: object) -> AgentRequest:
         "prompt": "Do the thing.\n",
         "run_dir": tmp_path / "runs" / "run-000001",
         "cwd": tmp_path,
-        "timeout_seconds": 10.0,
+        "timeout_seconds": DEADLINE_SECONDS,
     }
     values.update(changes)
     return AgentRequest(**values)  # type: ignore[arg-type]
@@ -59,7 +59,6 @@ def test_a_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
     program = script(tmp_path, "sleeper", SPAWNS_AND_SLEEPS)
     out, err = tmp_path / "out", tmp_path / "err"
     pids: list[int] = []
-    started = time.monotonic()
     exit = asyncio.run(
         run_process(
             [str(program)],
@@ -72,11 +71,12 @@ def test_a_timeout_stops_the_whole_process_group(tmp_path: Path) -> None:
             grace=1.0,
         )
     )
-    assert exit.timed_out and time.monotonic() - started < 15
-    assert not group_alive(pids[0])
-    child = int(out.read_text().split()[0])
-    with pytest.raises(ProcessLookupError):
-        os.kill(child, 0)
+    assert exit.timed_out
+    assert not group_alive(pids[0])  # nothing of the group is left, the child included
+    printed = out.read_text().split()
+    if printed:  # on a loaded machine the timeout may fire before the child was spawned
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(printed[0]), 0)
     assert pids[0] not in live_groups()
 
 
@@ -92,12 +92,14 @@ def test_cancelling_a_run_stops_its_group_too(tmp_path: Path) -> None:
                 env=dict(os.environ),
                 stdout_path=tmp_path / "out",
                 stderr_path=tmp_path / "err",
-                timeout=60,
+                timeout=DEADLINE_SECONDS,
                 on_start=pids.append,
                 grace=1.0,
             )
         )
+        deadline = time.monotonic() + DEADLINE_SECONDS
         while not (tmp_path / "out").exists() or not (tmp_path / "out").read_text():
+            assert time.monotonic() < deadline, "the agent never printed its child's pid"
             await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -117,7 +119,7 @@ def test_stdin_is_closed_unless_the_prompt_goes_there(tmp_path: Path) -> None:
                 env=dict(os.environ),
                 stdout_path=tmp_path / "out",
                 stderr_path=tmp_path / "err",
-                timeout=10,
+                timeout=DEADLINE_SECONDS,
                 stdin_text=stdin_text,
             )
         )

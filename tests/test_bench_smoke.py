@@ -6,6 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.waiting import DEADLINE_SECONDS
+
+# Benchmarks time things: alone on the machine, their printed ratios mean something.
+pytestmark = pytest.mark.serial
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -14,7 +21,7 @@ def test_snapshot_benchmark_runs() -> None:
         [sys.executable, str(BENCH / "snapshot.py"), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=DEADLINE_SECONDS,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
@@ -30,7 +37,7 @@ def test_throughput_benchmark_runs() -> None:
         [sys.executable, str(BENCH / "throughput.py"), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=DEADLINE_SECONDS,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
@@ -44,7 +51,7 @@ def test_workspace_snapshot_benchmark_runs() -> None:
         [sys.executable, str(BENCH / "workspace_snapshot.py"), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=DEADLINE_SECONDS,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from phase_golem.config import load_config, parse_config_text, render_config_template
 from tests.conftest import EXE, Repo, make_git_repo
+from tests.waiting import DEADLINE_SECONDS
 
 
 def ledger(repo: Repo) -> list[dict[str, object]]:
@@ -38,6 +40,36 @@ def test_init_creates_private_state_and_is_idempotent(git_repo: Repo) -> None:
     git_repo.ok("init")
     assert (root / ".gitignore").read_text().count(".phase-golem/") == 1
     assert git_repo.ok("add", "First").out.startswith("Added ABC-001")
+
+
+SETUP_COMMIT = "git add phase-golem.toml .gitignore && git commit -m 'Set up phase-golem'"
+
+
+def test_the_config_init_writes_loads_through_the_real_loader(git_repo: Repo) -> None:
+    git_repo.ok("init", "--prefix", "ABC")
+    loaded = load_config(git_repo.root, None)  # what every command reads, unchanged
+    defaults = parse_config_text(render_config_template("ABC"), "template")
+    assert loaded.settings == defaults
+    assert loaded.settings.project.prefix == "ABC"
+    assert set(loaded.settings.pipelines) == {"feature", "simple"}
+
+
+def test_init_says_how_to_commit_what_it_wrote_and_run_insists_on_it(git_repo: Repo) -> None:
+    # The simulated agent, so that `run` gets past its agent checks to the tree check.
+    (git_repo.root / "phase-golem.toml").write_text('[agent]\ncli = "sim"\n', encoding="utf-8")
+    first = git_repo.ok("init")
+    assert f"Next: commit the set-up (`run` needs a clean tree): {SETUP_COMMIT}" in first.out
+    refused = git_repo.pg("run")
+    assert refused.code == 3
+    assert refused.err.strip() == (
+        "phase-golem: error: phase-golem.toml and .gitignore from `phase-golem init` are not "
+        f"committed yet; run: {SETUP_COMMIT}"
+    )
+    # The command it names is the one that works, copied as printed.
+    command = refused.err.strip().rsplit("run: ", 1)[1]
+    subprocess.run(command, shell=True, cwd=git_repo.root, check=True, capture_output=True)
+    assert git_repo.pg("run").code == 0
+    assert "Next:" not in git_repo.ok("init").out  # nothing left to commit
 
 
 def test_init_outside_git_is_a_precondition_error(tmp_path: Path) -> None:
@@ -267,13 +299,14 @@ def test_log_follow_streams_new_events(project: Repo) -> None:
         assert second["data"]["title"] == "After"
     finally:
         follower.terminate()
-        follower.wait(timeout=10)
+        follower.wait(timeout=DEADLINE_SECONDS)
     assert follower.returncode == 0
 
 
 # --- concurrency ---------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_many_concurrent_adds_never_duplicate_an_id(project: Repo) -> None:
     count = 16
     env = {**os.environ, "NO_COLOR": "1"}
@@ -290,7 +323,7 @@ def test_many_concurrent_adds_never_duplicate_an_id(project: Repo) -> None:
     ]
     ids = []
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=DEADLINE_SECONDS)
         assert proc.returncode == 0, err
         ids.append(json.loads(out)["id"])
     assert len(set(ids)) == count

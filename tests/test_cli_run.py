@@ -13,6 +13,7 @@ from pathlib import Path
 from tests.conftest import EXE, Repo
 from tests.e2e import add_items, items_by_id, run_dir, runs_of, write_project
 from tests.test_agents import FAKE_CLAUDE
+from tests.waiting import DEADLINE_SECONDS
 
 
 def test_triage_triages_every_new_item_and_nothing_else(git_repo: Repo) -> None:
@@ -182,7 +183,7 @@ def test_claude_adapter_end_to_end_with_a_stand_in_binary(git_repo: Repo) -> Non
 
 def test_demo_shows_the_whole_pipeline(tmp_path: Path) -> None:
     target = tmp_path / "demo"
-    result = Repo(tmp_path).pg("demo", str(target), timeout=120)
+    result = Repo(tmp_path).pg("demo", str(target), timeout=DEADLINE_SECONDS)
     assert result.code == 0, result.err
     for expected in (
         "[WRK-001][triage] Complete",
@@ -262,7 +263,7 @@ def test_on_a_terminal_run_shows_a_live_panel_and_plain_turns_it_off(git_repo: R
             if not chunk:
                 break
             chunks.append(chunk)
-        process.wait(timeout=60)
+        process.wait(timeout=DEADLINE_SECONDS)
         os.close(leader)
         assert process.returncode == 0
         return b"".join(chunks).decode(errors="replace")

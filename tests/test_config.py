@@ -23,7 +23,7 @@ from phase_golem.domain.pipelines import (
     Settings,
     Staleness,
 )
-from tests.conftest import fixture_path
+from tests.conftest import fixture_path, upstream_path
 
 
 def problems_of(text: str) -> str:
@@ -59,8 +59,33 @@ def test_builtin_workflows_exist_for_every_default_phase(tmp_path: Path) -> None
     assert resolve_workflow_path("wf/x.md", tmp_path) == tmp_path / "wf/x.md"
 
 
+def test_a_phase_golem_style_config_loads_unchanged(tmp_path: Path) -> None:
+    written = fixture_path("phase-golem.toml")
+    loaded = load_config(tmp_path, written)
+    assert loaded.base_dir == written.parent
+    settings = loaded.settings
+    assert settings.project.prefix == "OPS"
+    assert (settings.guardrails.max_size, settings.guardrails.max_risk) == (
+        Size.LARGE,
+        Level.MEDIUM,
+    )
+    assert (settings.execution.max_wip, settings.execution.max_concurrent) == (2, 2)
+    assert set(settings.pipelines) == {"feature", "hotfix"}
+    feature = settings.pipelines["feature"]
+    assert [p.name for p in feature.pre_phases] == ["research"]
+    assert [(p.name, p.is_destructive) for p in feature.phases] == [
+        ("prd", False),
+        ("design", False),
+        ("build", True),
+        ("review", False),
+    ]
+    assert feature.phases[2].workflows == ("flows/build.md", "flows/style.md")
+    assert [p.name for p in settings.pipelines["hotfix"].phases] == ["build"]
+
+
+@pytest.mark.upstream
 def test_phase_golem_example_loads_unchanged(tmp_path: Path) -> None:
-    example = fixture_path("phase-golem.example.toml")
+    example = upstream_path("phase-golem.example.toml")
     loaded = load_config(tmp_path, example)
     assert loaded.base_dir == example.parent
     settings = loaded.settings

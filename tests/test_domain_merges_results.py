@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,12 +25,14 @@ from phase_golem.domain.merges import (
 from phase_golem.domain.results import (
     FollowUp,
     PhaseResult,
+    ResultCode,
     ResultProblem,
     parse_result,
     result_from_dict,
     result_to_dict,
 )
 from phase_golem.domain.runs import ErrorClass
+from tests.conftest import own_and_upstream
 from tests.test_domain_transitions import NOW, STAMP, R, S, result
 
 # --- merges ----------------------------------------------------------------------------
@@ -268,3 +271,28 @@ def test_reason_prefers_context_then_summary() -> None:
     assert result(context=" why ").reason == "why"
     assert result(summary=" s ").reason == "s"
     assert result(summary="", code=R.FAILED).reason == "failed"
+
+
+@pytest.mark.parametrize(
+    "source", own_and_upstream("agent-result.success.json", "agent-result.success.json")
+)
+def test_a_result_file_as_agents_write_it_parses(source: Path) -> None:
+    written = json.loads(source.read_text())
+    parsed = parse_result(
+        source.read_bytes(),
+        expected_item=written["item_id"],
+        expected_phase=written["phase"],
+        max_bytes=10_000,
+    )
+    assert parsed.result is ResultCode.PHASE_COMPLETE
+    assert parsed.summary == written["summary"]
+    assert len(parsed.follow_ups) == len(written.get("follow_ups") or [])
+
+
+@pytest.mark.parametrize(
+    "source", own_and_upstream("agent-result.torn.txt", "agent-result.bad-json.txt")
+)
+def test_a_torn_result_file_is_an_invalid_result(source: Path) -> None:
+    caught = problem(source.read_bytes())
+    assert caught.error_class is ErrorClass.INVALID_RESULT
+    assert str(caught).startswith("result is not valid JSON")

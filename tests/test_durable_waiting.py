@@ -9,10 +9,10 @@ import os
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from tests.conftest import Repo
 from tests.e2e import (
@@ -26,6 +26,9 @@ from tests.e2e import (
     wait_for_agents,
     write_project,
 )
+from tests.waiting import DEADLINE_SECONDS, state_rows, wait_until
+
+T = TypeVar("T")
 
 TWO_PIPELINES = """\
 [pipelines.feature]
@@ -120,25 +123,28 @@ def test_an_unavailable_agent_is_paused_without_using_attempts(git_repo: Repo) -
     assert [r["status"] for r in _plans(repo)] == ["paused:approval", "committed"]
 
 
-def _kill_when(repo: Repo, ready: Callable[[], bool], timeout: float = 30) -> None:
+def _kill_when(repo: Repo, ready: Callable[[], T], what: str) -> T:
+    """SIGKILL `run` the moment `ready` (read straight from the database) holds; its value."""
     process = start_run(repo, own_session=True)
     try:
-        deadline = time.monotonic() + timeout
-        while not ready():
-            assert time.monotonic() < deadline, "the moment to kill never came"
-            time.sleep(0.1)
+        seen = wait_until(ready, what, process=process)
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        process.wait()
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+    return seen
 
 
 def _db_runs(repo: Repo) -> list[dict[str, Any]]:
-    with contextlib.closing(sqlite3.connect(repo.root / ".phase-golem" / "state.db")) as db:
-        db.row_factory = sqlite3.Row
-        return [dict(row) for row in db.execute("SELECT * FROM runs ORDER BY id")]
+    return state_rows(repo.root, "SELECT * FROM runs ORDER BY id")
+
+
+def _wake_at(repo: Repo, item_id: str) -> str | None:
+    [row] = state_rows(repo.root, "SELECT wake_at FROM items WHERE id = ?", item_id)
+    value: str | None = row["wake_at"]
+    return value
 
 
 def test_a_backoff_survives_a_sigkill_and_burns_no_attempt(git_repo: Repo) -> None:
@@ -150,7 +156,7 @@ def test_a_backoff_survives_a_sigkill_and_burns_no_attempt(git_repo: Repo) -> No
     def waiting_out_a_backoff() -> bool:
         return any(r["not_before"] and r["status"] == "active" for r in _db_runs(repo))
 
-    _kill_when(repo, waiting_out_a_backoff)
+    _kill_when(repo, waiting_out_a_backoff, "a retry waits out its backoff")
     result = repo.pg("run")
     assert result.code == 0, result.err
     first, retry = _plans(repo)
@@ -162,15 +168,15 @@ def test_a_backoff_survives_a_sigkill_and_burns_no_attempt(git_repo: Repo) -> No
 
 
 def test_a_sleeping_item_survives_a_sigkill_and_wakes_with_the_reason(git_repo: Repo) -> None:
-    rules = "  - match: {phase: plan}\n    retry_after_seconds: 1.5\n    times: 1\n"
+    rules = "  - match: {phase: plan}\n    retry_after_seconds: 2.5\n    times: 1\n"
     repo = write_project(git_repo, rules, execution="[execution.wake]\nmin_seconds = 1")
     add_items(repo, "Wait for CI, then crash")
-
-    def asleep() -> bool:
-        return items_by_id(repo)["WRK-001"]["wake_at"] is not None
-
-    _kill_when(repo, asleep)
-    wake_at = datetime.fromisoformat(items_by_id(repo)["WRK-001"]["wake_at"])
+    # The kill follows the moment the database shows the item asleep (the value seen then is
+    # the one compared below, never a second read that a slow machine could make too late).
+    seen = _kill_when(repo, lambda: _wake_at(repo, "WRK-001"), "the item is asleep")
+    assert _wake_at(repo, "WRK-001") == seen  # the sleep survived the kill
+    assert [r["status"] for r in _plans(repo)] == ["committed"]
+    wake_at = datetime.fromisoformat(seen)
     assert repo.pg("run").code == 0
     first, second = _plans(repo)
     assert (first["status"], second["status"]) == ("committed", "committed")
@@ -179,20 +185,28 @@ def test_a_sleeping_item_survives_a_sigkill_and_wakes_with_the_reason(git_repo: 
     assert items_by_id(repo)["WRK-001"]["status"] == "done"
 
 
-def test_the_lease_is_renewed_while_the_agent_lives(git_repo: Repo) -> None:
+def test_the_lease_is_renewed_while_the_agent_lives(git_repo: Repo, tmp_path: Path) -> None:
+    release = tmp_path / "release-plan"
     repo = write_project(
-        git_repo, "  - match: {phase: plan}\n    delay: 2.5\n", execution="lease_seconds = 0.6"
+        git_repo,
+        f"  - match: {{phase: plan}}\n    wait_for: {str(release)!r}\n",
+        execution="lease_seconds = 0.6",
     )
     add_items(repo, "Slow plan")
     process = start_run(repo)
-    try:
-        [live] = wait_for_agents(repo, "plan", 1)
-        leases = []
-        for _ in range(3):
-            [row] = [r for r in _db_runs(repo) if r["id"] == live["id"]]
+    leases: list[str] = []
+
+    def renewed_twice() -> bool:
+        [row] = state_rows(repo.root, "SELECT lease_until FROM runs WHERE id = ?", live["id"])
+        if not leases or row["lease_until"] != leases[-1]:
             leases.append(row["lease_until"])
-            time.sleep(0.4)
-        out, _ = process.communicate(timeout=30)
+        return len(leases) >= 3
+
+    try:
+        [live] = wait_for_agents(repo, "plan", 1, process=process)
+        wait_until(renewed_twice, "the lease renewed twice while the agent held", process=process)
+        release.touch()
+        out, _ = process.communicate(timeout=DEADLINE_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()
@@ -225,9 +239,10 @@ MINIMAL_OK = '[pipelines.feature]\nphases = [{ name = "plan", is_destructive = f
 
 
 def test_a_run_whose_owner_stopped_renewing_its_lease_is_swept_during_run(
-    git_repo: Repo,
+    git_repo: Repo, tmp_path: Path
 ) -> None:
-    rules = "  - match: {item: WRK-001, phase: plan}\n    delay: 2.5\n"
+    release = tmp_path / "release-plan"
+    rules = f"  - match: {{item: WRK-001, phase: plan}}\n    wait_for: {str(release)!r}\n"
     repo = write_project(
         git_repo, rules, execution="max_wip = 2\nmax_concurrent = 1\nlease_seconds = 1"
     )
@@ -235,7 +250,8 @@ def test_a_run_whose_owner_stopped_renewing_its_lease_is_swept_during_run(
     repo.ok("triage")
     process = start_run(repo)
     try:
-        assert wait_for_agents(repo, "plan", 1)  # WRK-001 holds the only slot
+        # WRK-001 holds the only slot until the ghost below has been swept.
+        assert wait_for_agents(repo, "plan", 1, process=process)
         with contextlib.closing(sqlite3.connect(repo.root / ".phase-golem" / "state.db")) as db:
             db.execute(
                 "INSERT INTO runs (id, item_id, phase, pool, kind, attempt, visit, step, "
@@ -245,7 +261,15 @@ def test_a_run_whose_owner_stopped_renewing_its_lease_is_swept_during_run(
                 "'2026-01-01T00:00:00.000000+00:00')"
             )
             db.commit()
-        out, _ = process.communicate(timeout=60)
+        wait_until(
+            lambda: state_rows(
+                repo.root, "SELECT id FROM runs WHERE id = 'run-900001' AND status = 'crashed'"
+            ),
+            "the ghost run was swept",
+            process=process,
+        )
+        release.touch()
+        out, _ = process.communicate(timeout=DEADLINE_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()

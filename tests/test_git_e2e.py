@@ -4,6 +4,7 @@ of failed runs never swept into another item's commit, preconditions, staleness.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -177,13 +178,14 @@ def test_an_unknown_anchor_blocks_even_when_staleness_is_ignore(git_repo: Repo) 
 
 
 def test_runs_that_share_the_tree_batch_what_they_cannot_tell_apart(git_repo: Repo) -> None:
+    # Each plan holds until the other has written its file: they overlap on any machine.
     rules = """\
   - match: {item: WRK-001, phase: plan}
-    delay: 0.6
     write: {"changes/WRK-001_alpha/plan.md": "a\\n", "notes.md": "written during both\\n"}
+    wait_for: changes/WRK-002_beta/plan.md
   - match: {item: WRK-002, phase: plan}
-    delay: 0.6
     write: {"changes/WRK-002_beta/plan.md": "b\\n"}
+    wait_for: changes/WRK-001_alpha/plan.md
 """
     repo = write_project(git_repo, rules, execution="max_concurrent = 2\nmax_wip = 2")
     add_items(repo, "Alpha", "Beta")
@@ -205,16 +207,19 @@ def test_runs_that_share_the_tree_batch_what_they_cannot_tell_apart(git_repo: Re
     assert shared and shared[0]["shared_with_overlapping_runs"] == ["notes.md"]
 
 
-CRASHY_BUILD = """\
-  - match: {phase: build}
-    times: 1
-    write: {"src/{item}.txt": "built {item}\\n"}
-    linger: LINGER
-"""
+def crashy_build(gate: Path) -> str:
+    """The first build writes its file, then holds (no result yet) until `gate` exists."""
+    return (
+        "  - match: {phase: build}\n    times: 1\n"
+        '    write: {"src/{item}.txt": "built {item}\\n"}\n'
+        f"    wait_for: {str(gate)!r}\n"
+    )
 
 
-def test_after_a_power_loss_mid_build_the_retry_commits_the_build(git_repo: Repo) -> None:
-    repo = write_project(git_repo, CRASHY_BUILD.replace("LINGER", "30") + WRITES)
+def test_after_a_power_loss_mid_build_the_retry_commits_the_build(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    repo = write_project(git_repo, crashy_build(tmp_path / "never-opened") + WRITES)
     add_items(repo, "Survives")
     kill_mid_phase(repo, "build", agent_too=True, once_exists="src/WRK-001.txt")
     repo.ok("run")  # the dead run's file is its leftover, not "your uncommitted change"
@@ -223,10 +228,14 @@ def test_after_a_power_loss_mid_build_the_retry_commits_the_build(git_repo: Repo
     assert items_by_id(repo)["WRK-001"]["status"] == "done"
 
 
-def test_an_adopted_agents_output_is_committed_under_its_phase(git_repo: Repo) -> None:
-    repo = write_project(git_repo, CRASHY_BUILD.replace("LINGER", "1.5") + WRITES)
+def test_an_adopted_agents_output_is_committed_under_its_phase(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    release = tmp_path / "release-build"
+    repo = write_project(git_repo, crashy_build(release) + WRITES)
     add_items(repo, "Adopted")
     kill_mid_phase(repo, "build", agent_too=False, once_exists="src/WRK-001.txt")
+    release.touch()  # the orphan finishes before the next start or while it adopts it
     repo.ok("run")
     builds = [r for r in runs_of(repo, "WRK-001") if r["phase"] == "build"]
     assert len(builds) == 1 and builds[0]["status"] == "committed"  # adopted, not retried

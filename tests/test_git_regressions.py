@@ -3,11 +3,14 @@ files committed under another item's message."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import Repo, git_in
-from tests.e2e import add_items, items_by_id, overlaps, runs_of, write_project
+from tests.e2e import add_items, items_by_id, overlaps, runs_of, start_run, write_project
 from tests.test_worktrees_e2e import WORKTREE_PIPELINE
+from tests.waiting import DEADLINE_SECONDS, state_rows, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -91,21 +94,41 @@ def test_a_leftover_the_user_deleted_does_not_wedge_later_runs(git_repo: Repo) -
 
 
 def test_a_failed_overlapping_runs_file_never_lands_in_another_items_commit(
-    git_repo: Repo,
+    git_repo: Repo, tmp_path: Path
 ) -> None:
-    rules = """\
-  - match: {item: WRK-001, phase: plan}
-    delay: 0.3
+    # The order a slow machine need not keep is enforced: WRK-002's plan begins, WRK-001's
+    # writes its junk and fails, and only then does WRK-002's write its file and succeed.
+    began, failed = tmp_path / "began", tmp_path / "wrk-001-failed"
+    rules = f"""\
+  - match: {{item: WRK-001, phase: plan}}
     fail_times: 9
-    write: {"notes/junk-of-WRK-001.md": "half-baked\\n"}
-  - match: {item: WRK-002, phase: plan}
-    delay: 1.2
-    write: {"changes/WRK-002_beta/plan.md": "b\\n"}
+    write: {{"notes/junk-of-WRK-001.md": "half-baked\\n"}}
+    wait_for: '{began}-WRK-002'
+  - match: {{item: WRK-002, phase: plan}}
+    key_log: '{began}-{{item}}'
+    wait_before_write: '{failed}'
+    write: {{"changes/WRK-002_beta/plan.md": "b\\n"}}
 """
     execution = "max_concurrent = 2\nmax_wip = 2\nmax_retries = 0"
     repo = write_project(git_repo, rules, execution=execution)
     add_items(repo, "Alpha", "Beta")
-    repo.pg("run")
+    process = start_run(repo)
+    try:
+        wait_until(
+            lambda: state_rows(
+                repo.root,
+                "SELECT id FROM runs WHERE item_id = 'WRK-001' AND phase = 'plan' "
+                "AND status = 'failed:logic'",
+            ),
+            "WRK-001's plan failed",
+            process=process,
+        )
+        failed.touch()
+        process.communicate(timeout=DEADLINE_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     plans = [r for r in runs_of(repo) if r["phase"] == "plan"]
     assert overlaps(plans[0], plans[1])
     assert "notes/junk-of-WRK-001.md" not in all_committed_files(repo)
@@ -114,16 +137,22 @@ def test_a_failed_overlapping_runs_file_never_lands_in_another_items_commit(
     assert "notes/junk-of-WRK-001.md" in leftovers
 
 
-def test_a_leftover_two_items_could_have_written_is_taken_by_neither(git_repo: Repo) -> None:
-    rules = """\
-  - match: {item: WRK-001, phase: plan}
-    delay: 0.8
+def test_a_leftover_two_items_could_have_written_is_taken_by_neither(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    # WRK-002's agent writes its file only once WRK-001's run has begun, and WRK-001's run
+    # fails only once that file is there: it was in the tree while the file was written.
+    began = tmp_path / "began"
+    rules = f"""\
+  - match: {{item: WRK-001, phase: plan}}
+    key_log: '{began}-{{item}}'
     fail_times: 1
-    write: {"notes/a.md": "a\\n"}
-  - match: {item: WRK-002, phase: plan}
-    linger: 1.5
+    write: {{"notes/a.md": "a\\n"}}
+    wait_for: notes/b-of-WRK-002.md
+  - match: {{item: WRK-002, phase: plan}}
+    wait_before_write: '{began}-WRK-001'
     fail_times: 9
-    write: {"notes/b-of-WRK-002.md": "b\\n"}
+    write: {{"notes/b-of-WRK-002.md": "b\\n"}}
 """
     execution = "max_concurrent = 2\nmax_wip = 2\nmax_retries = 0"
     repo = write_project(git_repo, rules, execution=execution)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -17,7 +19,7 @@ from phase_golem.interchange.backlog_yaml import (
     parse_backlog_text,
 )
 from phase_golem.interchange.inbox import inbox_entry_to_fields, parse_inbox_text
-from tests.conftest import fixture_path
+from tests.conftest import own_and_upstream
 from tests.strategies import items
 
 FEATURE = default_pipelines()["feature"]
@@ -27,20 +29,30 @@ def parse(text: str):  # type: ignore[no-untyped-def]
     return parse_backlog_text(text, "B.yaml", FEATURE)
 
 
-def test_nanosecond_timestamps_survive_exactly() -> None:
-    parsed = load_backlog_file(fixture_path("dogfood-BACKLOG.yaml"), FEATURE)
-    first = parsed.items[0]
-    assert first.created == "2026-02-12T16:23:33.711239234+00:00"
-    assert parsed.next_item_id == 142 and parsed.schema_version == 3 and not parsed.migrated
+@pytest.mark.parametrize("source", own_and_upstream("backlog_v3_many.yaml", "dogfood-BACKLOG.yaml"))
+def test_nanosecond_timestamps_survive_exactly(source: Path) -> None:
+    raw = yaml.load(source.read_text(), Loader=yaml.BaseLoader)  # every value as written
+    parsed = load_backlog_file(source, FEATURE)
+    assert [(i.created, i.updated) for i in parsed.items] == [
+        (r["created"], r["updated"]) for r in raw["items"]
+    ]
+    assert any(len(i.created.split(".")[1]) == 15 for i in parsed.items)  # 9 digits + offset
+    assert parsed.next_item_id == int(raw["next_item_id"])
+    assert parsed.schema_version == 3 and not parsed.migrated
 
 
-def test_unknown_fields_are_ignored() -> None:
-    parsed = load_backlog_file(fixture_path("backlog_unknown_fields.yaml"), FEATURE)
-    assert [i.title for i in parsed.items] == ["Item with unknown fields"]
+@pytest.mark.parametrize(
+    "source", own_and_upstream("backlog_unknown_fields.yaml", "backlog_unknown_fields.yaml")
+)
+def test_unknown_fields_are_ignored(source: Path) -> None:
+    parsed = load_backlog_file(source, FEATURE)
+    assert [i.id for i in parsed.items] == ["WRK-001"]
+    assert parsed.items[0].title == yaml.safe_load(source.read_text())["items"][0]["title"]
 
 
-def test_v1_migration_logs_each_change() -> None:
-    parsed = load_backlog_file(fixture_path("backlog_v1_full.yaml"), FEATURE)
+@pytest.mark.parametrize("source", own_and_upstream("backlog_v1.yaml", "backlog_v1_full.yaml"))
+def test_v1_migration_logs_each_change(source: Path) -> None:
+    parsed = load_backlog_file(source, FEATURE)
     assert parsed.migrated and parsed.schema_version == 1
     log = "\n".join(parsed.warnings)
     assert "WRK-004" in log and "researching → scoping" in log
@@ -120,27 +132,31 @@ def test_malformed_files_name_the_place(body: str, needle: str) -> None:
     assert "\n" not in message
 
 
-def test_done_items_come_back_archived() -> None:
-    parsed = load_backlog_file(fixture_path("example-BACKLOG.yaml"), FEATURE)
+@pytest.mark.parametrize(
+    "source", own_and_upstream("backlog_v3_small.yaml", "example-BACKLOG.yaml")
+)
+def test_done_items_come_back_archived(source: Path) -> None:
+    parsed = load_backlog_file(source, FEATURE)
     done = next(i for i in parsed.items if i.status is ItemStatus.DONE)
     assert done.archived and done.archived_at == done.updated
+    assert done.updated[:4] == "2026" and "T" in done.updated  # an unquoted YAML timestamp
 
 
-def test_inbox_formats() -> None:
-    bare = parse_inbox_text(fixture_path("BACKLOG_INBOX.example.yaml").read_text(), "I.yaml")
+@pytest.mark.parametrize("source", own_and_upstream("inbox.yaml", "BACKLOG_INBOX.example.yaml"))
+def test_inbox_formats(source: Path) -> None:
+    bare = parse_inbox_text(source.read_text(), "I.yaml")
     assert [e.title for e in bare.entries] == [
-        "Fix the flaky timeout in shutdown test",
-        "Add CSV export to reports",
+        entry["title"] for entry in yaml.safe_load(source.read_text())
     ]
+    assert len(bare.entries) == 2
     wrapped = parse_inbox_text("items:\n  - title: One\n  - title: '  '\n  - id: X\n", "I.yaml")
     assert [e.title for e in wrapped.entries] == ["One"]
     assert len(wrapped.warnings) == 2
     assert parse_inbox_text("   \n", "I.yaml").entries == ()
     fields = inbox_entry_to_fields(bare.entries[1])
     assert fields["origin"] == "inbox"
-    assert fields["description"] == StructuredDescription(
-        context="Users want to export pipeline run history as CSV for external dashboards"
-    )
+    written = yaml.safe_load(source.read_text())[1]["description"]
+    assert fields["description"] == StructuredDescription(context=written)
     with pytest.raises(BacklogFormatError, match=r"entry 1 \('A'\): invalid size 'huge'"):
         parse_inbox_text("- {title: A, size: huge}\n", "I.yaml")
     with pytest.raises(BacklogFormatError, match="a list of entries"):

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from phase_golem.config import default_pipelines
 from phase_golem.domain.descriptions import StructuredDescription
-from phase_golem.domain.items import Item, ItemStatus, Level, PhasePool, Size, new_item
+from phase_golem.domain.items import (
+    Item,
+    ItemStatus,
+    Level,
+    PhasePool,
+    Size,
+    new_item,
+    parse_timestamp,
+)
 from phase_golem.engine.files import append_worklog, change_folder, slugify
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
+from tests.conftest import own_and_upstream
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 RESULT = Path("/project/.phase-golem/runs/run-000007/result.json")
@@ -110,3 +122,37 @@ def test_the_worklog_appends_one_entry_per_outcome(tmp_path: Path) -> None:
     assert text.count("## 2026-11-25T12:00:00.000000+00:00 — WRK-007 (Add OAuth)") == 2
     assert "- **Outcome:** Complete\n- **Summary:** did it" in text
     assert text.endswith("---\n\n")
+
+
+WORKLOG_HEADING = r"## (?P<at>\S+) — (?P<item>\S+) \((?P<title>.*)\)\n\n"
+WORKLOG_ENTRY = re.compile(
+    WORKLOG_HEADING + r"- \*\*Phase:\*\* (?P<phase>\S+)\n- \*\*Outcome:\*\* (?P<outcome>[^\n]+)\n"
+    r"- \*\*Summary:\*\* (?P<summary>[^\n]+)\n\n---\n\n"
+)
+# Phase Golem also writes a shorter entry when an item is done.
+WORKLOG_DONE_ENTRY = re.compile(
+    WORKLOG_HEADING + r"- \*\*Status:\*\* Done\n- \*\*Phase:\*\* (?P<phase>\S+)\n\n---\n\n"
+)
+WORKLOG_ANY_ENTRY = re.compile(
+    re.sub(r"\(\?P<\w+>", "(?:", f"{WORKLOG_ENTRY.pattern}|{WORKLOG_DONE_ENTRY.pattern}")
+)
+
+
+@pytest.mark.parametrize("source", own_and_upstream("worklog-2026-03.md", "worklog-2026-02.md"))
+def test_our_worklog_entries_have_phase_golems_shape(tmp_path: Path, source: Path) -> None:
+    theirs = source.read_text()
+    every = [e.group(0) for e in WORKLOG_ANY_ENTRY.finditer(theirs)]
+    assert "".join(every) == theirs  # the whole file is made of entries of these two shapes
+    first = next(WORKLOG_ENTRY.finditer(theirs))
+    path = append_worklog(
+        tmp_path, NOW, first["item"], first["title"], first["phase"], first["outcome"], "x\ny"
+    )
+    (ours,) = WORKLOG_ENTRY.finditer(path.read_text())
+    assert parse_timestamp(ours["at"]) == NOW
+    assert (ours["item"], ours["title"], ours["phase"], ours["outcome"], ours["summary"]) == (
+        first["item"],
+        first["title"],
+        first["phase"],
+        first["outcome"],
+        "x y",
+    )

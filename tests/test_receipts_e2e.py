@@ -7,7 +7,6 @@ import os
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 from phase_golem.domain.ndjson import parse_ndjson
@@ -23,6 +22,7 @@ from tests.e2e import (
     wait_for_agents,
     write_project,
 )
+from tests.waiting import never, wait_until
 
 BUILD_WRITES = """\
   - match: {phase: build}
@@ -51,23 +51,30 @@ def test_a_retry_carries_the_byte_identical_key_to_the_agent(git_repo: Repo) -> 
     assert builds[1]["idempotency_key"] == stored
 
 
-def test_the_key_survives_a_sigkill_and_restart_byte_for_byte(git_repo: Repo) -> None:
-    rules = "  - match: {phase: plan}\n    delay: 30\n    times: 1\n    key_log: keys.log\n"
+def test_the_key_survives_a_sigkill_and_restart_byte_for_byte(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    rules = (
+        f"  - match: {{phase: plan}}\n    wait_for: {never(tmp_path)!r}\n    times: 1\n"
+        "    key_log: keys.log\n"
+    )
     rules += "  - match: {phase: plan}\n    key_log: keys.log\n"
     repo = write_project(git_repo, rules)
     add_items(repo, "Interrupted")
     process = start_run(repo, own_session=True)
     try:
-        [first] = wait_for_agents(repo, "plan", 1)
-        deadline = time.monotonic() + 30
+        [first] = wait_for_agents(repo, "plan", 1, process=process)
         keys = repo.root / "keys.log"
-        while time.monotonic() < deadline and not (
-            keys.exists() and keys.read_text().endswith("\n")
-        ):
-            time.sleep(0.05)  # the agent has told us its key before it is killed
-        os.killpg(first["pid"], signal.SIGKILL)  # power loss: agent and orchestrator
+        wait_until(  # the agent has told us its key before it is killed
+            lambda: keys.exists() and keys.read_text().endswith("\n"),
+            "the agent logged its key",
+            process=process,
+        )
+        # Power loss: orchestrator and agent (the orchestrator first, so it cannot see the
+        # agent die and record it, as it could never do when the power goes).
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+        process.wait()
+        os.killpg(first["pid"], signal.SIGKILL)
     finally:
         if process.poll() is None:
             process.kill()
@@ -216,11 +223,13 @@ def test_a_torn_last_stream_line_is_tolerated_with_a_warning(git_repo: Repo) -> 
     assert f"{stream}: line {len(lines)}: ignored a torn final line" in result.err
 
 
-def test_an_adopted_agent_with_a_torn_stream_is_completed(git_repo: Repo) -> None:
-    rules = "  - match: {phase: plan}\n    delay: 2\n    torn_stream: true\n"
+def test_an_adopted_agent_with_a_torn_stream_is_completed(git_repo: Repo, tmp_path: Path) -> None:
+    release = tmp_path / "release-plan"
+    rules = f"  - match: {{phase: plan}}\n    wait_for: {str(release)!r}\n    torn_stream: true\n"
     repo = write_project(git_repo, rules)
     add_items(repo, "Orphan")
     orphan = kill_mid_phase(repo, "plan", agent_too=False)
+    release.touch()
     result = repo.pg("run", "--plain")
     assert result.code == 0, result.err
     assert "adopting it" in result.out and "ignored a torn final line" in result.err

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from tests.e2e import (
     wait_for_agents,
     write_project,
 )
+from tests.waiting import DEADLINE_SECONDS, never, wait_until_due
 
 SIDE_EFFECT_PIPELINE = """\
 [pipelines.feature]
@@ -55,7 +55,7 @@ def test_the_cap_halts_at_once_even_with_an_item_asleep(git_repo: Repo) -> None:
     rules = "  - match: {phase: plan}\n    retry_after_seconds: 3600\n"
     repo = write_project(git_repo, rules, execution="[execution.wake]\nmin_seconds = 1")
     add_items(repo, "Sleeper")
-    result = repo.pg("run", "--cap", "2", timeout=30)
+    result = repo.pg("run", "--cap", "2")  # halts long before the hour is up
     assert result.code == 0 and "Halt reason: CapReached" in result.out
     assert items_by_id(repo)["WRK-001"]["wake_at"] is not None
 
@@ -67,7 +67,7 @@ def test_triage_never_claims_another_items_queued_phase(git_repo: Repo) -> None:
     add_items(repo, "Throttled")
     assert repo.pg("run", "--cap", "2").code == 0
     [queued] = [r for r in runs_of(repo) if r["status"] == "active"]
-    time.sleep(0.5)  # its backoff is over: only the scope can keep triage away from it
+    wait_until_due(repo.root, queued["id"])  # only the scope can keep triage away from it now
     add_items(repo, "Fresh")
     assert repo.pg("triage").code == 0
     runs = runs_of(repo)
@@ -92,16 +92,18 @@ def test_a_side_effect_phase_that_crashed_is_never_retried_blindly(git_repo: Rep
 
 
 def test_an_agent_that_outlives_the_orchestrator_is_adopted_not_repeated(
-    git_repo: Repo,
+    git_repo: Repo, tmp_path: Path
 ) -> None:
+    release = tmp_path / "release-ship"
     rules = (
-        "  - match: {phase: ship}\n    delay: 3\n    side_effect_log: effects.log\n"
-        '    summary: "shipped by the orphan"\n'
+        f"  - match: {{phase: ship}}\n    wait_for: {str(release)!r}\n"
+        '    side_effect_log: effects.log\n    summary: "shipped by the orphan"\n'
     )
     repo = write_project(git_repo, rules, pipelines=SIDE_EFFECT_PIPELINE)
     add_items(repo, "Deploy once")
-    ship = kill_mid_phase(repo, "ship", agent_too=False)  # the agent lives on
+    ship = kill_mid_phase(repo, "ship", agent_too=False)  # the agent lives on, held
     assert ship["mutation"] == "in_flight"
+    release.touch()  # it finishes whenever it likes: before the next start or during it
     result = repo.pg("run")
     assert result.code == 0, result.err
     assert "adopting it" in result.out
@@ -128,7 +130,7 @@ def test_a_big_prompt_to_an_agent_that_never_reads_stdin_still_times_out(
                 stdin_text="x" * 2_000_000,
                 grace=1.0,
             ),
-            timeout=30,
+            timeout=DEADLINE_SECONDS,
         )
         return exit.timed_out
 
@@ -162,9 +164,10 @@ def test_a_bad_scenario_is_named_precisely(tmp_path: Path, text: str, message: s
 
 
 def test_recovery_never_signals_a_process_that_only_reuses_the_agents_pid(
-    git_repo: Repo,
+    git_repo: Repo, tmp_path: Path
 ) -> None:
-    repo = write_project(git_repo, "  - match: {phase: plan}\n    delay: 30\n    times: 1\n")
+    hold = f"  - match: {{phase: plan}}\n    wait_for: {never(tmp_path)!r}\n    times: 1\n"
+    repo = write_project(git_repo, hold)
     add_items(repo, "Rebooted")
     dead = kill_mid_phase(repo, "plan", agent_too=True)
     stranger = subprocess.Popen(["sleep", "300"], start_new_session=True)
@@ -181,9 +184,11 @@ def test_recovery_never_signals_a_process_that_only_reuses_the_agents_pid(
 
 
 def test_an_adopted_agent_still_meets_its_timeout(git_repo: Repo) -> None:
+    # The kill lands as soon as the agent's pid is in the database; the timeout only has to
+    # be longer than that, and the adopting orchestrator must still enforce it.
     pipelines = (
         "[pipelines.feature]\nphases = [\n"
-        '    { name = "plan", is_destructive = false, timeout_seconds = 3, max_retries = 0 },\n'
+        '    { name = "plan", is_destructive = false, timeout_seconds = 8, max_retries = 0 },\n'
         "]\n"
     )
     repo = write_project(
@@ -191,7 +196,7 @@ def test_an_adopted_agent_still_meets_its_timeout(git_repo: Repo) -> None:
     )
     add_items(repo, "Hangs after a crash")
     orphan = kill_mid_phase(repo, "plan", agent_too=False)
-    result = repo.pg("run", timeout=60)
+    result = repo.pg("run")
     assert "adopting it" in result.out and result.code == 1
     [plan] = [r for r in runs_of(repo) if r["phase"] == "plan"]
     assert (plan["id"], plan["error_class"]) == (orphan["id"], "timeout")
@@ -199,16 +204,17 @@ def test_an_adopted_agent_still_meets_its_timeout(git_repo: Repo) -> None:
     assert agent_processes(orphan["pid"], orphan["id"], repo.root) == []
 
 
-def test_stopping_a_side_effect_phase_mid_action_asks_a_human(git_repo: Repo) -> None:
-    repo = write_project(
-        git_repo, "  - match: {phase: ship}\n    delay: 30\n", pipelines=SIDE_EFFECT_PIPELINE
-    )
+def test_stopping_a_side_effect_phase_mid_action_asks_a_human(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    hold = f"  - match: {{phase: ship}}\n    wait_for: {never(tmp_path)!r}\n"
+    repo = write_project(git_repo, hold, pipelines=SIDE_EFFECT_PIPELINE)
     add_items(repo, "Deploy, interrupted")
     process = start_run(repo)
     try:
-        assert wait_for_agents(repo, "ship", 1)
+        assert wait_for_agents(repo, "ship", 1, process=process)
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
+        process.communicate(timeout=DEADLINE_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()
@@ -225,7 +231,8 @@ def test_step_counts_a_retry_left_queued_by_an_earlier_run(git_repo: Repo) -> No
     repo = write_project(git_repo, rules, execution="[execution.backoff]\nbase_seconds = 0.3")
     add_items(repo, "Throttled once")
     assert repo.pg("run", "--cap", "2").code == 0
-    time.sleep(0.5)
+    [queued] = [r for r in runs_of(repo) if r["status"] == "active"]
+    wait_until_due(repo.root, queued["id"])
     result = repo.pg("step", "WRK-001")
     assert result.code == 0 and "Phases executed: 1" in result.out
     assert [r["phase"] for r in runs_of(repo)] == ["triage", "plan", "plan"]

@@ -19,8 +19,10 @@ from tests.e2e import (
     runs_of,
     start_run,
     wait_for_agents,
+    wait_until_begun,
     write_project,
 )
+from tests.waiting import DEADLINE_SECONDS, never
 
 
 def _pipeline(reconcile: str | None = None, *, after: bool = False) -> str:
@@ -48,7 +50,7 @@ def _events(repo: Repo, kind: str) -> list[dict[str, Any]]:
 
 def _uncertain(git_repo: Repo, log: Path, *, after: bool = False) -> tuple[Repo, dict[str, Any]]:
     """A ship phase killed mid-action with its agent, before it wrote a result."""
-    rules = "  - match: {phase: ship}\n    delay: 30\n    times: 1\n"
+    rules = f"  - match: {{phase: ship}}\n    wait_for: {never(log.parent)!r}\n    times: 1\n"
     rules += f"  - match: {{phase: ship}}\n    side_effect_log: {str(log)!r}\n"
     repo = write_project(git_repo, rules, pipelines=_pipeline(after=after))
     add_items(repo, "Deploy")
@@ -152,7 +154,7 @@ def test_a_reconcile_that_exits_zero_completes_the_phase_without_asking(
     check = (
         f"{sys.executable} -c \"open('{marker}', 'a').write('{{item}} {{phase}} {{run_id}}\\n')\""
     )
-    rules = "  - match: {phase: ship}\n    delay: 30\n    times: 1\n"
+    rules = f"  - match: {{phase: ship}}\n    wait_for: {never(tmp_path)!r}\n    times: 1\n"
     repo = write_project(git_repo, rules, pipelines=_pipeline(check))
     add_items(repo, "Deploy, then crash")
     ship = kill_mid_phase(repo, "ship", agent_too=True)
@@ -222,10 +224,15 @@ def test_an_orphaned_side_effect_is_adopted_and_never_reconciled(
     git_repo: Repo, tmp_path: Path
 ) -> None:
     log = tmp_path / "effects.log"
-    rules = f"  - match: {{phase: ship}}\n    delay: 2\n    side_effect_log: {str(log)!r}\n"
+    release = tmp_path / "release-ship"
+    rules = (
+        f"  - match: {{phase: ship}}\n    wait_for: {str(release)!r}\n"
+        f"    side_effect_log: {str(log)!r}\n"
+    )
     repo = write_project(git_repo, rules, pipelines=_pipeline(_exits(1)))
     add_items(repo, "Deploy, orphaned")
     ship = kill_mid_phase(repo, "ship", agent_too=False)
+    release.touch()
     assert repo.pg("run").code == 0
     assert [(r["id"], r["status"]) for r in _ships(repo)] == [(ship["id"], "committed")]
     assert log.read_text().splitlines() == [f"WRK-001 ship {ship['id']}"]
@@ -236,16 +243,17 @@ def test_an_orphaned_side_effect_is_adopted_and_never_reconciled(
     ("code", "status", "mutation"), [(0, "committed", "applied"), (1, "cancelled", "failed")]
 )
 def test_a_side_effect_stopped_by_ctrl_c_asks_its_check_first(
-    git_repo: Repo, code: int, status: str, mutation: str
+    git_repo: Repo, tmp_path: Path, code: int, status: str, mutation: str
 ) -> None:
-    rules = "  - match: {phase: ship}\n    delay: 30\n    times: 1\n"
+    rules = f"  - match: {{phase: ship}}\n    wait_for: {never(tmp_path)!r}\n    times: 1\n"
     repo = write_project(git_repo, rules, pipelines=_pipeline(_exits(code)))
     add_items(repo, "Deploy, interrupted")
     process = start_run(repo)
     try:
-        assert wait_for_agents(repo, "ship", 1)
+        [ship] = wait_for_agents(repo, "ship", 1, process=process)
+        wait_until_begun(repo, ship["id"], process=process)  # counted: its retry is not held
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
+        process.communicate(timeout=DEADLINE_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()

@@ -23,6 +23,7 @@ from phase_golem.domain.runs import Run, RunKind, RunRuleError, RunStatus, Step
 from phase_golem.store import ConflictError, NotFoundError, Store, StoreError
 from phase_golem.store.memory import MemoryStore
 from phase_golem.store.sqlite import SqliteStore, migration_scripts
+from tests.waiting import DEADLINE_SECONDS
 
 
 class FakeClock:
@@ -439,6 +440,7 @@ WRITER = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_concurrent_writers_in_many_processes(tmp_path: Path) -> None:
     db = tmp_path / "state.db"
     seed = SqliteStore(db)
@@ -452,7 +454,7 @@ def test_concurrent_writers_in_many_processes(tmp_path: Path) -> None:
         for n in range(writers)
     ]
     try:
-        codes = [p.wait(timeout=120) for p in procs]
+        codes = [p.wait(timeout=DEADLINE_SECONDS) for p in procs]
     finally:
         for proc in procs:
             if proc.poll() is None:

@@ -25,7 +25,7 @@ from phase_golem.interchange.task_golem import (
     item_to_task_golem,
     parse_task_golem_text,
 )
-from tests.conftest import Repo, make_git_repo
+from tests.conftest import Repo, fixture_path, make_git_repo, upstream_path
 from tests.strategies import stored_items
 
 HEADER = '{"schema_version":1}'
@@ -47,6 +47,7 @@ def native(**fields: Any) -> dict[str, Any]:
         "blocked_from_status": None,
         "claimed_by": None,
         "claimed_at": None,
+        "parent": None,
     }
     record.update(fields)
     return record
@@ -77,43 +78,64 @@ def parse_one(record: dict[str, Any], *, archive: bool = False) -> tuple[Item, l
 )
 def test_status_mapping(native_status: str, pg_status: str | None, expected: ItemStatus) -> None:
     extra = {"x-pg-status": pg_status} if pg_status else {}
+    if native_status == "doing":
+        extra["x-pg-phase"] = "build"  # without one it is reported (below)
     item, warnings = parse_one(native(status=native_status, **extra))
     assert item.status is expected
     assert warnings == []
 
 
-def test_invalid_extension_values_read_as_absent_with_a_warning() -> None:
-    item, warnings = parse_one(
-        native(**{"x-pg-status": "sideways", "x-pg-size": "huge", "x-pg-risk": "h"})
-    )
-    assert item.status is ItemStatus.NEW
-    assert item.size is None
-    assert item.risk is Level.HIGH
-    assert len(warnings) == 2
-    assert all(w.startswith("tasks.jsonl: line 2 (HAMY-5c0f8):") for w in warnings)
-    assert "x-pg-size" in warnings[1] and "huge" in warnings[1]
+@pytest.mark.parametrize("prefix", ["x-pg-", "x-"])
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        ("status", "sideways", "invalid status 'sideways'"),
+        ("size", "huge", "invalid size 'huge'"),
+        ("phase", "", "expected a non-empty string"),
+        ("phase-pool", "side", "invalid phase_pool 'side'"),
+        ("requires-human-review", "yes", "expected true or false"),
+        ("description", 42, "invalid value 42"),
+    ],
+)
+def test_a_value_of_a_known_field_that_cannot_be_read_is_an_error_naming_it(
+    prefix: str, name: str, value: Any, said: str
+) -> None:
+    with pytest.raises(BacklogFormatError) as caught:
+        parse_one(native(**{prefix + name: value}))
+    message = str(caught.value)
+    assert message.startswith(f"tasks.jsonl: line 2 (HAMY-5c0f8): {prefix}{name}: "), message
+    assert said in message and "\n" not in message
 
 
-def test_every_extension_is_read() -> None:
+def test_abbreviated_levels_are_read_as_the_cli_reads_them() -> None:
+    item, warnings = parse_one(native(**{"x-pg-risk": "h", "x-size": "S"}))
+    assert (item.risk, item.size, warnings) == (Level.HIGH, Size.SMALL, [])
+
+
+ALL_EXTENSIONS: dict[str, Any] = {
+    "phase": "design",
+    "phase-pool": "main",
+    "size": "medium",
+    "complexity": "high",
+    "risk": "low",
+    "impact": "medium",
+    "requires-human-review": True,
+    "pipeline-type": "feature",
+    "origin": "WRK-001/build",
+    "unblock-context": "use the v2 API",
+    "last-phase-commit": "8957cea715e8f9607e0b6112ab5ef80c00756b1c",
+    "description": {"context": "ctx", "problem": "prob"},
+}
+
+
+@pytest.mark.parametrize("prefix", ["x-pg-", "x-"], ids=["phase-golem", "task-golem-migration"])
+def test_every_extension_is_read(prefix: str) -> None:
     item, warnings = parse_one(
         native(
             status="doing",
             tags=["api"],
             dependencies=["WRK-001", "WRK-001", "tg-8a8f7"],
-            **{
-                "x-pg-phase": "design",
-                "x-pg-phase-pool": "main",
-                "x-pg-size": "medium",
-                "x-pg-complexity": "high",
-                "x-pg-risk": "low",
-                "x-pg-impact": "medium",
-                "x-pg-requires-human-review": True,
-                "x-pg-pipeline-type": "feature",
-                "x-pg-origin": "WRK-001/build",
-                "x-pg-unblock-context": "use the v2 API",
-                "x-pg-last-phase-commit": "8957cea715e8f9607e0b6112ab5ef80c00756b1c",
-                "x-pg-description": {"context": "ctx", "problem": "prob"},
-            },
+            **{prefix + name: value for name, value in ALL_EXTENSIONS.items()},
         )
     )
     assert warnings == []
@@ -136,6 +158,57 @@ def test_every_extension_is_read() -> None:
     assert item.tags == ("api",)
     assert item.dependencies == ("WRK-001", "tg-8a8f7")  # duplicates dropped
     assert item.created == "2026-02-24T12:00:00.123456789Z"  # nanoseconds kept as written
+
+
+def test_the_phase_golem_spelling_wins_and_a_disagreement_is_reported() -> None:
+    item, warnings = parse_one(
+        native(status="doing", **{"x-pg-phase": "build", "x-phase": "prd", "x-size": "small"})
+    )
+    assert (item.phase, item.size) == ("build", Size.SMALL)
+    assert warnings == [
+        "tasks.jsonl: line 2 (HAMY-5c0f8): x-phase 'prd' differs from x-pg-phase 'build'; "
+        "kept x-pg-phase"
+    ]
+
+
+def test_task_golems_own_fields_are_kept_and_written_back() -> None:
+    item, warnings = parse_one(
+        native(
+            id="tg-1rh14",
+            parent="tg-22mxj",
+            **{"x-legacy-id": "TG-005", "x-legacy-updated": "2026-02-01T10:00:00.123456789Z"},
+        )
+    )
+    assert warnings == []
+    assert (item.id, item.parent, item.legacy_id) == ("tg-1rh14", "tg-22mxj", "TG-005")
+    assert item.legacy_updated == "2026-02-01T10:00:00.123456789Z"
+    record = item_to_task_golem(item)
+    assert (record["parent"], record["x-legacy-id"]) == ("tg-22mxj", "TG-005")
+    assert record["x-legacy-updated"] == "2026-02-01T10:00:00.123456789Z"
+    for bad, said in (
+        ({"parent": "no spaces"}, "parent: invalid item ID"),
+        ({"x-legacy-updated": "last week"}, "x-legacy-updated: invalid timestamp"),
+        ({"x-legacy-id": 5}, "x-legacy-id: invalid value 5"),
+    ):
+        with pytest.raises(BacklogFormatError, match=said):
+            parse_one(native(**bad))
+
+
+def test_unknown_keys_are_named_never_dropped_silently() -> None:
+    parsed = parse_task_golem_text(
+        jsonl(native(**{"x-agent": {"n": 1}, "x-pg-mood": "calm", "x-size": "small"})),
+        "tasks.jsonl",
+    )
+    assert parsed.warnings == (
+        "tasks.jsonl: ignored field(s) not used here: x-agent, x-pg-mood",
+    )
+
+
+def test_an_in_progress_item_without_a_phase_is_reported() -> None:
+    item, warnings = parse_one(native(status="doing"))
+    assert item.status is ItemStatus.IN_PROGRESS and item.phase is None
+    (warning,) = warnings
+    assert "in progress without a phase" in warning and "advance HAMY-5c0f8" in warning
 
 
 def test_blocked_from_extension_is_authoritative_unless_the_native_field_was_cleared() -> None:
@@ -237,8 +310,8 @@ def test_written_records_look_like_task_golem_writes_them() -> None:
         )
     )
     record = item_to_task_golem(item)
-    natives = list(record)[:13]
-    assert natives == list(native())  # the 13 native fields, in task-golem's order
+    natives = list(record)[:14]
+    assert natives == list(native())  # the 14 native fields, in task-golem's order
     assert record["status"] == "blocked" and record["blocked_from_status"] == "todo"
     extensions = [k for k in record if k.startswith("x-")]
     assert extensions == sorted(extensions)
@@ -333,3 +406,89 @@ def test_cli_rejects_a_bad_task_golem_file_and_changes_nothing(
     assert len(project.ok("status", "--json").json()) == 1
     usage = project.pg("export", "--format", "task-golem")
     assert usage.code == 2 and "directory" in usage.err and "Traceback" not in usage.err
+
+
+# --- a store as task-golem's own migration (TG-007) leaves it, then used for a while ------
+
+TG007 = "task-golem-tg007"
+NATIVE_STATUS = {"todo": "new", "doing": "in_progress", "blocked": "blocked", "done": "done"}
+PLAIN_FIELDS = {
+    "x-phase": "phase",
+    "x-phase-pool": "phase_pool",
+    "x-size": "size",
+    "x-complexity": "complexity",
+    "x-risk": "risk",
+    "x-impact": "impact",
+    "x-pipeline-type": "pipeline_type",
+    "x-last-phase-commit": "last_phase_commit",
+    "x-origin": "origin",
+    "x-legacy-id": "legacy_id",
+    "x-legacy-updated": "legacy_updated",
+    "parent": "parent",
+}
+
+
+def raw_records(directory: Path) -> list[dict[str, Any]]:
+    records = []
+    for name in ("tasks.jsonl", "archive.jsonl"):
+        lines = (directory / name).read_text().splitlines()[1:]
+        records += [json.loads(line) for line in lines if line.strip()]
+    return records
+
+
+def test_a_store_from_task_golems_own_migration_imports_whole(
+    project: Repo, tmp_path: Path
+) -> None:
+    source = fixture_path(TG007)
+    records = raw_records(source)
+    assert {r["status"] for r in records} == set(NATIVE_STATUS)  # every status is there
+    assert any("x-phase" in r and r["status"] == "doing" for r in records)
+    result = project.pg("import", str(source))
+    assert result.code == 0, result.err
+    assert f"Imported {len(records)} item(s)" in result.out
+    assert "ignored" not in result.err  # every key of the file is one we know
+    items = {i["id"]: i for i in project.ok("status", "--json", "--all").json()}
+    assert set(items) == {r["id"] for r in records}
+    for record in records:
+        mine = items[record["id"]]
+        assert mine["status"] == NATIVE_STATUS[record["status"]], record["id"]
+        for key, field in PLAIN_FIELDS.items():
+            assert mine[field] == record.get(key), (record["id"], field)
+        assert mine["requires_human_review"] == bool(record.get("x-requires-human-review"))
+        assert mine["dependencies"] == record["dependencies"]
+        assert mine["archived"] == (record["status"] == "done")
+    held = next(r for r in records if r["status"] == "doing")
+    shown = project.ok("show", held["id"]).out
+    assert held["x-legacy-id"] in shown and held["x-phase"] in shown
+    child = next(r for r in records if r["parent"])
+    assert child["parent"] in project.ok("show", child["id"]).out
+
+    # Exported, it is what task-golem reads: its 14 native fields in its order, every
+    # extension an `x-` key that collides with none of them; read back, nothing changed.
+    out = tmp_path / "exported"
+    project.ok("export", "--format", "task-golem", str(out))
+    for written in raw_records(out):
+        assert list(written)[:14] == list(native())
+        extensions = [k for k in written if k not in native()]
+        assert all(k.startswith("x-") for k in extensions) and extensions == sorted(extensions)
+        assert written["status"] in NATIVE_STATUS
+    again = Repo(make_git_repo(tmp_path / "again"))
+    again.ok("init")
+    again.ok("import", str(out))
+    assert again.ok("status", "--json", "--all").json() == project.ok(
+        "status", "--json", "--all"
+    ).json()
+
+
+@pytest.mark.upstream
+def test_phase_golems_own_task_golem_store_imports(project: Repo) -> None:
+    active = upstream_path("task-golem.tasks.jsonl", "task-golem")
+    result = project.pg("import", str(active))
+    assert result.code == 0, result.err
+    items = {i["id"]: i for i in project.ok("status", "--json", "--all").json()}
+    for line in active.read_text().splitlines()[1:]:
+        record = json.loads(line)
+        mine = items[record["id"]]
+        assert mine["phase"] == record.get("x-pg-phase")
+        assert mine["size"] == record.get("x-pg-size")
+        assert mine["pipeline_type"] == record.get("x-pg-pipeline-type")

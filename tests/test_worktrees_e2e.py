@@ -27,9 +27,13 @@ def git(repo: Repo, *args: str) -> str:
 
 
 def worktree_project(git_repo: Repo, build: str) -> Repo:
+    """Both builds hold until both have begun (each logs itself outside the repository
+    first): they really overlap, each in its own worktree, on any machine."""
+    started = git_repo.root.parent / "build-started"
     rules = f"""\
   - match: {{phase: build}}
-    delay: 0.6
+    key_log: '{started}-{{item}}'
+    wait_for: ['{started}-WRK-001', '{started}-WRK-002']
     write: {build}
 """
     return write_project(git_repo, rules, execution=PARALLEL, pipelines=WORKTREE_PIPELINE)

@@ -9,7 +9,7 @@ from pathlib import Path
 from phase_golem.config import LoadedConfig, load_config, render_config_template
 from phase_golem.domain.items import validate_prefix
 from phase_golem.store import Store, open_store
-from phase_golem.workspace.git import is_git_repo
+from phase_golem.workspace.git import dirty_paths, is_git_repo
 
 STATE_DIR_NAME = ".phase-golem"
 CONFIG_NAME = "phase-golem.toml"
@@ -75,6 +75,26 @@ class InitReport:
     root: Path
     created: tuple[str, ...]
     kept: tuple[str, ...]
+    to_commit: tuple[str, ...] = ()  # files of the set-up git does not have yet
+
+    @property
+    def next_step(self) -> str | None:
+        return setup_commit_command(self.to_commit) if self.to_commit else None
+
+
+SETUP_FILES = (CONFIG_NAME, ".gitignore")
+SETUP_MESSAGE = "Set up phase-golem"
+
+
+def setup_commit_command(paths: tuple[str, ...] | list[str]) -> str:
+    """The exact command that commits what `init` wrote (`run` needs a clean tree)."""
+    return f"git add {' '.join(paths)} && git commit -m {SETUP_MESSAGE!r}"
+
+
+def uncommitted_setup_files(root: Path) -> list[str]:
+    """The files `init` writes that git does not have as they are now."""
+    dirty = set(dirty_paths(root))
+    return [name for name in SETUP_FILES if name in dirty]
 
 
 def init_project(root: Path, prefix: str | None, config_path: Path | None) -> InitReport:
@@ -124,4 +144,4 @@ def init_project(root: Path, prefix: str | None, config_path: Path | None) -> In
 
     store = open_store(loaded.settings.storage.url, root)
     store.close()
-    return InitReport(root, tuple(created), tuple(kept))
+    return InitReport(root, tuple(created), tuple(kept), tuple(uncommitted_setup_files(root)))

@@ -68,6 +68,8 @@ RULE_KEYS = RESULT_KEYS | {
     "times",
     "delay",
     "linger",
+    "wait_for",
+    "wait_before_write",
     "side_effect_log",
     "key_log",
     "torn_stream",
@@ -150,6 +152,13 @@ def _check_rule(where: str, rule: dict[str, Any]) -> None:
     attempt = match.get("attempt")
     if attempt is not None and (isinstance(attempt, bool) or not isinstance(attempt, int)):
         raise ScenarioError(f"{where}.match.attempt: must be a whole number, not {attempt!r}")
+    for key in ("wait_for", "wait_before_write"):
+        gates = rule.get(key)
+        if gates is not None and not (
+            isinstance(gates, str)
+            or (isinstance(gates, list) and gates and all(isinstance(g, str) for g in gates))
+        ):
+            raise ScenarioError(f"{where}.{key}: must be a path or a list of paths")
     writes = rule.get("write") or {}
     if not isinstance(writes, dict):
         raise ScenarioError(f"{where}.write: must map relative paths to contents")
@@ -320,12 +329,18 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(float(rule.get("delay", 0)))
     if rule.get("behave"):
         return _misbehave(str(rule["behave"]), result_file, item, phase, session)
+    if not _wait_for(rule.get("wait_before_write")):
+        sys.stderr.write(f"sim: gave up waiting for {rule['wait_before_write']}\n")
+        return 3
     for relative, content in (rule.get("write") or {}).items():
         target = Path(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(str(content), encoding="utf-8")
     # `linger`: the files are there, the result is not yet (a crash can fall in between).
     time.sleep(float(rule.get("linger", 0)))
+    if not _wait_for(rule.get("wait_for")):
+        sys.stderr.write(f"sim: gave up waiting for {rule['wait_for']}\n")
+        return 3
     if rule.get("side_effect_log"):
         _append_line(str(rule["side_effect_log"]), f"{item} {phase} {run_id}")
     _write_result(result_file, _result_body(rule, item, phase, count))
@@ -345,6 +360,22 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write('{"type": "assistant", "message": {"content": "half a li')
         sys.stdout.flush()
     return int(rule.get("exit_code", 0))
+
+
+GATE_LIMIT_SECONDS = 900.0
+
+
+def _wait_for(gates: str | list[str] | None) -> bool:
+    """Hold, files written and result not, until every gate file exists: a test that
+    creates them chooses the moment, however slow the machine is. A gate nobody opens
+    gives up after a quarter of an hour, so a held agent never outlives its test for long."""
+    paths = [Path(g) for g in ([gates] if isinstance(gates, str) else gates or [])]
+    deadline = time.monotonic() + GATE_LIMIT_SECONDS
+    while not all(path.exists() for path in paths):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _append_line(path: str, line: str) -> None:

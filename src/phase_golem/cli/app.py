@@ -87,8 +87,9 @@ def main_options(
 
 
 def _register() -> None:
-    from phase_golem.cli import items, ledger, run, transfer, verify
+    from phase_golem.cli import items, ledger, run, schema, transfer, verify
 
+    schema.register(app)  # issue 11: the agent contract, published
     items.register(app)
     ledger.register(app)
     transfer.register(app)

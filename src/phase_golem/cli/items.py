@@ -41,7 +41,10 @@ def init(
         str | None, typer.Option("--prefix", help="ID prefix for new items (default WRK).")
     ] = None,
 ) -> None:
-    """Set up phase-golem in this git repository (safe to run again)."""
+    """Set up phase-golem in this git repository (safe to run again).
+
+    Prints the git command that commits what it wrote: `run` needs a clean tree.
+    """
     state = state_of(ctx)
     report = init_project(state.resolved_root(), prefix, state.config_path)
     out = console()
@@ -50,6 +53,8 @@ def init(
         out.print(f"  created {name}")
     for name in report.kept:
         out.print(f"  kept    {name}")
+    if report.next_step is not None:
+        out.print(f"Next: commit the set-up (`run` needs a clean tree): {report.next_step}")
 
 
 def add(

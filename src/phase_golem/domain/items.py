@@ -258,6 +258,11 @@ class Item:
     archived: bool = False
     archived_at: str | None = None
     closed_reason: str | None = None
+    # Kept from a task-golem store: the ID the item had before task-golem's own migration
+    # (`x-legacy-id`) and its updated time then (`x-legacy-updated`), and its parent task.
+    legacy_id: str | None = None
+    legacy_updated: str | None = None
+    parent: str | None = None
 
     def replace(self, **changes: Any) -> Item:
         return dataclasses.replace(self, **changes)
@@ -319,6 +324,9 @@ OUR_FIELDS: tuple[str, ...] = (
     "archived",
     "archived_at",
     "closed_reason",
+    "legacy_id",
+    "legacy_updated",
+    "parent",
 )
 ITEM_FIELDS: tuple[str, ...] = PHASE_GOLEM_FIELDS + OUR_FIELDS
 

@@ -65,6 +65,10 @@ class FollowUp(_Model):
     suggested_risk: Annotated[Level | None, _enum_or_none(Level)] = None
 
 
+# A follow-up is an object or a bare title; the schema says both.
+_FOLLOW_UP_ENTRY = BeforeValidator(_follow_up_entry, json_schema_input_type=str | FollowUp)
+
+
 class _Assessments(_Model):
     size: Annotated[Size | None, _enum_or_none(Size)] = None
     complexity: Annotated[Level | None, _enum_or_none(Level)] = None
@@ -87,7 +91,7 @@ class _ResultModel(_Model):
     summary: str
     context: str | None = None
     updated_assessments: _Assessments | None = None
-    follow_ups: list[Annotated[FollowUp, BeforeValidator(_follow_up_entry)]] = []
+    follow_ups: list[Annotated[FollowUp, _FOLLOW_UP_ENTRY]] = []
     based_on_commit: str | None = None
     pipeline_type: str | None = None
     commit_summary: str | None = None
@@ -98,6 +102,22 @@ class _ResultModel(_Model):
     wake_at: str | None = None
     retry_after_seconds: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
     artifacts: list[str] = []
+
+
+def result_json_schema() -> dict[str, Any]:
+    """The JSON Schema of a result file, generated from the model that validates it, so
+    the published contract can never drift from what `parse_result` accepts."""
+    schema = _ResultModel.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        **schema,
+        "title": "phase-golem result file",
+        "description": (
+            "What an agent writes to the path in PHASE_GOLEM_RESULT_FILE (also named in its "
+            "prompt) before it exits. Fields not listed are ignored; levels and sizes also "
+            "accept Phase Golem's one-letter abbreviations, case-insensitively."
+        ),
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
 from phase_golem.engine.workspaces import change_since_start
 from phase_golem.engine.worktree_cleanup import prune_worktrees
-from phase_golem.project import Project, ProjectError
+from phase_golem.project import SETUP_FILES, Project, ProjectError, setup_commit_command
 from phase_golem.store import Store
 from phase_golem.workspace.git import (
     GitError,
@@ -82,12 +82,19 @@ def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[s
     except GitError as exc:
         raise ProjectError(f"git: {exc}") from None
     if changes:
-        shown = ", ".join(changes[:5]) + (
-            f" and {len(changes) - 5} more" if len(changes) > 5 else ""
+        raise ProjectError(_dirty_tree_message(changes))
+
+
+def _dirty_tree_message(changes: list[str]) -> str:
+    """One line: what is uncommitted, and what to do (the exact command after `init`)."""
+    setup = [name for name in SETUP_FILES if name in changes]
+    if setup and set(changes) <= set(SETUP_FILES):
+        return (
+            f"{' and '.join(setup)} from `phase-golem init` are not committed yet; "
+            f"run: {setup_commit_command(setup)}"
         )
-        raise ProjectError(
-            f"the working tree has uncommitted changes ({shown}); commit or stash them first"
-        )
+    shown = ", ".join(changes[:5]) + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
+    return f"the working tree has uncommitted changes ({shown}); commit or stash them first"
 
 
 def _adopted_paths(ctx: EngineContext, adopted: list[Run]) -> set[str]:

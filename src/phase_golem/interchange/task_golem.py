@@ -3,8 +3,15 @@
 Each file starts with a schema header line (`{"schema_version":1}`) and holds one task-golem
 item per line. Phase Golem keeps its own state in `x-pg-*` extension keys; the mapping below
 follows its adapter (research/phase-golem.md §2.3): a `todo` item's `x-pg-status` says New,
-Scoping or Ready (missing or invalid reads as New), invalid extension values read as absent
-with a warning, and a blocked-from extension whose native field was cleared is stale.
+Scoping or Ready (missing reads as New), and a blocked-from extension whose native field was
+cleared is stale.
+
+task-golem's own YAML-to-JSONL migration (its TG-007) wrote the same fields under plain
+names (`x-size`, `x-phase`, `x-pipeline-type`, …) plus `x-legacy-id` and
+`x-legacy-updated`, and task-golem added a native `parent`. Both spellings are read, the
+`x-pg-*` one winning. No known field is ever dropped: a value we cannot read is an error
+naming the line and the key (an in-progress item whose phase was lost would be stuck), and
+keys we do not know are named in a warning.
 """
 
 from __future__ import annotations
@@ -52,8 +59,34 @@ _NATIVE_FIELDS = (
     "blocked_from_status",
     "claimed_by",
     "claimed_at",
+    "parent",
 )
 _EXTENSION_PREFIX = "x-pg-"
+_PLAIN_PREFIX = "x-"
+# Phase Golem's extension names, read as `x-pg-NAME` or, as task-golem's migration wrote
+# them, `x-NAME`.
+_EXTENSION_NAMES = (
+    "status",
+    "phase",
+    "phase-pool",
+    "size",
+    "complexity",
+    "risk",
+    "impact",
+    "requires-human-review",
+    "pipeline-type",
+    "origin",
+    "blocked-type",
+    "blocked-from-status",
+    "unblock-context",
+    "last-phase-commit",
+    "description",
+)
+_LEGACY_KEYS = ("x-legacy-id", "x-legacy-updated")
+_KNOWN_KEYS = frozenset(
+    {*_NATIVE_FIELDS, *_LEGACY_KEYS}
+    | {prefix + name for name in _EXTENSION_NAMES for prefix in (_EXTENSION_PREFIX, _PLAIN_PREFIX)}
+)
 
 
 @dataclass(frozen=True)
@@ -117,15 +150,30 @@ class _ItemReader:
         return list(value)
 
     def extension(self, name: str, parse: Callable[[Any], Any]) -> Any:
-        """An `x-pg-` value parsed, or None with a warning when it is invalid."""
-        value = self.raw.get(_EXTENSION_PREFIX + name)
+        """A Phase Golem extension parsed, `x-pg-NAME` winning over `x-NAME`; None when
+        neither is there. A value that does not parse is an error naming its key."""
+        ours, plain = _EXTENSION_PREFIX + name, _PLAIN_PREFIX + name
+        chosen = ours if self.raw.get(ours) is not None else plain
+        value = self.raw.get(chosen)
         if value is None:
             return None
+        other = self.raw.get(plain)
+        if chosen == ours and other is not None and other != value:
+            self.warn(f"{plain} {other!r} differs from {ours} {value!r}; kept {ours}")
+        return self.parsed(chosen, value, parse)
+
+    def parsed(self, key: str, value: Any, parse: Callable[[Any], Any]) -> Any:
         try:
             return parse(value)
-        except (ParseError, ValueError, TypeError, AttributeError):
-            self.warn(f"ignored invalid {_EXTENSION_PREFIX}{name} value {value!r}")
-            return None
+        except ParseError as exc:
+            raise BacklogFormatError(f"{self.label}: {key}: {exc}") from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            problem = f"{self.label}: {key}: invalid value {value!r} ({exc})"
+            raise BacklogFormatError(problem) from None
+
+    def optional(self, key: str, parse: Callable[[Any], Any]) -> Any:
+        value = self.raw.get(key)
+        return None if value is None else self.parsed(key, value, parse)
 
     def status(self) -> ItemStatus:
         native = self.text("status")
@@ -177,17 +225,27 @@ class _ItemReader:
         return value
 
     def unknown_keys(self) -> list[str]:
-        return sorted(
-            key
-            for key in self.raw
-            if key not in _NATIVE_FIELDS and not key.startswith(_EXTENSION_PREFIX)
-        )
+        return sorted(key for key in self.raw if key not in _KNOWN_KEYS)
+
+    def parent(self) -> str | None:
+        parent: str | None = self.optional("parent", _item_id)
+        return parent
+
+    def legacy_updated(self) -> str | None:
+        stamp: str | None = self.optional("x-legacy-updated", _timestamp)
+        return stamp
 
     def item(self, *, archived: bool) -> Item:
         item_id = self.text("id")
         title = self.text("title")
         if item_id is None or title is None:
             raise BacklogFormatError(f"{self.label}: an item needs a non-empty id and title")
+        phase = self.extension("phase", _nonempty_str)
+        if self.raw.get("status") == "doing" and phase is None:
+            self.warn(
+                "in progress without a phase (x-pg-phase or x-phase): it will not run until "
+                f"`phase-golem advance {item_id} --to PHASE` gives it one"
+            )
         try:
             split_item_id(item_id)
             dependencies = normalize_dependencies(item_id, self.strings("dependencies"))
@@ -205,7 +263,7 @@ class _ItemReader:
             status=status,
             created=created,
             updated=updated,
-            phase=self.extension("phase", _nonempty_str),
+            phase=phase,
             size=self.extension("size", ITEM_FIELD_PARSERS["size"]),
             complexity=self.extension("complexity", ITEM_FIELD_PARSERS["complexity"]),
             risk=self.extension("risk", ITEM_FIELD_PARSERS["risk"]),
@@ -224,7 +282,22 @@ class _ItemReader:
             last_phase_commit=self.extension("last-phase-commit", _nonempty_str),
             archived=archive_now,
             archived_at=updated if archive_now else None,
+            legacy_id=self.optional("x-legacy-id", _nonempty_str),
+            legacy_updated=self.legacy_updated(),
+            parent=self.parent(),
         )
+
+
+def _item_id(value: Any) -> str:
+    text = _nonempty_str(value)
+    split_item_id(text)
+    return text
+
+
+def _timestamp(value: Any) -> str:
+    text = _nonempty_str(value)
+    parse_timestamp(text)
+    return text
 
 
 def _strict_bool(value: Any) -> bool:
@@ -309,7 +382,8 @@ def _native_status(status: ItemStatus) -> str:
 
 
 def item_to_task_golem(item: Item) -> dict[str, Any]:
-    """task-golem's 13 native fields (nulls kept, as it writes them), then `x-pg-*` sorted."""
+    """task-golem's 14 native fields (nulls kept, as it writes them), then the extensions
+    sorted: `x-pg-*` (what Phase Golem reads) and the legacy keys task-golem's migration set."""
     description = item.description
     record: dict[str, Any] = {
         "id": item.id,
@@ -325,6 +399,7 @@ def item_to_task_golem(item: Item) -> dict[str, Any]:
         "blocked_from_status": None,
         "claimed_by": None,
         "claimed_at": None,
+        "parent": item.parent,
     }
     extensions: dict[str, Any] = {}
     if item.status in _TODO_STATUSES:
@@ -349,8 +424,11 @@ def item_to_task_golem(item: Item) -> dict[str, Any]:
         "description": None if description is None else description.to_dict(),
     }
     extensions.update({k: v for k, v in optional.items() if v is not None})
-    for key in sorted(extensions):
-        record[_EXTENSION_PREFIX + key] = extensions[key]
+    named = {_EXTENSION_PREFIX + k: v for k, v in extensions.items()}
+    legacy = {"x-legacy-id": item.legacy_id, "x-legacy-updated": item.legacy_updated}
+    named.update({k: v for k, v in legacy.items() if v is not None})
+    for key in sorted(named):
+        record[key] = named[key]
     return record
 
 
