@@ -20,13 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from backlogs import NOW, make_backlog  # noqa: E402
-
-from phase_golem.config import default_pipelines  # noqa: E402
-from phase_golem.domain.items import ItemStatus  # noqa: E402
-from phase_golem.domain.pipelines import ExecutionConfig  # noqa: E402
-from phase_golem.domain.scheduling import RunningTask, select_actions  # noqa: E402
-from phase_golem.domain.snapshot import BacklogSnapshot  # noqa: E402
+from backlogs import NOW, make_backlog
+from phase_golem.config import default_pipelines
+from phase_golem.domain.items import ItemStatus
+from phase_golem.domain.pipelines import ExecutionConfig
+from phase_golem.domain.scheduling import RunningTask, select_actions
+from phase_golem.domain.snapshot import BacklogSnapshot
 
 EXECUTION = ExecutionConfig(max_wip=3, max_concurrent=4)
 PIPELINES = default_pipelines()
