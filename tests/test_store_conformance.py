@@ -430,10 +430,18 @@ def test_snapshot_keeps_live_runs_and_refreshes_by_sequence(store: Store) -> Non
         )
     assert store.snapshot().runs() == []
     with store.transaction() as tx:  # decide's view: refreshed inside the transaction
-        assert tx.snapshot() is store.snapshot()
+        seen = tx.snapshot()
+        assert seen is store.snapshot()
         tx.save_item(touch(tx.require_item(item_id), tx.now, title="t"), EventKind.ITEM_UPDATED)
-        with pytest.raises(StoreError, match="before the transaction writes"):
-            tx.snapshot()
+        mine = tx.snapshot()  # its own write laid over what it saw, not yet published
+        assert mine.get(item_id).title == "t"  # type: ignore[union-attr]
+        assert store.snapshot().get(item_id).title == "Item"  # type: ignore[union-attr]
+    assert store.snapshot().get(item_id).title == "t"  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.save_item(touch(tx.require_item(item_id), tx.now, title="u"), EventKind.ITEM_UPDATED)
+        assert tx.snapshot().get(item_id).title == "u"  # type: ignore[union-attr]
+        raise RuntimeError("rolled back")
+    assert store.snapshot().get(item_id).title == "t"  # type: ignore[union-attr]
 
 
 # --- SQLite specifics ----------------------------------------------------------------

@@ -218,7 +218,8 @@ def _start(ctx: EngineContext, run_id: str, workspace: Workspace) -> _Prepared:
         if anchored != item:
             tx.save_item(anchored, EventKind.ITEM_UPDATED, {"run_id": run.id, "anchor": True})
             item = anchored
-        backlog = tx.list_items()
+        # The triage prompt lists the backlog: read from the snapshot, never the table.
+        backlog = tx.snapshot().items() if run.kind is RunKind.TRIAGE else []
     save_manifest(run_directory(ctx.root, run.id), snapshot)
     result_file = run_directory(ctx.root, run.id) / "result.json"
     context = PromptContext(previous_failure, woken, started.idempotency_key)

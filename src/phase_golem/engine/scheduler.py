@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from phase_golem.domain.items import (
     transition,
 )
 from phase_golem.domain.pipelines import ApprovalGate, Isolation
-from phase_golem.domain.runs import Run, RunKind, RunStatus, Step, backing_off, interrupted_visit
+from phase_golem.domain.runs import Run, RunKind, Step, backing_off, interrupted_visit
 from phase_golem.domain.scheduling import (
     Promote,
     RunningTask,
@@ -59,7 +59,7 @@ from phase_golem.engine.recovery import (
 from phase_golem.engine.retries import max_attempts, queue_retry
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
-from phase_golem.store import Transaction
+from phase_golem.store import BacklogSnapshot, Transaction
 
 IDLE_CHECK_SECONDS = 1.0
 MIN_WAIT_SECONDS = 0.05  # a backstop: whatever the clock says, never spin
@@ -93,7 +93,7 @@ class Scheduler:
         self._paused_reported: set[str] = set()
 
     # ---- decide ---------------------------------------------------------------------
-    def _destructive(self, run: Run, items: dict[str, Item]) -> bool:
+    def _destructive(self, run: Run, items: Mapping[str, Item]) -> bool:
         item = items.get(run.item_id)
         if item is None or run.kind is RunKind.TRIAGE:
             return False
@@ -152,21 +152,21 @@ class Scheduler:
     def _decide(self) -> tuple[bool, HaltReason | None]:
         """One scheduling decision; True when it queued or promoted anything."""
         with self.ctx.store.transaction(scheduling=True) as tx:
-            items = tx.list_items()
-            by_id = {i.id: i for i in items}
-            active = tx.list_runs(statuses=[RunStatus.ACTIVE])
-            self.scope = self.selection.scope_of(items)
+            # The snapshot as this lock sees it: no table is listed to decide (DESIGN §3).
+            backlog = tx.snapshot()
+            changed_here: dict[str, Item] = {}  # what this decision promoted or gated
+            self.scope = self.selection.scope_of(backlog)
             holds = self._holds(tx)
             running = {
                 r.item_id: RunningTask(
                     r.phase,
-                    self._destructive(r, by_id),
-                    waiting=self._waiting(r, tx.now) or holds.run_held(r, by_id.get(r.item_id)),
+                    self._destructive(r, backlog.items_by_id),
+                    waiting=self._waiting(r, tx.now) or holds.run_held(r, backlog.get(r.item_id)),
                 )
-                for r in active
+                for r in backlog.runs_by_id.values()
             }
-            running.update(holds.held_items(items, set(running)))
-            choice = self.selection.choose(items, running, tx.now)
+            running.update(holds.held_items(backlog, set(running)))
+            choice = self.selection.choose(backlog, running, tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
                 return False, choice.halt
@@ -174,23 +174,23 @@ class Scheduler:
             new_visits: list[str] = []
             changed = False
             for action in choice.actions:
-                item = by_id[action.item_id]
+                item = changed_here.get(action.item_id) or backlog.items_by_id[action.item_id]
                 if isinstance(action, Promote):
                     if self._cap_reached():
                         continue
-                    by_id[item.id] = self._promote(tx, item, action)
+                    changed_here[item.id] = self._promote(tx, item, action)
                     labels.append(f"promote {item.id}")
                     changed = True
                     continue
                 if self._cap_reached():
                     break
                 if isinstance(action, RunPhase) and self._needs_approval(tx, item, action.phase):
-                    by_id[item.id] = request_approval(tx, item, action.phase, BEFORE)
+                    changed_here[item.id] = request_approval(tx, item, action.phase, BEFORE)
                     self.state.summary.items_blocked.add(item.id)
                     labels.append(f"{item.id} waits for approval before {action.phase}")
                     changed = True
                     continue
-                run = self._enqueue(tx, by_id[item.id], action)
+                run = self._enqueue(tx, item, action)
                 new_visits.append(run.id)  # retries already carry their key
                 self._count(run)
                 phase = "triage" if isinstance(action, Triage) else action.phase
@@ -235,22 +235,15 @@ class Scheduler:
         """
         running = list(self.tasks.values())
         now = tx.now
-        due = sorted(
-            (
-                r
-                for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
-                if r.step is Step.QUEUED
-                and not backing_off(r, now)
-                and (self.scope is None or r.item_id in self.scope)
-            ),
-            key=lambda r: (r.queued_at, r.id),
-        )
-        # Only the items these runs belong to, not the whole backlog, on every claim.
-        items = {
-            item.id: item
-            for item in (tx.get_item(r.item_id) for r in [*running, *due])
-            if item is not None
-        }
+        backlog = tx.snapshot()  # the live runs are kept in memory, refreshed by sequence
+        due = [
+            r
+            for r in backlog.runs()
+            if r.step is Step.QUEUED
+            and not backing_off(r, now)
+            and (self.scope is None or r.item_id in self.scope)
+        ]
+        items = backlog.items_by_id
         holds = Holds.read(tx, self.ctx.settings)
         due = [r for r in due if not holds.run_held(r, items.get(r.item_id))]
         shared = self.ctx.settings.execution.isolation is Isolation.SHARED
@@ -404,17 +397,20 @@ class Scheduler:
 
     def _next_due(self) -> datetime | None:
         """The next future moment something waits for: a backoff or a sleeping item."""
-        with self.ctx.store.reader() as tx:
-            return next_moment(self._startable(tx), tx.list_items(), utc_now(), self._in_scope)
+        backlog = self.ctx.store.snapshot()
+        return next_moment(self._startable(backlog), backlog, utc_now(), self._in_scope)
 
-    def _startable(self, tx: Transaction) -> list[Run]:
+    def _startable(self, backlog: BacklogSnapshot) -> list[Run]:
         """Live runs in scope, but not those waiting for a human to resume their agent."""
-        active = [r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if self._in_scope(r.item_id)]
-        return Holds.read(tx, self.ctx.settings).startable(tx, active)
+        active = [r for r in backlog.runs_by_id.values() if self._in_scope(r.item_id)]
+        if not active:
+            return active
+        with self.ctx.store.reader() as tx:
+            holds = Holds.read(tx, self.ctx.settings)
+        return holds.startable(backlog, active)
 
     def _has_queued(self) -> bool:
-        with self.ctx.store.reader() as tx:
-            return bool(self._startable(tx))
+        return bool(self._startable(self.ctx.store.snapshot()))
 
     async def _wait(self, due: datetime | None) -> bool:
         """Sleep until a run finishes, `due` comes, a signal, or a second passes."""
@@ -456,8 +452,8 @@ class Scheduler:
         summary = self.state.summary
         summary.halt_reason = halt
         save_on_halt(self.ctx, halt.value, self.emit)
+        summary.waiting = waiting_on_dependencies(self.ctx.store.snapshot())
         with self.ctx.store.reader() as tx:
-            summary.waiting = waiting_on_dependencies(tx.list_items())
             summary.agents_paused = [p.line() for p in paused_agents(tx).values()]
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_HALTED, data=summary.to_dict())

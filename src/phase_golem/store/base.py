@@ -157,15 +157,20 @@ class TransactionBase(abc.ABC):
         *,
         writable: bool,
         snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
+        keep_base: bool = False,
     ) -> None:
         self._now = now
         self._writable = writable
         self._snapshots = snapshots
+        # Refresh the snapshot at the first write, so `snapshot()` works after writes too;
+        # only where one is published already (a one-off CLI write never loads the backlog).
+        self._keep_base = keep_base and snapshots is not None
         # What this transaction wrote (the last version of each row), and the change
         # sequence it stamped them with: the store publishes them after the commit.
         self.touched_items: dict[str, Item] = {}
         self.touched_runs: dict[str, Run] = {}
         self.change_stamp: int | None = None
+        self._base: BacklogSnapshot | None = None
 
     @property
     def now(self) -> datetime:
@@ -221,6 +226,8 @@ class TransactionBase(abc.ABC):
     def _stamp(self) -> int:
         """This transaction's change sequence, taken at its first item or run write."""
         if self.change_stamp is None:
+            if self._keep_base:
+                self._base_snapshot()  # what it saw before it wrote: its snapshot's base
             self.change_stamp = self._bump_change_counter()
         return self.change_stamp
     @abc.abstractmethod
@@ -411,12 +418,26 @@ class TransactionBase(abc.ABC):
         return self._runs_changed_since(seq)
 
     def snapshot(self) -> BacklogSnapshot:
-        """The store's snapshot, refreshed inside this transaction (before it writes)."""
-        if self._snapshots is None:
-            raise StoreError("this store has no snapshot")
-        if self.change_stamp is not None:
-            raise StoreError("take the snapshot before the transaction writes items or runs")
-        return self._snapshots(self)
+        """The backlog as this transaction sees it, without reading the tables.
+
+        The store's published snapshot, refreshed under this transaction's lock before its
+        first item or run write (so what `decide` reads is exactly what it locks), with
+        this transaction's own writes laid over it. Only the published part is shared:
+        the overlay is this transaction's alone until it commits.
+        """
+        base = self._base_snapshot()
+        if not self.touched_items and not self.touched_runs:
+            return base
+        return base.with_changes(self.touched_items.values(), self.touched_runs.values())
+
+    def _base_snapshot(self) -> BacklogSnapshot:
+        if self._base is None:
+            if self._snapshots is None:
+                raise StoreError("this transaction has no snapshot")
+            if self.change_stamp is not None:
+                raise StoreError("the snapshot must be taken before the transaction writes")
+            self._base = self._snapshots(self)
+        return self._base
 
     def append_event(
         self,

@@ -51,8 +51,9 @@ class MemoryTransaction(TransactionBase):
         *,
         writable: bool,
         snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
+        keep_base: bool = False,
     ) -> None:
-        super().__init__(now, writable=writable, snapshots=snapshots)
+        super().__init__(now, writable=writable, snapshots=snapshots, keep_base=keep_base)
         self.state = state
 
     def _load_item(self, item_id: str) -> Item | None:
@@ -205,6 +206,7 @@ class MemoryStore:
                 now or self._clock(),
                 writable=True,
                 snapshots=lambda t: self.snapshot(),
+                keep_base=self._keeper.published is not None,
             )
             yield tx
             self._state = tx.state

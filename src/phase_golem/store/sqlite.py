@@ -91,8 +91,9 @@ class SqliteTransaction(TransactionBase):
         *,
         writable: bool,
         snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
+        keep_base: bool = False,
     ) -> None:
-        super().__init__(now, writable=writable, snapshots=snapshots)
+        super().__init__(now, writable=writable, snapshots=snapshots, keep_base=keep_base)
         self._conn = conn
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
@@ -424,6 +425,7 @@ class SqliteStore:
                     now or self._clock(),
                     writable=True,
                     snapshots=lambda t: self._snapshot_in(t, version),
+                    keep_base=self._keeper.published is not None,
                 )
                 yield tx
                 self._conn.execute("COMMIT")
