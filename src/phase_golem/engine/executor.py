@@ -47,9 +47,10 @@ from phase_golem.engine.completion import (
 )
 from phase_golem.engine.files import append_worklog, change_folder
 from phase_golem.engine.leases import leased
+from phase_golem.engine.offloop import see_through, settle_then_cancel
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
-from phase_golem.engine.reconcile import Verdict
+from phase_golem.engine.reconcile import Reconciliation, Verdict
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
     Workspace,
@@ -365,21 +366,32 @@ class NotRunnable(Exception):
     """The item changed under a queued run (blocked, done, closed): the run is dropped."""
 
 
-async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
-    """Run one claimed run to its completion; a cancel leaves the item untouched."""
+def _prepare(ctx: EngineContext, run_id: str) -> _Prepared | Completion | NotRunnable:
+    """Everything before the agent starts (git, the start transaction, the prompt): in a
+    worker thread, so many runs start at once without holding up the loop."""
     try:
         workspace = _workspace(ctx, run_id)
         if workspace.stale is not None:
             return stale_completion(ctx, run_id, workspace.stale)
-        prepared = _start(ctx, run_id, workspace)
+        return _start(ctx, run_id, workspace)
     except NotRunnable as exc:
         cancel_run(ctx, run_id, str(exc))
-        raise asyncio.CancelledError from None
+        return exc
     except (LookupError, GitError) as exc:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
         return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
+
+
+async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
+    """Run one claimed run to its completion; a cancel leaves the item untouched."""
+    prepared = await settle_then_cancel(_prepare, ctx, run_id)
+    if isinstance(prepared, NotRunnable):
+        raise asyncio.CancelledError
+    if isinstance(prepared, Completion):
+        return prepared
     phase = phase_config(ctx.settings, prepared.item, prepared.run)
     adapter = adapter_of(ctx, phase)
+    workspace = prepared.workspace
     ctx.trees.enter(workspace.tree, run_id)
     try:
         async with leased(ctx.store, run_id, ctx.worker_id, ctx.settings.execution):
@@ -407,15 +419,30 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
         reconciled = None
-    change = _left(ctx, prepared)
+    overlapped = ctx.trees.leave(workspace.tree, run_id)
+    return await see_through(_complete, ctx, prepared, overlapped, outcome, reconciled)
+
+
+def _complete(
+    ctx: EngineContext,
+    prepared: _Prepared,
+    overlapped: bool,
+    outcome: AgentOutcome,
+    reconciled: Reconciliation | None,
+) -> Completion:
+    """After the agent: what it changed (git), then the complete transaction (a thread)."""
+    workspace = prepared.workspace
+    change = measure_change(
+        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped
+    )
     return complete_run(
         ctx.store,
         ctx.settings,
-        run_id,
+        prepared.run.id,
         outcome,
         reconciled,
         change=change,
-        workdir=prepared.workspace.workdir,
+        workdir=workspace.workdir,
     )
 
 

@@ -27,7 +27,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from phase_golem.agents.base import StreamInfo
-from phase_golem.agents.orphans import agent_processes, stop_processes
+from phase_golem.agents.orphans import (
+    AgentProcess,
+    AgentTable,
+    agent_processes,
+    still_running,
+    stop_processes,
+)
 from phase_golem.agents.process import ProcessExit
 from phase_golem.agents.runner import AgentOutcome, collect_outcome
 from phase_golem.clock import utc_now
@@ -67,6 +73,7 @@ from phase_golem.engine.reconcile import Verdict
 from phase_golem.engine.retries import queue_retry
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
+    TreeSnapshots,
     WorkspaceChange,
     change_since_start,
     run_change,
@@ -77,8 +84,8 @@ from phase_golem.store import Store
 LOST = "the orchestrator stopped before this run finished"
 
 
-def agent_pids(run: Run, root: Path) -> list[int]:
-    return agent_processes(run.pid, run.id, root)
+def agent_pids(run: Run, root: Path, table: AgentTable | None = None) -> list[int]:
+    return agent_processes(run.pid, run.id, root, table)
 
 
 @dataclass
@@ -100,11 +107,16 @@ class Recovered:
             self.completed.append(outcome)
 
 
-def recover_run(store: Store, settings: Settings, root: Path, run: Run) -> Run | Completion | None:
+def recover_run(
+    store: Store, settings: Settings, root: Path, run: Run, table: AgentTable | None = None
+) -> Run | Completion | None:
     """Recover one interrupted run: the run itself when it must be adopted instead, the
-    completion when its reconcile check said its side effect happened, else None."""
+    completion when its reconcile check said its side effect happened, else None.
+
+    `table` is the sweep's one read of the process table (read here when not given).
+    """
     result_file = run_directory(root, run.id) / "result.json"
-    leftovers = agent_pids(run, root)
+    leftovers = agent_pids(run, root, table)
     if run.step is Step.STARTED and (leftovers or result_file.exists()):
         return run
     stop_processes(leftovers)
@@ -162,6 +174,7 @@ def record_crash_leftovers(ctx: EngineContext, recovered: Recovered) -> None:
     """
     completed = {c.run.id for c in recovered.completed}
     run_ids = [r for r in recovered.runs if r not in completed]
+    snapshots = TreeSnapshots()  # every run of a tree measured against one snapshot of it
     for run_id in run_ids:
         with ctx.store.reader() as tx:
             run = tx.get_run(run_id)
@@ -170,7 +183,13 @@ def record_crash_leftovers(ctx: EngineContext, recovered: Recovered) -> None:
             continue
         directory = run_directory(ctx.root, run.id)
         change = change_since_start(
-            ctx.root, ctx.settings, item, run, directory, overlapped=len(run_ids) > 1
+            ctx.root,
+            ctx.settings,
+            item,
+            run,
+            directory,
+            overlapped=len(run_ids) > 1,
+            snapshots=snapshots,
         )
         if change is not None and change.touched:
             remember_crash_leftovers(
@@ -180,13 +199,11 @@ def record_crash_leftovers(ctx: EngineContext, recovered: Recovered) -> None:
 
 def recover_interrupted_runs(store: Store, settings: Settings, root: Path) -> Recovered:
     """At start: every claimed or started run (the process lock proves them orphaned)."""
-    with store.reader() as tx:
-        interrupted = [
-            r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if r.step is not Step.QUEUED
-        ]
+    interrupted = [r for r in store.snapshot().runs() if r.step is not Step.QUEUED]
     recovered = Recovered()
+    table = AgentTable(root) if interrupted else None  # /proc is read once per sweep
     for run in sorted(interrupted, key=lambda r: r.id):
-        recovered.add(run, recover_run(store, settings, root, run))
+        recovered.add(run, recover_run(store, settings, root, run, table))
     return recovered
 
 
@@ -202,15 +219,12 @@ def sweep_expired_leases(
 ) -> Recovered:
     """During `run`: recover the runs whose lease expired and that we are not running."""
     with store.reader() as tx:
-        now = tx.now
-        expired = [
-            r
-            for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
-            if r.id not in ours and lease_expired(r, now)
-        ]
+        now = tx.now  # the store's clock
+    expired = [r for r in store.snapshot().runs() if r.id not in ours and lease_expired(r, now)]
     recovered = Recovered()
+    table = AgentTable(root) if expired else None  # /proc is read once per sweep
     for run in sorted(expired, key=lambda r: r.id):
-        recovered.add(run, recover_run(store, settings, root, run))
+        recovered.add(run, recover_run(store, settings, root, run, table))
     return recovered
 
 
@@ -227,6 +241,10 @@ def _take_over(ctx: EngineContext, run_id: str) -> Run | None:
 
 
 ADOPT_POLL_SECONDS = 0.5
+
+
+def _agent_of(run: Run, root: Path) -> list[AgentProcess]:
+    return AgentTable(root).of(run.id, run.pid)
 
 
 async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False) -> Completion:
@@ -258,12 +276,16 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
 
     try:
         async with leased(ctx.store, run_id, ctx.worker_id, ctx.settings.execution):
-            while pids := agent_pids(run, ctx.root):
+            processes = _agent_of(run, ctx.root)
+            while processes:
                 if utc_now() >= deadline:
-                    stop_processes(pids)
+                    stop_processes([p.pid for p in processes])
                     timed_out = True
                     break
                 await asyncio.sleep(ADOPT_POLL_SECONDS)
+                # The known processes are checked one by one; /proc is scanned again only
+                # once they are all gone, for children that may still carry the run.
+                processes = still_running(processes) or _agent_of(run, ctx.root)
             adapter = adapter_of(ctx, phase_config(ctx.settings, item, run))
             request = agent_request(ctx, run, item, prompt="", workdir=workdir)
             exit = ProcessExit(None, timed_out=timed_out)

@@ -6,8 +6,17 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from phase_golem.domain.descriptions import StructuredDescription
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
-from phase_golem.domain.items import ITEM_FIELDS, Item
+from phase_golem.domain.items import (
+    ITEM_FIELDS,
+    BlockedType,
+    Item,
+    ItemStatus,
+    Level,
+    PhasePool,
+    Size,
+)
 from phase_golem.domain.receipts import Receipt, receipt_from_dict
 from phase_golem.domain.runs import RUN_FIELDS, Run
 from phase_golem.domain.serialization import (
@@ -19,6 +28,11 @@ from phase_golem.domain.serialization import (
 
 ITEM_JSON_COLUMNS = frozenset({"tags", "dependencies", "description"})
 ITEM_BOOL_COLUMNS = frozenset({"requires_human_review", "archived"})
+_STATUSES = {s.value: s for s in ItemStatus}
+_SIZES = {s.value: s for s in Size}
+_LEVELS = {s.value: s for s in Level}
+_POOLS = {p.value: p for p in PhasePool}
+_BLOCKED_TYPES = {b.value: b for b in BlockedType}
 RUN_JSON_COLUMNS = frozenset({"result"})
 RUN_BOOL_COLUMNS = frozenset({"side_effect"})
 EVENT_COLUMNS = ("seq", "at", "kind", "item_id", "run_id", "data")
@@ -51,6 +65,15 @@ def item_to_row(item: Item) -> dict[str, Any]:
 
 
 def item_from_row(row: Mapping[str, Any]) -> Item:
+    """Decode a stored row: the direct path for rows we wrote ourselves (canonical values,
+    the common case, paid once per item at open), the tolerant parser for anything else."""
+    try:
+        return _stored_item(row)
+    except (KeyError, TypeError, ValueError):
+        return _parsed_item(row)
+
+
+def _parsed_item(row: Mapping[str, Any]) -> Item:
     data = {name: row[name] for name in ITEM_FIELDS}
     for name in ITEM_JSON_COLUMNS:
         if isinstance(data[name], str):
@@ -58,6 +81,68 @@ def item_from_row(row: Mapping[str, Any]) -> Item:
     for name in ITEM_BOOL_COLUMNS:
         data[name] = bool(data[name])
     return item_from_dict(data)
+
+
+def _choice(table: Mapping[str, Any], value: str | None) -> Any:
+    return None if value is None else table[value]
+
+
+def _strings(text: str) -> tuple[str, ...]:
+    if text == "[]":
+        return ()
+    values = json.loads(text)
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise TypeError("not a list of strings")
+    return tuple(values)
+
+
+def _description(text: str | None) -> StructuredDescription | None:
+    if text is None:
+        return None
+    data = json.loads(text)
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise TypeError("not a description")
+    return StructuredDescription(**data)
+
+
+def _stored_item(row: Mapping[str, Any]) -> Item:
+    return Item(
+        id=row["id"],
+        title=row["title"],
+        status=_STATUSES[row["status"]],
+        created=row["created"],
+        updated=row["updated"],
+        phase=row["phase"],
+        size=_choice(_SIZES, row["size"]),
+        complexity=_choice(_LEVELS, row["complexity"]),
+        risk=_choice(_LEVELS, row["risk"]),
+        impact=_choice(_LEVELS, row["impact"]),
+        requires_human_review=bool(row["requires_human_review"]),
+        origin=row["origin"],
+        blocked_from_status=_choice(_STATUSES, row["blocked_from_status"]),
+        blocked_reason=row["blocked_reason"],
+        blocked_type=_choice(_BLOCKED_TYPES, row["blocked_type"]),
+        unblock_context=row["unblock_context"],
+        tags=_strings(row["tags"]),
+        dependencies=_strings(row["dependencies"]),
+        pipeline_type=row["pipeline_type"],
+        description=_description(row["description"]),
+        phase_pool=_choice(_POOLS, row["phase_pool"]),
+        last_phase_commit=row["last_phase_commit"],
+        previous_summary=row["previous_summary"],
+        phase_entered_at=row["phase_entered_at"],
+        wake_at=row["wake_at"],
+        triage_attempts=int(row["triage_attempts"]),
+        source=row["source"],
+        external_id=row["external_id"],
+        branch=row["branch"],
+        cost_usd=float(row["cost_usd"]),
+        tokens_in=int(row["tokens_in"]),
+        tokens_out=int(row["tokens_out"]),
+        archived=bool(row["archived"]),
+        archived_at=row["archived_at"],
+        closed_reason=row["closed_reason"],
+    )
 
 
 def run_to_row(run: Run) -> dict[str, Any]:
