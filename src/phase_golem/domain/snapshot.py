@@ -23,7 +23,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import immutables
 
@@ -53,8 +53,7 @@ def group_of(item: Item) -> GroupKey | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ItemEntry:
+class ItemEntry(NamedTuple):
     """What the indexes know of one item, parsed once when the item entered the snapshot."""
 
     created: datetime
@@ -167,9 +166,41 @@ class BacklogSnapshot:
         runs: Iterable[Run] = (),
         change_seq: int = 0,
     ) -> BacklogSnapshot:
-        """A snapshot of these items (archived ones are left out) and live runs."""
-        built = cls().with_changes(items, runs, change_seq=change_seq)
-        return built.at_version(version)
+        """A snapshot of these items (archived ones are left out) and live runs, built in
+        bulk (the one full load at open): plain dicts and lists first, sorted once."""
+        active = {item.id: item for item in items if not item.archived}
+        dependents: dict[str, set[str]] = {}
+        for item in active.values():
+            for dep in item.dependencies:
+                dependents.setdefault(dep, set()).add(item.id)
+        entries: dict[str, ItemEntry] = {}
+        by_status: dict[ItemStatus, dict[str, Item]] = {}
+        queues: dict[GroupKey, list[SortKey]] = {}
+        sleepers: list[SortKey] = []
+        waiting: dict[str, bool] = {}
+        for item in active.values():
+            entry = entries[item.id] = _entry(item, None, None, active)
+            by_status.setdefault(item.status, {})[item.id] = item
+            if entry.queued and entry.group is not None:
+                queues.setdefault(entry.group, []).append(entry.order)
+            if entry.sleeps and entry.wake is not None:
+                sleepers.append((entry.wake, item.id))
+            if entry.unmet:
+                waiting[item.id] = True
+        live = {run.id: run for run in runs if run.is_active}
+        return cls(
+            items_by_id=immutables.Map(active),
+            version=version,
+            change_seq=change_seq,
+            runs_by_id=immutables.Map(live),
+            run_of_item=immutables.Map({run.item_id: run.id for run in live.values()}),
+            entries=immutables.Map(entries),
+            by_status=immutables.Map({k: immutables.Map(v) for k, v in by_status.items()}),
+            queues=immutables.Map({g: SortedKeys(tuple(sorted(q))) for g, q in queues.items()}),
+            sleepers=SortedKeys(tuple(sorted(sleepers))),
+            dependents=immutables.Map({k: frozenset(v) for k, v in dependents.items()}),
+            waiting=immutables.Map(waiting),
+        )
 
     def at_version(self, version: int) -> BacklogSnapshot:
         return _replace(self, version=version)

@@ -15,6 +15,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from phase_golem.agents.orphans import AgentProcess
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
@@ -55,6 +56,7 @@ from phase_golem.engine.recovery import (
     blocked_by,
     record_crash_leftovers,
     sweep_expired_leases,
+    take_over,
 )
 from phase_golem.engine.retries import max_attempts, queue_retry
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
@@ -303,14 +305,29 @@ class Scheduler:
 
     def _take_up(self, recovered: Recovered) -> None:
         """Adopt live agents; finish reconciled runs like ours; count what waits for a human."""
+        taken = take_over(self.ctx, [run.id for run in recovered.adopt])
         for run in recovered.adopt:
-            self._start_adoption(run, overlapped=len(recovered.adopt) > 1)
+            self._start_adoption(
+                run,
+                overlapped=len(recovered.adopt) > 1,
+                agents=recovered.agents.get(run.id),
+                taken=taken.get(run.id),
+            )
         for completion in recovered.completed:
             self._finished(completion)
         self.state.summary.items_blocked.update(blocked_by(self.ctx.store, recovered.runs))
 
-    def _start_adoption(self, run: Run, *, overlapped: bool) -> None:
-        adopting = adopt_run(self.ctx, run.id, overlapped=overlapped)
+    def _start_adoption(
+        self,
+        run: Run,
+        *,
+        overlapped: bool,
+        agents: list[AgentProcess] | None,
+        taken: Run | None,
+    ) -> None:
+        adopting = adopt_run(
+            self.ctx, run.id, overlapped=overlapped, agents=agents, taken=taken
+        )
         task = asyncio.create_task(adopting, name=run.id)
         self.tasks[task] = run
         self.started_at[run.id] = time.monotonic()

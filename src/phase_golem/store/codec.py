@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from phase_golem.domain.descriptions import StructuredDescription
@@ -105,44 +106,51 @@ def _description(text: str | None) -> StructuredDescription | None:
     return StructuredDescription(**data)
 
 
+# The columns of an item row in the order of the Item dataclass's fields, so a stored
+# row decodes positionally; and, per position, what turns its column into the field.
+ITEM_ROW_ORDER: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Item))
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "status": _STATUSES.__getitem__,
+    "size": lambda v: _choice(_SIZES, v),
+    "complexity": lambda v: _choice(_LEVELS, v),
+    "risk": lambda v: _choice(_LEVELS, v),
+    "impact": lambda v: _choice(_LEVELS, v),
+    "requires_human_review": bool,
+    "blocked_from_status": lambda v: _choice(_STATUSES, v),
+    "blocked_type": lambda v: _choice(_BLOCKED_TYPES, v),
+    "tags": _strings,
+    "dependencies": _strings,
+    "description": _description,
+    "phase_pool": lambda v: _choice(_POOLS, v),
+    "cost_usd": float,
+    "archived": bool,
+}
+_CONVERSIONS = tuple(
+    (index, _CONVERTERS[name]) for index, name in enumerate(ITEM_ROW_ORDER) if name in _CONVERTERS
+)
+
+
 def _stored_item(row: Mapping[str, Any]) -> Item:
-    return Item(
-        id=row["id"],
-        title=row["title"],
-        status=_STATUSES[row["status"]],
-        created=row["created"],
-        updated=row["updated"],
-        phase=row["phase"],
-        size=_choice(_SIZES, row["size"]),
-        complexity=_choice(_LEVELS, row["complexity"]),
-        risk=_choice(_LEVELS, row["risk"]),
-        impact=_choice(_LEVELS, row["impact"]),
-        requires_human_review=bool(row["requires_human_review"]),
-        origin=row["origin"],
-        blocked_from_status=_choice(_STATUSES, row["blocked_from_status"]),
-        blocked_reason=row["blocked_reason"],
-        blocked_type=_choice(_BLOCKED_TYPES, row["blocked_type"]),
-        unblock_context=row["unblock_context"],
-        tags=_strings(row["tags"]),
-        dependencies=_strings(row["dependencies"]),
-        pipeline_type=row["pipeline_type"],
-        description=_description(row["description"]),
-        phase_pool=_choice(_POOLS, row["phase_pool"]),
-        last_phase_commit=row["last_phase_commit"],
-        previous_summary=row["previous_summary"],
-        phase_entered_at=row["phase_entered_at"],
-        wake_at=row["wake_at"],
-        triage_attempts=int(row["triage_attempts"]),
-        source=row["source"],
-        external_id=row["external_id"],
-        branch=row["branch"],
-        cost_usd=float(row["cost_usd"]),
-        tokens_in=int(row["tokens_in"]),
-        tokens_out=int(row["tokens_out"]),
-        archived=bool(row["archived"]),
-        archived_at=row["archived_at"],
-        closed_reason=row["closed_reason"],
-    )
+    return item_from_values([row[name] for name in ITEM_ROW_ORDER])
+
+
+def item_from_values(values: list[Any]) -> Item:
+    """A stored row's columns in `ITEM_ROW_ORDER` → the item (raises on anything odd)."""
+    for index, convert in _CONVERSIONS:
+        values[index] = convert(values[index])
+    return Item(*values)
+
+
+def items_from_value_rows(rows: Iterable[Sequence[Any]]) -> list[Item]:
+    """Whole rows in `ITEM_ROW_ORDER` (the full load at open): positional, no dict per row;
+    a row that is not canonical goes through the tolerant parser instead."""
+    items = []
+    for row in rows:
+        try:
+            items.append(item_from_values(list(row)))
+        except (KeyError, TypeError, ValueError):
+            items.append(_parsed_item(dict(zip(ITEM_ROW_ORDER, row, strict=True))))
+    return items
 
 
 def run_to_row(run: Run) -> dict[str, Any]:

@@ -26,12 +26,14 @@ from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
 from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
 from phase_golem.store.codec import (
     EVENT_COLUMNS,
+    ITEM_ROW_ORDER,
     RECEIPT_COLUMNS,
     SCHEDULE_COLUMNS,
     event_data_to_column,
     event_from_row,
     item_from_row,
     item_to_row,
+    items_from_value_rows,
     receipt_from_row,
     receipt_to_row,
     run_from_row,
@@ -108,8 +110,11 @@ class SqliteTransaction(TransactionBase):
         return item_from_row(row) if row else None
 
     def _load_items(self, include_archived: bool) -> list[Item]:
-        sql = "SELECT * FROM items" + ("" if include_archived else " WHERE archived = 0")
-        return [item_from_row(r) for r in self._all(sql + " ORDER BY created, id")]
+        sql = f"SELECT {', '.join(ITEM_ROW_ORDER)} FROM items"
+        sql += ("" if include_archived else " WHERE archived = 0") + " ORDER BY created, id"
+        cursor = self._conn.cursor()
+        cursor.row_factory = None  # plain tuples: this is the one full decode, at open
+        return items_from_value_rows(cursor.execute(sql).fetchall())
 
     def _insert_item(self, item: Item, change_seq: int) -> None:
         row = item_to_row(item)
