@@ -36,7 +36,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backlogs import make_backlog
-
 from phase_golem.domain.items import ItemStatus, PhasePool, format_timestamp, new_item
 from phase_golem.domain.runs import Run, RunKind, Step
 from phase_golem.store.sqlite import SqliteStore

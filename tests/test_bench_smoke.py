@@ -71,3 +71,15 @@ def test_scheduler_benchmark_runs() -> None:
     rows = _rows("scheduler.py", "--quick")
     assert rows["ratio_1000_to_100"].endswith("x")
     assert rows["ratio_archived_to_none"].endswith("x")
+
+
+def test_idle_benchmark_runs() -> None:
+    rows = _rows("idle.py", "--quick")
+    assert rows["cpu_share"].endswith("%")
+    assert rows["still_running_when_added"] == "True"
+
+
+def test_restart_benchmark_runs() -> None:
+    rows = _rows("restart.py", "--quick")
+    assert rows["runs_in_flight"] == "10"
+    assert float(rows["peak_rss_mb"]) > 0
