@@ -37,7 +37,7 @@ from phase_golem.domain.runs import (
     advance_step,
     finish,
 )
-from phase_golem.engine.commits import TreeTracker, record_change
+from phase_golem.engine.commits import TreeTracker, record_change, tree_key
 from phase_golem.engine.completion import (
     Completion,
     block_item,
@@ -46,6 +46,7 @@ from phase_golem.engine.completion import (
     phase_config,
 )
 from phase_golem.engine.files import append_worklog, change_folder
+from phase_golem.engine.known_trees import KnownTrees
 from phase_golem.engine.leases import leased
 from phase_golem.engine.offloop import see_through, settle_then_cancel
 from phase_golem.engine.preflight import phase_agent
@@ -53,6 +54,7 @@ from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_
 from phase_golem.engine.reconcile import Reconciliation, Verdict
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
+    SNAPSHOT_EXCLUDES,
     Workspace,
     WorkspaceChange,
     measure_change,
@@ -60,10 +62,10 @@ from phase_golem.engine.workspaces import (
     run_change,
     run_workdir,
     save_manifest,
-    snapshot_of,
 )
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import GitError
+from phase_golem.workspace.snapshot import WorkspaceSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,16 @@ class EngineContext:
     # The branch worktrees start from and merges go into (the root's branch at start).
     base_branch: str = "main"
     trees: TreeTracker = field(default_factory=TreeTracker)
+    # The last exact snapshot of each tree, reused while provably still exact.
+    known: KnownTrees = field(default_factory=lambda: KnownTrees(SNAPSHOT_EXCLUDES))
+
+    def current_tree(self, workdir: Path) -> WorkspaceSnapshot:
+        """The tree as it is now (a before-snapshot): reused when nothing changed it."""
+        return self.known.current(workdir, self.trees, tree_key(self.root, workdir))
+
+    def fresh_tree(self, workdir: Path) -> WorkspaceSnapshot:
+        """The tree as it is now, looked at again (an after-snapshot)."""
+        return self.known.take(workdir, self.trees, tree_key(self.root, workdir))
 
 
 @dataclass(frozen=True)
@@ -141,7 +153,7 @@ def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> None:
         workdir = run_workdir(ctx.root, ctx.settings, item, run)
         workdir = workdir if workdir.is_dir() else ctx.root  # its worktree comes at start
         if workdir not in snapshots:
-            snapshots[workdir] = snapshot_of(workdir).id
+            snapshots[workdir] = ctx.current_tree(workdir).id
         keys[run.id] = idempotency_key(item.id, run.phase, run.visit, snapshots[workdir])
     if not keys:
         return
@@ -151,6 +163,17 @@ def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> None:
             if current is not None and current.is_active and not current.idempotency_key:
                 keyed = current.replace(idempotency_key=key)
                 tx.save_run(keyed, EventKind.RUN_UPDATED, {"idempotency_key": key})
+
+
+def known_key(ctx: EngineContext, item: Item, run: Run) -> str | None:
+    """A new visit's key from the tree as it provably still is, without running git (so
+    `decide` can queue it with its key at once); None when git must look first."""
+    workdir = run_workdir(ctx.root, ctx.settings, item, run)
+    workdir = workdir if workdir.is_dir() else ctx.root  # its worktree comes at start
+    known = ctx.known.still_exact(workdir, ctx.trees, tree_key(ctx.root, workdir))
+    if known is None:
+        return None
+    return idempotency_key(item.id, run.phase, run.visit, known.id)
 
 
 def _runnable(tx: Transaction, run_id: str) -> tuple[Run, Item]:
@@ -168,7 +191,9 @@ def _workspace(ctx: EngineContext, run_id: str) -> Workspace:
     with ctx.store.reader() as tx:
         run, item = _runnable(tx, run_id)
     phase = phase_config(ctx.settings, item, run)
-    return prepare_workspace(ctx.root, ctx.settings, item, run, phase, ctx.base_branch)
+    return prepare_workspace(
+        ctx.root, ctx.settings, item, run, phase, ctx.base_branch, ctx.current_tree
+    )
 
 
 def _start(ctx: EngineContext, run_id: str, workspace: Workspace) -> _Prepared:
@@ -419,8 +444,11 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
         reconciled = None
-    overlapped = ctx.trees.leave(workspace.tree, run_id)
-    return await see_through(_complete, ctx, prepared, overlapped, outcome, reconciled)
+    overlapped = ctx.trees.leave(workspace.tree, run_id, settling=True)
+    try:
+        return await see_through(_complete, ctx, prepared, overlapped, outcome, reconciled)
+    finally:
+        ctx.trees.settled(workspace.tree, run_id)  # its completion is on record (or failed)
 
 
 def _complete(
@@ -433,7 +461,7 @@ def _complete(
     """After the agent: what it changed (git), then the complete transaction (a thread)."""
     workspace = prepared.workspace
     change = measure_change(
-        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped
+        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
     )
     return complete_run(
         ctx.store,
@@ -451,7 +479,7 @@ def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:
     workspace = prepared.workspace
     overlapped = ctx.trees.leave(workspace.tree, prepared.run.id)
     return measure_change(
-        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped
+        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
     )
 
 

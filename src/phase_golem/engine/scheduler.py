@@ -46,6 +46,7 @@ from phase_golem.engine.executor import (
     execute_run,
     fail_internally,
     key_new_visits,
+    known_key,
 )
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
@@ -128,6 +129,7 @@ class Scheduler:
         phase_cfg = phase_config(self.ctx.settings, item, run)
         if phase_cfg is not None and phase_cfg.side_effect:
             run = run.replace(side_effect=True)
+        run = run.replace(idempotency_key=known_key(self.ctx, item, run))  # else keyed after
         tx.create_run(run, {"kind": kind.value, "visit": visit})
         return run
 

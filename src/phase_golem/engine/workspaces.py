@@ -51,9 +51,13 @@ def run_workdir(root: Path, settings: Settings, item: Item, run: Run) -> Path:
     return root
 
 
+# Our own state and worklog are not part of the tree as agents see it.
+SNAPSHOT_EXCLUDES = (STATE_DIR, *ORCHESTRATOR_PATHS)
+
+
 def snapshot_of(workdir: Path) -> WorkspaceSnapshot:
-    """The tree as agents see it: our own state and worklog are not part of it."""
-    return take_snapshot(workdir, exclude=(STATE_DIR, *ORCHESTRATOR_PATHS))
+    """The tree as agents see it, looked at afresh."""
+    return take_snapshot(workdir, exclude=SNAPSHOT_EXCLUDES)
 
 
 def _staleness(workdir: Path, item: Item, phase: PhaseConfig | None) -> tuple[str | None, str]:
@@ -80,7 +84,13 @@ def _staleness(workdir: Path, item: Item, phase: PhaseConfig | None) -> tuple[st
 
 
 def prepare_workspace(
-    root: Path, settings: Settings, item: Item, run: Run, phase: PhaseConfig | None, base: str
+    root: Path,
+    settings: Settings,
+    item: Item,
+    run: Run,
+    phase: PhaseConfig | None,
+    base: str,
+    snapshots: Callable[[Path], WorkspaceSnapshot] = snapshot_of,
 ) -> Workspace:
     """The run's tree (a worktree is made on the item's first phase) and its before-snapshot."""
     workdir = run_workdir(root, settings, item, run)
@@ -88,7 +98,7 @@ def prepare_workspace(
     if workdir != root:
         branch = ensure_worktree(root, workdir, item.id, base)
     stale, freshness = _staleness(workdir, item, phase)
-    snapshot = snapshot_of(workdir)
+    snapshot = snapshots(workdir)
     return Workspace(workdir, tree_key(root, workdir), snapshot, stale, branch, freshness)
 
 
