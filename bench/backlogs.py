@@ -33,7 +33,9 @@ def _shape(rng: random.Random, item: Item) -> Item:
         return item
     if roll < 0.35:
         return item.replace(
-            status=ItemStatus.SCOPING, phase="research", phase_pool=PhasePool.PRE,
+            status=ItemStatus.SCOPING,
+            phase="research",
+            phase_pool=PhasePool.PRE,
             pipeline_type="feature",
         )
     if roll < 0.65:
@@ -41,13 +43,17 @@ def _shape(rng: random.Random, item: Item) -> Item:
     if roll < 0.75:
         phase = rng.choice(SIMPLE_MAIN if simple else FEATURE_MAIN)
         return item.replace(
-            status=ItemStatus.IN_PROGRESS, phase=phase, phase_pool=PhasePool.MAIN,
+            status=ItemStatus.IN_PROGRESS,
+            phase=phase,
+            phase_pool=PhasePool.MAIN,
             pipeline_type=pipeline,
         )
     if roll < 0.90:
         return item.replace(
-            status=ItemStatus.BLOCKED, blocked_from_status=ItemStatus.READY,
-            blocked_reason="needs a decision", pipeline_type=pipeline,
+            status=ItemStatus.BLOCKED,
+            blocked_from_status=ItemStatus.READY,
+            blocked_reason="needs a decision",
+            pipeline_type=pipeline,
         )
     if roll < 0.92:
         return item.replace(status=ItemStatus.DONE, pipeline_type=pipeline)
@@ -77,8 +83,11 @@ def make_backlog(count: int, *, seed: int = 7, archived: int = 0) -> list[Item]:
             description=StructuredDescription(context="Context " * 10, problem="Problem " * 8),
         )
         if n <= archived:
-            items.append(item.replace(status=ItemStatus.DONE, archived=True,
-                                      archived_at=format_timestamp(created)))
+            items.append(
+                item.replace(
+                    status=ItemStatus.DONE, archived=True, archived_at=format_timestamp(created)
+                )
+            )
             continue
         item = _shape(rng, item)
         if n > archived + 2 and rng.random() < 0.2:

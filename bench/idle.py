@@ -106,7 +106,11 @@ def main() -> None:
         db = root / ".phase-golem" / "state.db"
         log = (Path(tmp) / "run.log").open("wb")
         run = subprocess.Popen(
-            [str(exe), "run", "--plain"], cwd=root, env=env, stdout=log, stderr=log,
+            [str(exe), "run", "--plain"],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=log,
             start_new_session=True,
         )
         try:
@@ -118,7 +122,11 @@ def main() -> None:
             wall = time.monotonic() - wall_before
             added = subprocess.run(
                 [str(exe), "add", "Work that arrives while everything sleeps"],
-                cwd=root, env=env, capture_output=True, text=True, check=True,
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             new_id = next(w for w in added.stdout.split() if w.startswith("WRK-"))
             created = _wait_for(db, "item.created", new_id)

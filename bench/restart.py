@@ -119,9 +119,7 @@ def start_live_agents(root: Path, run_ids: list[str]) -> list[subprocess.Popen[b
     store = SqliteStore(root / ".phase-golem" / "state.db")
     for run_id in run_ids:
         env = {**os.environ, "PHASE_GOLEM_RUN_ID": run_id, "PHASE_GOLEM_ROOT": str(root)}
-        agents.append(
-            subprocess.Popen(["sleep", "600"], env=env, start_new_session=True, cwd=root)
-        )
+        agents.append(subprocess.Popen(["sleep", "600"], env=env, start_new_session=True, cwd=root))
     with store.transaction() as tx:
         for run_id, agent in zip(run_ids, agents, strict=True):
             run = tx.get_run(run_id)
@@ -138,7 +136,11 @@ def orchestrator(root: Path) -> Iterator[subprocess.Popen[bytes]]:
     exe = Path(sys.executable).parent / "phase-golem"
     log = (root.parent / f"{root.name}.log").open("wb")
     process = subprocess.Popen(
-        [str(exe), "run", "--plain"], cwd=root, env=env, stdout=log, stderr=log,
+        [str(exe), "run", "--plain"],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=log,
         start_new_session=True,
     )
     try:

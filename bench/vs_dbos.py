@@ -120,7 +120,8 @@ def dbos_python() -> Path:
     """bench/.venv-dbos with dbos installed from PyPI (made on first use)."""
     python = DBOS_VENV / "bin" / "python"
     probe = [str(python), "-c", "import dbos"]
-    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+    found = python.exists() and subprocess.run(probe, capture_output=True, check=False)
+    if found and found.returncode == 0:
         return python
     print(f"installing dbos {DBOS_VERSION} into {DBOS_VENV} ...", file=sys.stderr)
     venv.EnvBuilder(with_pip=True).create(DBOS_VENV)

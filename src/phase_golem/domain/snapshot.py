@@ -126,9 +126,7 @@ class _Draft:
     dependents: Any
     old_by_status: StatusIndex
     by_status: dict[ItemStatus, Any] = field(default_factory=dict)
-    queue_edits: dict[GroupKey, tuple[list[SortKey], list[SortKey]]] = field(
-        default_factory=dict
-    )
+    queue_edits: dict[GroupKey, tuple[list[SortKey], list[SortKey]]] = field(default_factory=dict)
     sleeper_edits: tuple[list[SortKey], list[SortKey]] = field(default_factory=lambda: ([], []))
     waiting_edits: dict[str, bool] = field(default_factory=dict)
 

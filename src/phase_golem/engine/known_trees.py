@@ -95,9 +95,7 @@ class KnownTrees:
             )
         return snapshot
 
-    def committed(
-        self, workdir: Path, commit: str, blobs: dict[str, str | None] | None
-    ) -> None:
+    def committed(self, workdir: Path, commit: str, blobs: dict[str, str | None] | None) -> None:
         """Our commit moved HEAD and rewrote the index; every file is as it was.
 
         `blobs` is what the commit gave its paths (`git diff-tree`): the index now holds

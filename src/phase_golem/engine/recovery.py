@@ -276,9 +276,7 @@ def take_over(ctx: EngineContext, run_ids: list[str]) -> dict[str, Run | None]:
     of them in one transaction (a restart adopts every live agent at once)."""
     taken: dict[str, Run | None] = {}
     with ctx.store.transaction() as tx:
-        lease = format_timestamp(
-            tx.now + timedelta(seconds=ctx.settings.execution.lease_seconds)
-        )
+        lease = format_timestamp(tx.now + timedelta(seconds=ctx.settings.execution.lease_seconds))
         for run_id in run_ids:
             run = tx.get_run(run_id)
             if run is None or not run.is_active:

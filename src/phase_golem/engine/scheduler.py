@@ -327,9 +327,7 @@ class Scheduler:
         agents: list[AgentProcess] | None,
         taken: Run | None,
     ) -> None:
-        adopting = adopt_run(
-            self.ctx, run.id, overlapped=overlapped, agents=agents, taken=taken
-        )
+        adopting = adopt_run(self.ctx, run.id, overlapped=overlapped, agents=agents, taken=taken)
         task = asyncio.create_task(adopting, name=run.id)
         self.tasks[task] = run
         self.started_at[run.id] = time.monotonic()

@@ -209,9 +209,11 @@ class TransactionBase(abc.ABC):
     @abc.abstractmethod
     def _change_seq(self) -> int:
         """The change counter's value (as this transaction sees it)."""
+
     @abc.abstractmethod
     def _items_changed_since(self, seq: int) -> list[Item]:
         """Item rows stamped above `seq`, archived ones included."""
+
     @abc.abstractmethod
     def _runs_changed_since(self, seq: int) -> list[Run]:
         """Run rows stamped above `seq`, whatever their status."""
@@ -230,6 +232,7 @@ class TransactionBase(abc.ABC):
                 self._base_snapshot()  # what it saw before it wrote: its snapshot's base
             self.change_stamp = self._bump_change_counter()
         return self.change_stamp
+
     @abc.abstractmethod
     def _queued_runs_due(
         self, now_stamp: str, limit: int, item_ids: Collection[str] | None
