@@ -21,14 +21,9 @@ from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     NO_GUARDRAILS,
     Item,
-    ItemStatus,
-    PhasePool,
-    format_timestamp,
-    touch,
-    transition,
 )
-from phase_golem.domain.pipelines import ApprovalGate, Isolation
-from phase_golem.domain.runs import Run, RunKind, Step, backing_off, interrupted_visit
+from phase_golem.domain.pipelines import Isolation
+from phase_golem.domain.runs import Run, RunKind, Step, backing_off
 from phase_golem.domain.scheduling import (
     Promote,
     RunningTask,
@@ -38,15 +33,15 @@ from phase_golem.domain.scheduling import (
     waiting_on_dependencies,
 )
 from phase_golem.engine.agent_pauses import Holds, paused_agents
-from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
+from phase_golem.engine.approvals import BEFORE, request_approval
 from phase_golem.engine.completion import Completion, phase_config
+from phase_golem.engine.enqueue import enqueue, needs_approval, promote
 from phase_golem.engine.executor import (
     EngineContext,
     cancel_run,
     execute_run,
     fail_internally,
     key_new_visits,
-    known_key,
 )
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
@@ -59,7 +54,7 @@ from phase_golem.engine.recovery import (
     sweep_expired_leases,
     take_over,
 )
-from phase_golem.engine.retries import max_attempts, queue_retry
+from phase_golem.engine.retries import max_attempts
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.store import BacklogSnapshot, Transaction
@@ -107,49 +102,13 @@ class Scheduler:
         return self.selection.cap_reached()
 
     def _enqueue(self, tx: Transaction, item: Item, action: Triage | RunPhase) -> Run:
-        kind = RunKind.TRIAGE if isinstance(action, Triage) else RunKind.PHASE
-        phase = "triage" if isinstance(action, Triage) else action.phase
-        pool = PhasePool.PRE if isinstance(action, Triage) else action.pool
-        earlier = [r for r in tx.list_runs(item_id=item.id) if r.phase == phase]
-        resumed = interrupted_visit(earlier)
-        if resumed is not None:
-            return queue_retry(
-                tx, resumed, attempt=resumed.attempt, not_before=None, reason="resumed"
-            )
-        visit = 1 + sum(1 for r in earlier if r.retry_of is None)
-        run = Run(
-            id=tx.allocate_run_id(),
-            item_id=item.id,
-            phase=phase,
-            kind=kind,
-            queued_at=format_timestamp(tx.now),
-            pool=pool,
-            visit=visit,
-        )
-        phase_cfg = phase_config(self.ctx.settings, item, run)
-        if phase_cfg is not None and phase_cfg.side_effect:
-            run = run.replace(side_effect=True)
-        run = run.replace(idempotency_key=known_key(self.ctx, item, run))  # else keyed after
-        tx.create_run(run, {"kind": kind.value, "visit": visit})
-        return run
+        return enqueue(self.ctx, tx, item, action)
 
     def _needs_approval(self, tx: Transaction, item: Item, phase: str) -> bool:
-        pipeline = self.ctx.settings.pipeline(item.pipeline_type)
-        position = pipeline.locate(phase, item.effective_pool) if pipeline else None
-        if position is None or position.phase.approval is not ApprovalGate.BEFORE:
-            return False
-        return not phase_approved(tx, item.id, phase)
+        return needs_approval(self.ctx.settings, tx, item, phase)
 
     def _promote(self, tx: Transaction, item: Item, action: Promote) -> Item:
-        promoted = transition(item, ItemStatus.IN_PROGRESS, tx.now)
-        promoted = touch(
-            promoted,
-            tx.now,
-            phase=action.phase,
-            phase_pool=PhasePool.MAIN,
-            phase_entered_at=format_timestamp(tx.now),
-        )
-        tx.save_item(promoted, EventKind.ITEM_TRANSITION, {"promoted": True})
+        promoted = promote(tx, item, action)
         self.emit(f"{item.id} → in_progress (starting at {action.phase})")
         return promoted
 
