@@ -14,8 +14,9 @@ sweep recovers runs whose lease expired and that are not ours. For each such run
   `paused:indeterminate` and the item waits for `phase-golem resolve`;
 - anything else: it ends `crashed` and is retried as a new run with the same attempt
   number (the crash was ours, not the agent's) and the same idempotency key.
-Each run is recovered in its own transaction, so a crash during recovery loses nothing:
-the next start simply recovers what is still active.
+A sweep reads the process table once. The plain crashes of a sweep (agent gone, no side
+effect in flight) end in one transaction together, and every other run in its own, so a
+crash during recovery loses nothing: the next start simply recovers what is still active.
 """
 
 from __future__ import annotations
