@@ -89,6 +89,7 @@ class Scheduler:
         self._counted: set[tuple[str, str, int]] = set()
         self._last_sweep = time.monotonic()
         self._paused_reported: set[str] = set()
+        self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: Mapping[str, Item]) -> bool:
@@ -161,6 +162,7 @@ class Scheduler:
                     f"triage {item.id}" if isinstance(action, Triage) else f"{item.id} → {phase}"
                 )
                 changed = True
+            self._claimed = self._claim(tx)  # claim in the same transaction: one commit
         key_new_visits(self.ctx, new_visits)
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
@@ -221,19 +223,24 @@ class Scheduler:
         allowed = {r.item_id for r in due if not self._destructive(r, items)}
         return frozenset(allowed)
 
-    def _claim_and_start(self) -> None:
+    def _claim(self, tx: Transaction) -> list[tuple[Run, Item | None]]:
+        """Claim what may start now, up to our free slots (with each run's item)."""
         free = self.ctx.settings.execution.max_concurrent - len(self.tasks)
         if self.options.step_item is not None:
             free = 1 - len(self.tasks)
         if free <= 0:
-            return
+            return []
         lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
-        with self.ctx.store.transaction() as tx:
-            claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self._claimable(tx))
-            items = {r.item_id: tx.get_item(r.item_id) for r in claimed}
-        for run in claimed:
+        claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self._claimable(tx))
+        return [(run, tx.get_item(run.item_id)) for run in claimed]
+
+    def _claim_and_start(self) -> None:
+        claimed, self._claimed = self._claimed, None
+        if claimed is None:  # decide did not claim (it halted): claim on our own
+            with self.ctx.store.transaction() as tx:
+                claimed = self._claim(tx)
+        for run, item in claimed:
             self._count(run)
-            item = items[run.item_id]
             limit = (
                 max_attempts(self.ctx.settings, phase_config(self.ctx.settings, item, run))
                 if item is not None
