@@ -8,6 +8,7 @@ load nothing decodes the whole backlog again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -189,3 +190,31 @@ def test_a_second_process_writing_meanwhile_is_seen_exactly(tmp_path: Path) -> N
     assert refreshes > 0
     truth.close()
     ours.close()
+
+
+def test_rows_written_around_the_store_are_seen_too(tmp_path: Path) -> None:
+    """The sqlite3 shell, a script: rows that do not stamp themselves are stamped by the
+    database, so an incremental refresh never misses them."""
+    import sqlite3
+
+    path = tmp_path / "state.db"
+    store = SqliteStore(path)
+    apply(store, "add", 1)
+    apply(store, "add", 2)
+    before = store.snapshot()
+    with contextlib.closing(sqlite3.connect(path)) as raw:
+        raw.execute("UPDATE items SET title = 'edited by hand' WHERE id = 'WRK-001'")
+        raw.execute(
+            "INSERT INTO runs (id, item_id, phase, kind, attempt, visit, step, status, "
+            "queued_at) VALUES ('run-900001', 'WRK-002', 'prd', 'phase', 1, 1, 'claimed', "
+            "'active', '2026-01-01T00:00:00.000000+00:00')"
+        )
+        raw.commit()
+    after = store.snapshot()
+    assert after.get("WRK-001").title == "edited by hand"  # type: ignore[union-attr]
+    assert after.run_for("WRK-002").id == "run-900001"  # type: ignore[union-attr]
+    assert after.change_seq > before.change_seq and store.full_loads == 1
+    truth = SqliteStore(path)
+    assert after.content() == truth.snapshot().content()
+    truth.close()
+    store.close()
