@@ -271,6 +271,15 @@ class Scheduler:
             self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
         self._take_up(recovered)
 
+    def _others_to_sweep(self) -> bool:
+        """A sweep is due and claimed runs that are not ours exist (read from the snapshot):
+        the wait ends so the sweep runs, instead of waiting on a run nobody renews."""
+        if not sweep_due(self._last_sweep, time.monotonic(), self.ctx.settings.execution):
+            return False
+        ours = {run.id for run in self.tasks.values()}
+        live = self.ctx.store.snapshot().runs_by_id.values()
+        return any(r.id not in ours and r.step is not Step.QUEUED for r in live)
+
     def _take_up(self, recovered: Recovered) -> None:
         """Adopt live agents; finish reconciled runs like ours; count what waits for a human."""
         taken = take_over(self.ctx, [run.id for run in recovered.adopt])
@@ -476,4 +485,6 @@ class Scheduler:
                 if finished or self.stop.is_set() or self._store_changed():
                     break
                 if due is not None and due <= utc_now():
+                    break
+                if self._others_to_sweep():  # a run of someone else's may have died
                     break
