@@ -58,3 +58,35 @@ def test_workspace_snapshot_benchmark_runs() -> None:
     lines = completed.stdout.splitlines()
     assert lines[0].split() == ["files", "ours_ms", "naive_ms", "naive/ours"]
     assert lines[1].split()[0] == "200" and lines[1].endswith("x")
+
+
+def _rows(script: str, *args: str) -> dict[str, str]:
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0] == "measure value"
+    return dict(line.split(maxsplit=1) for line in lines[1:])
+
+
+def test_scheduler_benchmark_runs() -> None:
+    rows = _rows("scheduler.py", "--quick")
+    assert rows["ratio_1000_to_100"].endswith("x")
+    assert rows["ratio_archived_to_none"].endswith("x")
+
+
+def test_idle_benchmark_runs() -> None:
+    rows = _rows("idle.py", "--quick")
+    assert rows["cpu_share"].endswith("%")
+    assert rows["still_running_when_added"] == "True"
+
+
+def test_restart_benchmark_runs() -> None:
+    rows = _rows("restart.py", "--quick")
+    assert rows["runs_in_flight"] == "10"
+    assert float(rows["peak_rss_mb"]) > 0

@@ -374,6 +374,77 @@ def test_snapshot_is_shared_and_replaced_incrementally(store: Store) -> None:
         snap.version = 99  # type: ignore[misc]
 
 
+def test_every_item_and_run_write_takes_the_next_change_seq(store: Store) -> None:
+    with store.reader() as tx:
+        start = tx.change_seq()
+    first = add(store)
+    with store.reader() as tx:
+        assert tx.change_seq() == start + 1
+        assert [i.id for i in tx.items_changed_since(start)] == [first]
+        assert tx.items_changed_since(start + 1) == []
+    with store.transaction() as tx:  # many rows in one transaction: one sequence
+        second = tx.allocate_item_id("WRK")
+        tx.create_item(new_item(second, "Two", tx.now))
+        item = tx.require_item(first)
+        tx.save_item(touch(item, tx.now, title="One"), EventKind.ITEM_UPDATED)
+    with store.reader() as tx:
+        assert tx.change_seq() == start + 2
+        assert sorted(i.id for i in tx.items_changed_since(start + 1)) == [first, second]
+    with store.transaction() as tx:  # ledger and metadata only: no item or run changed
+        tx.append_event(EventKind.SCHEDULER_STARTED)
+        tx.set_meta("k", "v")
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.save_item(touch(tx.require_item(first), tx.now, title="x"), EventKind.ITEM_UPDATED)
+        raise RuntimeError("rolled back")
+    with store.reader() as tx:
+        assert tx.change_seq() == start + 2
+    run = make_run(store, first)
+    with store.transaction() as tx:
+        [claimed] = tx.claim_runs("w", 1, tx.now + timedelta(minutes=1))
+    with store.reader() as tx:
+        seq = tx.change_seq()
+        assert [r.id for r in tx.runs_changed_since(seq - 2)] == [run.id]
+    with store.transaction() as tx:  # a lease renewal writes a run row: it is stamped too
+        assert tx.renew_lease(run.id, "w", tx.now + timedelta(minutes=2))
+    with store.reader() as tx:
+        [renewed] = tx.runs_changed_since(seq)
+        assert renewed.lease_until != claimed.lease_until
+    with store.transaction() as tx:
+        tx.save_item(archive(tx.require_item(second), tx.now), EventKind.ITEM_ARCHIVED)
+    with store.reader() as tx:  # archived rows come too, so a snapshot can drop them
+        [gone] = tx.items_changed_since(tx.change_seq() - 1)
+        assert gone.id == second and gone.archived
+
+
+def test_snapshot_keeps_live_runs_and_refreshes_by_sequence(store: Store) -> None:
+    item_id = add(store)
+    before = store.snapshot()
+    assert before.runs() == [] and before.change_seq > 0
+    run = make_run(store, item_id)
+    live = store.snapshot()
+    assert live.run_for(item_id) == run and live.change_seq > before.change_seq
+    with store.reader() as tx:
+        assert live.change_seq == tx.change_seq()
+    with store.transaction() as tx:
+        tx.save_run(
+            run.replace(status=RunStatus.CANCELLED, ended_at=tx.stamp), EventKind.RUN_FINISHED
+        )
+    assert store.snapshot().runs() == []
+    with store.transaction() as tx:  # decide's view: refreshed inside the transaction
+        seen = tx.snapshot()
+        assert seen is store.snapshot()
+        tx.save_item(touch(tx.require_item(item_id), tx.now, title="t"), EventKind.ITEM_UPDATED)
+        mine = tx.snapshot()  # its own write laid over what it saw, not yet published
+        assert mine.get(item_id).title == "t"  # type: ignore[union-attr]
+        assert store.snapshot().get(item_id).title == "Item"  # type: ignore[union-attr]
+    assert store.snapshot().get(item_id).title == "t"  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.save_item(touch(tx.require_item(item_id), tx.now, title="u"), EventKind.ITEM_UPDATED)
+        assert tx.snapshot().get(item_id).title == "u"  # type: ignore[union-attr]
+        raise RuntimeError("rolled back")
+    assert store.snapshot().get(item_id).title == "t"  # type: ignore[union-attr]
+
+
 # --- SQLite specifics ----------------------------------------------------------------
 
 

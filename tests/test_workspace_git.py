@@ -218,3 +218,16 @@ def test_runs_that_shared_a_tree_settle_together() -> None:
     assert tracker.unsettled(".") == {"d"}
     tracker.enter("wt", "e")  # another tree: its own group
     assert tracker.unsettled("wt") == {"e"} and "e" not in tracker.unsettled(".")
+
+
+def test_a_run_still_recording_its_completion_holds_its_group() -> None:
+    tracker = TreeTracker()
+    tracker.enter(".", "a")
+    tracker.enter(".", "b")
+    tracker.leave(".", "a", settling=True)  # its completion is being written elsewhere
+    tracker.leave(".", "b")
+    assert tracker.idle(".")  # no agent is in the tree any more ...
+    assert tracker.unsettled(".") == {"a", "b"}  # ... but the batch waits for a's record
+    tracker.settled(".", "a")
+    assert tracker.unsettled(".") == set()
+    assert tracker.epoch(".") == 2  # two runs ever entered

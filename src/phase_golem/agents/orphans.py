@@ -13,47 +13,94 @@ import contextlib
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
 
 
-def _stat_fields(pid_dir: Path) -> tuple[str, int] | None:
-    """(state, process group) from /proc/<pid>/stat, or None when unreadable."""
+@dataclass(frozen=True, slots=True)
+class AgentProcess:
+    """One process proven to be a run's agent; its start time tells it from a reused pid."""
+
+    pid: int
+    pgid: int
+    started: int  # clock ticks after boot (/proc/<pid>/stat field 22)
+
+
+def _stat_fields(pid_dir: Path) -> tuple[str, int, int] | None:
+    """(state, process group, start time) from /proc/<pid>/stat, or None when unreadable."""
     try:
         text = (pid_dir / "stat").read_text()
     except OSError:
         return None
     fields = text.rsplit(")", 1)[-1].split()
     try:
-        return fields[0], int(fields[2])
+        return fields[0], int(fields[2]), int(fields[19])
     except (IndexError, ValueError):
         return None
 
 
-def agent_processes(pgid: int | None, run_id: str, root: Path) -> list[int]:
+_RUN_MARK = b"PHASE_GOLEM_RUN_ID="
+
+
+class AgentTable:
+    """Every live agent process under one root, by run id, from ONE pass over /proc.
+
+    A recovery sweep reads the process table once and asks it about each run, instead of
+    scanning /proc once per run (DESIGN §3 "Cost rules").
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.by_run: dict[str, list[AgentProcess]] = {}
+        if not PROC.is_dir():
+            return
+        root_mark = f"PHASE_GOLEM_ROOT={root}".encode()
+        for entry in PROC.iterdir():
+            if not entry.name.isdigit():
+                continue
+            stat = _stat_fields(entry)
+            if stat is None or stat[0] == "Z":
+                continue
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue  # not readable: not provably ours, so left alone
+            if root_mark not in environ:
+                continue
+            for variable in environ:
+                if variable.startswith(_RUN_MARK):
+                    run_id = variable[len(_RUN_MARK) :].decode(errors="replace")
+                    process = AgentProcess(int(entry.name), stat[1], stat[2])
+                    self.by_run.setdefault(run_id, []).append(process)
+
+    def of(self, run_id: str, pgid: int | None) -> list[AgentProcess]:
+        """The run's live agent processes (in its recorded process group, when it has one)."""
+        found = self.by_run.get(run_id, [])
+        return [p for p in found if pgid is None or p.pgid == pgid]
+
+
+def agent_processes(
+    pgid: int | None, run_id: str, root: Path, table: AgentTable | None = None
+) -> list[int]:
     """Live processes of this run's agent (leader and children), proven by environment.
 
     With no recorded process group (the orchestrator died between starting the agent
     and recording its pid) the environment alone proves it: it names this run and root.
     """
-    if not PROC.is_dir():
-        return []
-    marks = {f"PHASE_GOLEM_RUN_ID={run_id}".encode(), f"PHASE_GOLEM_ROOT={root}".encode()}
-    found: list[int] = []
-    for entry in PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        stat = _stat_fields(entry)
-        if stat is None or (pgid is not None and stat[1] != pgid) or stat[0] == "Z":
-            continue
-        try:
-            environ = set((entry / "environ").read_bytes().split(b"\0"))
-        except OSError:
-            continue  # not readable: not provably ours, so left alone
-        if marks <= environ:
-            found.append(int(entry.name))
-    return found
+    table = table if table is not None and table.root == root else AgentTable(root)
+    return [p.pid for p in table.of(run_id, pgid)]
+
+
+def still_running(processes: list[AgentProcess]) -> list[AgentProcess]:
+    """Those of these processes that are still the same live processes (no /proc scan)."""
+    alive = []
+    for process in processes:
+        stat = _stat_fields(PROC / str(process.pid))
+        if stat is not None and stat[0] != "Z" and stat[2] == process.started:
+            alive.append(process)
+    return alive
 
 
 def stop_processes(pids: list[int], grace: float = 2.0) -> None:

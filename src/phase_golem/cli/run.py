@@ -63,6 +63,9 @@ def run(
     After a crash it simply continues: runs whose agent still lives are adopted, others are
     retried, and side-effect phases that may have acted ask their reconcile check or a human.
 
+    While nothing is due it waits cheaply and notices, within about a second, items added
+    or changed from another terminal.
+
     Needs a git repository on a branch with a clean tree (shared isolation); each phase
     commits exactly the files it touched, `[ID][phase] summary`; files of runs that did not
     succeed stay in the tree as leftovers (`show ID` lists them) and are never committed

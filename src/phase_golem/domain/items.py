@@ -17,13 +17,18 @@ from typing import Any, Self
 from phase_golem.domain.descriptions import StructuredDescription
 from phase_golem.domain.errors import DomainError, InvalidTransition, ParseError
 
+_RANKS: dict[object, int] = {}  # member → declaration rank, filled as ranks are asked for
+
 
 class _OrderedChoice(StrEnum):
     """A lowercase string enum whose members compare by declaration order."""
 
     @property
     def rank(self) -> int:
-        return list(type(self)).index(self) + 1
+        rank = _RANKS.get(self)
+        if rank is None:
+            rank = _RANKS[self] = list(type(self)).index(self) + 1
+        return rank
 
     @classmethod
     def abbreviations(cls) -> Mapping[str, str]:
@@ -196,6 +201,8 @@ def format_timestamp(moment: datetime) -> str:
 
 def parse_timestamp(text: str) -> datetime:
     """Parse RFC 3339, tolerating nanosecond fractions (Rust chrono writes nine digits)."""
+    if len(text) == 32 and text[10] == "T" and text[19] == "." and text.endswith("+00:00"):
+        return datetime.fromisoformat(text)  # exactly the form `format_timestamp` writes
     raw = text.strip()
     match = re.match(r"^(.*?T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$", raw)
     if not match:

@@ -24,6 +24,7 @@ from phase_golem.domain.items import Item, ItemStatus, format_timestamp
 from phase_golem.domain.pipelines import AgentCli, PhaseConfig, Settings
 from phase_golem.domain.runs import Run, RunKind, Step
 from phase_golem.domain.scheduling import RunningTask
+from phase_golem.domain.snapshot import CANDIDATE_STATUSES, BacklogSnapshot
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.store import Store, Transaction
 
@@ -171,18 +172,23 @@ class Holds:
             return False
         return agent_for_run(self.settings, item, run) in self.paused
 
-    def held_items(self, items: list[Item], running: set[str]) -> dict[str, RunningTask]:
-        """Items whose next run needs a paused agent wait where they are (no slot held)."""
+    def held_items(self, backlog: BacklogSnapshot, running: set[str]) -> dict[str, RunningTask]:
+        """Items whose next run needs a paused agent wait where they are (no slot held).
+
+        Only while an agent is paused does this look at every item (blocked and done
+        ones cost nothing: they need no agent).
+        """
         if not self.paused:
             return {}
         return {
             item.id: RunningTask(item.phase or "", False, waiting=True)
-            for item in items
+            for status in CANDIDATE_STATUSES
+            for item in backlog.with_status(status).values()
             if item.id not in running and agent_for_item(self.settings, item) in self.paused
         }
 
-    def startable(self, tx: Transaction, runs: list[Run]) -> list[Run]:
+    def startable(self, backlog: BacklogSnapshot, runs: list[Run]) -> list[Run]:
         """These runs without those that wait for a human to resume their agent."""
         if not self.paused:
             return runs
-        return [r for r in runs if not self.run_held(r, tx.get_item(r.item_id))]
+        return [r for r in runs if not self.run_held(r, backlog.get(r.item_id))]

@@ -18,7 +18,6 @@ from phase_golem.domain.merges import (
 )
 from phase_golem.domain.pipelines import Settings
 from phase_golem.domain.results import PhaseResult
-from phase_golem.domain.runs import RunStatus
 from phase_golem.store import Transaction
 
 
@@ -28,7 +27,7 @@ def ingest_follow_ups(
     """(IDs created, (title, duplicate of) skipped) for the result's follow-ups."""
     if not result.follow_ups:
         return [], []
-    plan = plan_follow_ups(result.follow_ups, tx.list_items())
+    plan = plan_follow_ups(result.follow_ups, tx.snapshot().items())
     origin = f"{origin_item.id}/{result.phase}"
     created = []
     for follow_up in plan.create:
@@ -62,8 +61,10 @@ def merge_duplicates(
     """Merge triage's duplicates; returns the triaged item (None if merged away)."""
     merged: list[tuple[str, str]] = []
     current: Item | None = triaged
-    busy = {r.item_id for r in tx.list_runs(statuses=[RunStatus.ACTIVE])} - {triaged.id}
-    for dup in plan_merges(triaged, result.duplicates, tx.list_items()):
+    backlog = tx.snapshot()  # the live runs and items as this transaction sees them
+    busy = set(backlog.run_of_item.keys()) - {triaged.id}
+    present = [i for i in (backlog.get(d) for d in result.duplicates) if i is not None]
+    for dup in plan_merges(triaged, result.duplicates, present):
         other = tx.get_item(dup)
         if current is None or other is None:
             continue
@@ -74,7 +75,7 @@ def merge_duplicates(
         tx.save_item(target, EventKind.ITEM_MERGED, {"merged_from": source.id})
         gone = archive(source, tx.now, closed_reason=f"merged into {target.id}")
         tx.save_item(gone, EventKind.ITEM_MERGED, {"merged_into": target.id})
-        for remaining in tx.list_items():
+        for remaining in _dependents(tx, source.id):
             cleaned = without_dependency(remaining, source.id, tx.now)
             if cleaned is not None:
                 tx.save_item(cleaned, EventKind.ITEM_UPDATED, {"dependency_removed": source.id})
@@ -83,3 +84,12 @@ def merge_duplicates(
             None if source.id == triaged.id else target if target.id == triaged.id else current
         )
     return current, merged
+
+
+def _dependents(tx: Transaction, item_id: str) -> list[Item]:
+    """The active items that depend on `item_id`, oldest first: the reverse dependency
+    index of the snapshot knows them, so nothing lists the whole backlog."""
+    backlog = tx.snapshot()
+    ids = backlog.dependents.get(item_id, frozenset())
+    found = [backlog.items_by_id[i] for i in ids if i in backlog.items_by_id]
+    return sorted(found, key=lambda i: (backlog.entries[i.id].created, i.id))

@@ -55,8 +55,17 @@ class TreeTracker:
     overlapped: set[str] = field(default_factory=set)
     groups: dict[str, int] = field(default_factory=dict)  # run id → group number
     _next_group: int = 0
+    entries: dict[str, int] = field(default_factory=dict)  # tree → runs that ever entered
+    # Runs whose agent is done but whose completion is still being recorded (in a worker
+    # thread): they write nothing more, but their group's batch must wait for them.
+    settling: dict[str, set[str]] = field(default_factory=dict)
+
+    def epoch(self, tree: str) -> int:
+        """How many runs have entered this tree: unchanged means none came in since."""
+        return self.entries.get(tree, 0)
 
     def enter(self, tree: str, run_id: str) -> None:
+        self.entries[tree] = self.entries.get(tree, 0) + 1
         running = self.active.setdefault(tree, set())
         if running:
             self.overlapped.update(running | {run_id})
@@ -74,22 +83,31 @@ class TreeTracker:
         self._next_group += 1
         return self._next_group
 
-    def leave(self, tree: str, run_id: str) -> bool:
-        """Forget the run; True when another run shared its tree while it ran."""
+    def leave(self, tree: str, run_id: str, *, settling: bool = False) -> bool:
+        """Forget the run; True when another run shared its tree while it ran.
+
+        `settling`: its completion is not recorded yet; `settled` says when it is.
+        """
         self.active.get(tree, set()).discard(run_id)
+        if settling:
+            self.settling.setdefault(tree, set()).add(run_id)
         was_shared = run_id in self.overlapped
         self.overlapped.discard(run_id)
         return was_shared
+
+    def settled(self, tree: str, run_id: str) -> None:
+        self.settling.get(tree, set()).discard(run_id)
 
     def idle(self, tree: str) -> bool:
         return not self.active.get(tree)
 
     def unsettled(self, tree: str) -> set[str]:
         """Finished runs whose group still has a run active in this tree: not yet to save."""
-        open_groups = {self.groups[r] for r in self.active.get(tree, set()) if r in self.groups}
+        present = self.active.get(tree, set()) | self.settling.get(tree, set())
+        open_groups = {self.groups[r] for r in present if r in self.groups}
         closed = [r for r, g in self.groups.items() if g not in open_groups]
         for run_id in closed:
-            if not any(run_id in runs for runs in self.active.values()):
+            if not any(run_id in runs for runs in (*self.active.values(), *self.settling.values())):
                 del self.groups[run_id]
         return {r for r, g in self.groups.items() if g in open_groups}
 
@@ -128,7 +146,7 @@ def record_change(tx: Transaction, tree: str, change: RunChange) -> None:
     A success is owed even when its own difference is empty: it may still take the
     leftovers of an earlier attempt that wrote the same bytes.
     """
-    if change.touched or change.succeeded:
+    if change.touched or (change.succeeded and _inherited(_leftovers(tx).get(tree, {}), change)):
         entry = {"tree": tree, "own_committed": False, "intended": None, **asdict(change)}
         _save(tx, PENDING_KEY, [*_pending(tx), entry])
     tx.append_event(
@@ -190,11 +208,25 @@ def _update_pending(
 
 
 # ---- committing ----------------------------------------------------------------------------
+# The blobs our last few commits gave their paths (None: deleted), so what a commit did
+# to the index is known without listing it again (engine/known_trees.py).
+COMMITTED_BLOBS: dict[str, dict[str, str | None]] = {}
+_REMEMBERED_COMMITS = 8
+
+
 def committed_paths(workdir: Path, commit: str) -> list[str]:
-    listed = run_git(
-        workdir, "diff-tree", "--no-commit-id", "--name-only", "-r", "-z", "--root", commit
-    ).stdout
-    return sorted(p for p in listed.split("\0") if p)
+    """The paths a commit changed (one `git diff-tree`, which also names their blobs)."""
+    listed = run_git(workdir, "diff-tree", "--no-commit-id", "-r", "-z", "--root", commit).stdout
+    parts = listed.split("\0")
+    blobs: dict[str, str | None] = {}
+    for meta, path in zip(parts[0::2], parts[1::2], strict=False):
+        fields = meta.lstrip(":").split()
+        if len(fields) >= 5 and path:
+            blobs[path] = None if fields[4] == "D" else fields[3]
+    COMMITTED_BLOBS[commit] = blobs
+    while len(COMMITTED_BLOBS) > _REMEMBERED_COMMITS:
+        del COMMITTED_BLOBS[next(iter(COMMITTED_BLOBS))]
+    return sorted(blobs)
 
 
 def _inherited(leftovers: Mapping[str, Mapping[str, Any]], change: RunChange) -> list[str]:
@@ -264,7 +296,10 @@ def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | 
     """Commit an immediate result's own paths (and its visit's leftovers) at once."""
     workdir = tree_path(root, tree)
     with store.reader() as tx:
+        owed = any(e["run_id"] == change.run_id for e in _pending(tx) if e["tree"] == tree)
         change = _with_inherited(change, _inherited(_leftovers(tx).get(tree, {}), change))
+    if not change.own and not owed:
+        return None  # nothing to commit and nothing on record: no git, no transaction
     message = phase_commit_message(change.item_id, change.phase, change.summary)
     commit = _commit(store, workdir, tree, list(change.own), message, [change.run_id])
     saved = committed_paths(workdir, commit) if commit else []
@@ -349,6 +384,8 @@ def _remember_leftovers(
     store: Store, tree: str, workdir: Path, group: Sequence[RunChange], committing: Sequence[str]
 ) -> None:
     taken = set(committing)
+    if not any(not c.succeeded and set(c.touched) - taken for c in group):
+        return  # nothing to remember: no transaction
     with store.transaction() as tx:
         leftovers = _leftovers(tx)
         kept = dict(leftovers.get(tree, {}))

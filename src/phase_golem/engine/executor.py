@@ -37,7 +37,7 @@ from phase_golem.domain.runs import (
     advance_step,
     finish,
 )
-from phase_golem.engine.commits import TreeTracker, record_change
+from phase_golem.engine.commits import TreeTracker, record_change, tree_key
 from phase_golem.engine.completion import (
     Completion,
     block_item,
@@ -46,12 +46,15 @@ from phase_golem.engine.completion import (
     phase_config,
 )
 from phase_golem.engine.files import append_worklog, change_folder
+from phase_golem.engine.known_trees import KnownTrees
 from phase_golem.engine.leases import leased
+from phase_golem.engine.offloop import see_through, settle_then_cancel
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
-from phase_golem.engine.reconcile import Verdict
+from phase_golem.engine.reconcile import Reconciliation, Verdict
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
+    SNAPSHOT_EXCLUDES,
     Workspace,
     WorkspaceChange,
     measure_change,
@@ -59,10 +62,10 @@ from phase_golem.engine.workspaces import (
     run_change,
     run_workdir,
     save_manifest,
-    snapshot_of,
 )
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import GitError
+from phase_golem.workspace.snapshot import WorkspaceSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,16 @@ class EngineContext:
     # The branch worktrees start from and merges go into (the root's branch at start).
     base_branch: str = "main"
     trees: TreeTracker = field(default_factory=TreeTracker)
+    # The last exact snapshot of each tree, reused while provably still exact.
+    known: KnownTrees = field(default_factory=lambda: KnownTrees(SNAPSHOT_EXCLUDES))
+
+    def current_tree(self, workdir: Path) -> WorkspaceSnapshot:
+        """The tree as it is now (a before-snapshot): reused when nothing changed it."""
+        return self.known.current(workdir, self.trees, tree_key(self.root, workdir))
+
+    def fresh_tree(self, workdir: Path) -> WorkspaceSnapshot:
+        """The tree as it is now, looked at again (an after-snapshot)."""
+        return self.known.take(workdir, self.trees, tree_key(self.root, workdir))
 
 
 @dataclass(frozen=True)
@@ -140,7 +153,7 @@ def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> None:
         workdir = run_workdir(ctx.root, ctx.settings, item, run)
         workdir = workdir if workdir.is_dir() else ctx.root  # its worktree comes at start
         if workdir not in snapshots:
-            snapshots[workdir] = snapshot_of(workdir).id
+            snapshots[workdir] = ctx.current_tree(workdir).id
         keys[run.id] = idempotency_key(item.id, run.phase, run.visit, snapshots[workdir])
     if not keys:
         return
@@ -150,6 +163,17 @@ def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> None:
             if current is not None and current.is_active and not current.idempotency_key:
                 keyed = current.replace(idempotency_key=key)
                 tx.save_run(keyed, EventKind.RUN_UPDATED, {"idempotency_key": key})
+
+
+def known_key(ctx: EngineContext, item: Item, run: Run) -> str | None:
+    """A new visit's key from the tree as it provably still is, without running git (so
+    `decide` can queue it with its key at once); None when git must look first."""
+    workdir = run_workdir(ctx.root, ctx.settings, item, run)
+    workdir = workdir if workdir.is_dir() else ctx.root  # its worktree comes at start
+    known = ctx.known.still_exact(workdir, ctx.trees, tree_key(ctx.root, workdir))
+    if known is None:
+        return None
+    return idempotency_key(item.id, run.phase, run.visit, known.id)
 
 
 def _runnable(tx: Transaction, run_id: str) -> tuple[Run, Item]:
@@ -167,7 +191,9 @@ def _workspace(ctx: EngineContext, run_id: str) -> Workspace:
     with ctx.store.reader() as tx:
         run, item = _runnable(tx, run_id)
     phase = phase_config(ctx.settings, item, run)
-    return prepare_workspace(ctx.root, ctx.settings, item, run, phase, ctx.base_branch)
+    return prepare_workspace(
+        ctx.root, ctx.settings, item, run, phase, ctx.base_branch, ctx.current_tree
+    )
 
 
 def _start(ctx: EngineContext, run_id: str, workspace: Workspace) -> _Prepared:
@@ -218,7 +244,8 @@ def _start(ctx: EngineContext, run_id: str, workspace: Workspace) -> _Prepared:
         if anchored != item:
             tx.save_item(anchored, EventKind.ITEM_UPDATED, {"run_id": run.id, "anchor": True})
             item = anchored
-        backlog = tx.list_items()
+        # The triage prompt lists the backlog: read from the snapshot, never the table.
+        backlog = tx.snapshot().items() if run.kind is RunKind.TRIAGE else []
     save_manifest(run_directory(ctx.root, run.id), snapshot)
     result_file = run_directory(ctx.root, run.id) / "result.json"
     context = PromptContext(previous_failure, woken, started.idempotency_key)
@@ -364,21 +391,32 @@ class NotRunnable(Exception):
     """The item changed under a queued run (blocked, done, closed): the run is dropped."""
 
 
-async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
-    """Run one claimed run to its completion; a cancel leaves the item untouched."""
+def _prepare(ctx: EngineContext, run_id: str) -> _Prepared | Completion | NotRunnable:
+    """Everything before the agent starts (git, the start transaction, the prompt): in a
+    worker thread, so many runs start at once without holding up the loop."""
     try:
         workspace = _workspace(ctx, run_id)
         if workspace.stale is not None:
             return stale_completion(ctx, run_id, workspace.stale)
-        prepared = _start(ctx, run_id, workspace)
+        return _start(ctx, run_id, workspace)
     except NotRunnable as exc:
         cancel_run(ctx, run_id, str(exc))
-        raise asyncio.CancelledError from None
+        return exc
     except (LookupError, GitError) as exc:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
         return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
+
+
+async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
+    """Run one claimed run to its completion; a cancel leaves the item untouched."""
+    prepared = await settle_then_cancel(_prepare, ctx, run_id)
+    if isinstance(prepared, NotRunnable):
+        raise asyncio.CancelledError
+    if isinstance(prepared, Completion):
+        return prepared
     phase = phase_config(ctx.settings, prepared.item, prepared.run)
     adapter = adapter_of(ctx, phase)
+    workspace = prepared.workspace
     ctx.trees.enter(workspace.tree, run_id)
     try:
         async with leased(ctx.store, run_id, ctx.worker_id, ctx.settings.execution):
@@ -406,15 +444,33 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
         reconciled = None
-    change = _left(ctx, prepared)
+    overlapped = ctx.trees.leave(workspace.tree, run_id, settling=True)
+    try:
+        return await see_through(_complete, ctx, prepared, overlapped, outcome, reconciled)
+    finally:
+        ctx.trees.settled(workspace.tree, run_id)  # its completion is on record (or failed)
+
+
+def _complete(
+    ctx: EngineContext,
+    prepared: _Prepared,
+    overlapped: bool,
+    outcome: AgentOutcome,
+    reconciled: Reconciliation | None,
+) -> Completion:
+    """After the agent: what it changed (git), then the complete transaction (a thread)."""
+    workspace = prepared.workspace
+    change = measure_change(
+        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
+    )
     return complete_run(
         ctx.store,
         ctx.settings,
-        run_id,
+        prepared.run.id,
         outcome,
         reconciled,
         change=change,
-        workdir=prepared.workspace.workdir,
+        workdir=workspace.workdir,
     )
 
 
@@ -423,7 +479,7 @@ def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:
     workspace = prepared.workspace
     overlapped = ctx.trees.leave(workspace.tree, prepared.run.id)
     return measure_change(
-        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped
+        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
     )
 
 

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from phase_golem.engine.commits import ROOT_TREE, commit_now, flush_tree, halt_commit, save_all
+from phase_golem.engine.commits import (
+    COMMITTED_BLOBS,
+    ROOT_TREE,
+    commit_now,
+    flush_tree,
+    halt_commit,
+    save_all,
+    tree_path,
+)
 from phase_golem.engine.completion import Completion
 from phase_golem.engine.executor import EngineContext
 from phase_golem.workspace.git import GitError
@@ -22,9 +30,15 @@ def save_run_output(
     change, tree = completion.change, completion.tree
     try:
         if change is not None and tree is not None:
+            commits = []
             if change.succeeded and change.immediate:
-                commit_now(ctx.store, ctx.root, tree, change)
-            flush_tree(ctx.store, ctx.root, tree, hold=ctx.trees.unsettled(tree))
+                commits.append(commit_now(ctx.store, ctx.root, tree, change))
+            commits += flush_tree(ctx.store, ctx.root, tree, hold=ctx.trees.unsettled(tree))
+            made = [c for c in commits if c]
+            if made:  # HEAD moved and the index changed; the files are as they were
+                blobs = [COMMITTED_BLOBS.get(c) for c in made]
+                known = None if None in blobs else {p: b for m in blobs if m for p, b in m.items()}
+                ctx.known.committed(tree_path(ctx.root, tree), made[-1], known)
         in_worktree = tree is not None and tree != ROOT_TREE
         kept = (
             in_worktree

@@ -14,8 +14,9 @@ sweep recovers runs whose lease expired and that are not ours. For each such run
   `paused:indeterminate` and the item waits for `phase-golem resolve`;
 - anything else: it ends `crashed` and is retried as a new run with the same attempt
   number (the crash was ours, not the agent's) and the same idempotency key.
-Each run is recovered in its own transaction, so a crash during recovery loses nothing:
-the next start simply recovers what is still active.
+A sweep reads the process table once. The plain crashes of a sweep (agent gone, no side
+effect in flight) end in one transaction together, and every other run in its own, so a
+crash during recovery loses nothing: the next start simply recovers what is still active.
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from datetime import timedelta
 from pathlib import Path
 
 from phase_golem.agents.base import StreamInfo
-from phase_golem.agents.orphans import agent_processes, stop_processes
+from phase_golem.agents.orphans import (
+    AgentProcess,
+    AgentTable,
+    agent_processes,
+    still_running,
+    stop_processes,
+)
 from phase_golem.agents.process import ProcessExit
 from phase_golem.agents.runner import AgentOutcome, collect_outcome
 from phase_golem.clock import utc_now
@@ -63,22 +70,23 @@ from phase_golem.engine.executor import (
     timeout_seconds,
 )
 from phase_golem.engine.leases import lease_expired, leased
-from phase_golem.engine.reconcile import Verdict
+from phase_golem.engine.reconcile import Reconciliation, Verdict
 from phase_golem.engine.retries import queue_retry
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
+    TreeSnapshots,
     WorkspaceChange,
     change_since_start,
     run_change,
     run_workdir,
 )
-from phase_golem.store import Store
+from phase_golem.store import Store, Transaction
 
 LOST = "the orchestrator stopped before this run finished"
 
 
-def agent_pids(run: Run, root: Path) -> list[int]:
-    return agent_processes(run.pid, run.id, root)
+def agent_pids(run: Run, root: Path, table: AgentTable | None = None) -> list[int]:
+    return agent_processes(run.pid, run.id, root, table)
 
 
 @dataclass
@@ -90,6 +98,8 @@ class Recovered:
     runs: list[str] = field(default_factory=list)
     adopt: list[Run] = field(default_factory=list)
     completed: list[Completion] = field(default_factory=list)
+    # The agent processes the sweep found for the runs to adopt (no second /proc scan).
+    agents: dict[str, list[AgentProcess]] = field(default_factory=dict)
 
     def add(self, run: Run, outcome: Run | Completion | None) -> None:
         if isinstance(outcome, Run):
@@ -100,15 +110,17 @@ class Recovered:
             self.completed.append(outcome)
 
 
-def recover_run(store: Store, settings: Settings, root: Path, run: Run) -> Run | Completion | None:
+def recover_run(
+    store: Store, settings: Settings, root: Path, run: Run, table: AgentTable | None = None
+) -> Run | Completion | None:
     """Recover one interrupted run: the run itself when it must be adopted instead, the
-    completion when its reconcile check said its side effect happened, else None."""
-    result_file = run_directory(root, run.id) / "result.json"
-    leftovers = agent_pids(run, root)
-    if run.step is Step.STARTED and (leftovers or result_file.exists()):
+    completion when its reconcile check said its side effect happened, else None.
+
+    `table` is the sweep's one read of the process table (read here when not given).
+    """
+    if _to_adopt(run, root, table):
         return run
-    stop_processes(leftovers)
-    may_have_acted = run.side_effect and run.mutation is Mutation.IN_FLIGHT
+    may_have_acted = _may_have_acted(run)
     reconciled = check_side_effect(store, settings, root, run.id) if may_have_acted else None
     if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
         lost = AgentOutcome(None, ErrorClass.CRASHED, LOST, StreamInfo())
@@ -121,27 +133,75 @@ def recover_run(store: Store, settings: Settings, root: Path, run: Run) -> Run |
         except RunRuleError:
             return None  # its owner finished it while the check ran
     with store.transaction() as tx:
-        current = tx.get_run(run.id)
-        if current is None or not current.is_active or current.step is not run.step:
-            return None  # someone else got there first
-        if reconciled is not None:
-            data = {**reconciled.ledger_data(), "after": LOST}
-            tx.append_event(EventKind.RUN_RECONCILED, item_id=run.item_id, run_id=run.id, data=data)
-        if may_have_acted and (reconciled is None or reconciled.verdict is Verdict.UNKNOWN):
-            detail = f"; {reconciled.detail}" if reconciled is not None else ""
-            pause_indeterminate(tx, current, f"the orchestrator stopped while it ran{detail}")
-            return None
-        crashed = finish(
-            current,
-            RunStatus.CRASHED,
-            format_timestamp(tx.now),
-            error=LOST,
-            error_class=ErrorClass.CRASHED,
-            mutation=Mutation.FAILED if may_have_acted else current.mutation,
-        )
-        tx.save_run(crashed, EventKind.RUN_FINISHED, {"recovered": True, "outcome": "Crashed"})
-        queue_retry(tx, crashed, attempt=run.attempt, not_before=None, reason="recovered")
+        _end_lost_run(tx, run, reconciled)
     return None
+
+
+def _to_adopt(run: Run, root: Path, table: AgentTable | None) -> bool:
+    """Its agent lives, or already wrote its result: adopt it. Otherwise whatever is left
+    of a run that never got going is stopped."""
+    result_file = run_directory(root, run.id) / "result.json"
+    leftovers = agent_pids(run, root, table)
+    if run.step is Step.STARTED and (leftovers or result_file.exists()):
+        return True
+    stop_processes(leftovers)
+    return False
+
+
+def _may_have_acted(run: Run) -> bool:
+    return run.side_effect and run.mutation is Mutation.IN_FLIGHT
+
+
+def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) -> None:
+    """Inside a transaction: a run whose agent is gone ends crashed and is retried, or —
+    a side effect that may have acted and no check could tell — waits for a human."""
+    current = tx.get_run(run.id)
+    if current is None or not current.is_active or current.step is not run.step:
+        return  # someone else got there first
+    may_have_acted = _may_have_acted(run)
+    if reconciled is not None:
+        data = {**reconciled.ledger_data(), "after": LOST}
+        tx.append_event(EventKind.RUN_RECONCILED, item_id=run.item_id, run_id=run.id, data=data)
+    if may_have_acted and (reconciled is None or reconciled.verdict is Verdict.UNKNOWN):
+        detail = f"; {reconciled.detail}" if reconciled is not None else ""
+        pause_indeterminate(tx, current, f"the orchestrator stopped while it ran{detail}")
+        return
+    crashed = finish(
+        current,
+        RunStatus.CRASHED,
+        format_timestamp(tx.now),
+        error=LOST,
+        error_class=ErrorClass.CRASHED,
+        mutation=Mutation.FAILED if may_have_acted else current.mutation,
+    )
+    tx.save_run(crashed, EventKind.RUN_FINISHED, {"recovered": True, "outcome": "Crashed"})
+    queue_retry(tx, crashed, attempt=run.attempt, not_before=None, reason="recovered")
+
+
+def recover_all(
+    store: Store, settings: Settings, root: Path, runs: list[Run], table: AgentTable
+) -> Recovered:
+    """Recover a sweep's runs: those to adopt are named, side effects that may have acted
+    get their check one by one, and all the plain crashes end in ONE transaction (atomic,
+    so a crash meanwhile still loses nothing; one commit instead of one per run)."""
+    recovered = Recovered()
+    plain: list[Run] = []
+    for run in sorted(runs, key=lambda r: r.id):
+        if _to_adopt(run, root, table):
+            recovered.add(run, run)
+        elif _may_have_acted(run):
+            recovered.add(run, recover_run(store, settings, root, run, table))
+        else:
+            plain.append(run)
+    if plain:
+        with store.transaction() as tx:
+            for run in plain:
+                _end_lost_run(tx, run, None)
+        for run in plain:
+            recovered.add(run, None)
+    recovered.runs.sort()
+    recovered.agents = {run.id: table.of(run.id, run.pid) for run in recovered.adopt}
+    return recovered
 
 
 def _change_so_far(
@@ -162,6 +222,7 @@ def record_crash_leftovers(ctx: EngineContext, recovered: Recovered) -> None:
     """
     completed = {c.run.id for c in recovered.completed}
     run_ids = [r for r in recovered.runs if r not in completed]
+    snapshots = TreeSnapshots()  # every run of a tree measured against one snapshot of it
     for run_id in run_ids:
         with ctx.store.reader() as tx:
             run = tx.get_run(run_id)
@@ -170,7 +231,13 @@ def record_crash_leftovers(ctx: EngineContext, recovered: Recovered) -> None:
             continue
         directory = run_directory(ctx.root, run.id)
         change = change_since_start(
-            ctx.root, ctx.settings, item, run, directory, overlapped=len(run_ids) > 1
+            ctx.root,
+            ctx.settings,
+            item,
+            run,
+            directory,
+            overlapped=len(run_ids) > 1,
+            snapshots=snapshots,
         )
         if change is not None and change.touched:
             remember_crash_leftovers(
@@ -180,14 +247,10 @@ def record_crash_leftovers(ctx: EngineContext, recovered: Recovered) -> None:
 
 def recover_interrupted_runs(store: Store, settings: Settings, root: Path) -> Recovered:
     """At start: every claimed or started run (the process lock proves them orphaned)."""
-    with store.reader() as tx:
-        interrupted = [
-            r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if r.step is not Step.QUEUED
-        ]
-    recovered = Recovered()
-    for run in sorted(interrupted, key=lambda r: r.id):
-        recovered.add(run, recover_run(store, settings, root, run))
-    return recovered
+    interrupted = [r for r in store.snapshot().runs() if r.step is not Step.QUEUED]
+    if not interrupted:
+        return Recovered()
+    return recover_all(store, settings, root, interrupted, AgentTable(root))
 
 
 def blocked_by(store: Store, run_ids: Collection[str]) -> set[str]:
@@ -202,41 +265,53 @@ def sweep_expired_leases(
 ) -> Recovered:
     """During `run`: recover the runs whose lease expired and that we are not running."""
     with store.reader() as tx:
-        now = tx.now
-        expired = [
-            r
-            for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
-            if r.id not in ours and lease_expired(r, now)
-        ]
-    recovered = Recovered()
-    for run in sorted(expired, key=lambda r: r.id):
-        recovered.add(run, recover_run(store, settings, root, run))
-    return recovered
+        now = tx.now  # the store's clock
+    expired = [r for r in store.snapshot().runs() if r.id not in ours and lease_expired(r, now)]
+    if not expired:
+        return Recovered()
+    return recover_all(store, settings, root, expired, AgentTable(root))
 
 
-def _take_over(ctx: EngineContext, run_id: str) -> Run | None:
-    """An adopted run becomes ours: our worker id and a fresh lease, on the record."""
+def take_over(ctx: EngineContext, run_ids: list[str]) -> dict[str, Run | None]:
+    """Adopted runs become ours: our worker id and a fresh lease, on the record, for all
+    of them in one transaction (a restart adopts every live agent at once)."""
+    taken: dict[str, Run | None] = {}
     with ctx.store.transaction() as tx:
-        run = tx.get_run(run_id)
-        if run is None or not run.is_active:
-            return run
-        lease = tx.now + timedelta(seconds=ctx.settings.execution.lease_seconds)
-        mine = run.replace(worker_id=ctx.worker_id, lease_until=format_timestamp(lease))
-        tx.save_run(mine, EventKind.RUN_UPDATED, {"adopted_by": ctx.worker_id})
-        return mine
+        lease = format_timestamp(tx.now + timedelta(seconds=ctx.settings.execution.lease_seconds))
+        for run_id in run_ids:
+            run = tx.get_run(run_id)
+            if run is None or not run.is_active:
+                taken[run_id] = run
+                continue
+            mine = run.replace(worker_id=ctx.worker_id, lease_until=lease)
+            tx.save_run(mine, EventKind.RUN_UPDATED, {"adopted_by": ctx.worker_id})
+            taken[run_id] = mine
+    return taken
 
 
 ADOPT_POLL_SECONDS = 0.5
 
 
-async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False) -> Completion:
+def _agent_of(run: Run, root: Path) -> list[AgentProcess]:
+    return AgentTable(root).of(run.id, run.pid)
+
+
+async def adopt_run(
+    ctx: EngineContext,
+    run_id: str,
+    *,
+    overlapped: bool = False,
+    agents: list[AgentProcess] | None = None,
+    taken: Run | None = None,
+) -> Completion:
     """Finish a run whose agent outlived the orchestrator that started it (DESIGN §6).
 
     Waits (polling twice a second: the agent is not our child) for the agent to exit, but
     no longer than its phase timeout counted from when it started; then classifies its
-    result file exactly as if we had run it.
+    result file exactly as if we had run it. `taken` is the run as `take_over` made it
+    ours already (else this does it).
     """
-    run = _take_over(ctx, run_id)
+    run = taken if taken is not None else take_over(ctx, [run_id])[run_id]
     with ctx.store.reader() as tx:
         item = tx.get_item(run.item_id) if run is not None else None
     if run is None or item is None:
@@ -258,12 +333,17 @@ async def adopt_run(ctx: EngineContext, run_id: str, *, overlapped: bool = False
 
     try:
         async with leased(ctx.store, run_id, ctx.worker_id, ctx.settings.execution):
-            while pids := agent_pids(run, ctx.root):
+            processes = agents if agents is not None else _agent_of(run, ctx.root)
+            processes = still_running(processes) or _agent_of(run, ctx.root)
+            while processes:
                 if utc_now() >= deadline:
-                    stop_processes(pids)
+                    stop_processes([p.pid for p in processes])
                     timed_out = True
                     break
                 await asyncio.sleep(ADOPT_POLL_SECONDS)
+                # The known processes are checked one by one; /proc is scanned again only
+                # once they are all gone, for children that may still carry the run.
+                processes = still_running(processes) or _agent_of(run, ctx.root)
             adapter = adapter_of(ctx, phase_config(ctx.settings, item, run))
             request = agent_request(ctx, run, item, prompt="", workdir=workdir)
             exit = ProcessExit(None, timed_out=timed_out)

@@ -10,24 +10,20 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from phase_golem.agents.orphans import AgentProcess
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     NO_GUARDRAILS,
     Item,
-    ItemStatus,
-    PhasePool,
-    format_timestamp,
-    touch,
-    transition,
 )
-from phase_golem.domain.pipelines import ApprovalGate, Isolation
-from phase_golem.domain.runs import Run, RunKind, RunStatus, Step, backing_off, interrupted_visit
+from phase_golem.domain.pipelines import Isolation
+from phase_golem.domain.runs import Run, RunKind, Step, backing_off
 from phase_golem.domain.scheduling import (
     Promote,
     RunningTask,
@@ -37,8 +33,9 @@ from phase_golem.domain.scheduling import (
     waiting_on_dependencies,
 )
 from phase_golem.engine.agent_pauses import Holds, paused_agents
-from phase_golem.engine.approvals import BEFORE, phase_approved, request_approval
+from phase_golem.engine.approvals import BEFORE, request_approval
 from phase_golem.engine.completion import Completion, phase_config
+from phase_golem.engine.enqueue import enqueue, needs_approval, promote
 from phase_golem.engine.executor import (
     EngineContext,
     cancel_run,
@@ -55,11 +52,12 @@ from phase_golem.engine.recovery import (
     blocked_by,
     record_crash_leftovers,
     sweep_expired_leases,
+    take_over,
 )
-from phase_golem.engine.retries import max_attempts, queue_retry
+from phase_golem.engine.retries import max_attempts
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
-from phase_golem.store import Transaction
+from phase_golem.store import BacklogSnapshot, Transaction
 
 IDLE_CHECK_SECONDS = 1.0
 MIN_WAIT_SECONDS = 0.05  # a backstop: whatever the clock says, never spin
@@ -91,9 +89,10 @@ class Scheduler:
         self._counted: set[tuple[str, str, int]] = set()
         self._last_sweep = time.monotonic()
         self._paused_reported: set[str] = set()
+        self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
 
     # ---- decide ---------------------------------------------------------------------
-    def _destructive(self, run: Run, items: dict[str, Item]) -> bool:
+    def _destructive(self, run: Run, items: Mapping[str, Item]) -> bool:
         item = items.get(run.item_id)
         if item is None or run.kind is RunKind.TRIAGE:
             return False
@@ -104,69 +103,34 @@ class Scheduler:
         return self.selection.cap_reached()
 
     def _enqueue(self, tx: Transaction, item: Item, action: Triage | RunPhase) -> Run:
-        kind = RunKind.TRIAGE if isinstance(action, Triage) else RunKind.PHASE
-        phase = "triage" if isinstance(action, Triage) else action.phase
-        pool = PhasePool.PRE if isinstance(action, Triage) else action.pool
-        earlier = [r for r in tx.list_runs(item_id=item.id) if r.phase == phase]
-        resumed = interrupted_visit(earlier)
-        if resumed is not None:
-            return queue_retry(
-                tx, resumed, attempt=resumed.attempt, not_before=None, reason="resumed"
-            )
-        visit = 1 + sum(1 for r in earlier if r.retry_of is None)
-        run = Run(
-            id=tx.allocate_run_id(),
-            item_id=item.id,
-            phase=phase,
-            kind=kind,
-            queued_at=format_timestamp(tx.now),
-            pool=pool,
-            visit=visit,
-        )
-        phase_cfg = phase_config(self.ctx.settings, item, run)
-        if phase_cfg is not None and phase_cfg.side_effect:
-            run = run.replace(side_effect=True)
-        tx.create_run(run, {"kind": kind.value, "visit": visit})
-        return run
+        return enqueue(self.ctx, tx, item, action)
 
     def _needs_approval(self, tx: Transaction, item: Item, phase: str) -> bool:
-        pipeline = self.ctx.settings.pipeline(item.pipeline_type)
-        position = pipeline.locate(phase, item.effective_pool) if pipeline else None
-        if position is None or position.phase.approval is not ApprovalGate.BEFORE:
-            return False
-        return not phase_approved(tx, item.id, phase)
+        return needs_approval(self.ctx.settings, tx, item, phase)
 
     def _promote(self, tx: Transaction, item: Item, action: Promote) -> Item:
-        promoted = transition(item, ItemStatus.IN_PROGRESS, tx.now)
-        promoted = touch(
-            promoted,
-            tx.now,
-            phase=action.phase,
-            phase_pool=PhasePool.MAIN,
-            phase_entered_at=format_timestamp(tx.now),
-        )
-        tx.save_item(promoted, EventKind.ITEM_TRANSITION, {"promoted": True})
+        promoted = promote(tx, item, action)
         self.emit(f"{item.id} → in_progress (starting at {action.phase})")
         return promoted
 
     def _decide(self) -> tuple[bool, HaltReason | None]:
         """One scheduling decision; True when it queued or promoted anything."""
         with self.ctx.store.transaction(scheduling=True) as tx:
-            items = tx.list_items()
-            by_id = {i.id: i for i in items}
-            active = tx.list_runs(statuses=[RunStatus.ACTIVE])
-            self.scope = self.selection.scope_of(items)
+            # The snapshot as this lock sees it: no table is listed to decide (DESIGN §3).
+            backlog = tx.snapshot()
+            changed_here: dict[str, Item] = {}  # what this decision promoted or gated
+            self.scope = self.selection.scope_of(backlog)
             holds = self._holds(tx)
             running = {
                 r.item_id: RunningTask(
                     r.phase,
-                    self._destructive(r, by_id),
-                    waiting=self._waiting(r, tx.now) or holds.run_held(r, by_id.get(r.item_id)),
+                    self._destructive(r, backlog.items_by_id),
+                    waiting=self._waiting(r, tx.now) or holds.run_held(r, backlog.get(r.item_id)),
                 )
-                for r in active
+                for r in backlog.runs_by_id.values()
             }
-            running.update(holds.held_items(items, set(running)))
-            choice = self.selection.choose(items, running, tx.now)
+            running.update(holds.held_items(backlog, set(running)))
+            choice = self.selection.choose(backlog, running, tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
                 return False, choice.halt
@@ -174,23 +138,23 @@ class Scheduler:
             new_visits: list[str] = []
             changed = False
             for action in choice.actions:
-                item = by_id[action.item_id]
+                item = changed_here.get(action.item_id) or backlog.items_by_id[action.item_id]
                 if isinstance(action, Promote):
                     if self._cap_reached():
                         continue
-                    by_id[item.id] = self._promote(tx, item, action)
+                    changed_here[item.id] = self._promote(tx, item, action)
                     labels.append(f"promote {item.id}")
                     changed = True
                     continue
                 if self._cap_reached():
                     break
                 if isinstance(action, RunPhase) and self._needs_approval(tx, item, action.phase):
-                    by_id[item.id] = request_approval(tx, item, action.phase, BEFORE)
+                    changed_here[item.id] = request_approval(tx, item, action.phase, BEFORE)
                     self.state.summary.items_blocked.add(item.id)
                     labels.append(f"{item.id} waits for approval before {action.phase}")
                     changed = True
                     continue
-                run = self._enqueue(tx, by_id[item.id], action)
+                run = self._enqueue(tx, item, action)
                 new_visits.append(run.id)  # retries already carry their key
                 self._count(run)
                 phase = "triage" if isinstance(action, Triage) else action.phase
@@ -198,6 +162,7 @@ class Scheduler:
                     f"triage {item.id}" if isinstance(action, Triage) else f"{item.id} → {phase}"
                 )
                 changed = True
+            self._claimed = self._claim(tx)  # claim in the same transaction: one commit
         key_new_visits(self.ctx, new_visits)
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
@@ -235,22 +200,15 @@ class Scheduler:
         """
         running = list(self.tasks.values())
         now = tx.now
-        due = sorted(
-            (
-                r
-                for r in tx.list_runs(statuses=[RunStatus.ACTIVE])
-                if r.step is Step.QUEUED
-                and not backing_off(r, now)
-                and (self.scope is None or r.item_id in self.scope)
-            ),
-            key=lambda r: (r.queued_at, r.id),
-        )
-        # Only the items these runs belong to, not the whole backlog, on every claim.
-        items = {
-            item.id: item
-            for item in (tx.get_item(r.item_id) for r in [*running, *due])
-            if item is not None
-        }
+        backlog = tx.snapshot()  # the live runs are kept in memory, refreshed by sequence
+        due = [
+            r
+            for r in backlog.runs()
+            if r.step is Step.QUEUED
+            and not backing_off(r, now)
+            and (self.scope is None or r.item_id in self.scope)
+        ]
+        items = backlog.items_by_id
         holds = Holds.read(tx, self.ctx.settings)
         due = [r for r in due if not holds.run_held(r, items.get(r.item_id))]
         shared = self.ctx.settings.execution.isolation is Isolation.SHARED
@@ -265,19 +223,24 @@ class Scheduler:
         allowed = {r.item_id for r in due if not self._destructive(r, items)}
         return frozenset(allowed)
 
-    def _claim_and_start(self) -> None:
+    def _claim(self, tx: Transaction) -> list[tuple[Run, Item | None]]:
+        """Claim what may start now, up to our free slots (with each run's item)."""
         free = self.ctx.settings.execution.max_concurrent - len(self.tasks)
         if self.options.step_item is not None:
             free = 1 - len(self.tasks)
         if free <= 0:
-            return
+            return []
         lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
-        with self.ctx.store.transaction() as tx:
-            claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self._claimable(tx))
-            items = {r.item_id: tx.get_item(r.item_id) for r in claimed}
-        for run in claimed:
+        claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self._claimable(tx))
+        return [(run, tx.get_item(run.item_id)) for run in claimed]
+
+    def _claim_and_start(self) -> None:
+        claimed, self._claimed = self._claimed, None
+        if claimed is None:  # decide did not claim (it halted): claim on our own
+            with self.ctx.store.transaction() as tx:
+                claimed = self._claim(tx)
+        for run, item in claimed:
             self._count(run)
-            item = items[run.item_id]
             limit = (
                 max_attempts(self.ctx.settings, phase_config(self.ctx.settings, item, run))
                 if item is not None
@@ -308,16 +271,38 @@ class Scheduler:
             self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
         self._take_up(recovered)
 
+    def _others_to_sweep(self) -> bool:
+        """A sweep is due and claimed runs that are not ours exist (read from the snapshot):
+        the wait ends so the sweep runs, instead of waiting on a run nobody renews."""
+        if not sweep_due(self._last_sweep, time.monotonic(), self.ctx.settings.execution):
+            return False
+        ours = {run.id for run in self.tasks.values()}
+        live = self.ctx.store.snapshot().runs_by_id.values()
+        return any(r.id not in ours and r.step is not Step.QUEUED for r in live)
+
     def _take_up(self, recovered: Recovered) -> None:
         """Adopt live agents; finish reconciled runs like ours; count what waits for a human."""
+        taken = take_over(self.ctx, [run.id for run in recovered.adopt])
         for run in recovered.adopt:
-            self._start_adoption(run, overlapped=len(recovered.adopt) > 1)
+            self._start_adoption(
+                run,
+                overlapped=len(recovered.adopt) > 1,
+                agents=recovered.agents.get(run.id),
+                taken=taken.get(run.id),
+            )
         for completion in recovered.completed:
             self._finished(completion)
         self.state.summary.items_blocked.update(blocked_by(self.ctx.store, recovered.runs))
 
-    def _start_adoption(self, run: Run, *, overlapped: bool) -> None:
-        adopting = adopt_run(self.ctx, run.id, overlapped=overlapped)
+    def _start_adoption(
+        self,
+        run: Run,
+        *,
+        overlapped: bool,
+        agents: list[AgentProcess] | None,
+        taken: Run | None,
+    ) -> None:
+        adopting = adopt_run(self.ctx, run.id, overlapped=overlapped, agents=agents, taken=taken)
         task = asyncio.create_task(adopting, name=run.id)
         self.tasks[task] = run
         self.started_at[run.id] = time.monotonic()
@@ -404,17 +389,20 @@ class Scheduler:
 
     def _next_due(self) -> datetime | None:
         """The next future moment something waits for: a backoff or a sleeping item."""
-        with self.ctx.store.reader() as tx:
-            return next_moment(self._startable(tx), tx.list_items(), utc_now(), self._in_scope)
+        backlog = self.ctx.store.snapshot()
+        return next_moment(self._startable(backlog), backlog, utc_now(), self._in_scope)
 
-    def _startable(self, tx: Transaction) -> list[Run]:
+    def _startable(self, backlog: BacklogSnapshot) -> list[Run]:
         """Live runs in scope, but not those waiting for a human to resume their agent."""
-        active = [r for r in tx.list_runs(statuses=[RunStatus.ACTIVE]) if self._in_scope(r.item_id)]
-        return Holds.read(tx, self.ctx.settings).startable(tx, active)
+        active = [r for r in backlog.runs_by_id.values() if self._in_scope(r.item_id)]
+        if not active:
+            return active
+        with self.ctx.store.reader() as tx:
+            holds = Holds.read(tx, self.ctx.settings)
+        return holds.startable(backlog, active)
 
     def _has_queued(self) -> bool:
-        with self.ctx.store.reader() as tx:
-            return bool(self._startable(tx))
+        return bool(self._startable(self.ctx.store.snapshot()))
 
     async def _wait(self, due: datetime | None) -> bool:
         """Sleep until a run finishes, `due` comes, a signal, or a second passes."""
@@ -456,8 +444,8 @@ class Scheduler:
         summary = self.state.summary
         summary.halt_reason = halt
         save_on_halt(self.ctx, halt.value, self.emit)
+        summary.waiting = waiting_on_dependencies(self.ctx.store.snapshot())
         with self.ctx.store.reader() as tx:
-            summary.waiting = waiting_on_dependencies(tx.list_items())
             summary.agents_paused = [p.line() for p in paused_agents(tx).values()]
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_HALTED, data=summary.to_dict())
@@ -497,4 +485,6 @@ class Scheduler:
                 if finished or self.stop.is_set() or self._store_changed():
                     break
                 if due is not None and due <= utc_now():
+                    break
+                if self._others_to_sweep():  # a run of someone else's may have died
                     break

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from phase_golem.domain.filters import Filter
-from phase_golem.domain.items import Item, ItemStatus
+from phase_golem.domain.items import ItemStatus
 from phase_golem.domain.pipelines import Settings
 from phase_golem.domain.scheduling import (
     Action,
@@ -20,6 +20,7 @@ from phase_golem.domain.scheduling import (
     select_actions,
     select_targeted_actions,
 )
+from phase_golem.domain.snapshot import BacklogSnapshot
 from phase_golem.engine.summary import HaltReason, RunSummary
 
 
@@ -65,39 +66,44 @@ class Selection:
         cap = 1 if self.options.step_item is not None else self.options.cap
         return cap is not None and self.state.summary.phases_executed >= cap
 
-    def scope_of(self, items: list[Item]) -> frozenset[str] | None:
-        """The items this command may run at all (before this decision's details)."""
+    def scope_of(self, backlog: BacklogSnapshot) -> frozenset[str] | None:
+        """The items this command may run at all (before this decision's details).
+
+        A `--only` filter is the one scope that looks at every active item (in memory).
+        """
         if self.options.step_item is not None:
             return frozenset({self.options.step_item})
         if self.options.targets:
             return frozenset(self.options.targets[self.state.target_index :])
         scope: set[str] | None = None
         if self.options.filter is not None:
-            scope = {i.id for i in self.options.filter.select(items)}
+            scope = {i.id for i in self.options.filter.select(backlog.items_by_id.values())}
         if self.options.triage_only:
-            fresh = {i.id for i in items if i.status is ItemStatus.NEW}
+            fresh = set(backlog.with_status(ItemStatus.NEW))
             scope = fresh if scope is None else scope & fresh
         return None if scope is None else frozenset(scope)
 
-    def choose(self, items: list[Item], running: dict[str, RunningTask], now: datetime) -> Choice:
+    def choose(
+        self, backlog: BacklogSnapshot, running: dict[str, RunningTask], now: datetime
+    ) -> Choice:
         if self.options.step_item is not None:
-            return self._step(items, running, now)
+            return self._step(backlog, running, now)
         if self.options.targets:
-            return self._targeted(items, running, now)
-        scope = self.scope_of(items)
+            return self._targeted(backlog, running, now)
+        scope = self.scope_of(backlog)
         if self.options.filter is not None:
-            halt = self._filter_halt(items)
+            halt = self._filter_halt(backlog)
             if halt is not None:
                 return Choice([], halt, scope)
         actions = select_actions(
-            items, running, self.settings.execution, self.settings.pipelines, now, only=scope
+            backlog, running, self.settings.execution, self.settings.pipelines, now, only=scope
         )
         return Choice(actions, None, scope)
 
-    def _filter_halt(self, items: list[Item]) -> HaltReason | None:
+    def _filter_halt(self, backlog: BacklogSnapshot) -> HaltReason | None:
         """`--only` is done when nothing matches, or every match is done or blocked."""
         assert self.options.filter is not None
-        matches = self.options.filter.select(items)
+        matches = self.options.filter.select(backlog.items_by_id.values())
         if not matches:
             summary = self.state.summary
             acted = summary.items_completed or summary.items_blocked
@@ -107,9 +113,8 @@ class Selection:
         return None
 
     def _targeted(
-        self, items: list[Item], running: dict[str, RunningTask], now: datetime
+        self, backlog: BacklogSnapshot, running: dict[str, RunningTask], now: datetime
     ) -> Choice:
-        by_id = {i.id: i for i in items}
         summary = self.state.summary
         targets = self.options.targets
         while self.state.target_index < len(targets):
@@ -120,24 +125,26 @@ class Selection:
                 self.state.breaker = 0
                 self.state.target_index += 1
                 continue
-            target = by_id.get(target_id)
+            target = backlog.get(target_id)
             if target is None or target.status in (ItemStatus.DONE, ItemStatus.BLOCKED):
                 if target is None and target_id not in summary.items_completed:
                     self.emit(f"[target] {target_id} not found (archived?); skipping")
                 self.state.target_index += 1
                 continue
             actions = select_targeted_actions(
-                target, items, running, self.settings.execution, self.settings.pipelines, now
+                target, backlog, running, self.settings.execution, self.settings.pipelines, now
             )
             return Choice(actions, None, frozenset({target_id}))
         return Choice([], HaltReason.TARGET_COMPLETED, frozenset())
 
-    def _step(self, items: list[Item], running: dict[str, RunningTask], now: datetime) -> Choice:
+    def _step(
+        self, backlog: BacklogSnapshot, running: dict[str, RunningTask], now: datetime
+    ) -> Choice:
         item_id = self.options.step_item or ""
         scope = frozenset({item_id})
         if self.state.stepped:
             return Choice([], HaltReason.CAP_REACHED, scope)
-        target = next((i for i in items if i.id == item_id), None)
+        target = backlog.get(item_id)
         if target is None or target.id in running:
             return Choice([], HaltReason.ALL_DONE_OR_BLOCKED, scope)
         # Alone and ungated: targeted selection ignores limits, and no one else is considered.

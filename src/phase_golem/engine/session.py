@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from phase_golem.agents.process import kill_all_groups
 from phase_golem.domain.errors import DomainError
-from phase_golem.domain.items import ItemStatus, split_item_id
+from phase_golem.domain.items import Item, ItemStatus, split_item_id
 from phase_golem.domain.pipelines import Isolation
 from phase_golem.domain.runs import Run
 from phase_golem.engine.commits import save_all, unaccounted_changes
@@ -24,7 +24,7 @@ from phase_golem.engine.recovery import (
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
-from phase_golem.engine.workspaces import change_since_start
+from phase_golem.engine.workspaces import TreeSnapshots, change_since_start
 from phase_golem.engine.worktree_cleanup import prune_worktrees
 from phase_golem.project import SETUP_FILES, Project, ProjectError, setup_commit_command
 from phase_golem.store import Store
@@ -59,6 +59,15 @@ def check_step_item(project: Project, item_id: str) -> None:
         raise DomainError(f"{item_id} is done; there is no phase left to step")
     if item.status is ItemStatus.BLOCKED:
         raise DomainError(f"{item_id} is blocked; unblock or approve it first")
+
+
+def _archived_dependencies(store: Store, active: list[Item]) -> set[str]:
+    """The dependencies that are not active items but archived ones (those are met)."""
+    known = {i.id for i in active}
+    wanted = sorted({d for i in active for d in i.dependencies if d not in known})
+    with store.reader() as tx:
+        found = (tx.get_item(dep) for dep in wanted)
+        return {item.id for item in found if item is not None and item.archived}
 
 
 def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[str], None]) -> None:
@@ -101,13 +110,15 @@ def _adopted_paths(ctx: EngineContext, adopted: list[Run]) -> set[str]:
     """Paths the agents we are about to adopt have touched so far: theirs, not the user's."""
     paths: set[str] = set()
     store: Store = ctx.store
+    snapshots = TreeSnapshots()  # one snapshot per tree for all of them
     for run in adopted:
         with store.reader() as tx:
             item = tx.get_item(run.item_id)
         if item is None:
             continue
+        directory = run_directory(ctx.root, run.id)
         change = change_since_start(
-            ctx.root, ctx.settings, item, run, run_directory(ctx.root, run.id), overlapped=True
+            ctx.root, ctx.settings, item, run, directory, overlapped=True, snapshots=snapshots
         )
         if change is not None:
             paths.update(change.touched)
@@ -128,10 +139,9 @@ def run_session(
     except LockHeld as exc:
         raise ProjectError(str(exc)) from None
     try:
-        with store.reader() as tx:
-            everything = tx.list_items(include_archived=True)
-        active = [i for i in everything if not i.archived]
-        archived = {i.id for i in everything if i.archived}
+        # The one full load of the backlog: the snapshot the scheduler goes on reading.
+        active = store.snapshot().items()
+        archived = _archived_dependencies(store, active)
         problems = preflight(settings, project.config.base_dir, project.root, active, archived)
         if problems:
             raise ProjectError(f"preflight failed: {'; '.join(problems)}")

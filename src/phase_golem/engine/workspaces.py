@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +51,13 @@ def run_workdir(root: Path, settings: Settings, item: Item, run: Run) -> Path:
     return root
 
 
+# Our own state and worklog are not part of the tree as agents see it.
+SNAPSHOT_EXCLUDES = (STATE_DIR, *ORCHESTRATOR_PATHS)
+
+
 def snapshot_of(workdir: Path) -> WorkspaceSnapshot:
-    """The tree as agents see it: our own state and worklog are not part of it."""
-    return take_snapshot(workdir, exclude=(STATE_DIR, *ORCHESTRATOR_PATHS))
+    """The tree as agents see it, looked at afresh."""
+    return take_snapshot(workdir, exclude=SNAPSHOT_EXCLUDES)
 
 
 def _staleness(workdir: Path, item: Item, phase: PhaseConfig | None) -> tuple[str | None, str]:
@@ -79,7 +84,13 @@ def _staleness(workdir: Path, item: Item, phase: PhaseConfig | None) -> tuple[st
 
 
 def prepare_workspace(
-    root: Path, settings: Settings, item: Item, run: Run, phase: PhaseConfig | None, base: str
+    root: Path,
+    settings: Settings,
+    item: Item,
+    run: Run,
+    phase: PhaseConfig | None,
+    base: str,
+    snapshots: Callable[[Path], WorkspaceSnapshot] = snapshot_of,
 ) -> Workspace:
     """The run's tree (a worktree is made on the item's first phase) and its before-snapshot."""
     workdir = run_workdir(root, settings, item, run)
@@ -87,7 +98,7 @@ def prepare_workspace(
     if workdir != root:
         branch = ensure_worktree(root, workdir, item.id, base)
     stale, freshness = _staleness(workdir, item, phase)
-    snapshot = snapshot_of(workdir)
+    snapshot = snapshots(workdir)
     return Workspace(workdir, tree_key(root, workdir), snapshot, stale, branch, freshness)
 
 
@@ -119,10 +130,28 @@ class WorkspaceChange:
     own: tuple[str, ...]
 
 
+class TreeSnapshots:
+    """Snapshots taken once per tree for a batch of runs measured at the same moment
+    (recovery of many runs at start): one `git status` per tree, not one per run."""
+
+    def __init__(self) -> None:
+        self._taken: dict[Path, WorkspaceSnapshot] = {}
+
+    def __call__(self, workdir: Path) -> WorkspaceSnapshot:
+        if workdir not in self._taken:
+            self._taken[workdir] = snapshot_of(workdir)
+        return self._taken[workdir]
+
+
 def measure_change(
-    root: Path, workdir: Path, item: Item, before: WorkspaceSnapshot, overlapped: bool
+    root: Path,
+    workdir: Path,
+    item: Item,
+    before: WorkspaceSnapshot,
+    overlapped: bool,
+    snapshots: Callable[[Path], WorkspaceSnapshot] = snapshot_of,
 ) -> WorkspaceChange:
-    after = snapshot_of(workdir)
+    after = snapshots(workdir)
     touched = without_orchestrator_paths(touched_paths(before, after))
     own_folder = change_folder(workdir, item, create=False).relative_to(workdir).as_posix()
     own_prefixes = [own_folder] if own_folder.startswith(CHANGES_DIR) else []
@@ -152,7 +181,14 @@ def run_change(
 
 
 def change_since_start(
-    root: Path, settings: Settings, item: Item, run: Run, run_dir: Path, *, overlapped: bool
+    root: Path,
+    settings: Settings,
+    item: Item,
+    run: Run,
+    run_dir: Path,
+    *,
+    overlapped: bool,
+    snapshots: Callable[[Path], WorkspaceSnapshot] = snapshot_of,
 ) -> WorkspaceChange | None:
     """What a run touched from its start until now (for runs another process started)."""
     before = load_manifest(run_dir)
@@ -161,4 +197,4 @@ def change_since_start(
     workdir = run_workdir(root, settings, item, run)
     if not workdir.is_dir():
         return None
-    return measure_change(root, workdir, item, before, overlapped)
+    return measure_change(root, workdir, item, before, overlapped, snapshots)

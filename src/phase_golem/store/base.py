@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -23,6 +23,9 @@ from phase_golem.domain.runs import Run, RunStatus, Step, ensure_valid_transitio
 from phase_golem.store.snapshot import BacklogSnapshot
 
 RUN_COUNTER = "__run__"
+# The store-wide change sequence (DESIGN §3): bumped once by every transaction that writes
+# an item or a run row, and stamped on each of those rows.
+CHANGE_COUNTER = "__change__"
 
 
 class StoreError(Exception):
@@ -84,6 +87,12 @@ class Transaction(Protocol):
     ) -> list[Run]: ...
     def renew_lease(self, run_id: str, worker_id: str, lease_until: datetime) -> bool: ...
 
+    # The change sequence and the snapshot (DESIGN §3 "Snapshots")
+    def change_seq(self) -> int: ...
+    def items_changed_since(self, seq: int) -> list[Item]: ...
+    def runs_changed_since(self, seq: int) -> list[Run]: ...
+    def snapshot(self) -> BacklogSnapshot: ...
+
     # Ledger
     def append_event(
         self,
@@ -116,7 +125,15 @@ class Transaction(Protocol):
 
 
 class Store(Protocol):
-    """A backlog store. `transaction()` writes; `reader()` only reads."""
+    """A backlog store. `transaction()` writes; `reader()` only reads.
+
+    `snapshot()` is the read path of the engine's hot loop: the published, immutable
+    `BacklogSnapshot` (active items, live runs, the indexes of DESIGN §3), brought up to
+    date by change sequence. When nothing changed it costs one cheap check and returns the
+    same object; after writes it reads only the rows above the sequence it has applied.
+    Inside a transaction, `tx.snapshot()` is the same value refreshed under that
+    transaction's lock (what `decide` reads).
+    """
 
     def snapshot(self) -> BacklogSnapshot: ...
 
@@ -134,10 +151,26 @@ class Store(Protocol):
 class TransactionBase(abc.ABC):
     """The rules of every store, written once over a few row-level primitives."""
 
-    def __init__(self, now: datetime, *, writable: bool) -> None:
+    def __init__(
+        self,
+        now: datetime,
+        *,
+        writable: bool,
+        snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
+        keep_base: bool = False,
+    ) -> None:
         self._now = now
         self._writable = writable
+        self._snapshots = snapshots
+        # Refresh the snapshot at the first write, so `snapshot()` works after writes too;
+        # only where one is published already (a one-off CLI write never loads the backlog).
+        self._keep_base = keep_base and snapshots is not None
+        # What this transaction wrote (the last version of each row), and the change
+        # sequence it stamped them with: the store publishes them after the commit.
         self.touched_items: dict[str, Item] = {}
+        self.touched_runs: dict[str, Run] = {}
+        self.change_stamp: int | None = None
+        self._base: BacklogSnapshot | None = None
 
     @property
     def now(self) -> datetime:
@@ -153,9 +186,9 @@ class TransactionBase(abc.ABC):
     @abc.abstractmethod
     def _load_items(self, include_archived: bool) -> list[Item]: ...
     @abc.abstractmethod
-    def _insert_item(self, item: Item) -> None: ...
+    def _insert_item(self, item: Item, change_seq: int) -> None: ...
     @abc.abstractmethod
-    def _update_item(self, item: Item) -> None: ...
+    def _update_item(self, item: Item, change_seq: int) -> None: ...
     @abc.abstractmethod
     def _load_counter(self, name: str) -> int: ...
     @abc.abstractmethod
@@ -170,9 +203,36 @@ class TransactionBase(abc.ABC):
         limit: int | None,
     ) -> list[Run]: ...
     @abc.abstractmethod
-    def _insert_run(self, run: Run) -> None: ...
+    def _insert_run(self, run: Run, change_seq: int) -> None: ...
     @abc.abstractmethod
-    def _update_run(self, run: Run) -> None: ...
+    def _update_run(self, run: Run, change_seq: int) -> None: ...
+    @abc.abstractmethod
+    def _change_seq(self) -> int:
+        """The change counter's value (as this transaction sees it)."""
+
+    @abc.abstractmethod
+    def _items_changed_since(self, seq: int) -> list[Item]:
+        """Item rows stamped above `seq`, archived ones included."""
+
+    @abc.abstractmethod
+    def _runs_changed_since(self, seq: int) -> list[Run]:
+        """Run rows stamped above `seq`, whatever their status."""
+
+    def _bump_change_counter(self) -> int:
+        """Take the next change sequence. Stores override this with one UPSERT that also
+        takes the counter row's lock (PostgreSQL: commits then become visible in order)."""
+        value = self._load_counter(CHANGE_COUNTER) + 1
+        self._store_counter(CHANGE_COUNTER, value)
+        return value
+
+    def _stamp(self) -> int:
+        """This transaction's change sequence, taken at its first item or run write."""
+        if self.change_stamp is None:
+            if self._keep_base:
+                self._base_snapshot()  # what it saw before it wrote: its snapshot's base
+            self.change_stamp = self._bump_change_counter()
+        return self.change_stamp
+
     @abc.abstractmethod
     def _queued_runs_due(
         self, now_stamp: str, limit: int, item_ids: Collection[str] | None
@@ -239,7 +299,7 @@ class TransactionBase(abc.ABC):
         prefix, number = split_item_id(item.id)
         if number is not None:
             self.raise_high_water(prefix, number)
-        self._insert_item(item)
+        self._insert_item(item, self._stamp())
         self.touched_items[item.id] = item
         payload = {"title": item.title, "status": item.status.value, **(data or {})}
         self.append_event(kind, item_id=item.id, data=payload)
@@ -249,7 +309,7 @@ class TransactionBase(abc.ABC):
         before = self._load_item(item.id)
         if before is None:
             raise NotFoundError(f"no item {item.id}")
-        self._update_item(item)
+        self._update_item(item, self._stamp())
         self.touched_items[item.id] = item
         payload: dict[str, Any] = dict(data or {})
         if before.status is not item.status:
@@ -289,7 +349,8 @@ class TransactionBase(abc.ABC):
             raise ConflictError(
                 f"{run.item_id} already has an active run ({live[0].id}); one run per item"
             )
-        self._insert_run(run)
+        self._insert_run(run, self._stamp())
+        self.touched_runs[run.id] = run
         payload = {"phase": run.phase, "attempt": run.attempt, **(data or {})}
         self.append_event(EventKind.RUN_QUEUED, item_id=run.item_id, run_id=run.id, data=payload)
 
@@ -299,7 +360,8 @@ class TransactionBase(abc.ABC):
         if before is None:
             raise NotFoundError(f"no run {run.id}")
         ensure_valid_transition(before, run)
-        self._update_run(run)
+        self._update_run(run, self._stamp())
+        self.touched_runs[run.id] = run
         payload: dict[str, Any] = {"step": run.step.value, "status": run.status.value}
         payload.update(data or {})
         self.append_event(kind, item_id=run.item_id, run_id=run.id, data=payload)
@@ -344,8 +406,41 @@ class TransactionBase(abc.ABC):
         run = self._load_run(run_id)
         if run is None or not run.is_active or run.worker_id != worker_id:
             return False
-        self._update_run(run.replace(lease_until=format_timestamp(lease_until)))
+        renewed = run.replace(lease_until=format_timestamp(lease_until))
+        self._update_run(renewed, self._stamp())
+        self.touched_runs[run.id] = renewed
         return True
+
+    def change_seq(self) -> int:
+        return self._change_seq()
+
+    def items_changed_since(self, seq: int) -> list[Item]:
+        return self._items_changed_since(seq)
+
+    def runs_changed_since(self, seq: int) -> list[Run]:
+        return self._runs_changed_since(seq)
+
+    def snapshot(self) -> BacklogSnapshot:
+        """The backlog as this transaction sees it, without reading the tables.
+
+        The store's published snapshot, refreshed under this transaction's lock before its
+        first item or run write (so what `decide` reads is exactly what it locks), with
+        this transaction's own writes laid over it. Only the published part is shared:
+        the overlay is this transaction's alone until it commits.
+        """
+        base = self._base_snapshot()
+        if not self.touched_items and not self.touched_runs:
+            return base
+        return base.with_changes(self.touched_items.values(), self.touched_runs.values())
+
+    def _base_snapshot(self) -> BacklogSnapshot:
+        if self._base is None:
+            if self._snapshots is None:
+                raise StoreError("this transaction has no snapshot")
+            if self.change_stamp is not None:
+                raise StoreError("the snapshot must be taken before the transaction writes")
+            self._base = self._snapshots(self)
+        return self._base
 
     def append_event(
         self,
@@ -444,43 +539,3 @@ class TransactionBase(abc.ABC):
     def set_meta(self, key: str, value: str) -> None:
         self._require_writable()
         self._store_meta(key, value)
-
-
-class SnapshotKeeper:
-    """Holds the published snapshot and knows when it must be reloaded.
-
-    `external_version` is the store's signal that some other process committed
-    (SQLite: PRAGMA data_version); when it moves, the next `current()` reloads once.
-    """
-
-    def __init__(self) -> None:
-        self._snapshot: BacklogSnapshot | None = None
-        self._seen_version: int | None = None
-
-    def current(self, external_version: int) -> BacklogSnapshot | None:
-        if self._snapshot is None or self._seen_version != external_version:
-            return None
-        return self._snapshot
-
-    def reload(self, items: list[Item], external_version: int) -> BacklogSnapshot:
-        next_version = 0 if self._snapshot is None else self._snapshot.version + 1
-        self._snapshot = BacklogSnapshot.of(items, next_version)
-        self._seen_version = external_version
-        return self._snapshot
-
-    def apply(
-        self,
-        touched: Mapping[str, Item],
-        version_before: int,
-        version_after: int,
-    ) -> None:
-        """Publish our own committed writes; if others wrote first, fall back to reload."""
-        if self._snapshot is None or self._seen_version != version_before:
-            self._snapshot = None
-            return
-        if touched:
-            self._snapshot = self._snapshot.with_changes(touched.values())
-        self._seen_version = version_after
-
-    def invalidate(self) -> None:
-        self._snapshot = None

@@ -14,7 +14,8 @@ from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import Run, RunStatus, Step
-from phase_golem.store.base import SnapshotKeeper, Transaction, TransactionBase
+from phase_golem.store.base import CHANGE_COUNTER, Transaction, TransactionBase
+from phase_golem.store.keeper import SnapshotKeeper
 from phase_golem.store.snapshot import BacklogSnapshot
 
 
@@ -27,6 +28,7 @@ class _State:
     schedules: dict[str, Schedule] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
     receipts: dict[str, Receipt] = field(default_factory=dict)  # insertion order = recorded
+    change_seqs: dict[tuple[str, str], int] = field(default_factory=dict)  # (table, id) → seq
 
     def copy(self) -> _State:
         return _State(
@@ -37,12 +39,21 @@ class _State:
             dict(self.schedules),
             dict(self.meta),
             dict(self.receipts),
+            dict(self.change_seqs),
         )
 
 
 class MemoryTransaction(TransactionBase):
-    def __init__(self, state: _State, now: datetime, *, writable: bool) -> None:
-        super().__init__(now, writable=writable)
+    def __init__(
+        self,
+        state: _State,
+        now: datetime,
+        *,
+        writable: bool,
+        snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
+        keep_base: bool = False,
+    ) -> None:
+        super().__init__(now, writable=writable, snapshots=snapshots, keep_base=keep_base)
         self.state = state
 
     def _load_item(self, item_id: str) -> Item | None:
@@ -52,11 +63,23 @@ class MemoryTransaction(TransactionBase):
         items = [i for i in self.state.items.values() if include_archived or not i.archived]
         return sorted(items, key=lambda i: (i.created, i.id))
 
-    def _insert_item(self, item: Item) -> None:
+    def _insert_item(self, item: Item, change_seq: int) -> None:
         self.state.items[item.id] = item
+        self.state.change_seqs["items", item.id] = change_seq
 
-    def _update_item(self, item: Item) -> None:
-        self.state.items[item.id] = item
+    def _update_item(self, item: Item, change_seq: int) -> None:
+        self._insert_item(item, change_seq)
+
+    def _change_seq(self) -> int:
+        return self.state.counters.get(CHANGE_COUNTER, 0)
+
+    def _items_changed_since(self, seq: int) -> list[Item]:
+        seqs = self.state.change_seqs
+        return [i for i in self.state.items.values() if seqs.get(("items", i.id), 0) > seq]
+
+    def _runs_changed_since(self, seq: int) -> list[Run]:
+        seqs = self.state.change_seqs
+        return [r for r in self.state.runs.values() if seqs.get(("runs", r.id), 0) > seq]
 
     def _load_counter(self, name: str) -> int:
         return self.state.counters.get(name, 0)
@@ -81,11 +104,12 @@ class MemoryTransaction(TransactionBase):
         runs.sort(key=lambda r: (r.queued_at, r.id), reverse=True)
         return runs[:limit] if limit is not None else runs
 
-    def _insert_run(self, run: Run) -> None:
+    def _insert_run(self, run: Run, change_seq: int) -> None:
         self.state.runs[run.id] = run
+        self.state.change_seqs["runs", run.id] = change_seq
 
-    def _update_run(self, run: Run) -> None:
-        self.state.runs[run.id] = run
+    def _update_run(self, run: Run, change_seq: int) -> None:
+        self._insert_run(run, change_seq)
 
     def _queued_runs_due(
         self, now_stamp: str, limit: int, item_ids: Collection[str] | None
@@ -160,15 +184,16 @@ class MemoryStore:
         self._keeper = SnapshotKeeper()
 
     def data_version(self) -> int:
+        """Commits by other connections: a memory store has none."""
         return self._version
 
     def snapshot(self) -> BacklogSnapshot:
         with self._lock:
-            current = self._keeper.current(self._version)
-            if current is not None:
-                return current
-            items = [i for i in self._state.items.values() if not i.archived]
-            return self._keeper.reload(items, self._version)
+            published = self._keeper.published
+            if published is not None:
+                return published  # every write of this store publishes itself
+            with self.reader() as tx:
+                return self._keeper.refresh(tx)
 
     @contextmanager
     def transaction(
@@ -176,10 +201,17 @@ class MemoryStore:
     ) -> Iterator[Transaction]:
         with self._lock:
             # Work on a copy so an exception leaves the committed state untouched.
-            tx = MemoryTransaction(self._state.copy(), now or self._clock(), writable=True)
+            tx = MemoryTransaction(
+                self._state.copy(),
+                now or self._clock(),
+                writable=True,
+                snapshots=lambda t: self.snapshot(),
+                keep_base=self._keeper.published is not None,
+            )
             yield tx
             self._state = tx.state
-            self._keeper.apply(tx.touched_items, self._version, self._version)
+            if not self._keeper.committed(tx):
+                self._keeper.invalidate()
 
     @contextmanager
     def reader(self) -> Iterator[Transaction]:

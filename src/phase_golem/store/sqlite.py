@@ -23,21 +23,24 @@ from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
-from phase_golem.store.base import SnapshotKeeper, StoreError, Transaction, TransactionBase
+from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
 from phase_golem.store.codec import (
     EVENT_COLUMNS,
+    ITEM_ROW_ORDER,
     RECEIPT_COLUMNS,
     SCHEDULE_COLUMNS,
     event_data_to_column,
     event_from_row,
     item_from_row,
     item_to_row,
+    items_from_value_rows,
     receipt_from_row,
     receipt_to_row,
     run_from_row,
     run_to_row,
     schedule_from_row,
 )
+from phase_golem.store.keeper import SnapshotKeeper
 from phase_golem.store.snapshot import BacklogSnapshot
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
@@ -83,8 +86,16 @@ def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
 
 
 class SqliteTransaction(TransactionBase):
-    def __init__(self, conn: sqlite3.Connection, now: datetime, *, writable: bool) -> None:
-        super().__init__(now, writable=writable)
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        now: datetime,
+        *,
+        writable: bool,
+        snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
+        keep_base: bool = False,
+    ) -> None:
+        super().__init__(now, writable=writable, snapshots=snapshots, keep_base=keep_base)
         self._conn = conn
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
@@ -99,20 +110,45 @@ class SqliteTransaction(TransactionBase):
         return item_from_row(row) if row else None
 
     def _load_items(self, include_archived: bool) -> list[Item]:
-        sql = "SELECT * FROM items" + ("" if include_archived else " WHERE archived = 0")
-        return [item_from_row(r) for r in self._all(sql + " ORDER BY created, id")]
+        sql = f"SELECT {', '.join(ITEM_ROW_ORDER)} FROM items"
+        sql += ("" if include_archived else " WHERE archived = 0") + " ORDER BY created, id"
+        cursor = self._conn.cursor()
+        cursor.row_factory = None  # plain tuples: this is the one full decode, at open
+        return items_from_value_rows(cursor.execute(sql).fetchall())
 
-    def _insert_item(self, item: Item) -> None:
+    def _insert_item(self, item: Item, change_seq: int) -> None:
         row = item_to_row(item)
+        row["change_seq"] = change_seq
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         self._conn.execute(f"INSERT INTO items ({columns}) VALUES ({marks})", list(row.values()))
 
-    def _update_item(self, item: Item) -> None:
+    def _update_item(self, item: Item, change_seq: int) -> None:
         row = item_to_row(item)
+        row["change_seq"] = change_seq
         assignments = ", ".join(f"{name} = ?" for name in row if name != "id")
         values = [v for k, v in row.items() if k != "id"] + [item.id]
         self._conn.execute(f"UPDATE items SET {assignments} WHERE id = ?", values)
+
+    def _bump_change_counter(self) -> int:
+        row = self._one(
+            "INSERT INTO id_counters (name, high_water) VALUES (?, 1) ON CONFLICT (name) "
+            "DO UPDATE SET high_water = high_water + 1 RETURNING high_water",
+            (CHANGE_COUNTER,),
+        )
+        assert row is not None
+        return int(row["high_water"])
+
+    def _change_seq(self) -> int:
+        return self._load_counter(CHANGE_COUNTER)
+
+    def _items_changed_since(self, seq: int) -> list[Item]:
+        rows = self._all("SELECT * FROM items WHERE change_seq > ? ORDER BY change_seq", (seq,))
+        return [item_from_row(r) for r in rows]
+
+    def _runs_changed_since(self, seq: int) -> list[Run]:
+        rows = self._all("SELECT * FROM runs WHERE change_seq > ? ORDER BY change_seq", (seq,))
+        return [run_from_row(r) for r in rows]
 
     def _load_counter(self, name: str) -> int:
         row = self._one("SELECT high_water FROM id_counters WHERE name = ?", (name,))
@@ -152,20 +188,21 @@ class SqliteTransaction(TransactionBase):
             params.append(limit)
         return [run_from_row(r) for r in self._all(sql, params)]
 
-    def _insert_run(self, run: Run) -> None:
+    def _insert_run(self, run: Run, change_seq: int) -> None:
         row = run_to_row(run)
         marks = ", ".join("?" for _ in RUN_FIELDS)
         self._conn.execute(
-            f"INSERT INTO runs ({', '.join(RUN_FIELDS)}) VALUES ({marks})",
-            [row[name] for name in RUN_FIELDS],
+            f"INSERT INTO runs ({', '.join(RUN_FIELDS)}, change_seq) VALUES ({marks}, ?)",
+            [*(row[name] for name in RUN_FIELDS), change_seq],
         )
 
-    def _update_run(self, run: Run) -> None:
+    def _update_run(self, run: Run, change_seq: int) -> None:
         row = run_to_row(run)
         names = [n for n in RUN_FIELDS if n != "id"]
         assignments = ", ".join(f"{name} = ?" for name in names)
         self._conn.execute(
-            f"UPDATE runs SET {assignments} WHERE id = ?", [row[n] for n in names] + [run.id]
+            f"UPDATE runs SET {assignments}, change_seq = ? WHERE id = ?",
+            [*(row[n] for n in names), change_seq, run.id],
         )
 
     def _queued_runs_due(
@@ -286,6 +323,9 @@ class SqliteStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._keeper = SnapshotKeeper()
+        # The data_version our snapshot was last refreshed at: while it stands still no
+        # other connection committed, so the snapshot is current without any query.
+        self._seen_version: int | None = None
         if not path.parent.is_dir():
             raise StoreError(f"database directory {path.parent} does not exist")
         # Create the file ourselves so it is private from the first byte; SQLite gives
@@ -351,14 +391,26 @@ class SqliteStore:
             return int(self._conn.execute("PRAGMA data_version").fetchone()["data_version"])
 
     def snapshot(self) -> BacklogSnapshot:
+        """The published snapshot; one `PRAGMA data_version` when nothing changed."""
         with self._lock:
             version = self.data_version()
-            current = self._keeper.current(version)
-            if current is not None:
-                return current
+            published = self._keeper.published
+            if published is not None and version == self._seen_version:
+                return published
             with self.reader() as tx:
-                items = tx.list_items()
-            return self._keeper.reload(items, version)
+                refreshed = self._keeper.refresh(tx)
+            self._seen_version = version
+            return refreshed
+
+    @property
+    def full_loads(self) -> int:
+        """How often the whole backlog was decoded: once, at the first snapshot."""
+        return self._keeper.full_loads
+
+    def _snapshot_in(self, tx: TransactionBase, version: int) -> BacklogSnapshot:
+        refreshed = self._keeper.refresh(tx)
+        self._seen_version = version
+        return refreshed
 
     @contextmanager
     def transaction(
@@ -371,15 +423,22 @@ class SqliteStore:
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StoreError(f"{self.path}: could not start a write: {exc}") from None
-            version_in = self.data_version()
-            tx = SqliteTransaction(self._conn, now or self._clock(), writable=True)
             try:
+                version = self.data_version()
+                tx = SqliteTransaction(
+                    self._conn,
+                    now or self._clock(),
+                    writable=True,
+                    snapshots=lambda t: self._snapshot_in(t, version),
+                    keep_base=self._keeper.published is not None,
+                )
                 yield tx
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-            self._keeper.apply(tx.touched_items, version_in, self.data_version())
+            if not self._keeper.committed(tx):
+                self._seen_version = None  # the next snapshot reads the rows it missed
 
     @contextmanager
     def reader(self) -> Iterator[Transaction]:

@@ -6,6 +6,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from phase_golem.processes import pid_alive
@@ -53,9 +54,89 @@ def head_commit(root: Path) -> str | None:
 
 
 def git_dir(root: Path) -> Path:
-    """The repository's own directory for this working tree (`.git`, or a worktree's)."""
+    """The repository's own directory for this working tree (`.git`, or a worktree's):
+    read from `.git` itself when it is the usual directory or `gitdir:` file, else git."""
+    dirs = _git_dirs(root)
+    if dirs is not None and dirs[0].is_dir():
+        return dirs[0]
     path = Path(run_git(root, "rev-parse", "--git-dir").stdout.strip())
     return path if path.is_absolute() else root / path
+
+
+def head_and_tree(root: Path) -> tuple[str | None, str | None]:
+    """(HEAD commit, its tree) in one git process; (None, None) before the first commit."""
+    listed = run_git(root, "rev-parse", "HEAD", "HEAD^{tree}", check=False)
+    lines = listed.stdout.split()
+    if listed.returncode != 0 or len(lines) != 2:
+        return None, None  # an unborn branch: nothing to build on
+    return lines[0], lines[1]
+
+
+@dataclass(frozen=True, slots=True)
+class GitState:
+    """What git's own files say about a tree, read without running git: the index file's
+    identity (git replaces it by rename on every change, so a new write is a new inode or
+    time) and the commit HEAD resolves to. Equal states: git changed nothing in between."""
+
+    index: tuple[int, int, int] | None
+    head: str | None
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def _git_dirs(root: Path) -> tuple[Path, Path] | None:
+    """(this tree's git dir, the common dir) from the files alone, or None when unusual."""
+    dot = root / ".git"
+    if dot.is_dir():
+        return dot, dot
+    text = _read(dot)
+    if text is None or not text.startswith("gitdir: "):
+        return None
+    own = Path(text.removeprefix("gitdir: "))
+    own = own if own.is_absolute() else root / own
+    common = _read(own / "commondir")
+    if common is None:
+        return own, own
+    shared = Path(common)
+    return own, shared if shared.is_absolute() else own / shared
+
+
+def _resolve_ref(common: Path, ref: str) -> str | None:
+    loose = _read(common / ref)
+    if loose is not None:
+        return loose or None
+    packed = _read(common / "packed-refs")
+    for line in (packed or "").splitlines():
+        sha, _, name = line.partition(" ")
+        if name == ref and not line.startswith(("#", "^")):
+            return sha
+    return None
+
+
+def git_state(root: Path) -> GitState:
+    """The tree's GitState; a field git keeps in a form we do not read (reftable, a
+    symbolic chain) is None, which never equals a known state, so nothing is reused."""
+    dirs = _git_dirs(root)
+    if dirs is None or (dirs[1] / "reftable").exists():
+        return GitState(None, None)
+    own, common = dirs
+    try:
+        stat = (own / "index").stat()
+        index: tuple[int, int, int] | None = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        index = None
+    head_text = _read(own / "HEAD")
+    head: str | None = None
+    if head_text is not None and head_text.startswith("ref: "):
+        head = _resolve_ref(common, head_text.removeprefix("ref: "))
+    elif head_text is not None and len(head_text) in (40, 64):
+        head = head_text
+    return GitState(index, head)
 
 
 def current_branch(root: Path) -> str | None:
@@ -220,7 +301,7 @@ def commit_paths(
     """
     if not paths:
         return None
-    head = head_commit(root)
+    head, head_tree = head_and_tree(root)
     index = git_dir(root) / PRIVATE_INDEX
     env = {"GIT_INDEX_FILE": str(index), "GIT_LITERAL_PATHSPECS": "1"}
     try:
@@ -238,7 +319,7 @@ def commit_paths(
         tree = _git_out(root, env, "write-tree").strip()
     finally:
         index.unlink(missing_ok=True)
-    if head is not None and tree == run_git(root, "rev-parse", f"{head}^{{tree}}").stdout.strip():
+    if head is not None and tree == head_tree:
         refresh_index(root, usable)  # committed before a crash cut the refresh off, perhaps
         return None
     parents = ["-p", head] if head is not None else []

@@ -50,17 +50,30 @@ def file_blob_id(path: Path) -> str | None:
         return None
 
 
-def take_snapshot(root: Path, *, exclude: Iterable[str] = ()) -> WorkspaceSnapshot:
-    """Snapshot the tree at `root`; paths under any `exclude` prefix are left out."""
-    prefixes = tuple(p.rstrip("/") + "/" for p in exclude)
-    files: dict[str, str] = {}
-    head, changed = tree_status(root)
+def index_entries(root: Path) -> dict[str, str]:
+    """path → blob id of every index entry (`git ls-files -s`), submodules left out."""
+    entries: dict[str, str] = {}
     staged = run_git(root, "ls-files", "-s", "-z").stdout
     for entry in (part for part in staged.split("\0") if part):
         meta, _, path = entry.partition("\t")
         parts = meta.split()
         if len(parts) >= 2 and parts[0] != "160000":  # submodules are not our files
-            files[path] = parts[1]
+            entries[path] = parts[1]
+    return entries
+
+
+def snapshot_from(
+    root: Path,
+    head: str | None,
+    changed: Iterable[str],
+    entries: Mapping[str, str],
+    *,
+    exclude: Iterable[str] = (),
+) -> WorkspaceSnapshot:
+    """The snapshot that `git status` (HEAD, changed paths) and an index listing give:
+    clean files take their id from the index, changed or new ones are hashed."""
+    prefixes = tuple(p.rstrip("/") + "/" for p in exclude)
+    files = dict(entries)
     for path in changed:
         digest = file_blob_id(root / path)
         if digest is None:
@@ -70,6 +83,12 @@ def take_snapshot(root: Path, *, exclude: Iterable[str] = ()) -> WorkspaceSnapsh
     if prefixes:
         files = {p: d for p, d in files.items() if not p.startswith(prefixes)}
     return WorkspaceSnapshot(head, files)
+
+
+def take_snapshot(root: Path, *, exclude: Iterable[str] = ()) -> WorkspaceSnapshot:
+    """Snapshot the tree at `root`; paths under any `exclude` prefix are left out."""
+    head, changed = tree_status(root)
+    return snapshot_from(root, head, changed, index_entries(root), exclude=exclude)
 
 
 def touched_paths(before: WorkspaceSnapshot, after: WorkspaceSnapshot) -> list[str]:
