@@ -21,8 +21,10 @@ from typing import Any
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item
+from phase_golem.domain.listing import EventPage, ItemCounts, RunPage
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
+from phase_golem.store import sql_pages
 from phase_golem.store.base import SnapshotKeeper, StoreError, Transaction, TransactionBase
 from phase_golem.store.codec import (
     EVENT_COLUMNS,
@@ -271,6 +273,33 @@ class SqliteTransaction(TransactionBase):
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
+
+    # -- pages for the read commands (store/pages.py)
+    def _count_items(self, include_archived: bool) -> ItemCounts:
+        counts = {r["status"]: int(r["n"]) for r in self._all(sql_pages.ACTIVE_COUNTS)}
+        archived = self._one(sql_pages.ARCHIVED_TOTAL)
+        if include_archived:
+            for row in self._all(sql_pages.ARCHIVED_COUNTS):
+                counts[row["section"]] = counts.get(row["section"], 0) + int(row["n"])
+        return ItemCounts(counts, int(archived["n"]) if archived else 0)
+
+    def _load_section(self, section: str, include_archived: bool, limit: int | None) -> list[Item]:
+        query = sql_pages.section_query(section, include_archived, limit)
+        return [item_from_row(r) for r in self._all(*query)] if query else []
+
+    def _iter_status_order(self, include_archived: bool) -> Iterator[Item]:
+        for row in self._conn.execute(sql_pages.status_order_query(include_archived)):
+            yield item_from_row(row)
+
+    def _load_run_page(self, page: RunPage) -> list[Run]:
+        sql, params, oldest_first = sql_pages.run_page_query(page)
+        runs = [run_from_row(r) for r in self._all(sql, params)]
+        return runs[::-1] if oldest_first else runs
+
+    def _load_event_page(self, page: EventPage) -> list[LedgerEvent]:
+        sql, params, newest_first = sql_pages.event_page_query(page)
+        events = [event_from_row(r) for r in self._all(sql, params)]
+        return events[::-1] if newest_first else events
 
 
 class SqliteStore:

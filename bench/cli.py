@@ -1,0 +1,235 @@
+"""What the CLI costs, measured as a user runs it (a fresh process per command), side by side.
+
+Two questions, each answered with ratios measured in one run (rounds interleaved, so a busy
+machine slows every column alike):
+
+1. Start-up: `phase-golem --version`, `--help` and `status` on a 100-item project, as
+   multiples of the same interpreter's `python -c pass` (targets: 8x and 15x).
+2. Growth with what is stored: the same command on a small and a large store, which should
+   cost about the same because it prints the same (targets: `status` at 10,000 items within
+   3x of 1,000; `log --limit 20` over 100,000 events within 2x of 1,000).
+
+    python bench/cli.py            # 100 / 1,000 / 10,000 items, 1,000 / 100,000 events and runs
+    python bench/cli.py --quick    # a fast smoke run (10x smaller stores, fewer rounds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from phase_golem.domain.events import EventKind
+from phase_golem.domain.items import ItemStatus, Level, Size, archive, new_item
+from phase_golem.domain.listing import EventPage
+from phase_golem.domain.runs import Run, RunKind, RunStatus, Step
+from phase_golem.store import Transaction
+from phase_golem.store.sqlite import SqliteStore
+
+EXE = Path(sys.executable).with_name("phase-golem")
+PYTHON_PASS: tuple[str, ...] = (sys.executable, "-c", "pass")
+STATUSES = [
+    ItemStatus.NEW,
+    ItemStatus.NEW,
+    ItemStatus.READY,
+    ItemStatus.SCOPING,
+    ItemStatus.IN_PROGRESS,
+    ItemStatus.BLOCKED,
+    ItemStatus.DONE,
+]
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def make_project(root: Path) -> Path:
+    root.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(root)], check=True)
+    subprocess.run([str(EXE), "--root", str(root), "init"], check=True, capture_output=True)
+    return root
+
+
+def fill(root: Path, *, items: int = 0, runs: int = 0, events: int | None = None) -> None:
+    """A realistic mix: statuses, impacts, a done (archived) share; runs spread over items;
+    then the ledger padded with updates to exactly `events` events when asked."""
+    store = SqliteStore(root / ".phase-golem" / "state.db", synchronous="OFF")
+    with store.transaction() as tx:
+        for n in range(1, items + 1):
+            status = STATUSES[n % len(STATUSES)]
+            item = new_item(
+                tx.allocate_item_id("WRK"),
+                f"Backlog item number {n} with a realistic title",
+                START + timedelta(minutes=n),
+                size=list(Size)[n % 3],
+                risk=list(Level)[n % 3],
+                impact=list(Level)[(n // 3) % 3],
+                tags=("backend", f"area-{n % 7}"),
+            ).replace(status=status)
+            tx.create_item(archive(item, START) if status is ItemStatus.DONE else item)
+        for n in range(runs):
+            tx.create_run(
+                Run(
+                    id=tx.allocate_run_id(),
+                    item_id=f"WRK-{n % max(items, 1) + 1:03d}",
+                    phase="build",
+                    kind=RunKind.PHASE,
+                    queued_at=(START + timedelta(seconds=n)).isoformat(),
+                    step=Step.COMMITTED,
+                    status=RunStatus.COMMITTED,
+                )
+            )
+        if events is not None:
+            already = _event_count(tx)
+            for n in range(events - already):
+                tx.append_event(EventKind.ITEM_UPDATED, item_id="WRK-001", data={"n": n})
+    store.close()
+
+
+def _event_count(tx: Transaction) -> int:
+    last = tx.event_page(EventPage(limit=1, newest=True))
+    return last[0].seq if last else 0
+
+
+@dataclass(frozen=True)
+class Command:
+    label: str
+    argv: tuple[str, ...]
+    cwd: Path | None = None
+    before_each: Path | None = None  # a config file to change before every run (cache miss)
+
+
+def run_once(command: Command) -> float:
+    if command.before_each is not None:
+        with command.before_each.open("a", encoding="utf-8") as handle:
+            handle.write(f"# edited {time.perf_counter_ns()}\n")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["NO_COLOR"] = "1"
+    start = time.perf_counter()
+    done = subprocess.run(command.argv, cwd=command.cwd, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{command.label} failed ({done.returncode}): {done.stderr.decode()}")
+    return elapsed
+
+
+def measure(commands: Sequence[Command], rounds: int) -> dict[str, float]:
+    """Median seconds per command; each round runs every command once, in turn."""
+    for command in commands:
+        run_once(command)  # warm the page cache and the config verdict
+    samples: dict[str, list[float]] = {c.label: [] for c in commands}
+    for _ in range(rounds):
+        for command in commands:
+            samples[command.label].append(run_once(command))
+    return {label: statistics.median(values) for label, values in samples.items()}
+
+
+def pg(*args: str, root: Path) -> tuple[str, ...]:
+    return (str(EXE), "--root", str(root), *args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny run for smoke tests")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    rounds = 3 if args.quick else 15
+    small_items, large_items = 1_000 // scale, 10_000 // scale
+    small_log, large_log = 1_000 // scale, 100_000 // scale
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp)
+        hundred = make_project(base / "hundred")
+        fill(hundred, items=100)
+        edited = make_project(base / "edited")
+        fill(edited, items=100)
+        (edited / "phase-golem.toml").write_text("[project]\nprefix = 'WRK'\n", encoding="utf-8")
+        sizes = {}
+        for name, items, runs, events in (
+            ("items-small", small_items, 0, None),
+            ("items-large", large_items, 0, None),
+            ("log-small", 10, 0, small_log),
+            ("log-large", 10, 0, large_log),
+            ("runs-small", 10, small_log, None),
+            ("runs-large", 10, large_log, None),
+        ):
+            sizes[name] = make_project(base / name)
+            fill(sizes[name], items=items, runs=runs, events=events)
+
+        startup = [
+            Command("python -c pass", PYTHON_PASS),
+            Command("phase-golem --version", (str(EXE), "--version")),
+            Command("phase-golem --help", (str(EXE), "--help")),
+            Command("phase-golem status (100 items)", pg("status", root=hundred)),
+            Command("phase-golem status --json (100 items)", pg("status", "--json", root=hundred)),
+            Command(
+                "phase-golem status (100 items, config edited before each)",
+                pg("status", root=edited),
+                before_each=edited / "phase-golem.toml",
+            ),
+        ]
+        pairs = [
+            (f"status: {small_items:,} vs {large_items:,} items", ("status",), "items", 3.0),
+            (
+                f"show WRK-005: {small_items:,} vs {large_items:,} items",
+                ("show", "WRK-005"),
+                "items",
+                None,
+            ),
+            (
+                f"log --limit 20: {small_log:,} vs {large_log:,} events",
+                ("log", "--limit", "20"),
+                "log",
+                2.0,
+            ),
+            (
+                f"log --item WRK-002 --limit 20: {small_log:,} vs {large_log:,} events",
+                ("log", "--item", "WRK-002", "--limit", "20"),
+                "log",
+                None,
+            ),
+            (
+                f"runs --limit 20: {small_log:,} vs {large_log:,} runs",
+                ("runs", "--limit", "20"),
+                "runs",
+                None,
+            ),
+        ]
+        scaling = [
+            Command(f"{label} [{end}]", pg(*argv, root=sizes[f"{kind}-{end}"]))
+            for label, argv, kind, _ in pairs
+            for end in ("small", "large")
+        ]
+        medians = measure(startup + scaling, rounds)
+
+    baseline = medians["python -c pass"]
+    targets = {"phase-golem --version": 8.0, "phase-golem status (100 items)": 15.0}
+    print(f"{'start-up':<58} {'median':>9} {'x python':>9}  target")
+    for command in startup:
+        value = medians[command.label]
+        target = targets.get(command.label)
+        print(
+            f"{command.label:<58} {value * 1000:>7.1f}ms {value / baseline:>8.1f}x  "
+            f"{f'<= {target:.0f}x' if target else ''}"
+        )
+    print()
+    print(f"{'growth with what is stored':<58} {'small':>9} {'large':>9} {'ratio':>7}  target")
+    for label, _, _, target in pairs:
+        small = medians[f"{label} [small]"]
+        large = medians[f"{label} [large]"]
+        print(
+            f"{label:<58} {small * 1000:>7.1f}ms {large * 1000:>7.1f}ms {large / small:>6.2f}x  "
+            f"{f'<= {target:.0f}x' if target else ''}"
+        )
+    print(f"\nmedians of {rounds} interleaved rounds; every command is a fresh process")
+
+
+if __name__ == "__main__":
+    main()
