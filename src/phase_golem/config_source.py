@@ -22,6 +22,8 @@ from phase_golem import __version__
 
 CONFIG_NAME = "phase-golem.toml"
 VERDICT_NAME = "config.verified"
+# `StorageConfig().url` (domain/pipelines.py), here so a read needs not import the settings.
+DEFAULT_STORAGE_URL = "sqlite:///.phase-golem/state.db"
 # The modules whose rules decide whether a text is valid; editing one invalidates verdicts.
 _RULE_MODULES = ("config.py", "config_schema.py", "domain/pipelines.py", "domain/items.py")
 
@@ -105,13 +107,10 @@ def remember_validated(source: ConfigSource, state_dir: Path) -> None:
 
 def storage_url_of(source: ConfigSource) -> str:
     """`[storage] url` of a text that already passed validation (so it is well formed)."""
-    from phase_golem.domain.pipelines import StorageConfig
-
-    default = StorageConfig().url
     if source.text is None:
-        return default
+        return DEFAULT_STORAGE_URL
     storage = tomllib.loads(source.text).get("storage", {})
-    url = storage.get("url", default) if isinstance(storage, dict) else None
+    url = storage.get("url", DEFAULT_STORAGE_URL) if isinstance(storage, dict) else None
     if not isinstance(url, str):
         raise ConfigError(f"{source.path}: storage.url must be a string")
     return url

@@ -12,11 +12,10 @@ one line here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class CommandSpec:
+class CommandSpec(NamedTuple):
     name: str
     target: str  # "package.module:attribute", a typer command function or a typer.Typer
     help: str  # the first paragraph of the command's help, shown by `phase-golem --help`

@@ -12,7 +12,7 @@ A limited page keeps the runs (or events) next to `before` when it is given, or 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.items import STATUS_DISPLAY_ORDER, Item, ItemStatus, impact_priority
@@ -44,8 +44,9 @@ def check_section(section: str) -> str:
     return section
 
 
-@dataclass(frozen=True, slots=True)
-class ItemCounts:
+# Plain named tuples, not dataclasses: these are built at every CLI start-up, and a frozen
+# dataclass costs several times as much to define.
+class ItemCounts(NamedTuple):
     """How many items each section holds; archived sections only when asked for."""
 
     by_section: dict[str, int]
@@ -61,9 +62,8 @@ def ends_at_before(after: object | None, before: object | None) -> bool:
     return before is not None or after is None
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class RunCursor:
-    """A run's place in the runs listing: queued time, then ID."""
+class RunCursor(NamedTuple):
+    """A run's place in the runs listing: queued time, then ID (compared in that order)."""
 
     queued_at: str
     run_id: str
@@ -73,8 +73,7 @@ class RunCursor:
         return cls(run.queued_at, run.id)
 
 
-@dataclass(frozen=True, slots=True)
-class RunPage:
+class RunPage(NamedTuple):
     """Which runs to list, newest first."""
 
     item_id: str | None = None
@@ -108,8 +107,7 @@ class RunPage:
         return cls(item_id, statuses, limit, before, after, not ends_at_before(after, before))
 
 
-@dataclass(frozen=True, slots=True)
-class EventPage:
+class EventPage(NamedTuple):
     """Which ledger events to list, in ledger order."""
 
     item_id: str | None = None

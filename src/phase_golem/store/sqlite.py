@@ -14,7 +14,6 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +64,10 @@ def _split_statements(script: str) -> list[str]:
     return statements
 
 
-def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every `NNNN_name.sql` of a dialect, in order."""
-    folder = resources.files("phase_golem.store.migrations") / dialect
-    found: list[tuple[int, str, str]] = []
+def migration_files(dialect: str) -> list[tuple[int, str, Path]]:
+    """(version, name, file) of every `NNNN_name.sql` of a dialect, in order (unread)."""
+    folder = Path(__file__).parent / "migrations" / dialect
+    found: list[tuple[int, str, Path]] = []
     for entry in folder.iterdir():
         name = entry.name
         if not name.endswith(".sql"):
@@ -76,12 +75,17 @@ def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
         number, _, rest = name.partition("_")
         if not number.isdigit():
             raise StoreError(f"migration file {name} must start with a number")
-        found.append((int(number), rest.removesuffix(".sql"), entry.read_text("utf-8")))
+        found.append((int(number), rest.removesuffix(".sql"), entry))
     found.sort()
     versions = [v for v, _, _ in found]
     if versions != list(range(1, len(found) + 1)):
         raise StoreError(f"{dialect} migrations must be numbered 1..N without gaps: {versions}")
     return found
+
+
+def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every `NNNN_name.sql` of a dialect, in order."""
+    return [(v, name, path.read_text("utf-8")) for v, name, path in migration_files(dialect)]
 
 
 class SqliteTransaction(TransactionBase):
@@ -338,6 +342,9 @@ class SqliteStore:
             raise StoreError(f"{path}: cannot open the database: {exc}") from None
 
     def _migrate(self) -> None:
+        latest = len(migration_files("sqlite"))
+        if self._applied_version() == latest:
+            return  # the common case, checked without taking the write lock
         scripts = migration_scripts("sqlite")
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -367,6 +374,13 @@ class SqliteStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def _applied_version(self) -> int | None:
+        try:
+            row = self._conn.execute("SELECT MAX(version) AS version FROM schema_migrations")
+        except sqlite3.OperationalError:
+            return None  # no table yet: a new database
+        return int(row.fetchone()["version"] or 0)
 
     def schema_version(self) -> int:
         with self._lock:
