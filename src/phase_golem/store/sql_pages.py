@@ -54,8 +54,12 @@ def section_query(
             return None
         where = "archived = 1 AND closed_reason IS NOT NULL"
     else:
-        where = "status = ? AND (archived = 0" + (
-            " OR closed_reason IS NULL)" if include_archived else ")"
+        # Equalities on the index's first two columns, so the index gives the order; with
+        # archived items too, the order of the two halves is merged by a sort (the archive).
+        where = (
+            "archived IN (0, 1) AND status = ? AND (archived = 0 OR closed_reason IS NULL)"
+            if include_archived
+            else "archived = 0 AND status = ?"
         )
         params.append(section)
     sql = f"SELECT * FROM items WHERE {where} ORDER BY {SECTION_ORDER}"
