@@ -17,7 +17,7 @@ from phase_golem.domain.runs import Run
 from phase_golem.domain.serialization import item_to_dict
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import Console
 
 TITLE_WIDTH = 36
 
@@ -67,24 +67,35 @@ def add_more_row(table: IdTable, section: str, hidden: int, option: str) -> None
     table.add_row("…", section, *blanks, f"{hidden} more ({option} shows them)", dim=True)
 
 
-def item_detail(item: Item) -> RenderableType:
+def print_item_detail(item: Item) -> None:
+    """`show`'s fields, one per row; long values fold, but never inside an ID.
+
+    The table is given at least the width of its field names plus the longest ID it holds
+    (the item's own, its dependencies), even when that is wider than the terminal.
+    """
+    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column("field", style="bold", no_wrap=True)
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
+    names: list[str] = []
     for name, value in item_to_dict(item).items():
         if value in (None, [], "", 0, 0.0, False) and name not in ("status", "title"):
             continue
         if name == "description" and isinstance(value, dict):
             for part, text in value.items():
                 if text:
-                    table.add_row(f"description.{part}", Text(str(text)))
+                    names.append(f"description.{part}")
+                    table.add_row(names[-1], Text(str(text)))
             continue
         shown = ", ".join(value) if isinstance(value, list) else str(value)
+        names.append(name)
         table.add_row(name, Text(shown))
-    return table
+    longest_id = max(len(i) for i in (item.id, *item.dependencies))
+    floor = max(map(len, names)) + 2 + longest_id
+    Console(soft_wrap=False, highlight=False, width=max(terminal_width(), floor)).print(table)
 
 
 RUN_COLUMNS = ("RUN", "ITEM", "PHASE", "ATTEMPT", "STEP", "STATUS", "QUEUED", "SNAPSHOTS", "ERROR")

@@ -42,9 +42,9 @@ def show(
             }
         )
         return
-    from phase_golem.cli.render import console, git_lines, item_detail, receipts_summary, runs_table
+    from phase_golem.cli.render import git_lines, print_item_detail, receipts_summary, runs_table
 
-    console().print(item_detail(item))
+    print_item_detail(item)
     sys.stdout.write("\n")
     if runs:
         runs_table(runs).print()
