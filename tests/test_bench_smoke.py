@@ -51,3 +51,19 @@ def test_workspace_snapshot_benchmark_runs() -> None:
     lines = completed.stdout.splitlines()
     assert lines[0].split() == ["files", "ours_ms", "naive_ms", "naive/ours"]
     assert lines[1].split()[0] == "200" and lines[1].endswith("x")
+
+
+def test_cli_benchmark_runs() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "cli.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    labels = [line.split("  ")[0].strip() for line in lines]
+    assert "phase-golem --version" in labels and "phase-golem status (100 items)" in labels
+    growth = [line for line in lines if line.startswith(("status:", "log --limit 20:"))]
+    assert len(growth) == 2 and all(line.split()[-2].endswith("x") for line in growth)
