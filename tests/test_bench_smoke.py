@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,4 +67,5 @@ def test_cli_benchmark_runs() -> None:
     labels = [line.split("  ")[0].strip() for line in lines]
     assert "phase-golem --version" in labels and "phase-golem status (100 items)" in labels
     growth = [line for line in lines if line.startswith(("status:", "log --limit 20:"))]
-    assert len(growth) == 2 and all(line.split()[-2].endswith("x") for line in growth)
+    assert len(growth) == 2
+    assert all(re.search(r"ms +\d+\.\d+ms +\d+\.\d+x +<= \dx$", line) for line in growth), growth
