@@ -157,9 +157,11 @@ def main() -> None:
             ("items-large", large_items, 0, None),
             ("log-small", 10, 0, small_log),
             ("log-large", 10, 0, large_log),
-            ("runs-small", 10, small_log, None),
-            ("runs-large", 10, large_log, None),
+            # Runs spread over many items: queueing a run checks its item's runs.
+            ("runs-small", small_items, small_log, None),
+            ("runs-large", small_items, large_log, None),
         ):
+            print(f"building {name} ...", file=sys.stderr, flush=True)
             sizes[name] = make_project(base / name)
             fill(sizes[name], items=items, runs=runs, events=events)
 
