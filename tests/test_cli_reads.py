@@ -7,6 +7,7 @@ subprocess in a temporary git repository.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import re
 import subprocess
@@ -359,13 +360,16 @@ WATCHED = (
 
 
 def loaded_by(repo: Repo, *args: str) -> set[str]:
-    """The watched modules `phase-golem ARGS` imported (run in a fresh interpreter)."""
+    """The watched modules `phase-golem ARGS` imported (run in a fresh interpreter), with
+    its output going to a pipe: tables fit, so none needs rich's layout."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     completed = subprocess.run(
         [sys.executable, "-c", PROBE, *args],
         cwd=repo.root,
         capture_output=True,
         text=True,
         check=True,
+        env=env,
     )
     code, modules = json.loads(completed.stdout)
     assert code == 0, completed.stderr

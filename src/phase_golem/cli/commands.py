@@ -6,8 +6,8 @@ about what importing click does. Each entry names the function (or `typer.Typer`
 implements the command and carries the first paragraph of its help for the command list;
 `tests/test_cli_startup.py` checks that the two never drift apart.
 
-To add a command: write it as a typer function in a module of `phase_golem.cli`, then add
-one line here.
+To add a command: write it as a typer function (or, where start-up matters, a click
+command) in a module of `phase_golem.cli`, then add one line here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 class CommandSpec(NamedTuple):
     name: str
-    target: str  # "package.module:attribute", a typer command function or a typer.Typer
+    target: str  # "package.module:attribute": a click command, a typer function or typer.Typer
     help: str  # the first paragraph of the command's help, shown by `phase-golem --help`
 
     @property

@@ -16,10 +16,12 @@ from phase_golem.cli.commands import CommandSpec
 
 
 def build_command(spec: CommandSpec) -> click.Command:
-    """The click command typer derives from the spec's function (or typer.Typer)."""
+    """The spec's click command as is, or the one typer derives from its function or app."""
+    target = getattr(importlib.import_module(spec.module), spec.attribute)
+    if isinstance(target, click.Command):
+        return target
     import typer
 
-    target = getattr(importlib.import_module(spec.module), spec.attribute)
     if isinstance(target, typer.Typer):
         app = target
     else:

@@ -1,5 +1,8 @@
 """`phase-golem log`: read and follow the ledger, one page at a time from the database.
 
+Declared with click itself, like the other read commands (status, show, runs): importing
+typer costs more start-up than such a command spends on its work.
+
 Without a limit the ledger is streamed in batches of `BATCH` events (never loaded whole);
 `--limit N` reads only N events: the last N, the N before `--before SEQ`, or, with
 `--after SEQ` alone, the N right after it. `--follow` starts at the end (the last
@@ -12,9 +15,8 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Annotated
 
-import typer
+import click
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.output import event_line, ndjson_line
@@ -64,37 +66,32 @@ def _follow(
         stop.wait(FOLLOW_POLL_SECONDS)
 
 
+@click.command("log")
+@click.option("--item", metavar="ID", help="Only this item.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help=f"Keep printing new events (starting with the last {FOLLOW_HISTORY}).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Only N events: the last N (before --before), or the first N after --after.",
+)
+@click.option("--after", type=click.IntRange(min=0), metavar="SEQ", help="Only events after SEQ.")
+@click.option("--before", type=click.IntRange(min=1), metavar="SEQ", help="Only events before SEQ.")
+@click.pass_context
 def log(
-    ctx: typer.Context,
-    item: Annotated[
-        str | None, typer.Option("--item", metavar="ID", help="Only this item.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
-    follow: Annotated[
-        bool,
-        typer.Option(
-            "--follow",
-            "-f",
-            help=f"Keep printing new events (starting with the last {FOLLOW_HISTORY}).",
-        ),
-    ] = False,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit",
-            min=1,
-            metavar="N",
-            help="Only N events: the last N (before --before), or the first N after --after.",
-        ),
-    ] = None,
-    after: Annotated[
-        int | None,
-        typer.Option("--after", metavar="SEQ", min=0, help="Only events after SEQ."),
-    ] = None,
-    before: Annotated[
-        int | None,
-        typer.Option("--before", metavar="SEQ", min=1, help="Only events before SEQ."),
-    ] = None,
+    ctx: click.Context,
+    item: str | None,
+    as_json: bool,
+    follow: bool,
+    limit: int | None,
+    after: int | None,
+    before: int | None,
 ) -> None:
     """The ledger: every state change, in order (paged in the database).
 

@@ -9,9 +9,8 @@ for the next page; `--json` prints every matching run unless `--limit` is given.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
 
-import typer
+import click
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.output import print_json
@@ -43,31 +42,27 @@ def _cursor(tx: Transaction, run_id: str | None, option: str) -> RunCursor | Non
     return RunCursor.of(run)
 
 
+@click.command("runs")
+@click.option("--item", help="Only this item's runs.")
+@click.option("--status", help="Only runs with this status.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help=f"At most N runs (table default {DEFAULT_TABLE_ROWS}, JSON default all; 0 means all).",
+)
+@click.option("--before", metavar="RUN", help="Only runs older than RUN (the next page).")
+@click.option("--after", metavar="RUN", help="Only runs newer than RUN.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
 def runs(
-    ctx: typer.Context,
-    item: Annotated[str | None, typer.Option("--item", help="Only this item's runs.")] = None,
-    status: Annotated[
-        str | None, typer.Option("--status", help="Only runs with this status.")
-    ] = None,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit",
-            min=0,
-            metavar="N",
-            help=f"At most N runs (table default {DEFAULT_TABLE_ROWS}, JSON default all; "
-            "0 means all).",
-        ),
-    ] = None,
-    before: Annotated[
-        str | None,
-        typer.Option("--before", metavar="RUN", help="Only runs older than RUN (next page)."),
-    ] = None,
-    after: Annotated[
-        str | None,
-        typer.Option("--after", metavar="RUN", help="Only runs newer than RUN."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ctx: click.Context,
+    item: str | None,
+    status: str | None,
+    limit: int | None,
+    before: str | None,
+    after: str | None,
+    as_json: bool,
 ) -> None:
     """Every attempt, newest first (paged in the database).
 

@@ -7,9 +7,8 @@ the same in a project of ten items or ten thousand.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
 
-import typer
+import click
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.output import print_json
@@ -18,11 +17,11 @@ from phase_golem.domain.serialization import item_to_dict, run_to_dict
 from phase_golem.engine.git_view import git_view_of, leftovers_in
 
 
-def show(
-    ctx: typer.Context,
-    item_id: Annotated[str, typer.Argument(metavar="ID")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
+@click.command("show")
+@click.argument("item_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def show(ctx: click.Context, item_id: str, as_json: bool) -> None:
     """One item with its runs and its ledger events."""
     store = state_of(ctx).store()
     with store.reader() as tx:

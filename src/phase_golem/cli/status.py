@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from typing import Annotated
 
-import typer
+import click
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.output import print_json_array
@@ -25,28 +24,23 @@ from phase_golem.store import Store, Transaction
 DEFAULT_ROWS_PER_SECTION = 10
 
 
-def status(
-    ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    show_all: Annotated[
-        bool, typer.Option("--all", help="Include archived (done and closed) items.")
-    ] = False,
-    limit: Annotated[
-        int | None,
-        typer.Option(
-            "--limit",
-            min=0,
-            metavar="N",
-            help=f"Rows per section (table default {DEFAULT_ROWS_PER_SECTION}; 0 shows every "
-            "row). With --json: the first N of each section instead of every item.",
-        ),
-    ] = None,
-) -> None:
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--all", "show_all", is_flag=True, help="Include archived (done and closed) items.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help=f"Rows per section (table default {DEFAULT_ROWS_PER_SECTION}; 0 shows every row). "
+    "With --json: the first N of each section instead of every item.",
+)
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, show_all: bool, limit: int | None) -> None:
     """The backlog at a glance: counts by status and the first rows of each (in progress,
     blocked, ready, scoping, new; done and closed with --all).
 
     Within a section, items are ordered impact high first, then by ID. `--json` prints
-    every active item (with --all, archived ones too) with the field names of DESIGN §4.
+    every active item (with --all, archived ones too), all fields, in that order.
     """
     store = state_of(ctx).store()
     sections = SECTIONS if show_all else ACTIVE_SECTIONS
