@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -56,6 +56,21 @@ class CliState:
             if arg.startswith("--root="):
                 return cls(root=Path(arg.split("=", 1)[1]))
         return cls()
+
+
+_MOVED_TO_OPTIONS = frozenset(
+    {"parse_size", "parse_level", "parse_clearable_size", "parse_clearable_level"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The option parsers moved to `cli/options.py` (they import typer and the domain);
+    imported from here they are loaded on first use, so this module stays light."""
+    if name in _MOVED_TO_OPTIONS:
+        from phase_golem.cli import options
+
+        return getattr(options, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def state_of(ctx: click.Context) -> CliState:

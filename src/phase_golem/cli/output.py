@@ -32,6 +32,12 @@ def ndjson_line(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
+def print_ndjson(values: Iterable[Any]) -> None:
+    for value in values:
+        sys.stdout.write(ndjson_line(value))
+    sys.stdout.flush()
+
+
 def event_line(event: LedgerEvent) -> str:
     subject = " ".join(part for part in (event.item_id, event.run_id) if part)
     data = json.dumps(dict(event.data), ensure_ascii=False, separators=(",", ":"), sort_keys=True)

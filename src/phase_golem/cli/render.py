@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from phase_golem.cli.output import event_line, print_json, print_ndjson
 from phase_golem.cli.tables import IdTable, terminal_width
 from phase_golem.domain.items import Item
 from phase_golem.domain.listing import CLOSED, section_of
@@ -18,6 +19,24 @@ from phase_golem.domain.serialization import item_to_dict
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+__all__ = [
+    "ITEM_COLUMNS",
+    "RUN_COLUMNS",
+    "IdTable",
+    "add_item_row",
+    "add_more_row",
+    "console",
+    "event_line",  # re-exported: output.py holds the rich-free output now
+    "git_lines",
+    "items_table",
+    "print_item_detail",
+    "print_json",
+    "print_ndjson",
+    "receipts_summary",
+    "runs_table",
+    "truncate",
+]
 
 TITLE_WIDTH = 36
 

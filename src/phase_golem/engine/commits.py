@@ -27,7 +27,11 @@ from phase_golem.domain.commits import (
 )
 from phase_golem.domain.events import EventKind
 from phase_golem.engine.git_view import LEFTOVERS_KEY
-from phase_golem.engine.git_view import ROOT_TREE as ROOT_TREE  # noqa: PLC0414 (re-export)
+
+# Re-exported: `show`'s read-only view moved to engine/git_view.py (no git, light to import).
+from phase_golem.engine.git_view import ROOT_TREE as ROOT_TREE  # noqa: PLC0414
+from phase_golem.engine.git_view import git_view as git_view  # noqa: PLC0414
+from phase_golem.engine.git_view import leftovers_of as leftovers_of  # noqa: PLC0414
 from phase_golem.engine.receipts import note_commit
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import (
