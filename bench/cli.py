@@ -211,6 +211,12 @@ def main() -> None:
         pairs = [
             (f"status: {small_items:,} vs {large_items:,} items", ("status",), "items", 3.0),
             (
+                f"status --json (prints every item): {small_items:,} vs {large_items:,}",
+                ("status", "--json"),
+                "items",
+                None,
+            ),
+            (
                 f"show WRK-005: {small_items:,} vs {large_items:,} items",
                 ("show", "WRK-005"),
                 "items",
