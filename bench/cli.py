@@ -164,90 +164,85 @@ def pg(*args: str, root: Path) -> tuple[str, ...]:
     return (str(EXE), "--root", str(root), *args)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="tiny run for smoke tests")
-    args = parser.parse_args()
-    scale = 10 if args.quick else 1
-    rounds = 3 if args.quick else 15
-    small_items, large_items = 1_000 // scale, 10_000 // scale
-    small_log, large_log = 1_000 // scale, 100_000 // scale
+@dataclass(frozen=True)
+class Sizes:
+    items: tuple[int, int]  # small, large
+    rows: tuple[int, int]  # events or runs: small, large
 
-    with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp)
-        hundred = make_project(base / "hundred")
-        fill(hundred, items=100)
-        edited = make_project(base / "edited")
-        fill(edited, items=100)
-        (edited / "phase-golem.toml").write_text("[project]\nprefix = 'WRK'\n", encoding="utf-8")
-        sizes = {}
-        for name, items, runs, events in (
-            ("items-small", small_items, 0, None),
-            ("items-large", large_items, 0, None),
-            ("log-small", 10, 0, small_log),
-            ("log-large", 10, 0, large_log),
-            # Runs spread over many items: queueing a run checks its item's runs.
-            ("runs-small", small_items, small_log, None),
-            ("runs-large", small_items, large_log, None),
-        ):
-            print(f"building {name} ...", file=sys.stderr, flush=True)
-            sizes[name] = make_project(base / name)
-            fill(sizes[name], items=items, runs=runs, events=events)
+    @classmethod
+    def of(cls, quick: bool) -> Sizes:
+        scale = 10 if quick else 1
+        return cls((1_000 // scale, 10_000 // scale), (1_000 // scale, 100_000 // scale))
 
-        startup = [
-            Command("python -c pass", PYTHON_PASS),
-            Command("phase-golem --version", (str(EXE), "--version")),
-            Command("phase-golem --help", (str(EXE), "--help")),
-            Command("phase-golem status (100 items)", pg("status", root=hundred)),
-            Command("phase-golem status --json (100 items)", pg("status", "--json", root=hundred)),
-            Command(
-                "phase-golem status (100 items, config edited before each)",
-                pg("status", root=edited),
-                before_each=edited / "phase-golem.toml",
-            ),
-        ]
-        pairs = [
-            (f"status: {small_items:,} vs {large_items:,} items", ("status",), "items", 3.0),
-            (
-                f"status --json (prints every item): {small_items:,} vs {large_items:,}",
-                ("status", "--json"),
-                "items",
-                None,
-            ),
-            (
-                f"show WRK-005: {small_items:,} vs {large_items:,} items",
-                ("show", "WRK-005"),
-                "items",
-                None,
-            ),
-            (
-                f"log --limit 20: {small_log:,} vs {large_log:,} events",
-                ("log", "--limit", "20"),
-                "log",
-                2.0,
-            ),
-            (
-                f"log --item WRK-002 --limit 20: {small_log:,} vs {large_log:,} events",
-                ("log", "--item", "WRK-002", "--limit", "20"),
-                "log",
-                None,
-            ),
-            (
-                f"runs --limit 20: {small_log:,} vs {large_log:,} runs",
-                ("runs", "--limit", "20"),
-                "runs",
-                None,
-            ),
-        ]
-        scaling = [
-            Command(f"{label} [{end}]", pg(*argv, root=sizes[f"{kind}-{end}"]))
-            for label, argv, kind, _ in pairs
-            for end in ("small", "large")
-        ]
-        timings = measure(startup + scaling, rounds)
 
+@dataclass(frozen=True)
+class Pair:
+    """The same command on the small and the large store of one kind."""
+
+    label: str
+    argv: tuple[str, ...]
+    kind: str  # items, log or runs
+    target: float | None = None
+
+
+def build_projects(base: Path, sizes: Sizes) -> dict[str, Path]:
+    projects = {}
+    (small_items, large_items), (small_rows, large_rows) = sizes.items, sizes.rows
+    for name, items, runs, events in (
+        ("hundred", 100, 0, None),
+        ("edited", 100, 0, None),
+        ("items-small", small_items, 0, None),
+        ("items-large", large_items, 0, None),
+        ("log-small", 10, 0, small_rows),
+        ("log-large", 10, 0, large_rows),
+        # Runs spread over many items: queueing a run checks its item's runs.
+        ("runs-small", small_items, small_rows, None),
+        ("runs-large", small_items, large_rows, None),
+    ):
+        print(f"building {name} ...", file=sys.stderr, flush=True)
+        projects[name] = make_project(base / name)
+        fill(projects[name], items=items, runs=runs, events=events)
+    config = projects["edited"] / "phase-golem.toml"
+    config.write_text("[project]\nprefix = 'WRK'\n", encoding="utf-8")
+    return projects
+
+
+def startup_commands(projects: dict[str, Path]) -> list[Command]:
+    hundred, edited = projects["hundred"], projects["edited"]
+    return [
+        Command("python -c pass", PYTHON_PASS),
+        Command("phase-golem --version", (str(EXE), "--version")),
+        Command("phase-golem --help", (str(EXE), "--help")),
+        Command("phase-golem status (100 items)", pg("status", root=hundred)),
+        Command("phase-golem status --json (100 items)", pg("status", "--json", root=hundred)),
+        Command(
+            "phase-golem status (100 items, config edited before each)",
+            pg("status", root=edited),
+            before_each=edited / "phase-golem.toml",
+        ),
+    ]
+
+
+def growth_pairs(sizes: Sizes) -> list[Pair]:
+    items = f"{sizes.items[0]:,} vs {sizes.items[1]:,}"
+    rows = f"{sizes.rows[0]:,} vs {sizes.rows[1]:,}"
+    return [
+        Pair(f"status: {items} items", ("status",), "items", 3.0),
+        Pair(f"status --json (prints every item): {items}", ("status", "--json"), "items"),
+        Pair(f"show WRK-005: {items} items", ("show", "WRK-005"), "items"),
+        Pair(f"log --limit 20: {rows} events", ("log", "--limit", "20"), "log", 2.0),
+        Pair(
+            f"log --item WRK-002 --limit 20: {rows} events",
+            ("log", "--item", "WRK-002", "--limit", "20"),
+            "log",
+        ),
+        Pair(f"runs --limit 20: {rows} runs", ("runs", "--limit", "20"), "runs"),
+    ]
+
+
+def report(
+    timings: dict[str, Timing], startup: list[Command], pairs: list[Pair], rounds: int
+) -> None:
     base = timings["python -c pass"]
     targets = {"phase-golem --version": 8.0, "phase-golem status (100 items)": 15.0}
     print(
@@ -267,17 +262,38 @@ def main() -> None:
         f"{'growth with what is stored (medians)':<58} {'small':>9} {'large':>9} {'ratio':>7}"
         "  target"
     )
-    for label, _, _, target in pairs:
-        small = timings[f"{label} [small]"].median
-        large = timings[f"{label} [large]"].median
+    for pair in pairs:
+        small = timings[f"{pair.label} [small]"].median
+        large = timings[f"{pair.label} [large]"].median
         print(
-            f"{label:<58} {small * 1000:>7.1f}ms {large * 1000:>7.1f}ms {large / small:>6.2f}x  "
-            f"{f'<= {target:.0f}x' if target else ''}"
+            f"{pair.label:<58} {small * 1000:>7.1f}ms {large * 1000:>7.1f}ms "
+            f"{large / small:>6.2f}x  {f'<= {pair.target:.0f}x' if pair.target else ''}"
         )
     print(
         f"\n{rounds} interleaved rounds; every command is a fresh process; best = fastest round; "
         "cpu = the child's user+system time"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny run for smoke tests")
+    args = parser.parse_args()
+    sizes = Sizes.of(args.quick)
+    rounds = 3 if args.quick else 15
+    with tempfile.TemporaryDirectory() as tmp:
+        projects = build_projects(Path(tmp), sizes)
+        startup = startup_commands(projects)
+        pairs = growth_pairs(sizes)
+        growth = [
+            Command(f"{pair.label} [{end}]", pg(*pair.argv, root=projects[f"{pair.kind}-{end}"]))
+            for pair in pairs
+            for end in ("small", "large")
+        ]
+        timings = measure(startup + growth, rounds)
+    report(timings, startup, pairs, rounds)
 
 
 if __name__ == "__main__":
