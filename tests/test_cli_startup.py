@@ -7,12 +7,14 @@ import io
 import json
 from typing import Any
 
+import click
 import pytest
+import typer
 from hypothesis import given
 from hypothesis import strategies as st
 
 from phase_golem.cli import app as cli_app
-from phase_golem.cli.commands import COMMANDS
+from phase_golem.cli.commands import COMMANDS, CommandSpec
 from phase_golem.cli.lazy import build_command
 from phase_golem.cli.output import print_json_array
 from phase_golem.cli.tables import IdTable, cell_width
@@ -135,3 +137,30 @@ def test_a_table_refuses_unknown_columns_and_short_rows() -> None:
         IdTable(("A",), ids={"B"})
     with pytest.raises(ValueError, match="cells"):
         IdTable(("A", "B"), ids={"A"}).add_row("x")
+
+
+# Targets other than typer functions: a typer app with subcommands, and a click command.
+sample_group = typer.Typer(help="A group.")
+
+
+@sample_group.command()
+def first() -> None:
+    """The first one."""
+
+
+@sample_group.command()
+def second() -> None:
+    """The second one."""
+
+
+@click.command()
+def sample_click() -> None:
+    """A click command."""
+
+
+def test_a_typer_app_or_a_click_command_can_be_a_target() -> None:
+    group = build_command(CommandSpec("things", "tests.test_cli_startup:sample_group", "A group."))
+    assert isinstance(group, click.Group) and group.name == "things"
+    assert sorted(group.list_commands(click.Context(group))) == ["first", "second"]
+    command = build_command(CommandSpec("plain", "tests.test_cli_startup:sample_click", "x"))
+    assert command is sample_click and command.name == "plain"

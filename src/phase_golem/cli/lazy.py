@@ -19,6 +19,7 @@ def build_command(spec: CommandSpec) -> click.Command:
     """The spec's click command as is, or the one typer derives from its function or app."""
     target = getattr(importlib.import_module(spec.module), spec.attribute)
     if isinstance(target, click.Command):
+        target.name = spec.name  # the list's name is the one users type
         return target
     import typer
 
