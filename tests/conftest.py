@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,17 @@ class Result:
 @dataclass
 class Repo:
     root: Path
+    env: dict[str, str] = field(default_factory=dict)  # set last, e.g. {"COLUMNS": "40"}
 
     def pg(self, *args: str, check: bool = False, timeout: float = DEADLINE_SECONDS) -> Result:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM")}
+        # A terminal size set by whoever runs the tests must not change what tables show.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("PHASE_GOLEM") and k not in ("COLUMNS", "LINES")
+        }
         env["NO_COLOR"] = "1"
+        env.update(self.env)
         completed = subprocess.run(
             [str(EXE), *args],
             cwd=self.root,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,20 @@ def test_restart_benchmark_runs() -> None:
     rows = _rows("restart.py", "--quick")
     assert rows["runs_in_flight"] == "10"
     assert float(rows["peak_rss_mb"]) > 0
+
+
+def test_cli_benchmark_runs() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "cli.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    labels = [line.split("  ")[0].strip() for line in lines]
+    assert "phase-golem --version" in labels and "phase-golem status (100 items)" in labels
+    growth = [line for line in lines if line.startswith(("status:", "log --limit 20:"))]
+    assert len(growth) == 2
+    assert all(re.search(r"ms +\d+\.\d+ms +\d+\.\d+x +<= \dx$", line) for line in growth), growth

@@ -13,11 +13,11 @@ from phase_golem.engine.commits import (
     TreeTracker,
     commit_now,
     flush_tree,
-    leftovers_of,
     record_change,
     save_all,
     unaccounted_changes,
 )
+from phase_golem.engine.git_view import leftovers_of
 from phase_golem.store.memory import MemoryStore
 from phase_golem.workspace.git import (
     INDEX_OPERATION_MARK,

@@ -19,6 +19,11 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from phase_golem.config_schema import ConfigFile, PhaseTable, PipelineTable, SourceTable
+from phase_golem.config_source import (
+    ConfigError,
+    ConfigSource,
+    read_config_source,
+)
 from phase_golem.config_template import render_config_template
 from phase_golem.domain.items import Guardrails
 from phase_golem.domain.pipelines import (
@@ -52,7 +57,6 @@ __all__ = [
     "resolve_workflow_path",
 ]
 
-CONFIG_NAME = "phase-golem.toml"
 BUILTIN_PREFIX = "builtin:"
 _MODEL_PATTERN = re.compile(r"^[A-Za-z0-9._/-]+$")
 _PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -60,10 +64,6 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 E = TypeVar("E", bound=StrEnum)
-
-
-class ConfigError(ValueError):
-    """A config file that cannot be used; the message lists every problem."""
 
 
 @dataclass(frozen=True)
@@ -449,20 +449,15 @@ def parse_config_text(text: str, source: str) -> Settings:
 
 def load_config(root: Path, config_path: Path | None = None) -> LoadedConfig:
     """Read `--config` or `ROOT/phase-golem.toml`; a missing default file means defaults."""
-    if config_path is not None:
-        path = config_path if config_path.is_absolute() else Path.cwd() / config_path
-        if not path.is_file():
-            raise ConfigError(f"{config_path}: config file not found")
-        base_dir = path.parent
-    else:
-        path = root / CONFIG_NAME
-        base_dir = root
-        if not path.exists():
-            return LoadedConfig(
-                Settings(pipelines=MappingProxyType(default_pipelines())), None, root
-            )
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path.name}: cannot read: {exc}") from None
-    return LoadedConfig(parse_config_text(text, path.name), path, base_dir)
+    return config_from_source(read_config_source(root, config_path))
+
+
+def config_from_source(source: ConfigSource) -> LoadedConfig:
+    """Validate a config text fully (every problem reported together)."""
+    if source.path is None or source.text is None:
+        return LoadedConfig(
+            Settings(pipelines=MappingProxyType(default_pipelines())), None, source.base_dir
+        )
+    return LoadedConfig(
+        parse_config_text(source.text, source.path.name), source.path, source.base_dir
+    )

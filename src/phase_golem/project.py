@@ -1,15 +1,28 @@
-"""Where a project lives on disk: its root, `.phase-golem/`, config and store."""
+"""Where a project lives on disk: its root, `.phase-golem/`, config and store.
+
+Importing this module is cheap: the config is validated (pydantic) only when a caller
+needs the settings, and a read-only caller that needs only the store URL of an already
+validated config never loads the validator at all (`config_source.py`).
+"""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from phase_golem.config import LoadedConfig, load_config, render_config_template
-from phase_golem.domain.items import validate_prefix
-from phase_golem.store import Store, open_store
-from phase_golem.workspace.git import dirty_paths, is_git_repo
+from phase_golem.config_source import (
+    ConfigSource,
+    read_config_source,
+    remember_validated,
+    storage_url_of,
+    was_validated,
+)
+
+if TYPE_CHECKING:
+    from phase_golem.config import LoadedConfig
+    from phase_golem.store import Store
 
 STATE_DIR_NAME = ".phase-golem"
 CONFIG_NAME = "phase-golem.toml"
@@ -37,7 +50,8 @@ def find_root(start: Path) -> Path:
 @dataclass
 class Project:
     root: Path
-    config: LoadedConfig
+    config_path: Path | None = None
+    _config: LoadedConfig | None = field(default=None, repr=False)
     _store: Store | None = field(default=None, repr=False)
 
     @property
@@ -45,18 +59,48 @@ class Project:
         return self.root / STATE_DIR_NAME
 
     @property
+    def config(self) -> LoadedConfig:
+        return self.load_config()
+
+    def load_config(self) -> LoadedConfig:
+        """The validated config (every problem reported at once); loaded once."""
+        if self._config is None:
+            self._config = self._validate(read_config_source(self.root, self.config_path))
+        return self._config
+
+    def _validate(self, source: ConfigSource) -> LoadedConfig:
+        from phase_golem.config import config_from_source
+
+        loaded = config_from_source(source)
+        remember_validated(source, self.state_dir)
+        return loaded
+
+    @property
     def prefix(self) -> str:
         return self.config.settings.project.prefix
+
+    def storage_url(self) -> str:
+        """`[storage] url`, without the validator when this config text passed it before."""
+        if self._config is None:
+            source = read_config_source(self.root, self.config_path)
+            if not was_validated(source, self.state_dir):
+                self._config = self._validate(source)
+            else:
+                return storage_url_of(source)
+        return self._config.settings.storage.url
 
     def store(self) -> Store:
         """Open the store; the project must have been initialised first."""
         if self._store is None:
+            url = self.storage_url()
             if not self.state_dir.is_dir():
                 raise ProjectError(
                     f"{self.root} is not a phase-golem project (no {STATE_DIR_NAME}/); "
                     "run `phase-golem init` first"
                 )
-            self._store = open_store(self.config.settings.storage.url, self.root)
+            from phase_golem.store import open_store
+
+            self._store = open_store(url, self.root)
         return self._store
 
     def close(self) -> None:
@@ -66,8 +110,11 @@ class Project:
 
 
 def load_project(root: Path | None, config_path: Path | None) -> Project:
+    """The project at `root` (or found from the current directory), its config validated."""
     resolved = find_root(root or Path.cwd()) if root is None else root.resolve()
-    return Project(resolved, load_config(resolved, config_path))
+    project = Project(resolved, config_path)
+    project.load_config()
+    return project
 
 
 @dataclass(frozen=True)
@@ -93,6 +140,8 @@ def setup_commit_command(paths: tuple[str, ...] | list[str]) -> str:
 
 def uncommitted_setup_files(root: Path) -> list[str]:
     """The files `init` writes that git does not have as they are now."""
+    from phase_golem.workspace.git import dirty_paths
+
     dirty = set(dirty_paths(root))
     return [name for name in SETUP_FILES if name in dirty]
 
@@ -102,6 +151,11 @@ def init_project(root: Path, prefix: str | None, config_path: Path | None) -> In
 
     Safe to run again: what exists is kept, and the config is never overwritten.
     """
+    from phase_golem.config import load_config, render_config_template
+    from phase_golem.domain.items import validate_prefix
+    from phase_golem.store import open_store
+    from phase_golem.workspace.git import is_git_repo
+
     root = root.resolve()
     if not is_git_repo(root):
         raise ProjectError(f"{root} is not inside a git repository; run `git init` first")

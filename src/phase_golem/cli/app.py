@@ -1,106 +1,108 @@
-"""The `phase-golem` command: global options, command registration, and error handling.
+"""The `phase-golem` command: global options, the command list, and error handling.
 
 Every failure ends as one line on stderr and a documented exit code (DESIGN §9);
 a traceback is only ever written to `.phase-golem/logs/errors.log`.
+
+Start-up is paid by every command (DESIGN §3, cost rules): this module imports click and
+nothing heavy. Commands are declared in `cli/commands.py` and imported when invoked.
 """
 
 from __future__ import annotations
 
-import logging
 import sys
-import traceback
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
 
 import click
-import typer
 
 from phase_golem import __version__
+from phase_golem.cli.commands import COMMANDS
 from phase_golem.cli.context import CliState
-from phase_golem.config import ConfigError
-from phase_golem.domain.errors import DomainError
+from phase_golem.cli.lazy import LazyGroup
 from phase_golem.errors import ExitCode
-from phase_golem.interchange.backlog_yaml import BacklogFormatError
-from phase_golem.project import ProjectError
-from phase_golem.store import NotFoundError, StoreError
-
-app = typer.Typer(
-    name="phase-golem",
-    help="Work through a backlog with AI coding agents, durably.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
 LOG_LEVELS = ("error", "warn", "info", "debug")
 
+# The errors a user can cause, by where they are defined. An error class whose module was
+# never imported cannot have been raised, so matching on `sys.modules` keeps the heavy
+# modules that define them (config → pydantic, the YAML importer) off the start-up path.
+# Order matters: NotFoundError is a StoreError that means bad input.
+_KNOWN_ERRORS: tuple[tuple[str, str, ExitCode], ...] = (
+    ("phase_golem.config_source", "ConfigError", ExitCode.BAD_INPUT),
+    ("phase_golem.interchange.backlog_yaml", "BacklogFormatError", ExitCode.BAD_INPUT),
+    ("phase_golem.domain.errors", "DomainError", ExitCode.BAD_INPUT),
+    ("phase_golem.store.base", "NotFoundError", ExitCode.BAD_INPUT),
+    # A project not set up, or a database that cannot be opened or written, is a
+    # precondition, not our bug.
+    ("phase_golem.project", "ProjectError", ExitCode.PRECONDITION),
+    ("phase_golem.store.base", "StoreError", ExitCode.PRECONDITION),
+)
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"phase-golem {__version__}")
-        raise typer.Exit()
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"phase-golem {__version__}")
+        ctx.exit()
 
 
-@app.callback()
-def main_options(
-    ctx: typer.Context,
-    root: Annotated[
-        Path | None,
-        typer.Option(
-            "--root",
-            help="Project root (default: the nearest directory with .phase-golem/ or "
-            "phase-golem.toml, else the current one).",
-            file_okay=False,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="Config file; workflow paths resolve relative to its directory.",
-            dir_okay=False,
-        ),
-    ] = None,
-    log_level: Annotated[
-        str,
-        typer.Option("--log-level", help="error, warn, info or debug (messages go to stderr)."),
-    ] = "info",
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
-    ] = False,
-) -> None:
-    if log_level.lower() not in LOG_LEVELS:
-        raise typer.BadParameter(
-            f"{log_level!r} is not one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
-        )
-    level = log_level.lower()
+def _check_log_level(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    level = value.lower()
+    if level not in LOG_LEVELS:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+@click.group(
+    "phase-golem",
+    cls=LazyGroup,
+    specs=COMMANDS,
+    no_args_is_help=True,
+    help="Work through a backlog with AI coding agents, durably.",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Project root (default: the nearest directory with .phase-golem/ or "
+    "phase-golem.toml, else the current one).",
+)
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file; workflow paths resolve relative to its directory.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    callback=_check_log_level,
+    help="error, warn, info or debug (messages go to stderr).",
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the version.",
+)
+@click.pass_context
+def app(ctx: click.Context, root: Path | None, config: Path | None, log_level: str) -> None:
+    import logging
+
     logging.basicConfig(
-        level={"warn": logging.WARNING}.get(level, getattr(logging, level.upper())),
+        level={"warn": logging.WARNING}.get(log_level, getattr(logging, log_level.upper())),
         stream=sys.stderr,
         format="phase-golem: %(levelname)s: %(message)s",
         force=True,
     )
-    ctx.obj = CliState(root=root, config_path=config, log_level=level)
-
-
-def _register() -> None:
-    from phase_golem.cli import items, ledger, run, schema, transfer, verify
-
-    schema.register(app)  # issue 11: the agent contract, published
-    items.register(app)
-    ledger.register(app)
-    transfer.register(app)
-    run.register(app)
-    verify.register(app)
-
-
-_register()
+    ctx.obj = CliState(root=root, config_path=config, log_level=log_level)
 
 
 def _log_internal_error(state: CliState | None) -> str:
+    import traceback
+    from datetime import UTC, datetime
+
     details = traceback.format_exc()
     root = state.resolved_root() if state is not None else Path.cwd()
     log_dir = root / ".phase-golem" / "logs"
@@ -122,12 +124,20 @@ def _fail(message: str, code: ExitCode) -> int:
     return int(code)
 
 
+def _known_error_code(exc: Exception) -> ExitCode | None:
+    for module_name, class_name, code in _KNOWN_ERRORS:
+        module = sys.modules.get(module_name)
+        error_class = getattr(module, class_name, None) if module is not None else None
+        if isinstance(error_class, type) and isinstance(exc, error_class):
+            return code
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code instead of raising, for tests and the script."""
-    command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = command.main(args=args, prog_name="phase-golem", standalone_mode=False)
+        result = app.main(args=args, prog_name="phase-golem", standalone_mode=False)
         return int(result or 0)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
@@ -135,18 +145,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("aborted", ExitCode.BAD_INPUT)
     except click.ClickException as exc:
         return _fail(exc.format_message().replace("\n", " "), ExitCode.BAD_INPUT)
-    except (ConfigError, BacklogFormatError) as exc:
-        return _fail(str(exc), ExitCode.BAD_INPUT)
-    except (DomainError, NotFoundError) as exc:
-        return _fail(str(exc), ExitCode.BAD_INPUT)
-    except (ProjectError, StoreError) as exc:
-        # A database that cannot be opened or written is a precondition, not our bug.
-        return _fail(str(exc), ExitCode.PRECONDITION)
     except KeyboardInterrupt:
         return _fail("interrupted", ExitCode.BAD_INPUT)
     except BrokenPipeError:
         return int(ExitCode.OK)
     except Exception as exc:
+        code = _known_error_code(exc)
+        if code is not None:
+            return _fail(str(exc), code)
         where = _log_internal_error(CliState.from_argv(args))
         return _fail(
             f"internal error ({type(exc).__name__}: {exc}); details in {where}", ExitCode.INTERNAL

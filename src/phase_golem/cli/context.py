@@ -1,20 +1,21 @@
-"""What every command shares: global options, the loaded project, option parsers."""
+"""What every command shares: the global options and the project they name.
+
+Cheap to import (it runs for every command): the project, its config and its store are
+imported and opened only when a command asks for them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any
 
-import typer
+import click
 
-from phase_golem.domain.errors import ParseError
-from phase_golem.domain.items import Level, Size
-from phase_golem.project import Project, find_root, load_project
-from phase_golem.store import Store
-
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from phase_golem.project import Project
+    from phase_golem.store import Store
 
 
 @dataclass
@@ -25,15 +26,26 @@ class CliState:
     _project: Project | None = field(default=None, repr=False)
 
     def resolved_root(self) -> Path:
+        from phase_golem.project import find_root
+
         return self.root.resolve() if self.root is not None else find_root(Path.cwd())
 
-    def project(self) -> Project:
+    def _unvalidated_project(self) -> Project:
         if self._project is None:
-            self._project = load_project(self.root, self.config_path)
+            from phase_golem.project import Project
+
+            self._project = Project(self.resolved_root(), self.config_path)
         return self._project
 
+    def project(self) -> Project:
+        """The project with its config validated: for commands that act on the settings."""
+        project = self._unvalidated_project()
+        project.load_config()
+        return project
+
     def store(self) -> Store:
-        return self.project().store()
+        """The store alone; a read-only command needs no more of the config than its URL."""
+        return self._unvalidated_project().store()
 
     @classmethod
     def from_argv(cls, args: Sequence[str]) -> CliState:
@@ -46,41 +58,24 @@ class CliState:
         return cls()
 
 
-def state_of(ctx: typer.Context) -> CliState:
+_MOVED_TO_OPTIONS = frozenset(
+    {"parse_size", "parse_level", "parse_clearable_size", "parse_clearable_level"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The option parsers moved to `cli/options.py` (they import typer and the domain);
+    imported from here they are loaded on first use, so this module stays light."""
+    if name in _MOVED_TO_OPTIONS:
+        from phase_golem.cli import options
+
+        return getattr(options, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def state_of(ctx: click.Context) -> CliState:
     obj = ctx.find_root().obj
     if not isinstance(obj, CliState):
         obj = CliState()
         ctx.find_root().obj = obj
     return obj
-
-
-def _enum_option(
-    parse: Callable[[str], T], *, allow_none: bool
-) -> Callable[[str | None], T | None]:
-    def convert(raw: str | None) -> T | None:
-        if raw is None:
-            return None
-        if allow_none and raw.strip().lower() in ("none", "-", ""):
-            return None
-        try:
-            return parse(raw)
-        except ParseError as exc:
-            raise typer.BadParameter(str(exc)) from None
-
-    return convert
-
-
-def parse_size(raw: str | None) -> Size | None:
-    return _enum_option(lambda v: Size.parse(v, what="size"), allow_none=False)(raw)
-
-
-def parse_level(what: str) -> Callable[[str | None], Level | None]:
-    return _enum_option(lambda v: Level.parse(v, what=what), allow_none=False)
-
-
-def parse_clearable_size(raw: str) -> Size | None:
-    return _enum_option(lambda v: Size.parse(v, what="size"), allow_none=True)(raw)
-
-
-def parse_clearable_level(what: str, raw: str) -> Level | None:
-    return _enum_option(lambda v: Level.parse(v, what=what), allow_none=True)(raw)

@@ -1,4 +1,7 @@
-"""Backlog commands: init, add, status, show, edit, advance, unblock, close."""
+"""Backlog commands that change it: init, add, edit, advance, unblock, close.
+
+(`status` and `show` only read, and live in their own light modules.)
+"""
 
 from __future__ import annotations
 
@@ -6,30 +9,18 @@ from typing import Annotated
 
 import typer
 
-from phase_golem.cli.context import (
+from phase_golem.cli.context import state_of
+from phase_golem.cli.options import (
     parse_clearable_level,
     parse_clearable_size,
     parse_level,
     parse_size,
-    state_of,
 )
-from phase_golem.cli.render import (
-    console,
-    git_lines,
-    item_detail,
-    items_table,
-    print_json,
-    receipts_summary,
-    runs_json,
-    runs_table,
-    sorted_for_status,
-)
+from phase_golem.cli.output import print_json
 from phase_golem.domain.items import Level, Size
 from phase_golem.domain.serialization import item_to_dict
 from phase_golem.engine import backlog
-from phase_golem.engine.agent_pauses import paused_agents
 from phase_golem.engine.backlog import UNSET, EditRequest, NewItemRequest
-from phase_golem.engine.commits import git_view
 from phase_golem.project import init_project
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
@@ -47,14 +38,13 @@ def init(
     """
     state = state_of(ctx)
     report = init_project(state.resolved_root(), prefix, state.config_path)
-    out = console()
-    out.print(f"Initialised phase-golem in {report.root}")
+    typer.echo(f"Initialised phase-golem in {report.root}")
     for name in report.created:
-        out.print(f"  created {name}")
+        typer.echo(f"  created {name}")
     for name in report.kept:
-        out.print(f"  kept    {name}")
+        typer.echo(f"  kept    {name}")
     if report.next_step is not None:
-        out.print(f"Next: commit the set-up (`run` needs a clean tree): {report.next_step}")
+        typer.echo(f"Next: commit the set-up (`run` needs a clean tree): {report.next_step}")
 
 
 def add(
@@ -105,71 +95,6 @@ def add(
         print_json(item_to_dict(item))
         return
     typer.echo(f"Added {item.id} — {item.title} (pipeline: {item.effective_pipeline})")
-
-
-def status(
-    ctx: typer.Context,
-    as_json: JsonFlag = False,
-    show_all: Annotated[
-        bool, typer.Option("--all", help="Include archived (done and closed) items.")
-    ] = False,
-) -> None:
-    """The backlog: in progress, blocked, ready, scoping, new (then done with --all)."""
-    store = state_of(ctx).store()
-    if show_all:
-        with store.reader() as tx:
-            items = tx.list_items(include_archived=True)
-    else:
-        items = store.snapshot().items()
-    ordered = sorted_for_status(items)
-    if as_json:
-        print_json([item_to_dict(i) for i in ordered])
-        return
-    out = console()
-    if not ordered:
-        out.print("No items in backlog.")
-        return
-    out.print(items_table(ordered))
-    out.print(f"{len(ordered)} item(s) total")
-    with store.reader() as tx:
-        pauses = paused_agents(tx)
-    for pause in pauses.values():
-        out.print(pause.line())
-
-
-def show(
-    ctx: typer.Context,
-    item_id: Annotated[str, typer.Argument(metavar="ID")],
-    as_json: JsonFlag = False,
-) -> None:
-    """One item with its runs and its ledger events."""
-    store = state_of(ctx).store()
-    with store.reader() as tx:
-        item = tx.require_item(item_id)
-        runs = tx.list_runs(item_id=item_id)
-        events = tx.events(item_id=item_id)
-        receipts = tx.list_receipts(item_id=item_id)
-    git = git_view(store, item_id)
-    if as_json:
-        print_json(
-            {
-                "item": item_to_dict(item),
-                "runs": runs_json(runs),
-                "events": [e.to_dict() for e in events],
-                "receipts": [r.to_dict() for r in receipts],
-                "git": git,
-            }
-        )
-        return
-    out = console()
-    out.print(item_detail(item))
-    out.print()
-    out.print(runs_table(runs) if runs else "No runs yet.")
-    out.print()
-    for line in git_lines(git):
-        out.print(line, markup=False, highlight=False)
-    out.print(receipts_summary(item_id, receipts))
-    out.print(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
 
 
 def edit(
@@ -261,8 +186,3 @@ def close(
     """Take an item off the active backlog without doing it (kept in the archive)."""
     item = backlog.close_item(state_of(ctx).store(), item_id, reason)
     typer.echo(f"{item.id} closed: {item.closed_reason}")
-
-
-def register(app: typer.Typer) -> None:
-    for command in (init, add, status, show, edit, advance, unblock, close):
-        app.command()(command)

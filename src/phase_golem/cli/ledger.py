@@ -1,21 +1,54 @@
-"""`phase-golem log`: read and follow the ledger."""
+"""`phase-golem log`: read and follow the ledger, one page at a time from the database.
+
+Declared with click itself, like the other read commands (status, show, runs): importing
+typer costs more start-up than such a command spends on its work.
+
+Without a limit the ledger is streamed in batches of `BATCH` events (never loaded whole);
+`--limit N` reads only N events: the last N, the N before `--before SEQ`, or, with
+`--after SEQ` alone, the N right after it. `--follow` starts at the end (the last
+`FOLLOW_HISTORY` events unless --limit or --after say otherwise) and keeps printing.
+"""
 
 from __future__ import annotations
 
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
 
-import typer
+import click
 
 from phase_golem.cli.context import state_of
-from phase_golem.cli.render import event_line, print_ndjson
+from phase_golem.cli.output import event_line, ndjson_line
+from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import LedgerEvent
+from phase_golem.domain.listing import EventPage
 from phase_golem.store import Store
 
 FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_HISTORY = 10
+BATCH = 1000
+
+
+def _stream(store: Store, page: EventPage) -> Iterator[LedgerEvent]:
+    """Every event of an unlimited page, a batch per read transaction, in order."""
+    after = page.after_seq
+    while True:
+        batch_page = EventPage(page.item_id, after, page.before_seq, BATCH)
+        with store.reader() as tx:
+            batch = tx.event_page(batch_page)
+        yield from batch
+        if len(batch) < BATCH:
+            return
+        after = batch[-1].seq
+
+
+def _history(store: Store, page: EventPage) -> Iterator[LedgerEvent]:
+    if page.limit is None:
+        yield from _stream(store, page)
+        return
+    with store.reader() as tx:
+        yield from tx.event_page(page)
 
 
 def _follow(
@@ -27,56 +60,71 @@ def _follow(
         version = store.data_version()
         if version != seen_version:
             seen_version = version
-            with store.reader() as tx:
-                fresh = tx.events(after_seq=after, item_id=item_id)
-            for event in fresh:
+            for event in _stream(store, EventPage(item_id, after)):
                 after = event.seq
                 yield event
         stop.wait(FOLLOW_POLL_SECONDS)
 
 
+@click.command("log")
+@click.option("--item", metavar="ID", help="Only this item.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line.")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help=f"Keep printing new events (starting with the last {FOLLOW_HISTORY}).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Only N events: the last N (before --before), or the first N after --after.",
+)
+@click.option("--after", type=click.IntRange(min=0), metavar="SEQ", help="Only events after SEQ.")
+@click.option("--before", type=click.IntRange(min=1), metavar="SEQ", help="Only events before SEQ.")
+@click.pass_context
 def log(
-    ctx: typer.Context,
-    item: Annotated[
-        str | None, typer.Option("--item", metavar="ID", help="Only this item.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON event per line.")] = False,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
-    ] = False,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="Only the last N events.")
-    ] = None,
+    ctx: click.Context,
+    item: str | None,
+    as_json: bool,
+    follow: bool,
+    limit: int | None,
+    after: int | None,
+    before: int | None,
 ) -> None:
-    """The ledger: every state change, in order."""
+    """The ledger: every state change, in order (paged in the database).
+
+    Each line starts with the event's SEQ, which --after and --before take.
+    """
+    if follow and before is not None:
+        raise DomainError("--follow prints new events; it cannot be used with --before")
     store = state_of(ctx).store()
-    with store.reader() as tx:
-        events = tx.events(item_id=item)
-    if limit is not None:
-        events = events[-limit:]
-
-    def emit(batch: list[LedgerEvent]) -> None:
-        if as_json:
-            print_ndjson(e.to_dict() for e in batch)
-        else:
-            for event in batch:
-                sys.stdout.write(event_line(event) + "\n")
-            sys.stdout.flush()
-
-    emit(events)
+    if follow and limit is None and after is None:
+        limit = FOLLOW_HISTORY
+    emit = _emitter(as_json)
+    last = after or 0  # follow on right after the last event printed
+    for event in _history(
+        store, EventPage.around(before_seq=before, after_seq=after, limit=limit, item_id=item)
+    ):
+        emit(event)
+        last = event.seq
+    sys.stdout.flush()
     if not follow:
         return
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    last = events[-1].seq if events else 0
     try:
         for event in _follow(store, last, item, stop):
-            emit([event])
+            emit(event)
+            sys.stdout.flush()
     except KeyboardInterrupt:
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def register(app: typer.Typer) -> None:
-    app.command()(log)
+def _emitter(as_json: bool) -> Callable[[LedgerEvent], object]:
+    if as_json:
+        return lambda event: sys.stdout.write(ndjson_line(event.to_dict()))
+    return lambda event: sys.stdout.write(event_line(event) + "\n")

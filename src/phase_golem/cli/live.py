@@ -37,8 +37,11 @@ class LivePanel:
 
     def render(self) -> RenderableType:
         agents = Table(box=None, pad_edge=False, header_style="bold", expand=False)
-        for column in ("RUN", "ITEM", "PHASE", "ATTEMPT", "ELAPSED"):
+        # IDs never wrap; on a narrow terminal the other columns fold first.
+        for column in ("RUN", "ITEM"):
             agents.add_column(column, no_wrap=True)
+        for column in ("PHASE", "ATTEMPT", "ELAPSED"):
+            agents.add_column(column, overflow="fold")
         totals = Text("")
         if self.scheduler is not None:
             for run, age in self.scheduler.running():

@@ -1,37 +1,51 @@
-"""Rendering for people (rich tables) and for scripts (JSON with DESIGN §4 names)."""
+"""Rendering for people: tables that never cut an ID (`tables.py`), detail and lines.
+
+rich is imported only by what needs its layout (the item detail, a table too wide for the
+terminal), so a command whose output fits pays nothing for it.
+"""
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from phase_golem.domain.events import LedgerEvent
-from phase_golem.domain.items import Item, status_sort_key
+from phase_golem.cli.output import event_line, print_json, print_ndjson
+from phase_golem.cli.tables import IdTable, terminal_width
+from phase_golem.domain.items import Item
+from phase_golem.domain.listing import CLOSED, section_of
 from phase_golem.domain.receipts import ArtifactState, Receipt
 from phase_golem.domain.runs import Run
-from phase_golem.domain.serialization import item_to_dict, run_to_dict
+from phase_golem.domain.serialization import item_to_dict
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = [
+    "ITEM_COLUMNS",
+    "RUN_COLUMNS",
+    "IdTable",
+    "add_item_row",
+    "add_more_row",
+    "console",
+    "event_line",  # re-exported: output.py holds the rich-free output now
+    "git_lines",
+    "items_table",
+    "print_item_detail",
+    "print_json",
+    "print_ndjson",
+    "receipts_summary",
+    "runs_table",
+    "truncate",
+]
 
 TITLE_WIDTH = 36
 
 
 def console() -> Console:
-    return Console(soft_wrap=False, highlight=False, width=200 if not sys.stdout.isatty() else None)
+    """A rich console as wide as `terminal_width` says (COLUMNS, the terminal, or wide)."""
+    from rich.console import Console
 
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-
-
-def print_ndjson(values: Iterable[Any]) -> None:
-    for value in values:
-        sys.stdout.write(json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
+    return Console(soft_wrap=False, highlight=False, width=terminal_width())
 
 
 def truncate(text: str, width: int = TITLE_WIDTH) -> str:
@@ -44,56 +58,74 @@ def _dash(value: object) -> str:
     return str(getattr(value, "value", value))
 
 
-def status_label(item: Item) -> str:
-    if item.closed_reason is not None:
-        return "closed"
-    return item.status.value
+ITEM_COLUMNS = ("ID", "STATUS", "PHASE", "PIPELINE", "IMPACT", "SIZE", "RISK", "TITLE")
 
 
-def sorted_for_status(items: Iterable[Item]) -> list[Item]:
-    return sorted(items, key=status_sort_key)
+def items_table() -> IdTable:
+    return IdTable(
+        ITEM_COLUMNS, ids={"ID"}, droppable=("PIPELINE", "RISK", "SIZE", "IMPACT", "PHASE")
+    )
 
 
-def items_table(items: Sequence[Item]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("ID", "STATUS", "PHASE", "PIPELINE", "IMPACT", "SIZE", "RISK", "TITLE"):
-        table.add_column(column, no_wrap=True)
-    for item in items:
-        table.add_row(
-            item.id,
-            status_label(item),
-            _dash(item.phase),
-            item.effective_pipeline,
-            _dash(item.impact),
-            _dash(item.size),
-            _dash(item.risk),
-            Text(truncate(item.title)),
-        )
-    return table
+def add_item_row(table: IdTable, item: Item) -> None:
+    table.add_row(
+        item.id,
+        CLOSED if section_of(item) == CLOSED else item.status.value,
+        _dash(item.phase),
+        item.effective_pipeline,
+        _dash(item.impact),
+        _dash(item.size),
+        _dash(item.risk),
+        truncate(item.title),
+    )
 
 
-def item_detail(item: Item) -> Table:
+def add_more_row(table: IdTable, section: str, hidden: int, option: str) -> None:
+    """The row that stands for a section's rows not shown, and the option that shows them."""
+    blanks = [""] * (len(ITEM_COLUMNS) - 3)
+    table.add_row("…", section, *blanks, f"{hidden} more ({option} shows them)", dim=True)
+
+
+def print_item_detail(item: Item) -> None:
+    """`show`'s fields, one per row; long values fold, but never inside an ID.
+
+    The table is given at least the width of its field names plus the longest ID it holds
+    (the item's own, its dependencies), even when that is wider than the terminal.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column("field", style="bold", no_wrap=True)
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
+    names: list[str] = []
     for name, value in item_to_dict(item).items():
         if value in (None, [], "", 0, 0.0, False) and name not in ("status", "title"):
             continue
         if name == "description" and isinstance(value, dict):
             for part, text in value.items():
                 if text:
-                    table.add_row(f"description.{part}", Text(str(text)))
+                    names.append(f"description.{part}")
+                    table.add_row(names[-1], Text(str(text)))
             continue
         shown = ", ".join(value) if isinstance(value, list) else str(value)
+        names.append(name)
         table.add_row(name, Text(shown))
-    return table
+    longest_id = max(len(i) for i in (item.id, *item.dependencies))
+    floor = max(map(len, names)) + 2 + longest_id
+    Console(soft_wrap=False, highlight=False, width=max(terminal_width(), floor)).print(table)
 
 
-def runs_table(runs: Sequence[Run]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    columns = ("RUN", "ITEM", "PHASE", "ATTEMPT", "STEP", "STATUS", "QUEUED", "SNAPSHOTS", "ERROR")
-    for column in columns:
-        table.add_column(column, no_wrap=True)
+RUN_COLUMNS = ("RUN", "ITEM", "PHASE", "ATTEMPT", "STEP", "STATUS", "QUEUED", "SNAPSHOTS", "ERROR")
+
+
+def runs_table(runs: Sequence[Run]) -> IdTable:
+    table = IdTable(
+        RUN_COLUMNS,
+        ids={"RUN", "ITEM"},
+        droppable=("SNAPSHOTS", "ATTEMPT", "STEP", "QUEUED", "PHASE"),
+    )
     for run in runs:
         table.add_row(
             run.id,
@@ -104,7 +136,7 @@ def runs_table(runs: Sequence[Run]) -> Table:
             run.status.value,
             run.queued_at[:19],
             f"{_short_snapshot(run.snapshot_before)}→{_short_snapshot(run.snapshot_after)}",
-            Text(truncate(run.error or "-", 40)),
+            truncate(run.error or "-", 40),
         )
     return table
 
@@ -138,16 +170,6 @@ def git_lines(view: Mapping[str, Any]) -> list[str]:
         for path, owner in leftovers.items():
             lines.append(f"  {path}  (runs {', '.join(owner.get('runs') or [])})")
     return lines
-
-
-def event_line(event: LedgerEvent) -> str:
-    subject = " ".join(part for part in (event.item_id, event.run_id) if part)
-    data = json.dumps(dict(event.data), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-    return f"{event.seq:>6}  {event.at[:23]}  {event.kind.value:<22} {subject:<20} {data}"
-
-
-def runs_json(runs: Sequence[Run]) -> list[dict[str, Any]]:
-    return [run_to_dict(r) for r in runs]
 
 
 def receipts_summary(item_id: str, receipts: Sequence[Receipt]) -> str:

@@ -1,5 +1,5 @@
 """Commands that run agents or decide for them: run, triage, step, approve, reject, resolve,
-resume-agent, runs, demo."""
+resume-agent, demo."""
 
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ import typer
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.live import display, plain_emit
-from phase_golem.cli.render import console, print_json, runs_json, runs_table
+from phase_golem.cli.render import console
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.filters import parse_filters
-from phase_golem.domain.runs import RunStatus
 from phase_golem.engine.agent_pauses import resume_agent
 from phase_golem.engine.approvals import approve_item, reject_item
 from phase_golem.engine.resolution import pick_decision, resolve_run
@@ -159,33 +158,6 @@ def resume_agent_command(
     console().print(f"agent {pause.agent} resumed (it was paused: {pause.reason})")
 
 
-def runs(
-    ctx: typer.Context,
-    item: Annotated[str | None, typer.Option("--item", help="Only this item's runs.")] = None,
-    status: Annotated[
-        str | None, typer.Option("--status", help="Only runs with this status.")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Every attempt, newest first."""
-    statuses = None
-    if status is not None:
-        try:
-            statuses = [RunStatus(status.strip().lower())]
-        except ValueError:
-            valid = ", ".join(s.value for s in RunStatus)
-            raise DomainError(f"--status {status!r} is not one of: {valid}") from None
-    with state_of(ctx).store().reader() as tx:
-        if item is not None:
-            tx.require_item(item)
-        found = tx.list_runs(item_id=item, statuses=statuses)
-    found.sort(key=lambda r: (r.queued_at, r.id), reverse=True)
-    if as_json:
-        print_json(runs_json(found))
-    else:
-        console().print(runs_table(found))
-
-
 def demo(
     directory: Annotated[
         Path | None, typer.Argument(help="Where to build the demo project (default: a temp dir).")
@@ -195,9 +167,3 @@ def demo(
     from phase_golem.engine.demo import run_demo
 
     raise typer.Exit(run_demo(directory, plain_emit))
-
-
-def register(app: typer.Typer) -> None:
-    for command in (run, triage, step, approve, reject, resolve, runs, demo):
-        app.command()(command)
-    app.command("resume-agent")(resume_agent_command)

@@ -19,12 +19,12 @@ def schema_command(
         SchemaName, typer.Argument(help="result: the JSON file an agent writes when it is done.")
     ],
 ) -> None:
-    """Print a JSON Schema, generated from the model that validates the file (DESIGN §6)."""
+    """Print the JSON Schema of a file agents write (result: the agent contract).
+
+    Generated from the model that validates the file (DESIGN §6), so it never drifts.
+    """
     from phase_golem.domain.results import result_json_schema
 
     if name is SchemaName.RESULT:
         print_json(result_json_schema())
 
-
-def register(app: typer.Typer) -> None:
-    app.command("schema")(schema_command)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from phase_golem.cli.context import state_of
-from phase_golem.cli.render import print_json
+from phase_golem.cli.output import print_json
 from phase_golem.engine.transfer import (
     export_ledger,
     export_task_golem,
@@ -164,8 +164,3 @@ def _export_directory(file: Path | None) -> Path:
     if file.exists() and not file.is_dir():
         raise typer.BadParameter(f"{file} exists and is not a directory", param_hint="FILE")
     return file
-
-
-def register(app: typer.Typer) -> None:
-    app.command("import")(import_command)
-    app.command("export")(export_command)

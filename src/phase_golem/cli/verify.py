@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from phase_golem.cli.context import state_of
-from phase_golem.cli.render import print_json
+from phase_golem.cli.output import print_json
 from phase_golem.engine.receipts import verify
 from phase_golem.errors import ExitCode
 
@@ -54,7 +54,3 @@ def verify_command(
             f"{detail}: {verdict}"
         )
     raise typer.Exit(int(ExitCode.OK if report.ok else ExitCode.MISMATCH))
-
-
-def register(app: typer.Typer) -> None:
-    app.command("verify")(verify_command)

@@ -14,9 +14,7 @@ pause is not counted again afterwards.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind
@@ -25,67 +23,33 @@ from phase_golem.domain.pipelines import AgentCli, PhaseConfig, Settings
 from phase_golem.domain.runs import Run, RunKind, Step
 from phase_golem.domain.scheduling import RunningTask
 from phase_golem.domain.snapshot import CANDIDATE_STATUSES, BacklogSnapshot
+from phase_golem.engine.pause_records import (
+    PAUSES_KEY,
+    AgentPause,
+    last_resumed,
+    load_pauses,
+    paused_agents,
+    save_pauses,
+)
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.store import Store, Transaction
 
-PAUSES_KEY = "agent_pauses"
-
-
-@dataclass(frozen=True, slots=True)
-class AgentPause:
-    agent: str
-    reason: str
-    since: str
-    run_id: str | None = None
-
-    def line(self) -> str:
-        return (
-            f"Agent {self.agent} is paused since {self.since}: {self.reason} "
-            f"(phase-golem resume-agent {self.agent})"
-        )
-
-
-def _load(tx: Transaction) -> dict[str, dict[str, Any]]:
-    raw = tx.get_meta(PAUSES_KEY)
-    try:
-        data = json.loads(raw) if raw else {}
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    paused = data.get("paused")
-    resumed = data.get("resumed")
-    return {
-        "paused": paused if isinstance(paused, dict) else {},
-        "resumed": resumed if isinstance(resumed, dict) else {},
-    }
-
-
-def _save(tx: Transaction, data: dict[str, dict[str, Any]]) -> None:
-    tx.set_meta(PAUSES_KEY, json.dumps(data, sort_keys=True, separators=(",", ":")))
-
-
-def paused_agents(tx: Transaction) -> dict[str, AgentPause]:
-    found: dict[str, AgentPause] = {}
-    for name, entry in _load(tx)["paused"].items():
-        if isinstance(entry, dict):
-            found[name] = AgentPause(
-                name,
-                str(entry.get("reason", "")),
-                str(entry.get("since", "")),
-                entry.get("run_id"),
-            )
-    return found
-
-
-def last_resumed(tx: Transaction, agent: str) -> str | None:
-    value = _load(tx)["resumed"].get(agent)
-    return str(value) if value else None
+__all__ = [
+    "PAUSES_KEY",
+    "AgentPause",
+    "Holds",
+    "agent_for_item",
+    "agent_for_run",
+    "last_resumed",
+    "pause_agent",
+    "paused_agents",
+    "resume_agent",
+]
 
 
 def pause_agent(tx: Transaction, agent: str, reason: str, run: Run) -> bool:
     """Pause `agent` (with its ledger event); False when it was paused already."""
-    data = _load(tx)
+    data = load_pauses(tx)
     if agent in data["paused"]:
         return False
     data["paused"][agent] = {
@@ -93,7 +57,7 @@ def pause_agent(tx: Transaction, agent: str, reason: str, run: Run) -> bool:
         "since": format_timestamp(tx.now),
         "run_id": run.id,
     }
-    _save(tx, data)
+    save_pauses(tx, data)
     tx.append_event(
         EventKind.AGENT_PAUSED,
         item_id=run.item_id,
@@ -110,14 +74,14 @@ def resume_agent(store: Store, name: str) -> AgentPause:
     if agent not in known:
         raise DomainError(f"unknown agent {name!r}; agents are: {', '.join(known)}")
     with store.transaction() as tx:
-        data = _load(tx)
+        data = load_pauses(tx)
         pauses = paused_agents(tx)
         if agent not in pauses:
             paused = ", ".join(sorted(pauses)) or "none"
             raise DomainError(f"agent {agent} is not paused (paused agents: {paused})")
         del data["paused"][agent]
         data["resumed"][agent] = format_timestamp(tx.now)
-        _save(tx, data)
+        save_pauses(tx, data)
         tx.append_event(
             EventKind.AGENT_RESUMED,
             data={"agent": agent, "was_paused_for": pauses[agent].reason},

@@ -26,6 +26,12 @@ from phase_golem.domain.commits import (
     plan_batch,
 )
 from phase_golem.domain.events import EventKind
+from phase_golem.engine.git_view import LEFTOVERS_KEY
+
+# Re-exported: `show`'s read-only view moved to engine/git_view.py (no git, light to import).
+from phase_golem.engine.git_view import ROOT_TREE as ROOT_TREE  # noqa: PLC0414
+from phase_golem.engine.git_view import git_view as git_view  # noqa: PLC0414
+from phase_golem.engine.git_view import leftovers_of as leftovers_of  # noqa: PLC0414
 from phase_golem.engine.receipts import note_commit
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import (
@@ -38,8 +44,6 @@ from phase_golem.workspace.git import (
 from phase_golem.workspace.snapshot import file_blob_id
 
 PENDING_KEY = "git:pending"
-LEFTOVERS_KEY = "git:leftovers"
-ROOT_TREE = "."
 
 
 @dataclass
@@ -417,19 +421,6 @@ def remember_crash_leftovers(store: Store, root: Path, tree: str, change: RunCha
     _remember_leftovers(store, tree, tree_path(root, tree), [change], [])
 
 
-def leftovers_of(store: Store, item_id: str | None = None) -> dict[str, dict[str, Any]]:
-    """`{path: owner}` of every tree (paths prefixed by their worktree), for `show`."""
-    with store.reader() as tx:
-        everything = _leftovers(tx)
-    found: dict[str, dict[str, Any]] = {}
-    for tree, paths in everything.items():
-        for path, owner in paths.items():
-            items = {o[0] for o in owner.get("owners", [])}
-            if item_id is None or item_id in items:
-                found[path if tree == ROOT_TREE else f"{tree}/{path}"] = owner
-    return found
-
-
 def halt_commit(store: Store, root: Path, reason: str) -> str | None:
     """Save what the orchestrator itself wrote (the worklog) with Phase Golem's halt message."""
     message = halt_commit_message(reason)
@@ -467,31 +458,3 @@ def save_all(store: Store, root: Path) -> list[str]:
         if tree_path(root, tree).is_dir():
             commits += flush_tree(store, root, tree)
     return commits
-
-
-def git_view(store: Store, item_id: str) -> dict[str, Any]:
-    """An item's commits, the files each of its runs touched, and its leftovers (`show`)."""
-    with store.reader() as tx:
-        events = tx.events(item_id=item_id)
-    touched: dict[str, list[str]] = {}
-    commits: dict[str, dict[str, Any]] = {}
-    for event in events:
-        if event.kind is EventKind.RUN_WORKSPACE and event.run_id:
-            touched[event.run_id] = list(event.data.get("touched") or [])
-        elif event.kind is EventKind.GIT_COMMITTED and event.data.get("commit"):
-            sha = str(event.data["commit"])
-            entry = commits.setdefault(
-                sha,
-                {"commit": sha, "message": event.data.get("message"), "runs": [], "paths": []},
-            )
-            if event.run_id:
-                entry["runs"].append(event.run_id)
-            entry["paths"] = sorted({*entry["paths"], *(event.data.get("paths") or [])})
-            shared = event.data.get("shared_with_overlapping_runs") or []
-            if shared:
-                entry["shared_with_overlapping_runs"] = shared
-    return {
-        "commits": list(commits.values()),
-        "touched": touched,
-        "leftovers": leftovers_of(store, item_id),
-    }

@@ -309,6 +309,8 @@ def complete_run(
         touched = change.touched
     receipt = prepare_receipt(workdir, outcome, touched)  # hashed outside the lock
     with store.transaction() as tx:
+        # Taken before any write, so the follow-up and merge checks see one consistent backlog.
+        tx.snapshot()
         run = tx.get_run(run_id)
         if run is None:
             raise LookupError(f"no run {run_id}")

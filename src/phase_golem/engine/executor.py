@@ -135,11 +135,12 @@ def timeout_seconds(ctx: EngineContext, item: Item, run: Run) -> float:
     return ctx.settings.execution.phase_timeout_minutes * 60
 
 
-def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> None:
+def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> int:
     """Give new visits their key as soon as they are queued, before anything can retry them.
 
     The key comes from the snapshot of the tree the visit will work in, taken before its
     first attempt (DESIGN §6); a retry, even of a run that died before it started, copies it.
+    Returns how many runs it keyed.
     """
     with ctx.store.reader() as tx:
         runs = [r for r in (tx.get_run(i) for i in run_ids) if r and not r.idempotency_key]
@@ -156,13 +157,16 @@ def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> None:
             snapshots[workdir] = ctx.current_tree(workdir).id
         keys[run.id] = idempotency_key(item.id, run.phase, run.visit, snapshots[workdir])
     if not keys:
-        return
+        return 0
+    keyed_now = 0
     with ctx.store.transaction() as tx:
         for run_id, key in keys.items():
             current = tx.get_run(run_id)
             if current is not None and current.is_active and not current.idempotency_key:
                 keyed = current.replace(idempotency_key=key)
                 tx.save_run(keyed, EventKind.RUN_UPDATED, {"idempotency_key": key})
+                keyed_now += 1
+    return keyed_now
 
 
 def known_key(ctx: EngineContext, item: Item, run: Run) -> str | None:

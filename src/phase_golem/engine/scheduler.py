@@ -162,8 +162,17 @@ class Scheduler:
                     f"triage {item.id}" if isinstance(action, Triage) else f"{item.id} → {phase}"
                 )
                 changed = True
+            # Runs queued without their key (git had to look, or an earlier session died
+            # before keying them) are keyed before anything claims them, so a retry of one
+            # killed before its start always has a key to copy (DESIGN §6).
+            new_visits += [
+                r.id
+                for r in backlog.runs()
+                if r.step is Step.QUEUED and not r.idempotency_key and r.id not in new_visits
+            ]
             self._claimed = self._claim(tx)  # claim in the same transaction: one commit
-        key_new_visits(self.ctx, new_visits)
+        if key_new_visits(self.ctx, new_visits):
+            self._claimed = None  # claim again now that those keys are stored
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
         return changed, None
@@ -205,6 +214,7 @@ class Scheduler:
             r
             for r in backlog.runs()
             if r.step is Step.QUEUED
+            and r.idempotency_key  # keyed first (see _decide)
             and not backing_off(r, now)
             and (self.scope is None or r.item_id in self.scope)
         ]

@@ -20,6 +20,7 @@ from phase_golem.domain.items import Item, format_item_id, format_timestamp, spl
 from phase_golem.domain.receipts import ArtifactState, Receipt
 from phase_golem.domain.redaction import redact
 from phase_golem.domain.runs import Run, RunStatus, Step, ensure_valid_transition
+from phase_golem.store.pages import PageReads, PagesBase
 from phase_golem.store.snapshot import BacklogSnapshot
 
 RUN_COUNTER = "__run__"
@@ -40,8 +41,8 @@ class ConflictError(StoreError):
     pass
 
 
-class Transaction(Protocol):
-    """What callers may do inside one unit of work."""
+class Transaction(PageReads, Protocol):
+    """What callers may do inside one unit of work (the read commands' pages: pages.py)."""
 
     @property
     def now(self) -> datetime: ...
@@ -148,7 +149,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class TransactionBase(abc.ABC):
+class TransactionBase(PagesBase, abc.ABC):
     """The rules of every store, written once over a few row-level primitives."""
 
     def __init__(

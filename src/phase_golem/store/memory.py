@@ -11,7 +11,16 @@ from typing import Any
 
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
-from phase_golem.domain.items import Item
+from phase_golem.domain.items import Item, status_sort_key
+from phase_golem.domain.listing import (
+    ARCHIVED_SECTIONS,
+    EventPage,
+    ItemCounts,
+    RunCursor,
+    RunPage,
+    section_of,
+    section_sort_key,
+)
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import Run, RunStatus, Step
 from phase_golem.store.base import CHANGE_COUNTER, Transaction, TransactionBase
@@ -173,6 +182,54 @@ class MemoryTransaction(TransactionBase):
 
     def _store_meta(self, key: str, value: str) -> None:
         self.state.meta[key] = value
+
+    # -- pages for the read commands (store/pages.py)
+    def _count_items(self, include_archived: bool) -> ItemCounts:
+        counts: dict[str, int] = {}
+        archived = 0
+        for item in self.state.items.values():
+            archived += item.archived
+            if include_archived or not item.archived:
+                section = section_of(item)
+                counts[section] = counts.get(section, 0) + 1
+        return ItemCounts(counts, archived)
+
+    def _load_section(self, section: str, include_archived: bool, limit: int | None) -> list[Item]:
+        if section in ARCHIVED_SECTIONS and not include_archived:
+            return []
+        found = sorted(
+            (
+                i
+                for i in self.state.items.values()
+                if (include_archived or not i.archived) and section_of(i) == section
+            ),
+            key=section_sort_key,
+        )
+        return found[:limit] if limit is not None else found
+
+    def _iter_status_order(self, include_archived: bool) -> Iterator[Item]:
+        items = [i for i in self.state.items.values() if include_archived or not i.archived]
+        return iter(sorted(items, key=status_sort_key))
+
+    def _load_run_page(self, page: RunPage) -> list[Run]:
+        runs = sorted(
+            (r for r in self.state.runs.values() if page.admits(r)),
+            key=RunCursor.of,
+            reverse=True,
+        )
+        if page.limit is None:
+            return runs
+        if not page.limit:
+            return []
+        return runs[-page.limit :] if page.oldest else runs[: page.limit]
+
+    def _load_event_page(self, page: EventPage) -> list[LedgerEvent]:
+        events = [e for e in self.state.events if page.admits(e.seq, e.item_id)]
+        if page.limit is None:
+            return events
+        if not page.limit:
+            return []
+        return events[-page.limit :] if page.newest else events[: page.limit]
 
 
 class MemoryStore:

@@ -14,15 +14,16 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item
+from phase_golem.domain.listing import EventPage, ItemCounts, RunPage
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
+from phase_golem.store import sql_pages
 from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
 from phase_golem.store.codec import (
     EVENT_COLUMNS,
@@ -66,10 +67,10 @@ def _split_statements(script: str) -> list[str]:
     return statements
 
 
-def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every `NNNN_name.sql` of a dialect, in order."""
-    folder = resources.files("phase_golem.store.migrations") / dialect
-    found: list[tuple[int, str, str]] = []
+def migration_files(dialect: str) -> list[tuple[int, str, Path]]:
+    """(version, name, file) of every `NNNN_name.sql` of a dialect, in order (unread)."""
+    folder = Path(__file__).parent / "migrations" / dialect
+    found: list[tuple[int, str, Path]] = []
     for entry in folder.iterdir():
         name = entry.name
         if not name.endswith(".sql"):
@@ -77,12 +78,17 @@ def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
         number, _, rest = name.partition("_")
         if not number.isdigit():
             raise StoreError(f"migration file {name} must start with a number")
-        found.append((int(number), rest.removesuffix(".sql"), entry.read_text("utf-8")))
+        found.append((int(number), rest.removesuffix(".sql"), entry))
     found.sort()
     versions = [v for v, _, _ in found]
     if versions != list(range(1, len(found) + 1)):
         raise StoreError(f"{dialect} migrations must be numbered 1..N without gaps: {versions}")
     return found
+
+
+def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every `NNNN_name.sql` of a dialect, in order."""
+    return [(v, name, path.read_text("utf-8")) for v, name, path in migration_files(dialect)]
 
 
 class SqliteTransaction(TransactionBase):
@@ -309,6 +315,33 @@ class SqliteTransaction(TransactionBase):
             (key, value),
         )
 
+    # -- pages for the read commands (store/pages.py)
+    def _count_items(self, include_archived: bool) -> ItemCounts:
+        counts = {r["status"]: int(r["n"]) for r in self._all(sql_pages.ACTIVE_COUNTS)}
+        archived = self._one(sql_pages.ARCHIVED_TOTAL)
+        if include_archived:
+            for row in self._all(sql_pages.ARCHIVED_COUNTS):
+                counts[row["section"]] = counts.get(row["section"], 0) + int(row["n"])
+        return ItemCounts(counts, int(archived["n"]) if archived else 0)
+
+    def _load_section(self, section: str, include_archived: bool, limit: int | None) -> list[Item]:
+        query = sql_pages.section_query(section, include_archived, limit)
+        return [item_from_row(r) for r in self._all(*query)] if query else []
+
+    def _iter_status_order(self, include_archived: bool) -> Iterator[Item]:
+        for row in self._conn.execute(sql_pages.status_order_query(include_archived)):
+            yield item_from_row(row)
+
+    def _load_run_page(self, page: RunPage) -> list[Run]:
+        sql, params, oldest_first = sql_pages.run_page_query(page)
+        runs = [run_from_row(r) for r in self._all(sql, params)]
+        return runs[::-1] if oldest_first else runs
+
+    def _load_event_page(self, page: EventPage) -> list[LedgerEvent]:
+        sql, params, newest_first = sql_pages.event_page_query(page)
+        events = [event_from_row(r) for r in self._all(sql, params)]
+        return events[::-1] if newest_first else events
+
 
 class SqliteStore:
     def __init__(
@@ -349,6 +382,9 @@ class SqliteStore:
             raise StoreError(f"{path}: cannot open the database: {exc}") from None
 
     def _migrate(self) -> None:
+        latest = len(migration_files("sqlite"))
+        if self._applied_version() == latest:
+            return  # the common case, checked without taking the write lock
         scripts = migration_scripts("sqlite")
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -378,6 +414,13 @@ class SqliteStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
+
+    def _applied_version(self) -> int | None:
+        try:
+            row = self._conn.execute("SELECT MAX(version) AS version FROM schema_migrations")
+        except sqlite3.OperationalError:
+            return None  # no table yet: a new database
+        return int(row.fetchone()["version"] or 0)
 
     def schema_version(self) -> int:
         with self._lock:

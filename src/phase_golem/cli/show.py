@@ -1,0 +1,54 @@
+"""`phase-golem show ID`: one item, its runs, receipts, git history and ledger events.
+
+Everything is read in one transaction and only for that item (by index), so `show` costs
+the same in a project of ten items or ten thousand.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from phase_golem.cli.context import state_of
+from phase_golem.cli.output import print_json
+from phase_golem.domain.listing import RunPage
+from phase_golem.domain.serialization import item_to_dict, run_to_dict
+from phase_golem.engine.git_view import git_view_of, leftovers_in
+
+
+@click.command("show")
+@click.argument("item_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.pass_context
+def show(ctx: click.Context, item_id: str, as_json: bool) -> None:
+    """One item with its runs and its ledger events."""
+    store = state_of(ctx).store()
+    with store.reader() as tx:
+        item = tx.require_item(item_id)
+        runs = tx.run_page(RunPage(item_id=item_id))
+        events = tx.events(item_id=item_id)
+        receipts = tx.list_receipts(item_id=item_id)
+        git = git_view_of(events, leftovers_in(tx, item_id))
+    if as_json:
+        print_json(
+            {
+                "item": item_to_dict(item),
+                "runs": [run_to_dict(run) for run in runs],
+                "events": [e.to_dict() for e in events],
+                "receipts": [r.to_dict() for r in receipts],
+                "git": git,
+            }
+        )
+        return
+    from phase_golem.cli.render import git_lines, print_item_detail, receipts_summary, runs_table
+
+    print_item_detail(item)
+    sys.stdout.write("\n")
+    if runs:
+        runs_table(runs).print()
+    else:
+        sys.stdout.write("No runs yet.\n")
+    lines = ["", *git_lines(git), receipts_summary(item_id, receipts)]
+    lines.append(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
