@@ -165,7 +165,9 @@ def test_claude_stream_gives_session_cost_tokens_and_typed_errors(
     monkeypatch.setenv("FAKE_MODE", mode)
     adapter = ClaudeAdapter()
     assert missing_binary(adapter, tmp_path) is None
-    outcome = asyncio.run(run_agent(adapter, request(tmp_path), max_result_bytes=10_000))
+    # FAKE_MODE is no credential of claude's: only `pass_env` lets it through.
+    asked = request(tmp_path, pass_env=("FAKE_*",))
+    outcome = asyncio.run(run_agent(adapter, asked, max_result_bytes=10_000))
     assert outcome.error_class is error_class
     if mode == "ok":
         assert outcome.result is not None and outcome.result.summary.startswith("did it")

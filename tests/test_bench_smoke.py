@@ -108,3 +108,18 @@ def test_cli_benchmark_runs() -> None:
     growth = [line for line in lines if line.startswith(("status:", "log --limit 20:"))]
     assert len(growth) == 2
     assert all(re.search(r"ms +\d+\.\d+ms +\d+\.\d+x +<= \dx$", line) for line in growth), growth
+
+
+def test_redaction_benchmark_runs() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "redaction.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].split() == ["input", "size", "seconds", "x", "prev"]
+    measured = {line.split()[0] for line in lines[1:] if line.split()[1] == "100,000"}
+    assert {"letters", "token-words", "pem-no-end", "transcript"} <= measured

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from phase_golem.cli import app as cli_app
 from phase_golem.cli.commands import COMMANDS, CommandSpec
 from phase_golem.cli.lazy import build_command
-from phase_golem.cli.output import print_json_array
+from phase_golem.cli.output import print_json, print_json_array
 from phase_golem.cli.tables import IdTable, cell_width
 from phase_golem.config_source import DEFAULT_STORAGE_URL
 from phase_golem.domain.pipelines import StorageConfig
@@ -87,7 +87,11 @@ def test_a_streamed_json_array_is_byte_for_byte_the_whole_one(values: list[Any])
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("sys.stdout", buffer)
         print_json_array(iter(values))
-    assert buffer.getvalue() == json.dumps(values, indent=2, ensure_ascii=False) + "\n"
+        whole = io.StringIO()
+        patch.setattr("sys.stdout", whole)
+        print_json(values)
+    assert buffer.getvalue() == whole.getvalue()
+    assert json.loads(buffer.getvalue()) == values
 
 
 def test_cell_width_counts_wide_characters_twice() -> None:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from phase_golem.domain.errors import ParseError
 from phase_golem.domain.events import EventKind, Schedule
 from phase_golem.domain.items import ItemStatus, archive, new_item, touch, transition
 from phase_golem.domain.receipts import ArtifactDigest, ArtifactState, Receipt
@@ -117,6 +118,33 @@ def test_secrets_are_redacted_in_the_ledger(store: Store) -> None:
     for secret in ("abcdefghijklmnopqrstuvwx", "hunter2hunter2", "letmein"):
         assert secret not in text
     assert REDACTED in event.data["title"]
+
+
+def test_text_no_store_can_hold_is_refused_in_items_and_escaped_in_evidence(
+    store: Store,
+) -> None:
+    before = event_count(store)
+    for title in ("nul\x00title", "lone \ud800 surrogate"):
+        with pytest.raises(ParseError, match="WRK-001: title contains"), store.transaction() as tx:
+            tx.create_item(new_item("WRK-001", title, tx.now))
+    assert event_count(store) == before
+    item_id = add(store)
+    run = make_run(store, item_id, error="agent said \x00 and \udc80")
+    with store.transaction() as tx:
+        tx.append_event(EventKind.RUN_UPDATED, item_id=item_id, data={"stream": "bad \ud83d"})
+    with store.reader() as tx:
+        stored = tx.get_run(run.id)
+        last = tx.events()[-1]
+    assert stored is not None and stored.error == "agent said \\x00 and \\udc80"
+    assert last.data["stream"] == "bad \ud83d"  # kept (JSON-escaped in the column)
+
+
+def test_secrets_in_item_text_are_redacted_before_they_are_stored(store: Store) -> None:
+    with store.transaction() as tx:
+        tx.create_item(new_item("WRK-001", "Use ghp_abcdefghijklmnopqrstuvwxyz0123 here", tx.now))
+    with store.reader() as tx:
+        assert tx.require_item("WRK-001").title == f"Use {REDACTED} here"
+    assert store.snapshot().get("WRK-001").title == f"Use {REDACTED} here"
 
 
 def test_a_failed_transaction_changes_nothing(store: Store) -> None:

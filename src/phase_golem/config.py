@@ -6,19 +6,29 @@ key, so a user fixes a config in one pass.
 
 from __future__ import annotations
 
+import math
 import re
-import shlex
 import tomllib
 from dataclasses import dataclass
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 
-from phase_golem.config_schema import ConfigFile, PhaseTable, PipelineTable, SourceTable
+from phase_golem.config_checks import (
+    BUILTIN_PREFIX,
+    RESERVED_PHASE_NAMES,
+    Checker,
+    builtin_path_problem,
+    key_problems,
+    place,
+    shown,
+    storage_path_problem,
+    storage_url_problem,
+)
+from phase_golem.config_schema import YEAR, ConfigFile, PhaseTable, PipelineTable, SourceTable
 from phase_golem.config_source import (
     ConfigError,
     ConfigSource,
@@ -39,11 +49,16 @@ from phase_golem.domain.pipelines import (
     PhaseConfig,
     PipelineConfig,
     ProjectConfig,
+    RedactionConfig,
     Settings,
     SourceConfig,
     Staleness,
     StorageConfig,
     WakeConfig,
+)
+from phase_golem.domain.templates import (
+    COMMAND_PLACEHOLDERS,
+    RECONCILE_PLACEHOLDERS,
 )
 
 __all__ = [
@@ -57,13 +72,11 @@ __all__ = [
     "resolve_workflow_path",
 ]
 
-BUILTIN_PREFIX = "builtin:"
-_MODEL_PATTERN = re.compile(r"^[A-Za-z0-9._/-]+$")
-_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-E = TypeVar("E", bound=StrEnum)
+MAX_DURATION_SECONDS = YEAR
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,8 @@ class LoadedConfig:
     settings: Settings
     path: Path | None
     base_dir: Path
+    # One line each: unknown keys in Phase Golem's own tables (ignored, as it does).
+    warnings: tuple[str, ...] = ()
 
 
 def _builtin(pipeline: str, phase: str) -> tuple[str, ...]:
@@ -110,6 +125,9 @@ def with_merge_phase(pipelines: dict[str, PipelineConfig]) -> dict[str, Pipeline
 
 def resolve_workflow_path(workflow: str, base_dir: Path) -> Path:
     if workflow.startswith(BUILTIN_PREFIX):
+        problem = builtin_path_problem(workflow)
+        if problem is not None:
+            raise ConfigError(problem)
         relative = workflow.removeprefix(BUILTIN_PREFIX)
         root = resources.files("phase_golem") / "prompts" / "workflows"
         return Path(str(root / relative))
@@ -129,8 +147,10 @@ def parse_duration(value: str | float) -> float:
             if not parts or "".join(n + u for n, u in parts) != text:
                 raise ValueError(f"invalid duration {value!r} (use e.g. 10s, 5m, 1h30m)")
             seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive (got {value!r})")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"duration must be positive and finite (got {value!r})")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError(f"duration {value!r} is longer than a year")
     return seconds
 
 
@@ -176,8 +196,8 @@ def _pydantic_problems(error: ValidationError, prefix: tuple[Any, ...]) -> list[
         where = _location(prefix + tuple(detail["loc"]))
         kind = detail["type"]
         if kind == "extra_forbidden":
-            problems.append(f"{where}: unknown key")
-        elif kind == "missing" and where.endswith("is_destructive"):
+            continue  # config_checks.key_problems names it, with a "did you mean"
+        if kind == "missing" and where.endswith("is_destructive"):
             problems.append(f"{where}: required (true or false; `destructive` also works)")
         elif kind == "missing":
             problems.append(f"{where}: required")
@@ -233,34 +253,16 @@ def _validate_sections(data: dict[str, Any]) -> tuple[ConfigFile, list[str]]:
     return ConfigFile(**values), problems
 
 
-class _Checker:
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def enum(self, where: str, value: str, kind: type[E]) -> E | None:
-        text = value.strip().lower()
-        for member in kind:
-            if member.value == text:
-                return member
-        allowed = ", ".join(m.value for m in kind)
-        self.problems.append(f"{where}: {value!r} is not one of {allowed}")
-        return None
-
-    def model(self, where: str, value: str | None) -> str | None:
-        clean = (value or "").strip()
-        if not clean:
-            return None
-        if clean.startswith("-") or not _MODEL_PATTERN.match(clean):
-            self.problems.append(
-                f"{where}: {value!r} may use only letters, digits, '.', '_', '/', '-' "
-                "and must not start with '-'"
-            )
-        return clean
-
-
-def _phase(check: _Checker, where: str, table: PhaseTable) -> PhaseConfig:
-    if not table.name.strip():
-        check.problems.append(f"{where}.name: must not be empty")
+def _phase(check: Checker, where: str, table: PhaseTable) -> PhaseConfig:
+    if check.name(f"{where}.name", table.name.strip()) and (
+        table.name.strip().lower() in RESERVED_PHASE_NAMES
+    ):
+        check.problems.append(
+            f"{where}.name: {table.name.strip()!r} is the built-in phase every new item goes "
+            "through; call yours something else"
+        )
+    for index, workflow in enumerate(table.workflows):
+        check.workflow(f"{where}.workflows[{index}]", workflow)
     agent = check.enum(f"{where}.agent", table.agent, AgentCli) if table.agent else None
     if table.reconcile is not None:
         if not table.reconcile.strip():
@@ -268,10 +270,7 @@ def _phase(check: _Checker, where: str, table: PhaseTable) -> PhaseConfig:
         elif not table.side_effect:
             check.problems.append(f"{where}.reconcile: only a side_effect = true phase has one")
         else:
-            try:
-                shlex.split(table.reconcile)
-            except ValueError as exc:
-                check.problems.append(f"{where}.reconcile: cannot be split into words: {exc}")
+            check.template(f"{where}.reconcile", table.reconcile, RECONCILE_PLACEHOLDERS)
     return PhaseConfig(
         name=table.name.strip(),
         is_destructive=table.is_destructive,
@@ -287,12 +286,13 @@ def _phase(check: _Checker, where: str, table: PhaseTable) -> PhaseConfig:
     )
 
 
-def _pipelines(check: _Checker, raw: ConfigFile) -> dict[str, PipelineConfig]:
+def _pipelines(check: Checker, raw: ConfigFile) -> dict[str, PipelineConfig]:
     if not raw.pipelines:
         return default_pipelines()
     built: dict[str, PipelineConfig] = {}
     for name, table in raw.pipelines.items():
-        where = f"pipelines.{name}"
+        where = place(f"pipelines.{name}")
+        check.name(where, name)
         pre = tuple(
             _phase(check, f"{where}.pre_phases[{i}]", p) for i, p in enumerate(table.pre_phases)
         )
@@ -313,13 +313,13 @@ def _pipelines(check: _Checker, raw: ConfigFile) -> dict[str, PipelineConfig]:
     return built
 
 
-def _sources(check: _Checker, tables: list[SourceTable]) -> tuple[SourceConfig, ...]:
+def _sources(check: Checker, tables: list[SourceTable]) -> tuple[SourceConfig, ...]:
     sources: list[SourceConfig] = []
     names: set[str] = set()
     for index, table in enumerate(tables):
         where = f"sources[{index}]"
-        if not table.name.strip():
-            check.problems.append(f"{where}.name: must not be empty")
+        if not check.name(f"{where}.name", table.name):
+            pass
         elif table.name in names:
             check.problems.append(f"{where}.name: {table.name!r} is used twice")
         names.add(table.name)
@@ -344,7 +344,7 @@ def _sources(check: _Checker, tables: list[SourceTable]) -> tuple[SourceConfig, 
 
 def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
     """Apply Phase Golem's validation rules plus ours; returns every problem found."""
-    check = _Checker()
+    check = Checker()
     execution_raw = raw.execution
     if execution_raw.max_wip < 1:
         check.problems.append(
@@ -358,16 +358,21 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         check.problems.append("execution.backoff.max_seconds: must be at least base_seconds")
     if execution_raw.wake.max_seconds < execution_raw.wake.min_seconds:
         check.problems.append("execution.wake.max_seconds: must be at least min_seconds")
-    if not _PREFIX_PATTERN.match(raw.project.prefix):
+    if not _PREFIX_PATTERN.fullmatch(raw.project.prefix):
         check.problems.append(
-            f"project.prefix: {raw.project.prefix!r} may use only letters, digits, '_' and '-'"
+            f"project.prefix: {shown(raw.project.prefix)} may use only letters, digits, "
+            "'_' and '-' (at most 32)"
         )
     url = raw.storage.url
-    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")) or url == "sqlite:///":
-        check.problems.append(f"storage.url: {url!r} must be sqlite:///PATH or postgresql://…")
+    problem = storage_url_problem(url)
+    if problem is not None:
+        check.problems.append(f"storage.url: {problem}")
     agent_cli = check.enum("agent.cli", raw.agent.cli, AgentCli) or AgentCli.CLAUDE
     if agent_cli is AgentCli.COMMAND and not (raw.agent.command or "").strip():
         check.problems.append('agent.command: required when agent.cli = "command"')
+    elif raw.agent.command is not None and raw.agent.command.strip():
+        check.template("agent.command", raw.agent.command, COMMAND_PLACEHOLDERS)
+    check.text("agent.scenario", raw.agent.scenario)
     if agent_cli is AgentCli.MERGE:
         check.problems.append('agent.cli: "merge" is a phase agent only (agent = "merge")')
     agent = AgentConfig(
@@ -377,6 +382,7 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         scenario=raw.agent.scenario,
         permission=check.enum("agent.permission", raw.agent.permission, Permission)
         or Permission.EDIT,
+        pass_env=tuple(raw.agent.pass_env),
     )
     pipelines = _pipelines(check, raw)
     if execution_raw.max_wip > 1:
@@ -405,6 +411,7 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         wake=WakeConfig(**execution_raw.wake.model_dump()),
         max_result_bytes=execution_raw.max_result_bytes,
         max_triage_attempts=execution_raw.max_triage_attempts,
+        max_follow_ups=execution_raw.max_follow_ups,
     )
     if execution.isolation is Isolation.WORKTREE and not raw.pipelines:
         pipelines = with_merge_phase(pipelines)
@@ -427,24 +434,32 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         storage=StorageConfig(url),
         budget=BudgetConfig(**raw.budget.model_dump()),
         sources=_sources(check, raw.sources),
+        redaction=RedactionConfig(env=tuple(raw.redaction.env)),
     )
     return settings, check.problems
 
 
-def parse_config_text(text: str, source: str) -> Settings:
+def parse_config(text: str, source: str) -> tuple[Settings, tuple[str, ...]]:
+    """(settings, warnings); ConfigError listing every problem of the file."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from None
+    key_errors, key_warnings = key_problems(data, ConfigFile)
     raw, problems = _validate_sections(data)
+    problems = key_errors + problems
     settings, rule_problems = build_settings(raw)
     problems += rule_problems
     if not problems:
-        return settings
+        return settings, tuple(f"{source}: {warning}" for warning in key_warnings)
     if len(problems) == 1:
         raise ConfigError(f"{source}: {problems[0]}")
     # One line, as every CLI error is; problems are separated so each stays readable.
     raise ConfigError(f"{source}: {len(problems)} problems: {'; '.join(problems)}")
+
+
+def parse_config_text(text: str, source: str) -> Settings:
+    return parse_config(text, source)[0]
 
 
 def load_config(root: Path, config_path: Path | None = None) -> LoadedConfig:
@@ -458,6 +473,8 @@ def config_from_source(source: ConfigSource) -> LoadedConfig:
         return LoadedConfig(
             Settings(pipelines=MappingProxyType(default_pipelines())), None, source.base_dir
         )
-    return LoadedConfig(
-        parse_config_text(source.text, source.path.name), source.path, source.base_dir
-    )
+    settings, warnings = parse_config(source.text, source.path.name)
+    problem = storage_path_problem(settings.storage.url, source.root)
+    if problem is not None:
+        raise ConfigError(f"{source.path.name}: storage.url: {problem}")
+    return LoadedConfig(settings, source.path, source.base_dir, warnings)

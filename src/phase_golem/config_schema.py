@@ -1,7 +1,10 @@
 """The shape of `phase-golem.toml` as pydantic models (parsing only; rules are in config.py).
 
 Phase Golem ignores unknown keys in [project], [guardrails] and [execution] and rejects
-them in [agent] and phase tables; our own new tables reject unknown keys too.
+them in [agent] and phase tables; our own new tables reject unknown keys too
+(config_checks.py reports them, with "did you mean"). Every number is finite and bounded:
+the limits below are far beyond any sensible setting and well inside what timers,
+dates and SQLite integers can hold.
 """
 
 from __future__ import annotations
@@ -32,12 +35,33 @@ def _level(value: Any) -> Any:
     return value
 
 
+MINUTE = 60.0
+HOUR = 3600.0
+DAY = 86400.0
+WEEK = 7 * DAY
+YEAR = 366 * DAY
+
+
+def bounded(low: float, high: float, *, inclusive_low: bool = False) -> Any:
+    """A number in (low, high] — or [low, high] — for `Annotated[float | int, …]`."""
+    if inclusive_low:
+        return Field(ge=low, le=high)
+    return Field(gt=low, le=high)
+
+
+Seconds = Annotated[float, bounded(0, WEEK)]
+Count = Annotated[int, bounded(1, 10_000, inclusive_low=True)]
+Retries = Annotated[int, bounded(0, 100, inclusive_low=True)]
+Dollars = Annotated[float, bounded(0, 1_000_000)]
+EnvNames = list[Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_*?]+$")]]
+
+
 class Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ProjectSection(Lenient):
@@ -55,31 +79,34 @@ class GuardrailsSection(Lenient):
 
 
 class BackoffSection(Strict):
-    base_seconds: Annotated[float, Field(gt=0)] = 10.0
-    factor: Annotated[float, Field(ge=1)] = 2.0
-    max_seconds: Annotated[float, Field(gt=0)] = 600.0
-    max_transient: Annotated[int, Field(ge=1)] = 5
+    base_seconds: Annotated[float, bounded(0, DAY)] = 10.0
+    factor: Annotated[float, bounded(1, 100, inclusive_low=True)] = 2.0
+    max_seconds: Annotated[float, bounded(0, WEEK)] = 600.0
+    max_transient: Count = 5
 
 
 class WakeSection(Strict):
-    min_seconds: Annotated[float, Field(ge=0)] = 30.0
-    max_seconds: Annotated[float, Field(gt=0)] = 86400.0
+    min_seconds: Annotated[float, bounded(0, YEAR, inclusive_low=True)] = 30.0
+    max_seconds: Annotated[float, bounded(0, YEAR)] = 86400.0
 
 
 class ExecutionSection(Lenient):
-    phase_timeout_minutes: Annotated[float, Field(gt=0)] = 30.0
-    max_retries: Annotated[int, Field(ge=0)] = 2
-    default_phase_cap: Annotated[int, Field(ge=1)] = 100
-    max_wip: int = 1
-    max_concurrent: int = 1
+    phase_timeout_minutes: Annotated[float, bounded(0, WEEK / MINUTE)] = 30.0
+    max_retries: Retries = 2
+    default_phase_cap: Annotated[int, bounded(1, 1_000_000, inclusive_low=True)] = 100
+    # Below 1 is reported by the rules in Phase Golem's words; the bound is ours.
+    max_wip: Annotated[int, Field(le=10_000)] = 1
+    max_concurrent: Annotated[int, Field(le=1_000)] = 1
     isolation: str = "shared"
     merge_strategy: str = "merge-commit"
-    lease_seconds: Annotated[float, Field(gt=0)] = 60.0
-    reconcile_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    lease_seconds: Annotated[float, bounded(0, DAY)] = 60.0
+    reconcile_timeout_seconds: Annotated[float, bounded(0, DAY)] = 60.0
     backoff: BackoffSection = BackoffSection()
     wake: WakeSection = WakeSection()
-    max_result_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
-    max_triage_attempts: Annotated[int, Field(ge=1)] = 3
+    max_result_bytes: Annotated[int, bounded(1024, 256 << 20, inclusive_low=True)] = 1_048_576
+    max_triage_attempts: Annotated[int, bounded(1, 100, inclusive_low=True)] = 3
+    # How many follow-ups one result may create; the rest are reported, not created.
+    max_follow_ups: Annotated[int, bounded(0, 10_000, inclusive_low=True)] = 20
 
 
 class AgentSection(Strict):
@@ -88,6 +115,8 @@ class AgentSection(Strict):
     command: str | None = None
     scenario: str | None = None
     permission: str = "edit"
+    # More environment variables agents may see (names or globs: "NPM_TOKEN", "AWS_*").
+    pass_env: EnvNames = []
 
 
 class PhaseTable(Strict):
@@ -100,8 +129,8 @@ class PhaseTable(Strict):
     approval: str = "none"
     agent: str | None = None
     model: str | None = None
-    timeout_seconds: Annotated[float, Field(gt=0)] | None = None
-    max_retries: Annotated[int, Field(ge=0)] | None = None
+    timeout_seconds: Seconds | None = None
+    max_retries: Retries | None = None
 
 
 class PipelineTable(Strict):
@@ -114,8 +143,14 @@ class StorageSection(Strict):
 
 
 class BudgetSection(Strict):
-    max_cost_usd_per_run: Annotated[float, Field(gt=0)] | None = None
-    max_cost_usd_per_item: Annotated[float, Field(gt=0)] | None = None
+    max_cost_usd_per_run: Dollars | None = None
+    max_cost_usd_per_item: Dollars | None = None
+
+
+class RedactionSection(Strict):
+    # Environment variables whose values are secrets too (names or globs), beyond those
+    # whose names say so (…KEY, …TOKEN, …SECRET, …PASSWORD, …WEBHOOK) and credential URLs.
+    env: EnvNames = []
 
 
 class SourceTable(Strict):
@@ -135,3 +170,4 @@ class ConfigFile(Lenient):
     storage: StorageSection = StorageSection()
     budget: BudgetSection = BudgetSection()
     sources: list[SourceTable] = []
+    redaction: RedactionSection = RedactionSection()

@@ -39,6 +39,7 @@ class ConfigSource:
     path: Path | None
     base_dir: Path
     text: str | None
+    root: Path  # the project's root: relative store paths must stay inside it
 
     def digest(self) -> str:
         """What the verdict is keyed by: the text, its path, and the rules that judged it.
@@ -60,22 +61,27 @@ class ConfigSource:
 
 
 def read_config_source(root: Path, config_path: Path | None = None) -> ConfigSource:
-    """`--config`, else `ROOT/phase-golem.toml`; a missing default file means defaults."""
+    """`--config`, else `ROOT/phase-golem.toml`; a missing default file means defaults.
+
+    Read with a size bound and never through a FIFO or device (`safe_files`).
+    """
+    from phase_golem.safe_files import CONFIG_LIMIT, FileRefused, read_text_bounded
+
     if config_path is not None:
         path = config_path if config_path.is_absolute() else Path.cwd() / config_path
-        if not path.is_file():
+        if not os.path.lexists(path):
             raise ConfigError(f"{config_path}: config file not found")
         base_dir = path.parent
     else:
         path = root / CONFIG_NAME
         base_dir = root
-        if not path.exists():
-            return ConfigSource(None, root, None)
+        if not os.path.lexists(path):
+            return ConfigSource(None, root, None, root)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path.name}: cannot read: {exc}") from None
-    return ConfigSource(path, base_dir, text)
+        text = read_text_bounded(path, CONFIG_LIMIT, what=path.name)
+    except FileRefused as exc:
+        raise ConfigError(str(exc)) from None
+    return ConfigSource(path, base_dir, text, root)
 
 
 def _verdict_path(state_dir: Path) -> Path:
@@ -118,3 +124,13 @@ def storage_url_of(source: ConfigSource) -> str:
     if not isinstance(url, str):
         raise ConfigError(f"{source.path}: storage.url must be a string")
     return url
+
+
+def redaction_env_of(source: ConfigSource) -> tuple[str, ...]:
+    """`[redaction] env` of a text that already passed validation: the variable names whose
+    values are redacted besides those whose names look secret."""
+    if source.text is None:
+        return ()
+    redaction = tomllib.loads(source.text).get("redaction", {})
+    names = redaction.get("env", []) if isinstance(redaction, dict) else []
+    return tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 _TEMPLATE = """\
 # Phase Golem configuration. Every key is optional; the values shown are the defaults.
+# A misspelt key is an error ("did you mean ..."); an unknown key in [project], [guardrails]
+# or [execution] is ignored with a warning, as Phase Golem ignores it.
 
 [project]
 prefix = "{prefix}"            # item IDs look like {prefix}-001
@@ -26,6 +28,7 @@ max_concurrent = 1          # agents running at once
 # backoff = {{ base_seconds = 10, factor = 2, max_seconds = 600, max_transient = 5 }}
 # wake = {{ min_seconds = 30, max_seconds = 86400 }}
 # max_result_bytes = 1048576
+# max_follow_ups = 20       # follow-ups one result may create; the rest are reported
 
 # [agent]
 # cli = "claude"            # claude | codex | opencode | command | sim
@@ -33,9 +36,17 @@ max_concurrent = 1          # agents running at once
 # permission = "edit"       # read | edit | full
 # command = "my-agent --prompt {{prompt_file}} --out {{result_file}}"   # for cli = "command"
 # scenario = "sim-scenario.yaml"                                      # for cli = "sim"
+# pass_env = ["NPM_TOKEN", "AWS_*"]   # more variables agents may see (each gets only its own
+#                                     # credentials, PATH, HOME, locale, TERM, TMPDIR, ours)
+
+# [redaction]
+# env = ["CORP_*"]          # variables whose values are secrets too; those named ...KEY,
+#                           # ...TOKEN, ...SECRET, ...PASSWORD, ...WEBHOOK and URLs with a
+#                           # password always are: replaced by [REDACTED] wherever we write
 
 # [storage]
-# url = "sqlite:///.phase-golem/state.db"   # or postgresql://user@host/db
+# url = "sqlite:///.phase-golem/state.db"   # relative: inside the project; absolute:
+#                                           # sqlite:////abs/path.db; or postgresql://…
 
 # [budget]
 # max_cost_usd_per_run = 5.0

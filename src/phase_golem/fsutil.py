@@ -53,11 +53,3 @@ def fsync_directory(directory: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def is_within(path: Path, directory: Path) -> bool:
-    """Whether `path` lies inside `directory` once both are resolved (symlinks followed)."""
-    try:
-        return path.resolve().is_relative_to(directory.resolve())
-    except OSError:
-        return False

@@ -7,7 +7,9 @@ validated config never loads the validator at all (`config_source.py`).
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,9 +17,16 @@ from typing import TYPE_CHECKING
 from phase_golem.config_source import (
     ConfigSource,
     read_config_source,
+    redaction_env_of,
     remember_validated,
     storage_url_of,
     was_validated,
+)
+from phase_golem.safe_files import (
+    CONFIG_LIMIT,
+    FileRefused,
+    ensure_private_directory,
+    read_text_bounded,
 )
 
 if TYPE_CHECKING:
@@ -34,8 +43,12 @@ class ProjectError(Exception):
 
 
 def ensure_private_dir(path: Path) -> None:
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(path, 0o700)
+    """A 0700 directory of ours (never tightened through a link); ProjectError otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ensure_private_directory(path)
+    except FileRefused as exc:
+        raise ProjectError(str(exc)) from None
 
 
 def find_root(start: Path) -> Path:
@@ -66,12 +79,22 @@ class Project:
         """The validated config (every problem reported at once); loaded once."""
         if self._config is None:
             self._config = self._validate(read_config_source(self.root, self.config_path))
+            self._register_secrets(self._config.settings.redaction.env)
         return self._config
+
+    def _register_secrets(self, extra_names: Sequence[str]) -> None:
+        """Hand the environment's secret values (and those `[redaction] env` names) to
+        redaction, so nothing this command stores or prints carries them (issue 14)."""
+        from phase_golem.secrets import register_environment_secrets
+
+        register_environment_secrets(os.environ, extra_names)
 
     def _validate(self, source: ConfigSource) -> LoadedConfig:
         from phase_golem.config import config_from_source
 
         loaded = config_from_source(source)
+        for warning in loaded.warnings:  # one line per key, where the config is first read
+            logging.getLogger("phase_golem.config").warning("%s", warning)
         remember_validated(source, self.state_dir)
         return loaded
 
@@ -98,6 +121,9 @@ class Project:
                     f"{self.root} is not a phase-golem project (no {STATE_DIR_NAME}/); "
                     "run `phase-golem init` first"
                 )
+            if self._config is None:  # read-only path: the names without the validator
+                source = read_config_source(self.root, self.config_path)
+                self._register_secrets(redaction_env_of(source))
             from phase_golem.store import open_store
 
             self._store = open_store(url, self.root)
@@ -110,7 +136,11 @@ class Project:
 
 
 def load_project(root: Path | None, config_path: Path | None) -> Project:
-    """The project at `root` (or found from the current directory), its config validated."""
+    """The project at `root` (or found from the current directory), its config validated.
+
+    The values of the environment's secrets (and of the variables `[redaction] env` names)
+    are handed to redaction before anything is read or written.
+    """
     resolved = find_root(root or Path.cwd()) if root is None else root.resolve()
     project = Project(resolved, config_path)
     project.load_config()
@@ -185,9 +215,13 @@ def init_project(root: Path, prefix: str | None, config_path: Path | None) -> In
     state_dir = root / STATE_DIR_NAME
     (kept if state_dir.is_dir() else created).append(f"{STATE_DIR_NAME}/")
     ensure_private_dir(state_dir)
+    ensure_private_dir(state_dir / "runs")
 
     gitignore = root / ".gitignore"
-    text = gitignore.read_text(encoding="utf-8") if gitignore.exists() else ""
+    try:
+        text = read_text_bounded(gitignore, CONFIG_LIMIT) if gitignore.exists() else ""
+    except FileRefused as exc:
+        raise ProjectError(f"cannot add .phase-golem/ to .gitignore: {exc}") from None
     ignored = {GITIGNORE_ENTRY, STATE_DIR_NAME, f"/{GITIGNORE_ENTRY}", f"/{STATE_DIR_NAME}"}
     if not any(line.strip() in ignored for line in text.splitlines()):
         with gitignore.open("a", encoding="utf-8") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Iterator, Mapping
@@ -9,8 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from phase_golem.domain.ndjson import parse_ndjson
+from phase_golem.agents.transcripts import MAX_LINE_BYTES, bounded_lines
+from phase_golem.domain.ndjson import torn_line_warning
 from phase_golem.domain.runs import ErrorClass
+from phase_golem.safe_files import FileRefused
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +33,8 @@ class AgentRequest:
     model: str | None = None
     idempotency_key: str | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    # More inherited variables this agent may see (`[agent] pass_env`; agents/environment.py).
+    pass_env: tuple[str, ...] = ()
 
     @property
     def prompt_file(self) -> Path:
@@ -85,23 +90,36 @@ def json_lines(path: Path) -> Iterator[dict[str, Any]]:
 
     An agent killed mid-write leaves a torn last line: dropped with a warning naming the
     file and line. A damaged line elsewhere is logged as an error naming both and skipped;
-    the stream is evidence (session, spend, typed errors), the result file decides.
+    the stream is evidence (session, spend, typed errors), the result file decides. A file
+    the agent replaced with a link or a FIFO is not read; a line too long to be an event
+    we read is skipped.
     """
+    failed: tuple[int, str] | None = None  # the last bad line: damage unless nothing follows
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        for number, raw in bounded_lines(path):
+            line = raw.decode("utf-8", errors="replace").strip() if raw is not None else ""
+            if raw is not None and not line.startswith("{"):
+                continue
+            if failed is not None:
+                log.error("%s: line %d: malformed JSON: %s", path, *failed)
+                failed = None
+            if raw is None:
+                log.error("%s: line %d: over %d bytes; skipped", path, number, MAX_LINE_BYTES)
+                continue
+            try:
+                value = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                failed = (number, getattr(exc, "msg", None) or type(exc).__name__)
+                continue
+            if isinstance(value, dict):
+                yield value
+    except FileNotFoundError:
         return
-    parsed = parse_ndjson(
-        text,
-        str(path),
-        candidate=lambda line: line.startswith("{"),
-        on_damage=lambda message: log.error("%s", message),
-    )
-    for warning in parsed.warnings:
-        log.warning("%s", warning)
-    for _, value in parsed.records:
-        if isinstance(value, dict):
-            yield value
+    except FileRefused as refused:
+        log.warning("%s", refused)
+        return
+    if failed is not None:
+        log.warning("%s", torn_line_warning(str(path), failed[0], failed[1]))
 
 
 def _finite_number(value: Any) -> bool:

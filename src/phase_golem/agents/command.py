@@ -13,8 +13,9 @@ from pathlib import Path
 
 from phase_golem.agents.base import AgentRequest, Invocation, StreamInfo
 from phase_golem.agents.claude import ClaudeAdapter
+from phase_golem.domain.templates import COMMAND_PLACEHOLDERS, fill
 
-PLACEHOLDERS = ("prompt_file", "result_file", "item", "phase", "run_id", "model")
+PLACEHOLDERS = COMMAND_PLACEHOLDERS
 
 
 class CommandAdapter:
@@ -41,13 +42,7 @@ class CommandAdapter:
             "run_id": request.run_id,
             "model": request.model or "",
         }
-        argv = []
-        for token in self.tokens:
-            filled = token
-            for name, value in values.items():
-                filled = filled.replace("{" + name + "}", value)
-            argv.append(filled)
-        return Invocation(tuple(argv))
+        return Invocation(tuple(fill(token, values) for token in self.tokens))
 
     def read_stream(self, stdout_file: Path) -> StreamInfo:
         return StreamInfo()

@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from phase_golem.safe_files import create_private
+
 TERM_GRACE_SECONDS = 5.0
 
 _live_groups: set[int] = set()
@@ -96,7 +98,11 @@ async def run_process(
     grace: float = TERM_GRACE_SECONDS,
 ) -> ProcessExit:
     """Run `argv` to completion, a timeout, or cancellation (which is re-raised)."""
-    with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+    # Made afresh without following links: a name planted in the run directory is replaced.
+    with (
+        os.fdopen(create_private(stdout_path), "wb") as out,
+        os.fdopen(create_private(stderr_path), "wb") as err,
+    ):
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,

@@ -7,17 +7,38 @@ named an error, the result file is missing, malformed, for someone else, or says
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
+import errno
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from phase_golem.agents.base import AgentAdapter, AgentRequest, StreamInfo
+from phase_golem.agents.environment import agent_base_environment
 from phase_golem.agents.process import ProcessExit, SpawnError, run_process
+from phase_golem.agents.transcripts import redact_file
 from phase_golem.domain.redaction import redact_text
-from phase_golem.domain.results import PhaseResult, ResultCode, ResultProblem, parse_result
+from phase_golem.domain.results import (
+    PhaseResult,
+    ResultCode,
+    ResultProblem,
+    parse_result,
+    redact_result,
+)
 from phase_golem.domain.runs import ErrorClass
 from phase_golem.fsutil import write_atomically
+from phase_golem.safe_files import (
+    FileRefused,
+    ensure_run_directory,
+    read_bounded,
+    write_private,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,25 +50,21 @@ class AgentOutcome:
     exit_code: int | None = None
 
 
-def _private_write(path: os.PathLike[str], text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
 def _redact_transcript(path: Path) -> None:
-    """Agent output is kept for people to read, never with a secret in it."""
-    if not path.exists():
+    """Agent output is kept for people to read, never with a secret in it.
+
+    A name the agent replaced with a link, a FIFO or a hard link is left alone, unread.
+    """
+    try:
+        redact_file(path)
+    except FileNotFoundError:
         return
-    text = path.read_text(encoding="utf-8", errors="replace")
-    clean = redact_text(text)
-    if clean != text:
-        write_atomically(path, clean, private=True)  # a crash leaves one version, whole
-    os.chmod(path, 0o600)
+    except FileRefused as exc:
+        log.warning("%s", exc)
 
 
-def agent_environment(request: AgentRequest) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PHASE_GOLEM_")}
+def agent_environment(request: AgentRequest, agent: str = "command") -> dict[str, str]:
+    env = agent_base_environment(os.environ, agent, request.pass_env)
     env.update(
         PHASE_GOLEM_ITEM_ID=request.item_id,
         PHASE_GOLEM_PHASE=request.phase,
@@ -88,11 +105,13 @@ def classify(
             ErrorClass.CRASHED, f"agent ended without writing a result ({_exit_text(exit)})"
         )
     try:
-        result = parse_result(
-            raw_result,
-            expected_item=request.item_id,
-            expected_phase=request.phase,
-            max_bytes=max_result_bytes,
+        result = redact_result(
+            parse_result(
+                raw_result,
+                expected_item=request.item_id,
+                expected_phase=request.phase,
+                max_bytes=max_result_bytes,
+            )
         )
     except ResultProblem as problem:
         if stream.error_class is not None and problem.error_class is ErrorClass.INVALID_RESULT:
@@ -118,15 +137,17 @@ async def run_agent(
     on_start: Callable[[int], None] | None = None,
 ) -> AgentOutcome:
     """Write the prompt, run the agent, read and classify; cancellation propagates."""
-    request.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    _private_write(request.prompt_file, request.prompt)
-    request.result_file.unlink(missing_ok=True)
+    request = dataclasses.replace(request, prompt=redact_text(request.prompt))  # belt and braces
+    ensure_run_directory(request.run_dir.parent, request.run_dir.name)
+    write_private(request.prompt_file, request.prompt)
+    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+        os.unlink(request.result_file)  # a name, never what a link points at
     invocation = adapter.invocation(request)
     try:
         exit = await run_process(
             invocation.argv,
             cwd=request.cwd,
-            env=agent_environment(request),
+            env=agent_environment(request, adapter.name),
             stdout_path=request.stdout_file,
             stderr_path=request.stderr_file,
             timeout=request.timeout_seconds,
@@ -137,7 +158,8 @@ async def run_agent(
         return AgentOutcome(
             None, ErrorClass.UNAVAILABLE, f"{exc} ({adapter.install_hint()})", StreamInfo()
         )
-    return collect_outcome(adapter, request, exit, max_result_bytes)
+    # Off the event loop: redacting a huge transcript must not hold up other runs' leases.
+    return await asyncio.to_thread(collect_outcome, adapter, request, exit, max_result_bytes)
 
 
 def collect_outcome(
@@ -147,10 +169,41 @@ def collect_outcome(
     stream = adapter.read_stream(request.stdout_file)
     for path in (request.stdout_file, request.stderr_file):
         _redact_transcript(path)
-    raw: bytes | None = None
-    if request.result_file.exists():
-        # Read at most one byte over the limit: enough to know it is too big.
-        with request.result_file.open("rb") as handle:
-            raw = handle.read(max_result_bytes + 1)
-        os.chmod(request.result_file, 0o600)
-    return classify(exit, raw, stream, request, max_result_bytes)
+    try:
+        raw = read_result_file(request.result_file, max_result_bytes)
+    except FileRefused as refused:
+        message = f"result file refused: {refused}"
+        return AgentOutcome(None, ErrorClass.INVALID_RESULT, message, stream, exit.exit_code)
+    outcome = classify(exit, raw, stream, request, max_result_bytes)
+    if raw is not None and outcome.result is not None:
+        keep_redacted_copy(request.result_file, raw)
+    return outcome
+
+
+def read_result_file(path: Path, max_result_bytes: int) -> bytes | None:
+    """The result an agent wrote, or None if it wrote none; FileRefused for a link, a
+    FIFO, a device, a directory or a hard link (so nothing outside the run is ever read).
+    Reading stops one byte past the limit: enough to know it is too big."""
+    if not os.path.lexists(path):
+        return None
+    try:
+        return read_bounded(path, max_result_bytes, follow_symlinks=False, what=path.name)
+    except FileRefused as refused:
+        if refused.errno == errno.EFBIG:
+            raise FileRefused(
+                f"{path.name} is over the {max_result_bytes}-byte limit", errno.EFBIG
+            ) from None
+        raise
+
+
+def keep_redacted_copy(path: Path, raw: bytes) -> None:
+    """Our 0600 copy of the result replaces the agent's file when it held a secret or was
+    readable by others; the agent's file itself is never changed (it may be a hard link)."""
+    text = raw.decode("utf-8", errors="replace")
+    clean = redact_text(text)
+    try:
+        mode = os.lstat(path).st_mode & 0o777
+    except FileNotFoundError:
+        return
+    if clean != text or mode != 0o600:
+        write_atomically(path, clean, private=True)

@@ -26,6 +26,9 @@ from typing import Any
 import yaml
 
 from phase_golem.fsutil import write_atomically
+from phase_golem.safe_files import read_text_bounded
+
+SCENARIO_LIMIT = 4 << 20
 
 BEHAVIOURS = frozenset(
     {
@@ -88,9 +91,12 @@ def load_scenario(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {"defaults": dict(DEFAULTS), "rules": []}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        # Bounded and non-blocking: a scenario that is /dev/zero or a FIFO is refused.
+        data = yaml.safe_load(read_text_bounded(path, SCENARIO_LIMIT, what=str(path))) or {}
+    except (OSError, yaml.YAMLError) as exc:
         raise ScenarioError(f"{path}: cannot read scenario: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: cannot read scenario: nested too deeply") from None
     if not isinstance(data, dict):
         raise ScenarioError(f"{path}: a scenario is a mapping with defaults and rules")
     unknown = set(data) - {"defaults", "rules"}
@@ -214,8 +220,11 @@ def _count_invocation(state_file: Path, key: str) -> int:
 
 def _read_counts(state_file: Path) -> dict[str, Any]:
     try:
-        text = state_file.read_text(encoding="utf-8")
+        text = read_text_bounded(state_file, SCENARIO_LIMIT, follow_symlinks=False)
     except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        sys.stderr.write(f"sim: {state_file}: unreadable ({exc}); counting from zero\n")
         return {}
     try:
         counts = json.loads(text) if text.strip() else {}

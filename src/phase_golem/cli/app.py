@@ -9,6 +9,7 @@ nothing heavy. Commands are declared in `cli/commands.py` and imported when invo
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,8 +19,10 @@ import click
 from phase_golem import __version__
 from phase_golem.cli.commands import COMMANDS
 from phase_golem.cli.context import CliState
+from phase_golem.cli.failures import OneLineFormatter, argument_problem, error_line
 from phase_golem.cli.lazy import LazyGroup
 from phase_golem.errors import ExitCode
+from phase_golem.secrets import register_environment_secrets
 
 LOG_LEVELS = ("error", "warn", "info", "debug")
 
@@ -36,6 +39,10 @@ _KNOWN_ERRORS: tuple[tuple[str, str, ExitCode], ...] = (
     # precondition, not our bug.
     ("phase_golem.project", "ProjectError", ExitCode.PRECONDITION),
     ("phase_golem.store.base", "StoreError", ExitCode.PRECONDITION),
+    # The machine failed us (read-only, full disk, the database's files gone): one line.
+    ("phase_golem.faults", "MachineFault", ExitCode.PRECONDITION),
+    # A file given to us that is a FIFO, a device, too big, …
+    ("phase_golem.safe_files", "FileRefused", ExitCode.BAD_INPUT),
 )
 
 
@@ -90,10 +97,11 @@ def _check_log_level(_ctx: click.Context, _param: click.Parameter, value: str) -
 def app(ctx: click.Context, root: Path | None, config: Path | None, log_level: str) -> None:
     import logging
 
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(OneLineFormatter())
     logging.basicConfig(
         level={"warn": logging.WARNING}.get(log_level, getattr(logging, log_level.upper())),
-        stream=sys.stderr,
-        format="phase-golem: %(levelname)s: %(message)s",
+        handlers=[handler],
         force=True,
     )
     ctx.obj = CliState(root=root, config_path=config, log_level=log_level)
@@ -103,16 +111,19 @@ def _log_internal_error(state: CliState | None) -> str:
     import traceback
     from datetime import UTC, datetime
 
-    details = traceback.format_exc()
+    from phase_golem.domain.redaction import redact_text
+    from phase_golem.safe_files import ensure_private_directory
+
+    details = redact_text(traceback.format_exc())
     root = state.resolved_root() if state is not None else Path.cwd()
     log_dir = root / ".phase-golem" / "logs"
     if (root / ".phase-golem").is_dir():
         try:
-            log_dir.mkdir(mode=0o700, exist_ok=True)
+            ensure_private_directory(log_dir)
             target = log_dir / "errors.log"
-            with target.open("a", encoding="utf-8") as handle:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            with os.fdopen(os.open(target, flags, 0o600), "a", encoding="utf-8") as handle:
                 handle.write(f"--- {datetime.now(UTC).isoformat()}\n{details}\n")
-            target.chmod(0o600)
             return str(target)
         except OSError:
             pass
@@ -120,7 +131,7 @@ def _log_internal_error(state: CliState | None) -> str:
 
 
 def _fail(message: str, code: ExitCode) -> int:
-    sys.stderr.write(f"phase-golem: error: {message}\n")
+    sys.stderr.write(f"phase-golem: error: {error_line(message)}\n")
     return int(code)
 
 
@@ -136,6 +147,10 @@ def _known_error_code(exc: Exception) -> ExitCode | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code instead of raising, for tests and the script."""
     args = list(sys.argv[1:] if argv is None else argv)
+    problem = argument_problem(args)
+    if problem is not None:
+        return _fail(problem, ExitCode.BAD_INPUT)
+    register_environment_secrets(os.environ)
     try:
         result = app.main(args=args, prog_name="phase-golem", standalone_mode=False)
         return int(result or 0)
@@ -153,6 +168,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _known_error_code(exc)
         if code is not None:
             return _fail(str(exc), code)
+        from phase_golem.faults import os_fault
+
+        fault = os_fault(exc)
+        if fault is not None:
+            return _fail(fault, ExitCode.PRECONDITION)
         where = _log_internal_error(CliState.from_argv(args))
         return _fail(
             f"internal error ({type(exc).__name__}: {exc}); details in {where}", ExitCode.INTERNAL

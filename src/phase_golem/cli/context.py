@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from phase_golem.project import Project
     from phase_golem.store import Store
 
+SQL_INT_MAX = 2**63 - 1  # the largest number a SQLite (or PostgreSQL bigint) column holds
+
 
 @dataclass
 class CliState:

@@ -16,7 +16,7 @@ from phase_golem.cli.options import (
     parse_level,
     parse_size,
 )
-from phase_golem.cli.output import print_json
+from phase_golem.cli.output import print_json, safe
 from phase_golem.domain.items import Level, Size
 from phase_golem.domain.serialization import item_to_dict
 from phase_golem.engine import backlog
@@ -38,11 +38,11 @@ def init(
     """
     state = state_of(ctx)
     report = init_project(state.resolved_root(), prefix, state.config_path)
-    typer.echo(f"Initialised phase-golem in {report.root}")
+    typer.echo(safe(f"Initialised phase-golem in {report.root}"))
     for name in report.created:
-        typer.echo(f"  created {name}")
+        typer.echo(safe(f"  created {name}"))
     for name in report.kept:
-        typer.echo(f"  kept    {name}")
+        typer.echo(safe(f"  kept    {name}"))
     if report.next_step is not None:
         typer.echo(f"Next: commit the set-up (`run` needs a clean tree): {report.next_step}")
 
@@ -94,7 +94,7 @@ def add(
     if as_json:
         print_json(item_to_dict(item))
         return
-    typer.echo(f"Added {item.id} — {item.title} (pipeline: {item.effective_pipeline})")
+    typer.echo(safe(f"Added {item.id} — {item.title} (pipeline: {item.effective_pipeline})"))
 
 
 def edit(
@@ -163,7 +163,7 @@ def advance(
     """Move an in-progress item to its next main phase (or --to a named one)."""
     project = state_of(ctx).project()
     item = backlog.advance_item(project.store(), project.config.settings, item_id, to)
-    typer.echo(f"{item.id} → {item.phase}")
+    typer.echo(safe(f"{item.id} → {item.phase}"))
 
 
 def unblock(
@@ -175,7 +175,7 @@ def unblock(
 ) -> None:
     """Return a blocked item to the status it was blocked from."""
     item = backlog.unblock_item(state_of(ctx).store(), item_id, notes)
-    typer.echo(f"{item.id} unblocked → {item.status.value}")
+    typer.echo(safe(f"{item.id} unblocked → {item.status.value}"))
 
 
 def close(
@@ -185,4 +185,4 @@ def close(
 ) -> None:
     """Take an item off the active backlog without doing it (kept in the archive)."""
     item = backlog.close_item(state_of(ctx).store(), item_id, reason)
-    typer.echo(f"{item.id} closed: {item.closed_reason}")
+    typer.echo(safe(f"{item.id} closed: {item.closed_reason}"))

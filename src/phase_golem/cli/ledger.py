@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
-from phase_golem.cli.context import state_of
+from phase_golem.cli.context import SQL_INT_MAX, state_of
 from phase_golem.cli.output import event_line, ndjson_line
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import LedgerEvent
@@ -77,12 +77,22 @@ def _follow(
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=SQL_INT_MAX),
     metavar="N",
     help="Only N events: the last N (before --before), or the first N after --after.",
 )
-@click.option("--after", type=click.IntRange(min=0), metavar="SEQ", help="Only events after SEQ.")
-@click.option("--before", type=click.IntRange(min=1), metavar="SEQ", help="Only events before SEQ.")
+@click.option(
+    "--after",
+    type=click.IntRange(min=0, max=SQL_INT_MAX),
+    metavar="SEQ",
+    help="Only events after SEQ.",
+)
+@click.option(
+    "--before",
+    type=click.IntRange(min=1, max=SQL_INT_MAX),
+    metavar="SEQ",
+    help="Only events before SEQ.",
+)
 @click.pass_context
 def log(
     ctx: click.Context,

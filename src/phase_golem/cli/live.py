@@ -16,11 +16,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from phase_golem.cli.render import safe
 from phase_golem.engine.scheduler import Scheduler
 
 
 def plain_emit(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    sys.stdout.write(safe(line) + "\n")
     sys.stdout.flush()
 
 
@@ -30,7 +31,7 @@ class LivePanel:
         self.scheduler: Scheduler | None = None
 
     def emit(self, line: str) -> None:
-        self.events.append(line)
+        self.events.append(safe(line))
 
     def watch(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
@@ -45,7 +46,8 @@ class LivePanel:
         totals = Text("")
         if self.scheduler is not None:
             for run, age in self.scheduler.running():
-                agents.add_row(run.id, run.item_id, run.phase, str(run.attempt), f"{age:5.1f} s")
+                cells = (safe(run.id), safe(run.item_id), safe(run.phase), str(run.attempt))
+                agents.add_row(*map(Text, cells), Text(f"{age:5.1f} s"))
             summary = self.scheduler.state.summary
             totals = Text(
                 f"phases {summary.phases_executed}  completed {len(summary.items_completed)}  "

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from phase_golem.cli.output import event_line, print_json, print_ndjson
+from phase_golem.cli.output import event_line, print_json, print_ndjson, safe, safe_block
 from phase_golem.cli.tables import IdTable, terminal_width
 from phase_golem.domain.items import Item
 from phase_golem.domain.listing import CLOSED, section_of
@@ -35,6 +35,8 @@ __all__ = [
     "print_ndjson",
     "receipts_summary",
     "runs_table",
+    "safe",
+    "safe_block",
     "truncate",
 ]
 
@@ -55,7 +57,7 @@ def truncate(text: str, width: int = TITLE_WIDTH) -> str:
 def _dash(value: object) -> str:
     if value is None:
         return "-"
-    return str(getattr(value, "value", value))
+    return safe(getattr(value, "value", value))
 
 
 ITEM_COLUMNS = ("ID", "STATUS", "PHASE", "PIPELINE", "IMPACT", "SIZE", "RISK", "TITLE")
@@ -76,7 +78,7 @@ def add_item_row(table: IdTable, item: Item) -> None:
         _dash(item.impact),
         _dash(item.size),
         _dash(item.risk),
-        truncate(item.title),
+        truncate(safe(item.title)),
     )
 
 
@@ -107,9 +109,9 @@ def print_item_detail(item: Item) -> None:
             for part, text in value.items():
                 if text:
                     names.append(f"description.{part}")
-                    table.add_row(names[-1], Text(str(text)))
+                    table.add_row(names[-1], Text(safe_block(text)))
             continue
-        shown = ", ".join(value) if isinstance(value, list) else str(value)
+        shown = ", ".join(map(safe, value)) if isinstance(value, list) else safe_block(value)
         names.append(name)
         table.add_row(name, Text(shown))
     longest_id = max(len(i) for i in (item.id, *item.dependencies))
@@ -136,14 +138,14 @@ def runs_table(runs: Sequence[Run]) -> IdTable:
             run.status.value,
             run.queued_at[:19],
             f"{_short_snapshot(run.snapshot_before)}→{_short_snapshot(run.snapshot_after)}",
-            truncate(run.error or "-", 40),
+            truncate(safe(run.error or "-"), 40),
         )
     return table
 
 
 def _short_snapshot(snapshot: str | None) -> str:
     """`ws:` and the first 8 hex digits: enough to see which runs saw the same tree."""
-    return snapshot[:11] if snapshot else "-"
+    return safe(snapshot[:11]) if snapshot else "-"
 
 
 def git_lines(view: Mapping[str, Any]) -> list[str]:
@@ -169,7 +171,7 @@ def git_lines(view: Mapping[str, Any]) -> list[str]:
         lines.append("Left in the working tree by runs that did not succeed (not committed):")
         for path, owner in leftovers.items():
             lines.append(f"  {path}  (runs {', '.join(owner.get('runs') or [])})")
-    return lines
+    return [safe(line) for line in lines]
 
 
 def receipts_summary(item_id: str, receipts: Sequence[Receipt]) -> str:

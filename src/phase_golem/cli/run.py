@@ -11,6 +11,7 @@ import typer
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.live import display, plain_emit
+from phase_golem.cli.output import safe
 from phase_golem.cli.render import console
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.filters import parse_filters
@@ -50,7 +51,7 @@ def run(
         ),
     ] = None,
     cap: Annotated[
-        int | None, typer.Option("--cap", min=1, help="Stop after this many phases.")
+        int | None, typer.Option("--cap", min=1, max=1_000_000, help="Stop after this many phases.")
     ] = None,
     auto_advance: Annotated[
         bool, typer.Option("--auto-advance", help="Move to the next target when one blocks.")
@@ -110,7 +111,7 @@ def approve(
     """Let an item that waits for a human decision go on."""
     state = state_of(ctx)
     item = approve_item(state.store(), state.project().config.settings, item_id, notes)
-    console().print(f"{item.id} approved → {item.status.value}")
+    console().print(safe(f"{item.id} approved → {item.status.value}"), markup=False)
 
 
 def reject(
@@ -121,7 +122,7 @@ def reject(
     """Close an item that waits for a human decision."""
     item = reject_item(state_of(ctx).store(), item_id, reason)
     outcome = "closed" if item.archived else f"sent back to {item.phase}"
-    console().print(f"{item.id} rejected and {outcome}")
+    console().print(safe(f"{item.id} rejected and {outcome}"), markup=False)
 
 
 def resolve(
@@ -146,7 +147,7 @@ def resolve(
     decision = pick_decision(happened, not_happened, skip)
     state = state_of(ctx)
     resolved = resolve_run(state.store(), state.project().config.settings, run_id, decision)
-    console().print(resolved.line(decision))
+    console().print(safe(resolved.line(decision)), markup=False)
 
 
 def resume_agent_command(
@@ -155,7 +156,9 @@ def resume_agent_command(
 ) -> None:
     """Let a paused agent run again (paused after repeated rate limits or when unavailable)."""
     pause = resume_agent(state_of(ctx).store(), name)
-    console().print(f"agent {pause.agent} resumed (it was paused: {pause.reason})")
+    console().print(
+        safe(f"agent {pause.agent} resumed (it was paused: {pause.reason})"), markup=False
+    )
 
 
 def demo(

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from phase_golem.cli.context import state_of
+from phase_golem.cli.context import SQL_INT_MAX, state_of
 from phase_golem.cli.output import print_json
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.listing import RunCursor, RunPage
@@ -47,7 +47,7 @@ def _cursor(tx: Transaction, run_id: str | None, option: str) -> RunCursor | Non
 @click.option("--status", help="Only runs with this status.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=SQL_INT_MAX),
     metavar="N",
     help=f"At most N runs (table default {DEFAULT_TABLE_ROWS}, JSON default all; 0 means all).",
 )

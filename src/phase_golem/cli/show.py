@@ -11,7 +11,7 @@ import sys
 import click
 
 from phase_golem.cli.context import state_of
-from phase_golem.cli.output import print_json
+from phase_golem.cli.output import print_json, safe
 from phase_golem.domain.listing import RunPage
 from phase_golem.domain.serialization import item_to_dict, run_to_dict
 from phase_golem.engine.git_view import git_view_of, leftovers_in
@@ -51,4 +51,4 @@ def show(ctx: click.Context, item_id: str, as_json: bool) -> None:
         sys.stdout.write("No runs yet.\n")
     lines = ["", *git_lines(git), receipts_summary(item_id, receipts)]
     lines.append(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.write("".join(f"{safe(line)}\n" for line in lines))

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import click
 
-from phase_golem.cli.context import state_of
-from phase_golem.cli.output import print_json_array
+from phase_golem.cli.context import SQL_INT_MAX, state_of
+from phase_golem.cli.output import print_json_array, safe
 from phase_golem.domain.items import Item
 from phase_golem.domain.listing import ACTIVE_SECTIONS, SECTIONS, ItemCounts
 from phase_golem.domain.serialization import item_to_dict
@@ -29,7 +29,7 @@ DEFAULT_ROWS_PER_SECTION = 10
 @click.option("--all", "show_all", is_flag=True, help="Include archived (done and closed) items.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=SQL_INT_MAX),
     metavar="N",
     help=f"Rows per section (table default {DEFAULT_ROWS_PER_SECTION}; 0 shows every row). "
     "With --json: the first N of each section instead of every item.",
@@ -88,7 +88,7 @@ def _print_table(store: Store, sections: tuple[str, ...], show_all: bool, limit:
         table.print()
         lines.append(_summary(counts, sections) + _archived_hint(counts, show_all))
     lines += [pause.line() for pause in pauses.values()]
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    sys.stdout.write("".join(f"{safe(line)}\n" for line in lines))
 
 
 def _summary(counts: ItemCounts, sections: tuple[str, ...]) -> str:

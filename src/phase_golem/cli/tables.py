@@ -16,6 +16,8 @@ import unicodedata
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, TextIO
 
+from phase_golem.cli.output import safe
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -71,6 +73,7 @@ class IdTable:
     def add_row(self, *cells: str, dim: bool = False) -> None:
         if len(cells) != len(self.headers):
             raise ValueError(f"{len(cells)} cells for {len(self.headers)} columns")
+        cells = tuple(safe(c) for c in cells)  # one line, escapes shown, secrets removed
         self.rows.append((cells, dim))
         self._widths = [max(w, cell_width(c)) for w, c in zip(self._widths, cells, strict=True)]
 

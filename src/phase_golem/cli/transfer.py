@@ -9,9 +9,11 @@ from typing import Annotated
 
 import typer
 
-from phase_golem.cli.context import state_of
-from phase_golem.cli.output import print_json
+from phase_golem.cli.context import SQL_INT_MAX, state_of
+from phase_golem.cli.output import print_json, safe
 from phase_golem.engine.transfer import (
+    check_export_directory,
+    check_export_target,
     export_ledger,
     export_task_golem,
     export_text,
@@ -42,7 +44,11 @@ def import_command(
     ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Import items; all or nothing (an error changes nothing)."""
+    """Import items; all or nothing (an error changes nothing).
+
+    The file must be a regular UTF-8 file under 256 MiB; an empty file, a FIFO, a device or a
+    mapping that is no backlog is refused, saying what it is.
+    """
     if fmt not in FORMATS:
         raise typer.BadParameter(
             f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format"
@@ -62,7 +68,11 @@ def import_command(
     for warning in report.warnings:
         logger.warning("%s", warning)
     version = f" (schema v{report.schema_version})" if report.schema_version else ""
-    typer.echo(f"Imported {len(report.created)} item(s) from {file.name}{version}")
+    if not report.created:
+        what = "an inbox" if report.format == "inbox" else f"a {report.format} file{version}"
+        typer.echo(safe(f"Nothing imported: {file.name} is {what} with no items in it"))
+        return
+    typer.echo(safe(f"Imported {len(report.created)} item(s) from {file.name}{version}"))
 
 
 def export_command(
@@ -96,11 +106,22 @@ def export_command(
     ] = None,
     after: Annotated[
         int | None,
-        typer.Option("--after", metavar="SEQ", min=0, help="With --ledger: events after SEQ."),
+        typer.Option(
+            "--after",
+            metavar="SEQ",
+            min=0,
+            max=SQL_INT_MAX,
+            help="With --ledger: events after SEQ.",
+        ),
     ] = None,
 ) -> None:
     """Write the backlog as Phase Golem BACKLOG.yaml schema v3 or as task-golem JSONL, or
-    (--ledger) the ledger as NDJSON; files are replaced atomically."""
+    (--ledger) the ledger as NDJSON; files are replaced atomically.
+
+    Only an ordinary file is replaced (or a new one made in an existing directory): a target
+    in .phase-golem/ or .git/, the config file, a directory, a device, a FIFO or a link is
+    refused, and nothing is written. Secrets are redacted.
+    """
     if ledger is not None:
         _export_ledger(ctx, ledger, file, fmt, item, after)
         return
@@ -110,18 +131,22 @@ def export_command(
         raise typer.BadParameter(
             f"{fmt!r} is not one of {', '.join(EXPORT_FORMATS)}", param_hint="--format"
         )
-    if fmt == "task-golem":
-        directory = _export_directory(file)
-        written = export_task_golem(state_of(ctx).project().store(), directory)
-        typer.echo(f"Exported to {written[0]} and {written[1]}")
-        return
     project = state_of(ctx).project()
+    if fmt == "task-golem":
+        directory = check_export_directory(
+            _export_directory(file), root=project.root, config_file=project.config.path
+        )
+        written = export_task_golem(project.store(), directory)
+        typer.echo(safe(f"Exported to {written[0]} and {written[1]}"))
+        return
+    if file is not None:
+        check_export_target(file, root=project.root, config_file=project.config.path)
     text = export_text(project.store(), project.config.settings)
     if file is None:
         sys.stdout.write(text)
         return
     write_atomically(file, text)
-    typer.echo(f"Exported to {file}")
+    typer.echo(safe(f"Exported to {file}"))
 
 
 def _export_ledger(
@@ -140,19 +165,21 @@ def _export_ledger(
     if fmt != "backlog":
         raise typer.BadParameter("--ledger writes NDJSON; drop --format", param_hint="--format")
     project = state_of(ctx).project()
+    path = Path(target)
+    if target != "-":
+        check_export_target(path, root=project.root, config_file=project.config.path)
     lines = ledger_ndjson(project.store(), item_id=item, after=after or 0)
     if target == "-":
         sys.stdout.writelines(lines)
         sys.stdout.flush()
         return
-    path = Path(target)
     try:
-        export_ledger(path, lines, state_dir=project.state_dir)
+        export_ledger(path, lines)
     except OSError as exc:
         raise typer.BadParameter(
             f"cannot write {path}: {exc.strerror or exc}", param_hint="--ledger"
         ) from None
-    typer.echo(f"Exported {len(lines)} ledger event(s) to {path}")
+    typer.echo(safe(f"Exported {len(lines)} ledger event(s) to {path}"))
 
 
 def _export_directory(file: Path | None) -> Path:
@@ -161,6 +188,4 @@ def _export_directory(file: Path | None) -> Path:
             "task-golem writes two files; give the directory to write them into",
             param_hint="FILE",
         )
-    if file.exists() and not file.is_dir():
-        raise typer.BadParameter(f"{file} exists and is not a directory", param_hint="FILE")
     return file

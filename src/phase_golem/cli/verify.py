@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from phase_golem.cli.context import state_of
-from phase_golem.cli.output import print_json
+from phase_golem.cli.output import print_json, safe
 from phase_golem.engine.receipts import verify
 from phase_golem.errors import ExitCode
 
@@ -40,7 +40,7 @@ def verify_command(
         print_json(report.to_dict())
     else:
         for mismatch in report.mismatches:
-            typer.echo(mismatch.describe())
+            typer.echo(safe(mismatch.describe()))
         scope = f" of {item_id}" if item_id else ""
         extra = []
         if report.superseded:

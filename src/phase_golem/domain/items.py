@@ -167,14 +167,17 @@ class BlockedType(StrEnum):
         raise ParseError(f"invalid blocked_type {raw!r} (expected one of: clarification, decision)")
 
 
-_ID_PATTERN = re.compile(r"^([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*)-([0-9A-Za-z]+)$")
-_PREFIX_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+_ID_PATTERN = re.compile(r"([A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*)-([0-9A-Za-z]+)")
+_PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+MAX_ID_LENGTH = 100
+# Item numbers are counted in SQLite's 64-bit integers; a trillion items is plenty.
+MAX_ITEM_NUMBER = 10**12 - 1
 
 
 def validate_prefix(prefix: str) -> str:
-    if not prefix or not _PREFIX_PATTERN.match(prefix):
+    if not prefix or not _PREFIX_PATTERN.fullmatch(prefix):
         raise ParseError(
-            f"invalid ID prefix {prefix!r} (use letters, digits, '_' and '-', e.g. WRK)"
+            f"invalid ID prefix {prefix!r} (use up to 32 letters, digits, '_' and '-', e.g. WRK)"
         )
     return prefix
 
@@ -185,11 +188,16 @@ def format_item_id(prefix: str, number: int) -> str:
 
 def split_item_id(item_id: str) -> tuple[str, int | None]:
     """`WRK-042` → (`WRK`, 42); a non-numeric suffix (task-golem's hex) → (prefix, None)."""
-    match = _ID_PATTERN.match(item_id)
+    match = _ID_PATTERN.fullmatch(item_id) if len(item_id) <= MAX_ID_LENGTH else None
     if not match:
-        raise ParseError(f"invalid item ID {item_id!r} (expected PREFIX-NNN, e.g. WRK-001)")
+        shown = item_id if len(item_id) <= MAX_ID_LENGTH else item_id[:MAX_ID_LENGTH] + "…"
+        raise ParseError(f"invalid item ID {shown!r} (expected PREFIX-NNN, e.g. WRK-001)")
     prefix, suffix = match.group(1), match.group(2)
-    return prefix, int(suffix) if suffix.isdigit() else None
+    if not suffix.isdigit():
+        return prefix, None
+    if len(suffix) > len(str(MAX_ITEM_NUMBER)) or int(suffix) > MAX_ITEM_NUMBER:
+        raise ParseError(f"invalid item ID {item_id!r}: the number is too large")
+    return prefix, int(suffix)
 
 
 def format_timestamp(moment: datetime) -> str:

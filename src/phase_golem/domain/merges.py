@@ -44,6 +44,40 @@ def plan_merges(triaged: Item, duplicates: Sequence[str], items: Iterable[Item])
     return seen
 
 
+def unmergeable(
+    triaged: Item, duplicates: Sequence[str], items: Iterable[Item]
+) -> list[tuple[str, str]]:
+    """(ID, why) for each duplicate `plan_merges` leaves out, so the ledger can say so."""
+    by_id = {item.id: item for item in items}
+    reasons: list[tuple[str, str]] = []
+    for dup in dict.fromkeys(duplicates):
+        other = by_id.get(dup)
+        if dup == triaged.id:
+            reasons.append((dup, "it is the item being triaged"))
+        elif other is None:
+            reasons.append((dup, "no such item"))
+        elif other.archived or other.status is ItemStatus.DONE:
+            reasons.append((dup, "it is already done or archived"))
+    return reasons
+
+
+def merge_refusal(source: Item, has_live_run: bool) -> str | None:
+    """Why `source` may not be merged away by a triage result without a human, or None.
+
+    Only an item still waiting for triage (`new`) with no run of its own may vanish into
+    another: one that is scoping, ready, in progress or blocked carries work or a person's
+    decision, and one with a live run has an agent working on it right now.
+    """
+    if has_live_run:
+        return f"{source.id} has a live run; merge it by hand if it is a duplicate"
+    if source.status is not ItemStatus.NEW:
+        return (
+            f"{source.id} is {source.status.value}, past triage; merging it away needs a "
+            "human (close it with a reason)"
+        )
+    return None
+
+
 def merge_note(source: Item) -> str:
     parts = [f"[Merged from {source.id}] {source.title}"]
     if source.description is not None:

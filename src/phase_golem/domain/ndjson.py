@@ -25,6 +25,19 @@ class NdjsonParse:
     warnings: tuple[str, ...]
 
 
+# What decoding a hostile line can raise: bad JSON, a number of thousands of digits
+# (ValueError), nesting deeper than the decoder's recursion allows (RecursionError).
+JSON_ERRORS: tuple[type[Exception], ...] = (ValueError, RecursionError)
+
+
+def json_error_message(exc: Exception) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
 def torn_line_warning(source: str, number: int, message: str) -> str:
     return f"{source}: line {number}: ignored a torn final line ({message})"
 
@@ -51,11 +64,11 @@ def parse_ndjson(
     for index, (number, line) in enumerate(lines):
         try:
             records.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
+        except JSON_ERRORS as exc:
             if index == len(lines) - 1:
-                warnings.append(torn_line_warning(source, number, exc.msg))
+                warnings.append(torn_line_warning(source, number, json_error_message(exc)))
                 break
-            message = f"{source}: line {number}: malformed JSON: {exc.msg}"
+            message = f"{source}: line {number}: malformed JSON: {json_error_message(exc)}"
             if on_damage is None:
                 raise NdjsonError(message) from None
             on_damage(message)

@@ -142,6 +142,7 @@ class ExecutionConfig:
     wake: WakeConfig = field(default_factory=WakeConfig)
     max_result_bytes: int = 1_048_576
     max_triage_attempts: int = 3
+    max_follow_ups: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +152,7 @@ class AgentConfig:
     command: str | None = None
     scenario: str | None = None
     permission: Permission = Permission.EDIT
+    pass_env: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +168,11 @@ class SourceConfig:
     command: str | None = None
     every_seconds: float | None = None
     cron: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedactionConfig:
+    env: tuple[str, ...] = ()  # more variables whose values are secrets
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +204,7 @@ class Settings:
     storage: StorageConfig = field(default_factory=StorageConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     sources: tuple[SourceConfig, ...] = ()
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
 
     def pipeline(self, name: str | None) -> PipelineConfig | None:
         return self.pipelines.get(name or "feature")

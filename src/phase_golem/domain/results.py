@@ -7,6 +7,7 @@ agents may add their own. Every rejection names the field that is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,7 +18,14 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from phase_golem.domain.descriptions import StructuredDescription
 from phase_golem.domain.errors import ParseError
 from phase_golem.domain.items import Assessments, BlockedType, Level, Size
+from phase_golem.domain.redaction import redact_optional, redact_text
 from phase_golem.domain.runs import ErrorClass
+from phase_golem.domain.text import text_problem
+
+# Our schema is four levels deep; agents may add fields of their own, but not a tower.
+MAX_RESULT_DEPTH = 64
+# "Come back later" beyond ten years is a mistake, not a plan (and would overflow dates).
+MAX_RETRY_AFTER_SECONDS = 10 * 366 * 86400.0
 
 
 class ResultCode(StrEnum):
@@ -100,7 +108,9 @@ class _ResultModel(_Model):
     requires_human_review: bool = False
     blocked_type: BlockedType | None = None
     wake_at: str | None = None
-    retry_after_seconds: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None
+    retry_after_seconds: Annotated[
+        float | None, Field(ge=0, le=MAX_RETRY_AFTER_SECONDS, allow_inf_nan=False)
+    ] = None
     artifacts: list[str] = []
 
 
@@ -202,6 +212,14 @@ def parse_result(
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ResultProblem(ErrorClass.INVALID_RESULT, f"result is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ResultProblem(ErrorClass.INVALID_RESULT, "result is nested too deeply") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        message = f"result is not usable JSON: {exc}"
+        raise ResultProblem(ErrorClass.INVALID_RESULT, message) from None
+    problem = structure_problem(data)
+    if problem is not None:
+        raise ResultProblem(ErrorClass.INVALID_RESULT, problem)
     if not isinstance(data, dict):
         raise ResultProblem(
             ErrorClass.INVALID_RESULT, f"result must be a JSON object, not {type(data).__name__}"
@@ -220,6 +238,52 @@ def parse_result(
             f"got {model.item_id}/{model.phase}",
         )
     return _from_model(model)
+
+
+def structure_problem(data: Any, max_depth: int = MAX_RESULT_DEPTH) -> str | None:
+    """What makes decoded JSON unusable as a result, walked without recursion: nesting past
+    `max_depth`, or a key or string with a NUL or a lone surrogate (neither survives git,
+    the environment or UTF-8). The place is named the way the schema errors name it."""
+    pending: list[tuple[Any, str, int]] = [(data, "result", 0)]
+    while pending:
+        value, where, depth = pending.pop()
+        if depth > max_depth:
+            return f"result is nested more than {max_depth} levels deep (at {where})"
+        if isinstance(value, str):
+            problem = text_problem(value)
+            if problem is not None:
+                return f"{where} {problem}"
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                problem = text_problem(key)
+                if problem is not None:
+                    return f"a key in {where} {problem}"
+                pending.append((inner, f"{where}.{key}", depth + 1))
+        elif isinstance(value, list):
+            pending.extend((inner, f"{where}[{i}]", depth + 1) for i, inner in enumerate(value))
+    return None
+
+
+def redact_result(result: PhaseResult) -> PhaseResult:
+    """The result with every secret we know of removed from the text it carries, before
+    any of it reaches the store, an item, a commit message, the worklog or a prompt."""
+    follow_ups = tuple(
+        f.model_copy(update={"title": redact_text(f.title), "context": redact_optional(f.context)})
+        for f in result.follow_ups
+    )
+    description = result.description
+    if description is not None:
+        description = StructuredDescription(
+            **{k: redact_text(v) for k, v in description.to_dict().items()}
+        )
+    return dataclasses.replace(
+        result,
+        summary=redact_text(result.summary),
+        context=redact_optional(result.context),
+        commit_summary=redact_optional(result.commit_summary),
+        follow_ups=follow_ups,
+        description=description,
+    )
 
 
 def result_to_dict(result: PhaseResult) -> dict[str, Any]:

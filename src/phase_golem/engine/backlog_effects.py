@@ -12,8 +12,10 @@ from phase_golem.domain.items import Item, archive, new_item
 from phase_golem.domain.merges import (
     merge_direction,
     merge_into,
+    merge_refusal,
     plan_follow_ups,
     plan_merges,
+    unmergeable,
     without_dependency,
 )
 from phase_golem.domain.pipelines import Settings
@@ -24,10 +26,17 @@ from phase_golem.store import Transaction
 def ingest_follow_ups(
     tx: Transaction, settings: Settings, origin_item: Item, result: PhaseResult
 ) -> tuple[list[str], list[tuple[str, str]]]:
-    """(IDs created, (title, duplicate of) skipped) for the result's follow-ups."""
+    """(IDs created, (title, why not) skipped) for the result's follow-ups.
+
+    One result considers at most `[execution] max_follow_ups` of them; the rest are not
+    created and are reported in one ledger event (how many, the first titles) and in the
+    skipped list, never dropped silently.
+    """
     if not result.follow_ups:
         return [], []
-    plan = plan_follow_ups(result.follow_ups, tx.snapshot().items())
+    limit = settings.execution.max_follow_ups
+    considered, over = result.follow_ups[:limit], result.follow_ups[limit:]
+    plan = plan_follow_ups(considered, tx.snapshot().items())
     origin = f"{origin_item.id}/{result.phase}"
     created = []
     for follow_up in plan.create:
@@ -52,7 +61,28 @@ def ingest_follow_ups(
             item_id=origin_item.id,
             data={"follow_up_skipped": title, "duplicate_of": duplicate_of},
         )
-    return created, list(plan.skipped)
+    skipped = [(title, _why_skipped(reason)) for title, reason in plan.skipped]
+    if over:
+        why = f"over the limit of {limit} follow-ups per result ([execution] max_follow_ups)"
+        tx.append_event(
+            EventKind.ITEM_UPDATED,
+            item_id=origin_item.id,
+            data={
+                "follow_ups_over_limit": len(over),
+                "limit": limit,
+                "titles": [f.title for f in over[:OVER_LIMIT_TITLES_KEPT]],
+            },
+        )
+        more = f" and {len(over) - 1} more" if len(over) > 1 else ""
+        skipped.append((f"{over[0].title}{more}", why))
+    return created, skipped
+
+
+OVER_LIMIT_TITLES_KEPT = 20
+
+
+def _why_skipped(reason: str) -> str:
+    return "its title is empty" if reason == "empty title" else f"duplicates {reason}"
 
 
 def merge_duplicates(
@@ -63,14 +93,19 @@ def merge_duplicates(
     current: Item | None = triaged
     backlog = tx.snapshot()  # the live runs and items as this transaction sees them
     busy = set(backlog.run_of_item.keys()) - {triaged.id}
-    present = [i for i in (backlog.get(d) for d in result.duplicates) if i is not None]
-    for dup in plan_merges(triaged, result.duplicates, present):
+    # Only the named items, archived ones included (so the ledger can say why not).
+    named = [i for i in (tx.get_item(d) for d in dict.fromkeys(result.duplicates)) if i]
+    for dup, why in unmergeable(triaged, result.duplicates, named):
+        _not_merged(tx, triaged, dup, why)
+    for dup in plan_merges(triaged, result.duplicates, named):
         other = tx.get_item(dup)
         if current is None or other is None:
             continue
         source, target = merge_direction(current, other)
-        if source.id in busy:
-            continue  # never archive an item under a running agent; the target may run
+        refusal = merge_refusal(source, source.id in busy)
+        if refusal is not None:  # the target may run; the source is never taken from a human
+            _not_merged(tx, triaged, dup, refusal)
+            continue
         target = merge_into(source, target, tx.now)
         tx.save_item(target, EventKind.ITEM_MERGED, {"merged_from": source.id})
         gone = archive(source, tx.now, closed_reason=f"merged into {target.id}")
@@ -93,3 +128,9 @@ def _dependents(tx: Transaction, item_id: str) -> list[Item]:
     ids = backlog.dependents.get(item_id, frozenset())
     found = [backlog.items_by_id[i] for i in ids if i in backlog.items_by_id]
     return sorted(found, key=lambda i: (backlog.entries[i.id].created, i.id))
+def _not_merged(tx: Transaction, triaged: Item, duplicate: str, why: str) -> None:
+    tx.append_event(
+        EventKind.ITEM_UPDATED,
+        item_id=triaged.id,
+        data={"duplicate_not_merged": duplicate, "why": why},
+    )

@@ -63,6 +63,7 @@ from phase_golem.engine.workspaces import (
     run_workdir,
     save_manifest,
 )
+from phase_golem.faults import fault_of
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import GitError
 from phase_golem.workspace.snapshot import WorkspaceSnapshot
@@ -306,6 +307,7 @@ def agent_request(
         model=run.model,
         idempotency_key=run.idempotency_key,
         extra_env={"PHASE_GOLEM_ITEM_TITLE": item.title, "PHASE_GOLEM_ROOT": str(ctx.root)},
+        pass_env=ctx.settings.agent.pass_env,
     )
 
 
@@ -445,6 +447,9 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         )
         raise
     except Exception as exc:  # a bug of ours: the item blocks, the trace goes to the ledger
+        fault = fault_of(exc)
+        if fault is not None:  # the machine, not the run: stop, recover it at the next start
+            raise fault from None
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
         reconciled = None

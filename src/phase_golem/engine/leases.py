@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 
 from phase_golem.domain.items import parse_timestamp
 from phase_golem.domain.pipelines import ExecutionConfig
 from phase_golem.domain.runs import Run, Step
+from phase_golem.faults import StoreFault
 from phase_golem.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -30,20 +31,39 @@ def heartbeat_seconds(execution: ExecutionConfig) -> float:
 
 
 def renew(store: Store, run_id: str, worker_id: str, lease_seconds: float) -> bool:
-    """Extend our lease on a run; False when it is no longer ours (or no longer active)."""
+    """Extend our lease on a run; False when it is no longer ours (or no longer active).
+
+    A busy database must not take the run down (the next beat tries again); a store whose
+    disk or files failed (StoreFault) is raised, and stops the run (see `leased`).
+    """
     try:
         with store.transaction() as tx:
             until = tx.now + timedelta(seconds=lease_seconds)
             return tx.renew_lease(run_id, worker_id, until)
-    except StoreError as exc:  # a busy database must not take the run down; try again
+    except StoreFault:
+        raise
+    except StoreError as exc:
         log.warning("could not renew the lease of %s: %s", run_id, exc)
         return True
 
 
-async def _heartbeat(store: Store, run_id: str, worker_id: str, execution: ExecutionConfig) -> None:
+async def _heartbeat(
+    store: Store,
+    run_id: str,
+    worker_id: str,
+    execution: ExecutionConfig,
+    on_fault: Callable[[StoreFault], None],
+) -> None:
     interval = heartbeat_seconds(execution)
     while True:
-        if not await asyncio.to_thread(renew, store, run_id, worker_id, execution.lease_seconds):
+        try:
+            renewed = await asyncio.to_thread(
+                renew, store, run_id, worker_id, execution.lease_seconds
+            )
+        except StoreFault as fault:
+            on_fault(fault)
+            return
+        if not renewed:
             return
         await asyncio.sleep(interval)
 
@@ -52,10 +72,26 @@ async def _heartbeat(store: Store, run_id: str, worker_id: str, execution: Execu
 async def leased(
     store: Store, run_id: str, worker_id: str, execution: ExecutionConfig
 ) -> AsyncIterator[None]:
-    """Keep the run's lease fresh for as long as the block runs."""
-    beat = asyncio.create_task(_heartbeat(store, run_id, worker_id, execution))
+    """Keep the run's lease fresh for as long as the block runs.
+
+    When the store fails under a renewal, the block is cancelled (its agent is stopped)
+    and the fault is raised in its place, so the whole run stops at once with its cause.
+    """
+    body = asyncio.current_task()
+    faults: list[StoreFault] = []
+
+    def stop_the_run(fault: StoreFault) -> None:
+        faults.append(fault)
+        if body is not None:
+            body.cancel()
+
+    beat = asyncio.create_task(_heartbeat(store, run_id, worker_id, execution, stop_the_run))
     try:
         yield
+    except asyncio.CancelledError:
+        if faults:
+            raise faults[0] from None
+        raise
     finally:
         beat.cancel()
         with contextlib.suppress(asyncio.CancelledError):

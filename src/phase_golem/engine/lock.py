@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from phase_golem.processes import pid_alive
+from phase_golem.safe_files import read_bounded, write_private
 
 
 class LockHeld(Exception):
@@ -23,7 +24,10 @@ class ProcessLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:  # e.g. a link planted in its place, a read-only directory
+            raise LockHeld(f"{self.path}: cannot take the lock: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -31,13 +35,12 @@ class ProcessLock:
             raise LockHeld(self._contention_message()) from None
         self._fd = fd
         tmp = self.pid_path.with_suffix(".pid.tmp")
-        tmp.write_text(f"{os.getpid()}\n", encoding="utf-8")
-        tmp.chmod(0o600)
+        write_private(tmp, f"{os.getpid()}\n")  # a name planted there is replaced, not followed
         os.replace(tmp, self.pid_path)
 
     def _contention_message(self) -> str:
         try:
-            pid = int(self.pid_path.read_text(encoding="utf-8").strip())
+            pid = int(read_bounded(self.pid_path, 64, follow_symlinks=False).strip())
         except (OSError, ValueError):
             return f"another phase-golem is running here (lock {self.path} is held)"
         if pid_alive(pid):

@@ -26,6 +26,7 @@ from typing import Any
 from phase_golem.domain.items import Item
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.runs import Run
+from phase_golem.domain.templates import fill
 
 OUTPUT_LIMIT = 2000
 
@@ -60,12 +61,7 @@ def reconcile_argv(template: str, run: Run, item: Item) -> list[str]:
         "branch": item.branch or "",
         "key": run.idempotency_key or "",
     }
-    argv = []
-    for token in shlex.split(template):
-        filled = token
-        for name, value in values.items():
-            filled = filled.replace("{" + name + "}", value)
-        argv.append(filled)
+    argv = [fill(token, values) for token in shlex.split(template)]
     if not argv:
         raise ValueError("the reconcile command is empty")
     return argv

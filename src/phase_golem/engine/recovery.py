@@ -22,6 +22,7 @@ crash during recovery loses nothing: the next start simply recovers what is stil
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -142,7 +143,7 @@ def _to_adopt(run: Run, root: Path, table: AgentTable | None) -> bool:
     of a run that never got going is stopped."""
     result_file = run_directory(root, run.id) / "result.json"
     leftovers = agent_pids(run, root, table)
-    if run.step is Step.STARTED and (leftovers or result_file.exists()):
+    if run.step is Step.STARTED and (leftovers or os.path.lexists(result_file)):
         return True
     stop_processes(leftovers)
     return False
@@ -348,7 +349,7 @@ async def adopt_run(
             request = agent_request(ctx, run, item, prompt="", workdir=workdir)
             exit = ProcessExit(None, timed_out=timed_out)
             limit = ctx.settings.execution.max_result_bytes
-            outcome = collect_outcome(adapter, request, exit, limit)
+            outcome = await asyncio.to_thread(collect_outcome, adapter, request, exit, limit)
             reconciled = await reconcile_uncertain(
                 ctx.store, ctx.settings, ctx.root, run_id, outcome
             )

@@ -57,6 +57,7 @@ from phase_golem.engine.recovery import (
 from phase_golem.engine.retries import max_attempts
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.summary import HaltReason, RunSummary
+from phase_golem.faults import MachineFault, StoreFault, abandon_tasks, fault_of
 from phase_golem.store import BacklogSnapshot, Transaction
 
 IDLE_CHECK_SECONDS = 1.0
@@ -328,8 +329,8 @@ class Scheduler:
         if completion.follow_ups:
             summary.follow_ups_created += len(completion.follow_ups)
             self.emit(f"Follow-ups: {', '.join(completion.follow_ups)} added to the backlog")
-        for title, duplicate_of in completion.skipped_follow_ups:
-            self.emit(f"Follow-up {title!r} skipped: duplicates {duplicate_of}")
+        for title, why in completion.skipped_follow_ups:
+            self.emit(f"Follow-up {title!r} skipped: {why}")
         for source, target in completion.merged:
             summary.items_merged += 1
             self.emit(f"{source} merged into {target}")
@@ -369,6 +370,9 @@ class Scheduler:
         if error is None:
             self._finished(task.result())
             return
+        fault = fault_of(error)
+        if fault is not None:  # the disk or the database failed: stop (see run())
+            raise fault
         self.emit(f"[{run.item_id}][{run.phase}] Internal error: {error!r}")
         self.state.breaker += 1
         if fail_internally(self.ctx, run.id, error):
@@ -449,6 +453,9 @@ class Scheduler:
         self._install_signals()
         try:
             halt = await self._loop()
+        except (StoreFault, MachineFault):
+            await abandon_tasks(self.tasks)
+            raise
         finally:
             self._remove_signals()
         summary = self.state.summary

@@ -4,6 +4,8 @@ an import is applied to the store in one transaction."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +16,12 @@ from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import Item, new_item
 from phase_golem.domain.pipelines import Settings
-from phase_golem.fsutil import is_within, write_atomically
+from phase_golem.fsutil import write_atomically
 from phase_golem.interchange.backlog_yaml import (
     BacklogFormatError,
     dump_backlog_v3,
     parse_backlog_text,
+    read_import_text,
 )
 from phase_golem.interchange.inbox import inbox_entry_to_fields, parse_inbox_text
 from phase_golem.interchange.task_golem import (
@@ -30,6 +33,7 @@ from phase_golem.interchange.task_golem import (
     merge_active_and_archive,
     parse_task_golem_text,
 )
+from phase_golem.safe_files import kind_of
 from phase_golem.store import NotFoundError, Store
 
 
@@ -45,8 +49,8 @@ def detect_format(text: str, source: str) -> str:
     """`backlog` for BACKLOG.yaml (a mapping of items with IDs), `inbox` for drop files."""
     try:
         data = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return "backlog"  # let the backlog parser report the syntax error with its line
+    except (yaml.YAMLError, RecursionError):
+        return "backlog"  # let the backlog parser report the problem with its line
     if data is None or isinstance(data, list):
         return "inbox"
     if isinstance(data, dict):
@@ -59,8 +63,17 @@ def detect_format(text: str, source: str) -> str:
             and all(isinstance(e, dict) and "id" not in e for e in entries)
         ):
             return "inbox"
-        return "backlog"
-    raise BacklogFormatError(f"{source}: expected a YAML mapping or list at the top level")
+        if "items" in data:
+            return "backlog"
+        keys = ", ".join(repr(str(k)) for k in list(data)[:5]) or "no keys"
+        raise BacklogFormatError(
+            f"{source}: found a mapping with {keys}, which is neither a backlog "
+            "(schema_version, items) nor an inbox (a list of entries with a title)"
+        )
+    raise BacklogFormatError(
+        f"{source}: found a {type(data).__name__} at the top level, not a backlog mapping "
+        "or an inbox list"
+    )
 
 
 def import_file(store: Store, settings: Settings, path: Path, fmt: str = "auto") -> ImportReport:
@@ -70,8 +83,12 @@ def import_file(store: Store, settings: Settings, path: Path, fmt: str = "auto")
         if fmt not in ("auto", "task-golem"):
             raise BacklogFormatError(f"{path}: is a directory; only task-golem imports read one")
         return _import_task_golem_dir(store, settings, path)
-    text = _read_text(path)
+    text = read_import_text(path)
     source = path.name
+    if not text.strip():
+        raise BacklogFormatError(
+            f"{path}: is empty; there is no backlog or inbox entry in it to import"
+        )
     kind = fmt
     if fmt == "auto":
         kind = "task-golem" if looks_like_task_golem(text) else detect_format(text, source)
@@ -83,23 +100,14 @@ def import_file(store: Store, settings: Settings, path: Path, fmt: str = "auto")
     return _import_backlog(store, settings, text, source)
 
 
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BacklogFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise BacklogFormatError(f"{path}: not UTF-8 text") from None
-
-
 def _import_task_golem_dir(store: Store, settings: Settings, directory: Path) -> ImportReport:
     active_path = directory / ACTIVE_FILE
     if not active_path.is_file():
         raise BacklogFormatError(f"{directory}: no {ACTIVE_FILE} here (is it a .task-golem/?)")
-    active = parse_task_golem_text(_read_text(active_path), ACTIVE_FILE)
+    active = parse_task_golem_text(read_import_text(active_path), ACTIVE_FILE)
     archive_path = directory / ARCHIVE_FILE
     archived = (
-        parse_task_golem_text(_read_text(archive_path), ARCHIVE_FILE, archive=True)
+        parse_task_golem_text(read_import_text(archive_path), ARCHIVE_FILE, archive=True)
         if archive_path.is_file()
         else TaskGolemParse((), ())
     )
@@ -210,6 +218,67 @@ def ledger_ndjson(store: Store, *, item_id: str | None = None, after: int = 0) -
     ]
 
 
-def export_ledger(path: Path, lines: Sequence[str], *, state_dir: Path) -> None:
-    """Atomically, so a reader never sees half a ledger; private under `.phase-golem/`."""
-    write_atomically(path, lines, private=is_within(path.parent, state_dir))
+def export_ledger(path: Path, lines: Sequence[str]) -> None:
+    """Atomically, so a reader never sees half a ledger (check_export_target first)."""
+    write_atomically(path, lines)
+
+
+class ExportTargetError(DomainError):
+    """A place `export` will not write to; the message says why (exit code 2)."""
+
+
+def _refuse_protected(target: Path, shown: Path, root: Path, config_file: Path | None) -> None:
+    real_root = root.resolve()
+    state = real_root / ".phase-golem"
+    if ".git" in target.parts:
+        raise ExportTargetError(f"{shown}: is inside a .git directory; choose another place")
+    if target == state or target.is_relative_to(state):
+        raise ExportTargetError(
+            f"{shown}: is inside .phase-golem/, which holds phase-golem's own state; "
+            "choose another place"
+        )
+    configs = {real_root / "phase-golem.toml"}
+    if config_file is not None:
+        configs.add(config_file.resolve())
+    if target in configs:
+        raise ExportTargetError(f"{shown}: is the project's config file; choose another place")
+
+
+def check_export_target(path: Path, *, root: Path, config_file: Path | None) -> Path:
+    """Where an export may go: an ordinary file (replaced atomically) or a new name in an
+    existing directory, outside `.phase-golem/` and `.git/` and not the config file.
+
+    What is not a regular file (a directory, a device such as `/dev/full`, a FIFO, a
+    symbolic link) is refused in one line rather than replaced.
+    """
+    parent = path.parent
+    if not parent.exists():
+        raise ExportTargetError(f"{path}: the directory {parent} does not exist")
+    if not parent.is_dir():
+        raise ExportTargetError(f"{path}: {parent} is not a directory")
+    target = parent.resolve() / path.name
+    try:
+        mode: int | None = os.lstat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise ExportTargetError(
+            f"{path}: is {kind_of(mode)}; export replaces only an ordinary file"
+        )
+    _refuse_protected(target, path, root, config_file)
+    return path
+
+
+def check_export_directory(path: Path, *, root: Path, config_file: Path | None) -> Path:
+    """A directory `export --format task-golem` writes its two files into (made if new)."""
+    if os.path.lexists(path):
+        mode = os.lstat(path).st_mode
+        if not stat.S_ISDIR(mode):
+            raise ExportTargetError(f"{path}: is {kind_of(mode)}, not a directory")
+    elif not path.parent.is_dir():
+        raise ExportTargetError(f"{path}: the directory {path.parent} does not exist")
+    _refuse_protected(path.parent.resolve() / path.name, path, root, config_file)
+    if path.is_dir():
+        for name in (ACTIVE_FILE, ARCHIVE_FILE):
+            check_export_target(path / name, root=root, config_file=config_file)
+    return path

@@ -26,6 +26,12 @@ from phase_golem.domain.pipelines import Isolation, PhaseConfig, Settings, Stale
 from phase_golem.domain.runs import Run, RunKind
 from phase_golem.engine.commits import tree_key
 from phase_golem.engine.files import CHANGES_DIR, change_folder
+from phase_golem.safe_files import (
+    IMPORT_LIMIT,
+    create_private,
+    ensure_run_directory,
+    read_bounded,
+)
 from phase_golem.workspace.git import GitError, is_ancestor
 from phase_golem.workspace.snapshot import WorkspaceSnapshot, take_snapshot, touched_paths
 from phase_golem.workspace.worktrees import ensure_worktree
@@ -103,20 +109,20 @@ def prepare_workspace(
 
 
 def save_manifest(run_dir: Path, snapshot: WorkspaceSnapshot) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_run_directory(run_dir.parent, run_dir.name)
     path = run_dir / BEFORE_MANIFEST
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with os.fdopen(create_private(tmp), "w", encoding="utf-8") as handle:
         json.dump({"head": snapshot.head, "files": dict(snapshot.files)}, handle)
     os.replace(tmp, path)
 
 
 def load_manifest(run_dir: Path) -> WorkspaceSnapshot | None:
     try:
-        data = json.loads((run_dir / BEFORE_MANIFEST).read_text(encoding="utf-8"))
+        raw = read_bounded(run_dir / BEFORE_MANIFEST, IMPORT_LIMIT, follow_symlinks=False)
+        data = json.loads(raw)
         return WorkspaceSnapshot(data.get("head"), dict(data.get("files") or {}))
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
 
 

@@ -16,6 +16,7 @@ import yaml
 from phase_golem.domain.descriptions import StructuredDescription, parse_freeform_description
 from phase_golem.domain.errors import DomainError, ParseError
 from phase_golem.domain.items import (
+    MAX_ITEM_NUMBER,
     PHASE_GOLEM_FIELDS,
     Item,
     ItemStatus,
@@ -25,7 +26,9 @@ from phase_golem.domain.items import (
     split_item_id,
 )
 from phase_golem.domain.pipelines import PipelineConfig
+from phase_golem.domain.redaction import redact
 from phase_golem.domain.serialization import item_from_dict
+from phase_golem.safe_files import IMPORT_LIMIT, FileRefused, read_text_bounded
 
 SUPPORTED_VERSIONS = (1, 2, 3)
 V1_PHASES = frozenset({"prd", "research", "design", "spec", "build", "review"})
@@ -50,6 +53,8 @@ _StringTimestampLoader.yaml_implicit_resolvers = {
 def load_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text, Loader=_StringTimestampLoader)
+    except RecursionError:
+        raise BacklogFormatError(f"{source}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -184,8 +189,14 @@ def parse_backlog_text(
     if not isinstance(raw_items, list):
         raise BacklogFormatError(f"{source}: items must be a list")
     next_item_id = data.get("next_item_id", 0) or 0
-    if isinstance(next_item_id, bool) or not isinstance(next_item_id, int) or next_item_id < 0:
-        raise BacklogFormatError(f"{source}: next_item_id must be a whole number ≥ 0")
+    if (
+        isinstance(next_item_id, bool)
+        or not isinstance(next_item_id, int)
+        or not 0 <= next_item_id <= MAX_ITEM_NUMBER
+    ):
+        raise BacklogFormatError(
+            f"{source}: next_item_id must be a whole number from 0 to {MAX_ITEM_NUMBER}"
+        )
 
     warnings: list[str] = []
     prepared: list[Any] = []
@@ -235,11 +246,17 @@ def _high_water_warnings(items: Iterable[Item], next_item_id: int) -> list[str]:
 
 
 def load_backlog_file(path: Path, feature_pipeline: PipelineConfig | None) -> ImportedBacklog:
+    return parse_backlog_text(read_import_text(path), path.name, feature_pipeline)
+
+
+def read_import_text(path: Path) -> str:
+    """A file given to `import` (or an inbox): regular, bounded, UTF-8, else one line."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BacklogFormatError(f"{path.name}: cannot read: {exc}") from None
-    return parse_backlog_text(text, path.name, feature_pipeline)
+        return read_text_bounded(path, IMPORT_LIMIT, what=str(path))
+    except FileNotFoundError:
+        raise BacklogFormatError(f"{path}: no such file") from None
+    except FileRefused as exc:
+        raise BacklogFormatError(str(exc)) from None
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -287,7 +304,7 @@ def dump_backlog_v3(
     chosen = [i for i in items if include_closed or i.closed_reason is None]
     document = {
         "schema_version": 3,
-        "items": [item_to_backlog_entry(i) for i in chosen],
+        "items": [redact(item_to_backlog_entry(i)) for i in chosen],
         "next_item_id": next_item_id,
     }
     return yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)

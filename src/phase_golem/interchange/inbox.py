@@ -12,7 +12,7 @@ from typing import Any
 from phase_golem.domain.descriptions import StructuredDescription
 from phase_golem.domain.errors import ParseError
 from phase_golem.domain.items import Level, Size
-from phase_golem.interchange.backlog_yaml import BacklogFormatError, load_yaml
+from phase_golem.interchange.backlog_yaml import BacklogFormatError, load_yaml, read_import_text
 
 
 @dataclass(frozen=True)
@@ -94,11 +94,7 @@ def parse_inbox_text(text: str, source: str) -> InboxParse:
 
 
 def load_inbox_file(path: Path) -> InboxParse:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BacklogFormatError(f"{path.name}: cannot read: {exc}") from None
-    return parse_inbox_text(text, path.name)
+    return parse_inbox_text(read_import_text(path), path.name)
 
 
 def inbox_entry_to_fields(entry: InboxEntry) -> dict[str, Any]:

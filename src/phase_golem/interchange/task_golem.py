@@ -31,7 +31,8 @@ from phase_golem.domain.items import (
     parse_timestamp,
     split_item_id,
 )
-from phase_golem.domain.ndjson import torn_line_warning
+from phase_golem.domain.ndjson import JSON_ERRORS, json_error_message, torn_line_warning
+from phase_golem.domain.redaction import redact
 from phase_golem.domain.serialization import ITEM_FIELD_PARSERS
 from phase_golem.interchange.backlog_yaml import BacklogFormatError
 
@@ -98,7 +99,7 @@ class TaskGolemParse:
 def _header_version(line: str, source: str) -> int:
     try:
         header = json.loads(line)
-    except json.JSONDecodeError:
+    except JSON_ERRORS:
         header = None
     if not isinstance(header, dict) or not isinstance(header.get("schema_version"), int):
         raise BacklogFormatError(
@@ -117,7 +118,7 @@ def looks_like_task_golem(text: str) -> bool:
     first = text.lstrip().split("\n", 1)[0].strip()
     try:
         header = json.loads(first)
-    except json.JSONDecodeError:
+    except JSON_ERRORS:
         return False
     return isinstance(header, dict) and "schema_version" in header and "items" not in header
 
@@ -332,14 +333,15 @@ def parse_task_golem_text(text: str, source: str, *, archive: bool = False) -> T
         label = f"{source}: line {number}"
         try:
             raw = json.loads(line)
-        except json.JSONDecodeError as exc:
+        except JSON_ERRORS as exc:
+            why = json_error_message(exc)
             if number == last:
-                warnings.append(torn_line_warning(source, number, exc.msg))
+                warnings.append(torn_line_warning(source, number, why))
                 continue
             if archive:
-                warnings.append(f"{label}: skipped a malformed line ({exc.msg})")
+                warnings.append(f"{label}: skipped a malformed line ({why})")
                 continue
-            raise BacklogFormatError(f"{label}: malformed JSON: {exc.msg}") from None
+            raise BacklogFormatError(f"{label}: malformed JSON: {why}") from None
         if not isinstance(raw, dict):
             raise BacklogFormatError(f"{label}: expected a JSON object")
         if isinstance(raw.get("id"), str):
@@ -437,6 +439,8 @@ def dump_task_golem_jsonl(items: Iterable[Item]) -> str:
     lines = [json.dumps({"schema_version": SCHEMA_VERSION}, separators=(",", ":"))]
     for item in sorted(items, key=lambda i: i.id):
         lines.append(
-            json.dumps(item_to_task_golem(item), separators=(",", ":"), ensure_ascii=False)
+            json.dumps(
+                redact(item_to_task_golem(item)), separators=(",", ":"), ensure_ascii=False
+            )
         )
     return "\n".join(lines) + "\n"

@@ -15,11 +15,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
+from phase_golem.domain.errors import ParseError
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
+from phase_golem.domain.item_text import item_text_problem, redact_item
 from phase_golem.domain.items import Item, format_item_id, format_timestamp, split_item_id
 from phase_golem.domain.receipts import ArtifactState, Receipt
 from phase_golem.domain.redaction import redact
 from phase_golem.domain.runs import Run, RunStatus, Step, ensure_valid_transition
+from phase_golem.domain.text import storable
 from phase_golem.store.pages import PageReads, PagesBase
 from phase_golem.store.snapshot import BacklogSnapshot
 
@@ -27,6 +30,24 @@ RUN_COUNTER = "__run__"
 # The store-wide change sequence (DESIGN §3): bumped once by every transaction that writes
 # an item or a run row, and stamped on each of those rows.
 CHANGE_COUNTER = "__change__"
+
+
+def _storable_run(run: Run) -> Run:
+    """A run's free text comes from agents (errors, session ids): escaped, not refused."""
+    changes = {
+        name: storable(value)
+        for name in ("error", "session_id", "model")
+        if isinstance(value := getattr(run, name), str) and storable(value) != value
+    }
+    return run.replace(**changes) if changes else run
+
+
+def _storable(item: Item) -> Item:
+    """What every store writes for an item: text it can hold, and no secret in it."""
+    problem = item_text_problem(item)
+    if problem is not None:
+        raise ParseError(problem)
+    return redact_item(item)
 
 
 class StoreError(Exception):
@@ -295,6 +316,7 @@ class TransactionBase(PagesBase, abc.ABC):
         data: Mapping[str, Any] | None = None,
     ) -> None:
         self._require_writable()
+        item = _storable(item)
         if self._load_item(item.id) is not None:
             raise ConflictError(f"item {item.id} already exists")
         prefix, number = split_item_id(item.id)
@@ -307,6 +329,7 @@ class TransactionBase(PagesBase, abc.ABC):
 
     def save_item(self, item: Item, kind: EventKind, data: Mapping[str, Any] | None = None) -> None:
         self._require_writable()
+        item = _storable(item)
         before = self._load_item(item.id)
         if before is None:
             raise NotFoundError(f"no item {item.id}")
@@ -341,6 +364,7 @@ class TransactionBase(PagesBase, abc.ABC):
 
     def create_run(self, run: Run, data: Mapping[str, Any] | None = None) -> None:
         self._require_writable()
+        run = _storable_run(run)
         if self._load_run(run.id) is not None:
             raise ConflictError(f"run {run.id} already exists")
         if self._load_item(run.item_id) is None:
@@ -357,6 +381,7 @@ class TransactionBase(PagesBase, abc.ABC):
 
     def save_run(self, run: Run, kind: EventKind, data: Mapping[str, Any] | None = None) -> None:
         self._require_writable()
+        run = _storable_run(run)
         before = self._load_run(run.id)
         if before is None:
             raise NotFoundError(f"no run {run.id}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -53,7 +54,13 @@ RECEIPT_COLUMNS = (
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if _SURROGATE.search(text):  # evidence from an agent: stored escaped, never refused
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return text
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def item_to_row(item: Item) -> dict[str, Any]:

@@ -3,10 +3,16 @@
 WAL with `synchronous=FULL`, `BEGIN IMMEDIATE` for every write so writers queue
 on the busy timeout instead of failing mid-transaction, and `PRAGMA data_version`
 to notice commits made by other processes.
+
+Every SQLite error leaves as a StoreError naming its cause in one line (read-only, full,
+I/O error), never masked by a failed rollback; and before each transaction the database
+and its write-ahead log are checked to be the files we opened, so a `-wal` removed under
+a running process stops it instead of letting it write where no other process reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -23,6 +29,7 @@ from phase_golem.domain.items import Item
 from phase_golem.domain.listing import EventPage, ItemCounts, RunPage
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
+from phase_golem.faults import StoreFault, sqlite_fault
 from phase_golem.store import sql_pages
 from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
 from phase_golem.store.codec import (
@@ -359,11 +366,17 @@ class SqliteStore:
         # The data_version our snapshot was last refreshed at: while it stands still no
         # other connection committed, so the snapshot is current without any query.
         self._seen_version: int | None = None
+        self._files: tuple[tuple[int, int], tuple[int, int] | None] | None = None
         if not path.parent.is_dir():
             raise StoreError(f"database directory {path.parent} does not exist")
+        if path.is_dir():
+            raise StoreError(f"{path}: is a directory, not a database file")
         # Create the file ourselves so it is private from the first byte; SQLite gives
         # its -wal and -shm files the same mode as the database.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StoreFault(f"{path}: cannot open the database: {exc.strerror or exc}") from None
         os.close(fd)
         try:
             self._conn = sqlite3.connect(
@@ -378,8 +391,52 @@ class SqliteStore:
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path}: cannot open the database: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreFault(f"cannot open the database: {sqlite_fault(exc, path)}") from None
+        self._files = self._identity()
+
+    def _identity(self) -> tuple[tuple[int, int], tuple[int, int] | None]:
+        """(device, inode) of the database and of its write-ahead log (None if absent)."""
+        main = os.stat(self.path)
+        try:
+            wal = os.stat(f"{self.path}-wal")
+        except FileNotFoundError:
+            return (main.st_dev, main.st_ino), None
+        return (main.st_dev, main.st_ino), (wal.st_dev, wal.st_ino)
+
+    def _check_files(self) -> None:
+        """The files under us must be the ones we opened (cheap: two stats)."""
+        if self._files is None:
+            return
+        try:
+            main, wal = self._identity()
+        except FileNotFoundError:
+            raise StoreFault(
+                f"{self.path}: the database file was removed while phase-golem ran"
+            ) from None
+        if main != self._files[0]:
+            raise StoreFault(f"{self.path}: the database file was replaced while phase-golem ran")
+        if self._files[1] is not None and wal != self._files[1]:
+            raise StoreFault(
+                f"{self.path}-wal: the database's write-ahead log was removed or replaced while "
+                "phase-golem ran; stopped so that nothing more is written where others cannot "
+                "read it (changes since the last checkpoint are in the log this process holds)"
+            )
+        if self._files[1] is None and wal is not None:
+            self._files = (main, wal)
+
+    @contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreFault(sqlite_fault(exc, self.path)) from None
+
+    def _rollback(self) -> None:
+        """Undo what is open; a failed statement may already have ended the transaction."""
+        if self._conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
 
     def _migrate(self) -> None:
         latest = len(migration_files("sqlite"))
@@ -412,7 +469,7 @@ class SqliteStore:
                     )
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
 
     def _applied_version(self) -> int | None:
@@ -423,14 +480,14 @@ class SqliteStore:
         return int(row.fetchone()["version"] or 0)
 
     def schema_version(self) -> int:
-        with self._lock:
+        with self._lock, self._sqlite_errors():
             row = self._conn.execute(
                 "SELECT MAX(version) AS version FROM schema_migrations"
             ).fetchone()
             return int(row["version"] or 0)
 
     def data_version(self) -> int:
-        with self._lock:
+        with self._lock, self._sqlite_errors():
             return int(self._conn.execute("PRAGMA data_version").fetchone()["data_version"])
 
     def snapshot(self) -> BacklogSnapshot:
@@ -462,10 +519,15 @@ class SqliteStore:
         # `scheduling` needs nothing extra here: BEGIN IMMEDIATE already makes this
         # process the only writer until COMMIT.
         with self._lock:
+            self._check_files()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"{self.path}: could not start a write: {exc}") from None
+            except sqlite3.Error as exc:
+                self._rollback()
+                cause = sqlite_fault(exc, self.path)
+                if "locked" in str(exc) or "busy" in str(exc):  # contention, not a fault
+                    raise StoreError(f"could not start a write: {cause}") from None
+                raise StoreFault(f"could not start a write: {cause}") from None
             try:
                 version = self.data_version()
                 tx = SqliteTransaction(
@@ -477,8 +539,11 @@ class SqliteStore:
                 )
                 yield tx
                 self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreFault(sqlite_fault(exc, self.path)) from None
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             if not self._keeper.committed(tx):
                 self._seen_version = None  # the next snapshot reads the rows it missed
@@ -486,12 +551,20 @@ class SqliteStore:
     @contextmanager
     def reader(self) -> Iterator[Transaction]:
         with self._lock:
-            self._conn.execute("BEGIN")
+            self._check_files()
+            with self._sqlite_errors():
+                self._conn.execute("BEGIN")
             try:
                 yield SqliteTransaction(self._conn, self._clock(), writable=False)
-            finally:
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreFault(sqlite_fault(exc, self.path)) from None
+            except BaseException:
+                self._rollback()
+                raise
+            with self._sqlite_errors():
                 self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, contextlib.suppress(sqlite3.Error):
             self._conn.close()

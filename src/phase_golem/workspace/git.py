@@ -9,7 +9,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from phase_golem.domain.redaction import redact_text
+from phase_golem.domain.text import printable
 from phase_golem.processes import pid_alive
+from phase_golem.safe_files import read_bounded
 
 
 class GitError(RuntimeError):
@@ -275,7 +278,7 @@ def clear_stale_locks(root: Path) -> bool:
             cleared = True
     mark = directory / INDEX_OPERATION_MARK
     try:
-        pid = int(mark.read_text(encoding="utf-8").strip() or 0)
+        pid = int(read_bounded(mark, 64, follow_symlinks=False).strip() or 0)
     except (OSError, ValueError):
         return cleared
     if pid and pid_alive(pid):
@@ -301,6 +304,7 @@ def commit_paths(
     """
     if not paths:
         return None
+    message = printable(redact_text(message))  # no secret or escape reaches history
     head, head_tree = head_and_tree(root)
     index = git_dir(root) / PRIVATE_INDEX
     env = {"GIT_INDEX_FILE": str(index), "GIT_LITERAL_PATHSPECS": "1"}

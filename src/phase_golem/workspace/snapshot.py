@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,16 +39,37 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
 
 
-def file_blob_id(path: Path) -> str | None:
-    """The blob id of a working-tree file, or None when it is gone or not a file."""
+def file_blob_id(path: Path, *, retries: int = 2) -> str | None:
+    """The blob id of a working-tree file, or None when it is gone or not a file.
+
+    Read in blocks from a non-blocking descriptor of a regular file, so a huge file costs no
+    memory and a FIFO an agent left in the tree cannot hang us.
+    """
     try:
         if path.is_symlink():
             return blob_id(os.fsencode(os.readlink(path)))
-        if not path.is_file():
-            return None
-        return blob_id(path.read_bytes())
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None
+        digest = hashlib.sha1(b"blob %d\0" % info.st_size, usedforsecurity=False)
+        remaining = info.st_size
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            remaining -= len(chunk)
+        if remaining or os.fstat(fd).st_size != info.st_size:  # changed while we read it
+            return file_blob_id(path, retries=retries - 1) if retries > 0 else None
+        return digest.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def index_entries(root: Path) -> dict[str, str]:
