@@ -53,6 +53,9 @@ def main() -> int:
     parser.add_argument("--old", required=True, help="the commit to compare against")
     parser.add_argument("--new", default="HEAD")
     parser.add_argument("--burners", type=int, default=0, help="CPU burners beside both runs")
+    parser.add_argument(
+        "--logs", type=Path, default=Path("bench/suite-time-logs"), help="where the logs are kept"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="suite-time-") as scratch:
         root = Path(scratch)
@@ -70,10 +73,16 @@ def main() -> int:
             for burner in burners:
                 burner.kill()
                 burner.wait()
+        args.logs.mkdir(parents=True, exist_ok=True)
         for name, (seconds, code, load) in results.items():
             commit = commits[name]
-            tail = (root / f"{name}.log").read_text(errors="replace").strip().splitlines()[-1:]
-            print(f"{name} {commit}: {seconds:.0f} s, exit {code} ({load}); {' '.join(tail)}")
+            text = (root / f"{name}.log").read_text(errors="replace")
+            (args.logs / f"{name}.log").write_text(text)
+            lines = text.strip().splitlines()
+            failed = [line for line in lines if line.startswith(("FAILED", "ERROR"))]
+            print(f"{name} {commit}: {seconds:.0f} s, exit {code} ({load}); {' '.join(lines[-1:])}")
+            for line in failed:
+                print(f"    {line}")
         ratio = results["new"][0] / results["old"][0]
         print(f"new/old wall time: {ratio:.2f} (with {args.burners} CPU burner(s))")
     return 0
