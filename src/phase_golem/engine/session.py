@@ -6,6 +6,7 @@ import asyncio
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from phase_golem.agents.process import kill_all_groups
 from phase_golem.domain.errors import DomainError
@@ -32,6 +33,7 @@ from phase_golem.workspace.git import (
     GitError,
     clear_stale_locks,
     current_branch,
+    foreign_lock,
     head_commit,
     repository_problem,
 )
@@ -74,9 +76,6 @@ def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[s
     """Owed commits first, leftovers recorded, then the clean tree (DESIGN §8)."""
     root = ctx.root
     try:
-        for tree in [root, *(worktrees_dir(root) / i for i in existing_worktrees(root))]:
-            if (tree / ".git").exists() and clear_stale_locks(tree):
-                emit(f"[recovery] removed a git index lock a killed command of ours left in {tree}")
         record_crash_leftovers(ctx, recovered)
         for commit in save_all(ctx.store, root):
             emit(f"[recovery] committed the output of runs finished before a crash: {commit[:12]}")
@@ -92,6 +91,24 @@ def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[s
         raise ProjectError(f"git: {exc}") from None
     if changes:
         raise ProjectError(_dirty_tree_message(changes))
+
+
+def _clear_git_locks(root: Path, emit: Callable[[str], None]) -> None:
+    """Before any state changes: our killed commands' locks go, anyone else's stops us."""
+    try:
+        for tree in [root, *(worktrees_dir(root) / i for i in existing_worktrees(root))]:
+            if not (tree / ".git").exists():
+                continue
+            if clear_stale_locks(tree):
+                emit(f"[recovery] removed git locks a killed command of ours left in {tree}")
+            lock = foreign_lock(tree)
+            if lock is not None:
+                raise ProjectError(
+                    f"git lock {lock} exists and is not ours: another git process is running "
+                    "or was killed; remove the file once no git runs there"
+                )
+    except GitError as exc:
+        raise ProjectError(f"git: {exc}") from None
 
 
 def _dirty_tree_message(changes: list[str]) -> str:
@@ -159,6 +176,7 @@ def run_session(
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
             base_branch=current_branch(project.root) or "main",
         )
+        _clear_git_locks(project.root, emit)
         recovered = recover_interrupted_runs(store, settings, project.root)
         for run_id in recovered.runs:
             emit(f"[recovery] {run_id} was interrupted; retried, reconciled or held for a decision")
