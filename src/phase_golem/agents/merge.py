@@ -33,8 +33,8 @@ from phase_golem.workspace.git import (
     GitError,
     current_branch,
     head_commit,
-    index_operation,
     is_ancestor,
+    locked_operation,
     run_git,
 )
 from phase_golem.workspace.worktrees import item_branch
@@ -105,10 +105,11 @@ def _trial_merge(root: Path, base: str, tip: str) -> tuple[str | None, list[str]
 
 def _move_base(root: Path, base: str, old: str, new: str) -> None:
     if current_branch(root) == base:
-        with index_operation(root):
+        with locked_operation(root, ("HEAD",)):
             run_git(root, "merge", "--ff-only", "-q", new)
     else:
-        run_git(root, "update-ref", f"refs/heads/{base}", new, old)
+        with locked_operation(root, (f"refs/heads/{base}",)):
+            run_git(root, "update-ref", f"refs/heads/{base}", new, old)
 
 
 def merge(root: Path, worktree: Path, item: str, base: str, strategy: str) -> dict[str, object]:

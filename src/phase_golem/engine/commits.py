@@ -391,34 +391,47 @@ def _remember_leftovers(
     if not any(not c.succeeded and set(c.touched) - taken for c in group):
         return  # nothing to remember: no transaction
     with store.transaction() as tx:
-        leftovers = _leftovers(tx)
-        kept = dict(leftovers.get(tree, {}))
-        for change in group:
-            if change.succeeded:
+        remember_leftovers_in(tx, tree, workdir, group, taken)
+
+
+def remember_leftovers_in(
+    tx: Transaction,
+    tree: str,
+    workdir: Path,
+    group: Sequence[RunChange],
+    taken: Collection[str] = (),
+) -> None:
+    """Inside the caller's transaction: what the failed runs of `group` touched and is not
+    being committed (`taken`) stays in the tree as their leftover (DESIGN §8)."""
+    leftovers = _leftovers(tx)
+    kept = dict(leftovers.get(tree, {}))
+    for change in group:
+        if change.succeeded:
+            continue
+        for path in change.touched:
+            if path in taken:
                 continue
-            for path in change.touched:
-                if path in taken:
-                    continue
-                owner = dict(kept.get(path) or {})
-                owners = {tuple(o) for o in owner.get("owners", [])}
-                owners.add((change.item_id, change.phase))
-                owner["owners"] = sorted([list(o) for o in owners])
-                owner["runs"] = sorted({*owner.get("runs", []), change.run_id})
-                owner["blob"] = file_blob_id(workdir / path)
-                kept[path] = owner
-                tx.append_event(
-                    EventKind.RUN_LEFTOVERS,
-                    item_id=change.item_id,
-                    run_id=change.run_id,
-                    data={"tree": tree, "path": path},
-                )
-        leftovers[tree] = kept
-        _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
+            owner = dict(kept.get(path) or {})
+            owners = {tuple(o) for o in owner.get("owners", [])}
+            owners.add((change.item_id, change.phase))
+            owner["owners"] = sorted([list(o) for o in owners])
+            owner["runs"] = sorted({*owner.get("runs", []), change.run_id})
+            owner["blob"] = file_blob_id(workdir / path)
+            kept[path] = owner
+            tx.append_event(
+                EventKind.RUN_LEFTOVERS,
+                item_id=change.item_id,
+                run_id=change.run_id,
+                data={"tree": tree, "path": path},
+            )
+    leftovers[tree] = kept
+    _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
 
 
-def remember_crash_leftovers(store: Store, root: Path, tree: str, change: RunChange) -> None:
-    """A run that died mid-way: whatever it touched is its leftover (DESIGN §8)."""
-    _remember_leftovers(store, tree, tree_path(root, tree), [change], [])
+def pending_runs(store: Store) -> list[tuple[str, str, tuple[str, ...]]]:
+    """(tree, run id, touched paths) of every change still owed to git."""
+    with store.reader() as tx:
+        return [(e["tree"], e["run_id"], tuple(e["touched"])) for e in _pending(tx)]
 
 
 def halt_commit(store: Store, root: Path, reason: str) -> str | None:
@@ -451,10 +464,11 @@ def unaccounted_changes(store: Store, root: Path, accounted: Iterable[str] = ())
     return found
 
 
-def save_all(store: Store, root: Path) -> list[str]:
-    """Every owed commit of every tree (at start, after a crash, and on halt)."""
+def save_all(store: Store, root: Path, hold: Collection[str] = ()) -> list[str]:
+    """Every owed commit of every tree (at start, after a crash, and on halt); the runs
+    in `hold` wait (they overlapped an adopted agent that is still at work)."""
     commits: list[str] = []
     for tree in pending_trees(store):
         if tree_path(root, tree).is_dir():
-            commits += flush_tree(store, root, tree)
+            commits += flush_tree(store, root, tree, hold)
     return commits

@@ -54,7 +54,7 @@ from phase_golem.domain.runs import (
     Step,
     finish,
 )
-from phase_golem.engine.commits import remember_crash_leftovers, tree_key
+from phase_golem.engine.commits import remember_leftovers_in, tree_key, tree_path
 from phase_golem.engine.completion import (
     Completion,
     complete_run,
@@ -101,6 +101,8 @@ class Recovered:
     completed: list[Completion] = field(default_factory=list)
     # The agent processes the sweep found for the runs to adopt (no second /proc scan).
     agents: dict[str, list[AgentProcess]] = field(default_factory=dict)
+    # Runs to adopt that shared their tree with finished runs whose commit waits for them.
+    shared: set[str] = field(default_factory=set)
 
     def add(self, run: Run, outcome: Run | Completion | None) -> None:
         if isinstance(outcome, Run):
@@ -123,9 +125,9 @@ def recover_run(
         return run
     may_have_acted = _may_have_acted(run)
     reconciled = check_side_effect(store, settings, root, run.id) if may_have_acted else None
+    change = _change_so_far(store, settings, root, run)
     if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
         lost = AgentOutcome(None, ErrorClass.CRASHED, LOST, StreamInfo())
-        change = _change_so_far(store, settings, root, run)
         workdir = root / change.tree if change is not None else None
         try:
             return complete_run(
@@ -134,7 +136,8 @@ def recover_run(
         except RunRuleError:
             return None  # its owner finished it while the check ran
     with store.transaction() as tx:
-        _end_lost_run(tx, run, reconciled)
+        if _end_lost_run(tx, run, reconciled):
+            _record_leftovers(tx, root, run, change)
     return None
 
 
@@ -153,12 +156,13 @@ def _may_have_acted(run: Run) -> bool:
     return run.side_effect and run.mutation is Mutation.IN_FLIGHT
 
 
-def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) -> None:
+def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) -> bool:
     """Inside a transaction: a run whose agent is gone ends crashed and is retried, or —
-    a side effect that may have acted and no check could tell — waits for a human."""
+    a side effect that may have acted and no check could tell — waits for a human.
+    False when someone else ended it first."""
     current = tx.get_run(run.id)
     if current is None or not current.is_active or current.step is not run.step:
-        return  # someone else got there first
+        return False
     may_have_acted = _may_have_acted(run)
     if reconciled is not None:
         data = {**reconciled.ledger_data(), "after": LOST}
@@ -166,7 +170,7 @@ def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) 
     if may_have_acted and (reconciled is None or reconciled.verdict is Verdict.UNKNOWN):
         detail = f"; {reconciled.detail}" if reconciled is not None else ""
         pause_indeterminate(tx, current, f"the orchestrator stopped while it ran{detail}")
-        return
+        return True
     crashed = finish(
         current,
         RunStatus.CRASHED,
@@ -177,6 +181,20 @@ def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) 
     )
     tx.save_run(crashed, EventKind.RUN_FINISHED, {"recovered": True, "outcome": "Crashed"})
     queue_retry(tx, crashed, attempt=run.attempt, not_before=None, reason="recovered")
+    return True
+
+
+def _record_leftovers(
+    tx: Transaction, root: Path, run: Run, change: WorkspaceChange | None
+) -> None:
+    """In the transaction that ends the run: what it touched stays as its leftovers, so
+    no kill can land between the two (a crashed run whose files nobody owns would make
+    every later start refuse the "uncommitted" tree)."""
+    item = tx.get_item(run.item_id)
+    if change is None or not change.touched or item is None:
+        return
+    lost = run_change(run, item, change, succeeded=False)
+    remember_leftovers_in(tx, change.tree, tree_path(root, change.tree), [lost])
 
 
 def recover_all(
@@ -195,9 +213,15 @@ def recover_all(
         else:
             plain.append(run)
     if plain:
+        # Measured before the transaction (git and the file system are slow), recorded in it.
+        snapshots = TreeSnapshots()  # every run of a tree measured against one snapshot
+        changes = {
+            r.id: _change_so_far(store, settings, root, r, len(runs) > 1, snapshots) for r in plain
+        }
         with store.transaction() as tx:
             for run in plain:
-                _end_lost_run(tx, run, None)
+                if _end_lost_run(tx, run, None):
+                    _record_leftovers(tx, root, run, changes[run.id])
         for run in plain:
             recovered.add(run, None)
     recovered.runs.sort()
@@ -206,44 +230,22 @@ def recover_all(
 
 
 def _change_so_far(
-    store: Store, settings: Settings, root: Path, run: Run
+    store: Store,
+    settings: Settings,
+    root: Path,
+    run: Run,
+    overlapped: bool = True,
+    snapshots: TreeSnapshots | None = None,
 ) -> WorkspaceChange | None:
     with store.reader() as tx:
         item = tx.get_item(run.item_id)
     if item is None or run.started_at is None:
         return None
     directory = run_directory(root, run.id)
-    return change_since_start(root, settings, item, run, directory, overlapped=True)
-
-
-def record_crash_leftovers(ctx: EngineContext, recovered: Recovered) -> None:
-    """What the runs that died touched stays in the tree as their leftovers (DESIGN §8).
-
-    Runs a reconcile check completed are left out: their change went with their result.
-    """
-    completed = {c.run.id for c in recovered.completed}
-    run_ids = [r for r in recovered.runs if r not in completed]
-    snapshots = TreeSnapshots()  # every run of a tree measured against one snapshot of it
-    for run_id in run_ids:
-        with ctx.store.reader() as tx:
-            run = tx.get_run(run_id)
-            item = tx.get_item(run.item_id) if run is not None else None
-        if run is None or item is None or run.started_at is None:
-            continue
-        directory = run_directory(ctx.root, run.id)
-        change = change_since_start(
-            ctx.root,
-            ctx.settings,
-            item,
-            run,
-            directory,
-            overlapped=len(run_ids) > 1,
-            snapshots=snapshots,
-        )
-        if change is not None and change.touched:
-            remember_crash_leftovers(
-                ctx.store, ctx.root, change.tree, run_change(run, item, change, succeeded=False)
-            )
+    measure = snapshots if snapshots is not None else TreeSnapshots()
+    return change_since_start(
+        root, settings, item, run, directory, overlapped=overlapped, snapshots=measure
+    )
 
 
 def recover_interrupted_runs(store: Store, settings: Settings, root: Path) -> Recovered:

@@ -50,7 +50,6 @@ from phase_golem.engine.recovery import (
     Recovered,
     adopt_run,
     blocked_by,
-    record_crash_leftovers,
     sweep_expired_leases,
     take_over,
 )
@@ -275,7 +274,6 @@ class Scheduler:
         self._last_sweep = now
         ours = {run.id for run in self.tasks.values()}
         recovered = sweep_expired_leases(self.ctx.store, self.ctx.settings, self.ctx.root, ours)
-        record_crash_leftovers(self.ctx, recovered)
         for run_id in recovered.runs:
             self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
         for run in recovered.adopt:
@@ -297,7 +295,7 @@ class Scheduler:
         for run in recovered.adopt:
             self._start_adoption(
                 run,
-                overlapped=len(recovered.adopt) > 1,
+                overlapped=len(recovered.adopt) > 1 or run.id in recovered.shared,
                 agents=recovered.agents.get(run.id),
                 taken=taken.get(run.id),
             )

@@ -6,25 +6,25 @@ import asyncio
 import os
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from phase_golem.agents.process import kill_all_groups
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.items import Item, ItemStatus, split_item_id
 from phase_golem.domain.pipelines import Isolation
 from phase_golem.domain.runs import Run
-from phase_golem.engine.commits import save_all, unaccounted_changes
+from phase_golem.engine.commits import pending_runs, save_all, tree_key, unaccounted_changes
 from phase_golem.engine.executor import EngineContext, run_directory
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.preflight import preflight
 from phase_golem.engine.recovery import (
     Recovered,
-    record_crash_leftovers,
     recover_interrupted_runs,
 )
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
-from phase_golem.engine.workspaces import TreeSnapshots, change_since_start
+from phase_golem.engine.workspaces import TreeSnapshots, change_since_start, run_workdir
 from phase_golem.engine.worktree_cleanup import prune_worktrees
 from phase_golem.project import SETUP_FILES, Project, ProjectError, setup_commit_command
 from phase_golem.store import Store
@@ -32,6 +32,7 @@ from phase_golem.workspace.git import (
     GitError,
     clear_stale_locks,
     current_branch,
+    foreign_lock,
     head_commit,
     repository_problem,
 )
@@ -74,11 +75,8 @@ def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[s
     """Owed commits first, leftovers recorded, then the clean tree (DESIGN §8)."""
     root = ctx.root
     try:
-        for tree in [root, *(worktrees_dir(root) / i for i in existing_worktrees(root))]:
-            if (tree / ".git").exists() and clear_stale_locks(tree):
-                emit(f"[recovery] removed a git index lock a killed command of ours left in {tree}")
-        record_crash_leftovers(ctx, recovered)
-        for commit in save_all(ctx.store, root):
+        held = _overlapping_adopted(ctx, recovered)
+        for commit in save_all(ctx.store, root, hold=held):
             emit(f"[recovery] committed the output of runs finished before a crash: {commit[:12]}")
         if ctx.settings.execution.isolation is Isolation.WORKTREE:
             removed, kept = prune_worktrees(ctx.store, root)
@@ -87,11 +85,30 @@ def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[s
             for item_id in kept:
                 emit(f"[worktrees] kept the worktree of {item_id}: git would not remove it")
             return
-        changes = unaccounted_changes(ctx.store, root, _adopted_paths(ctx, recovered.adopt))
+        accounted = _adopted_paths(ctx, recovered.adopt) | {p for ps in held.values() for p in ps}
+        changes = unaccounted_changes(ctx.store, root, accounted)
     except GitError as exc:
         raise ProjectError(f"git: {exc}") from None
     if changes:
         raise ProjectError(_dirty_tree_message(changes))
+
+
+def _clear_git_locks(root: Path, emit: Callable[[str], None]) -> None:
+    """Before any state changes: our killed commands' locks go, anyone else's stops us."""
+    try:
+        for tree in [root, *(worktrees_dir(root) / i for i in existing_worktrees(root))]:
+            if not (tree / ".git").exists():
+                continue
+            if clear_stale_locks(tree):
+                emit(f"[recovery] removed git locks a killed command of ours left in {tree}")
+            lock = foreign_lock(tree)
+            if lock is not None:
+                raise ProjectError(
+                    f"git lock {lock} exists and is not ours: another git process is running "
+                    "or was killed; remove the file once no git runs there"
+                )
+    except GitError as exc:
+        raise ProjectError(f"git: {exc}") from None
 
 
 def _dirty_tree_message(changes: list[str]) -> str:
@@ -104,6 +121,40 @@ def _dirty_tree_message(changes: list[str]) -> str:
         )
     shown = ", ".join(changes[:5]) + (f" and {len(changes) - 5} more" if len(changes) > 5 else "")
     return f"the working tree has uncommitted changes ({shown}); commit or stash them first"
+
+
+def _overlapping_adopted(ctx: EngineContext, recovered: Recovered) -> dict[str, tuple[str, ...]]:
+    """Owed changes of runs that shared a tree with an agent we are about to adopt while
+    it ran: their batch waits for it (it may have written their paths, or they its), as
+    during a run. Run id → its touched paths. The adopted runs that had such company are
+    marked as overlapped in `recovered`."""
+    if not recovered.adopt:
+        return {}
+    orphans: dict[str, list[Run]] = {}
+    owed = pending_runs(ctx.store)
+    with ctx.store.reader() as tx:
+        for run in recovered.adopt:
+            item = tx.get_item(run.item_id)
+            if item is not None:
+                workdir = run_workdir(ctx.root, ctx.settings, item, run)
+                orphans.setdefault(tree_key(ctx.root, workdir), []).append(run)
+        held: dict[str, tuple[str, ...]] = {}
+        for tree, run_id, touched in owed:
+            other = tx.get_run(run_id)
+            if other is None or tree not in orphans:
+                continue
+            company = [o for o in orphans[tree] if _overlapped(other, o)]
+            if company:
+                held[run_id] = touched
+                recovered.shared.update(o.id for o in company)
+    return held
+
+
+def _overlapped(finished: Run, orphan: Run) -> bool:
+    """The finished run was still at work when the orphan began (ISO times compare)."""
+    if orphan.started_at is None:
+        return False
+    return finished.ended_at is None or finished.ended_at >= orphan.started_at
 
 
 def _adopted_paths(ctx: EngineContext, adopted: list[Run]) -> set[str]:
@@ -159,6 +210,7 @@ def run_session(
             worker_id=f"{socket.gethostname()}:{os.getpid()}",
             base_branch=current_branch(project.root) or "main",
         )
+        _clear_git_locks(project.root, emit)
         recovered = recover_interrupted_runs(store, settings, project.root)
         for run_id in recovered.runs:
             emit(f"[recovery] {run_id} was interrupted; retried, reconciled or held for a decision")

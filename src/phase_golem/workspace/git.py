@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +236,7 @@ def _committable(root: Path, env: dict[str, str], paths: list[str]) -> list[str]
 def refresh_index(root: Path, paths: list[str]) -> None:
     """Make the real index agree with HEAD for these paths (after we committed them)."""
     if paths:
-        with index_operation(root):
+        with locked_operation(root):
             _git_out(
                 root,
                 {"GIT_LITERAL_PATHSPECS": "1"},
@@ -248,27 +248,61 @@ def refresh_index(root: Path, paths: list[str]) -> None:
             )
 
 
+# The mark's name predates ref locks; it stays so a mark an older version left still counts.
 INDEX_OPERATION_MARK = "phase-golem-index-operation"
 PRIVATE_INDEX = "phase-golem.index"
 
 
+def _lock_files(root: Path, refs: Sequence[str]) -> list[Path]:
+    """The lock files a git command in `root` may take: the index's, and each ref's (HEAD's
+    own lock and, when HEAD is a branch, the branch's in the common directory)."""
+    own, common = _git_dirs(root) or (git_dir(root), git_dir(root))
+    locks = [own / "index.lock"]
+    for ref in refs:
+        if ref == "HEAD":
+            locks.append(own / "HEAD.lock")
+            head_text = _read(own / "HEAD") or ""
+            if head_text.startswith("ref: "):
+                locks.append(common / (head_text.removeprefix("ref: ") + ".lock"))
+        else:
+            locks.append(common / (ref + ".lock"))
+    return locks
+
+
 @contextmanager
-def index_operation(root: Path) -> Iterator[None]:
-    """Mark a git command of ours that takes the real index lock, so that a kill in the
-    middle of it is known at the next start and its stale `index.lock` can go."""
+def locked_operation(root: Path, refs: Sequence[str] = ()) -> Iterator[None]:
+    """Mark a git command of ours that takes the real index lock or a ref's lock, so that
+    a kill in the middle of it is known at the next start and the stale locks can go.
+    The mark names our pid and the very lock files the command may take."""
     mark = git_dir(root) / INDEX_OPERATION_MARK
-    mark.write_text(str(os.getpid()), encoding="utf-8")
+    lines = [str(os.getpid()), *(str(lock) for lock in _lock_files(root, refs))]
+    mark.write_text("\n".join(lines) + "\n", encoding="utf-8")
     try:
         yield
     finally:
         mark.unlink(missing_ok=True)
 
 
-def clear_stale_locks(root: Path) -> bool:
-    """At start, under our process lock: remove index locks a killed command of ours left.
+def _marked_locks(root: Path, text: str) -> list[Path]:
+    """The lock files a dead command's mark names, kept to `*.lock` inside this tree's git
+    directories (a mark is ours, but a path in it is never trusted to point elsewhere)."""
+    own, common = _git_dirs(root) or (git_dir(root), git_dir(root))
+    named = [Path(line) for line in text.splitlines()[1:] if line.strip()]
+    allowed = (own.resolve(), common.resolve())
+    locks = [own / "index.lock"]  # what a mark of an older version (a pid alone) meant
+    for path in named:
+        parent = path.parent.resolve()
+        inside = any(parent == base or base in parent.parents for base in allowed)
+        if path.name.endswith(".lock") and inside and path not in locks:
+            locks.append(path)
+    return locks
 
-    Only a lock we can prove ours goes: our private index's, or the real one when our
-    mark says a command of ours held it and that process is gone. True if one went.
+
+def clear_stale_locks(root: Path) -> bool:
+    """At start, under our process lock: remove the locks a killed command of ours left.
+
+    Only a lock we can prove ours goes: our private index's, or those our mark names when
+    it says a command of ours held them and that process is gone. True if one went.
     """
     directory = git_dir(root)
     cleared = False
@@ -278,14 +312,25 @@ def clear_stale_locks(root: Path) -> bool:
             cleared = True
     mark = directory / INDEX_OPERATION_MARK
     try:
-        pid = int(read_bounded(mark, 64, follow_symlinks=False).strip() or 0)
+        text = read_bounded(mark, 16384, follow_symlinks=False).decode("utf-8")
+        pid = int(text.splitlines()[0].strip() if text.strip() else 0)
     except (OSError, ValueError):
         return cleared
     if pid and pid_alive(pid):
         return cleared
-    (directory / "index.lock").unlink(missing_ok=True)
+    for lock in _marked_locks(root, text):
+        lock.unlink(missing_ok=True)
     mark.unlink(missing_ok=True)
     return True
+
+
+def foreign_lock(root: Path) -> Path | None:
+    """A lock git would refuse to work past that we cannot prove ours (after
+    `clear_stale_locks`): another git at work, or one the user's kill left. None if none."""
+    for lock in _lock_files(root, ("HEAD",)):
+        if os.path.lexists(lock):
+            return lock
+    return None
 
 
 def commit_paths(
@@ -331,7 +376,8 @@ def commit_paths(
     if before_publish is not None:
         before_publish(commit)
     update = ["update-ref", "-m", "phase-golem: commit", "HEAD", commit]
-    run_git(root, *(update + ([head] if head is not None else [""])))
+    with locked_operation(root, ("HEAD",)):
+        run_git(root, *(update + ([head] if head is not None else [""])))
     refresh_index(root, usable)
     return commit
 
