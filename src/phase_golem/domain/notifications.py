@@ -39,6 +39,23 @@ DIRECT_KINDS = frozenset(
 NOTIFICATION_KINDS = frozenset({*DIRECT_KINDS, "item.blocked", "item.done"})
 
 
+@dataclass(frozen=True, slots=True)
+class NotifySink:
+    """One `[[notify]]` table: where notifications of the kinds in `on` go."""
+
+    name: str
+    webhook: str | None = None  # the URL itself (a secret: redacted wherever shown)
+    webhook_env: str | None = None  # or the environment variable that holds it
+    command: str | None = None  # a shell command: JSON on stdin, text in the environment
+    on: tuple[str, ...] = ("*",)
+    timeout_seconds: float = TIMEOUT_SECONDS
+    max_attempts: int = MAX_ATTEMPTS
+
+    @property
+    def is_webhook(self) -> bool:
+        return self.command is None
+
+
 class NotificationStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"

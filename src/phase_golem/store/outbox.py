@@ -102,4 +102,3 @@ class OutboxBase(abc.ABC):
 
             raise NotFoundError(f"no notification {notification.id}")
         self._update_notification(notification)
-
