@@ -28,6 +28,7 @@ from phase_golem.config_checks import (
     storage_path_problem,
     storage_url_problem,
 )
+from phase_golem.config_notify import notify_sinks, validate_notify_tables
 from phase_golem.config_schema import YEAR, ConfigFile, PhaseTable, PipelineTable, SourceTable
 from phase_golem.config_source import (
     ConfigError,
@@ -212,7 +213,7 @@ def _validate_sections(data: dict[str, Any]) -> tuple[ConfigFile, list[str]]:
     problems: list[str] = []
     values: dict[str, Any] = {}
     for key, field in ConfigFile.model_fields.items():
-        if key not in data or key in ("pipelines", "sources"):
+        if key not in data or key in ("pipelines", "sources", "notify"):
             continue
         table = data[key]
         model = field.annotation
@@ -250,6 +251,8 @@ def _validate_sections(data: dict[str, Any]) -> tuple[ConfigFile, list[str]]:
         values["sources"] = kept
     else:
         problems.append("sources: must be an array of tables ([[sources]])")
+    if "notify" in data:
+        values["notify"] = validate_notify_tables(data["notify"], problems, _pydantic_problems)
     return ConfigFile(**values), problems
 
 
@@ -435,6 +438,7 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         budget=BudgetConfig(**raw.budget.model_dump()),
         sources=_sources(check, raw.sources),
         redaction=RedactionConfig(env=tuple(raw.redaction.env)),
+        notify=notify_sinks(check.problems, raw.notify),
     )
     return settings, check.problems
 

@@ -161,6 +161,16 @@ class SourceTable(Strict):
     cron: str | None = None
 
 
+class NotifyTable(Strict):
+    name: str
+    webhook: str | None = None
+    webhook_env: str | None = None
+    command: str | None = None
+    on: list[str] = ["*"]
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    max_attempts: int = Field(default=10, ge=1, le=100)
+
+
 class ConfigFile(Lenient):
     project: ProjectSection = ProjectSection()
     guardrails: GuardrailsSection = GuardrailsSection()
@@ -171,3 +181,4 @@ class ConfigFile(Lenient):
     budget: BudgetSection = BudgetSection()
     sources: list[SourceTable] = []
     redaction: RedactionSection = RedactionSection()
+    notify: list[NotifyTable] = []

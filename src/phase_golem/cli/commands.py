@@ -138,6 +138,27 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Re-hash every receipt's artifacts and report each mismatch.",
     ),
     CommandSpec(
+        "pause",
+        "phase_golem.cli.control:pause",
+        "Stop every `run` of this project starting new runs; running agents finish.",
+    ),
+    CommandSpec(
+        "resume",
+        "phase_golem.cli.control:resume",
+        "Let the scheduler start runs again after `phase-golem pause`.",
+    ),
+    CommandSpec(
+        "retry",
+        "phase_golem.cli.control:retry",
+        "Give a blocked item a fresh visit of its phase, its last failure in the prompt.",
+    ),
+    CommandSpec(
+        "notifications",
+        "phase_golem.cli.notifications:app",
+        "The notifications outbox: every one is delivered at least once, with the same "
+        "Idempotency-Key each time (a receiver drops repeats by it).",
+    ),
+    CommandSpec(
         "schema",
         "phase_golem.cli.schema:schema_command",
         "Print the JSON Schema of a file agents write (result: the agent contract).",

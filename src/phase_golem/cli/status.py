@@ -64,6 +64,7 @@ def _first_of_each(
 
 def _print_table(store: Store, sections: tuple[str, ...], show_all: bool, limit: int) -> None:
     from phase_golem.cli.render import add_item_row, add_more_row, items_table
+    from phase_golem.engine.control import pause_state
     from phase_golem.engine.pause_records import paused_agents
 
     with store.reader() as tx:
@@ -74,6 +75,7 @@ def _print_table(store: Store, sections: tuple[str, ...], show_all: bool, limit:
             if counts.by_section.get(section)
         }
         pauses = paused_agents(tx)
+        scheduler_pause = pause_state(tx)
     lines: list[str] = []
     if not shown:
         lines.append("No items in backlog." + _archived_hint(counts, show_all))
@@ -88,6 +90,8 @@ def _print_table(store: Store, sections: tuple[str, ...], show_all: bool, limit:
         table.print()
         lines.append(_summary(counts, sections) + _archived_hint(counts, show_all))
     lines += [pause.line() for pause in pauses.values()]
+    if scheduler_pause is not None:
+        lines.append(scheduler_pause.line())
     sys.stdout.write("".join(f"{safe(line)}\n" for line in lines))
 
 

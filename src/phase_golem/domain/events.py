@@ -39,6 +39,9 @@ class EventKind(StrEnum):
     SCHEDULE_UPDATED = "schedule.updated"
     SCHEDULER_STARTED = "scheduler.started"
     SCHEDULER_HALTED = "scheduler.halted"
+    SCHEDULER_PAUSED = "scheduler.paused"
+    SCHEDULER_RESUMED = "scheduler.resumed"
+    ITEM_RETRIED = "item.retried"
     BACKLOG_IMPORTED = "backlog.imported"
 
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from phase_golem.domain.items import Guardrails, PhasePool
+from phase_golem.domain.notifications import NotifySink
 
 
 class Staleness(StrEnum):
@@ -205,6 +206,7 @@ class Settings:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     sources: tuple[SourceConfig, ...] = ()
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    notify: tuple[NotifySink, ...] = ()
 
     def pipeline(self, name: str | None) -> PipelineConfig | None:
         return self.pipelines.get(name or "feature")

@@ -35,6 +35,7 @@ from phase_golem.domain.scheduling import (
 from phase_golem.engine.agent_pauses import Holds, paused_agents
 from phase_golem.engine.approvals import BEFORE, request_approval
 from phase_golem.engine.completion import Completion, phase_config
+from phase_golem.engine.control import PauseState, pause_state
 from phase_golem.engine.enqueue import enqueue, needs_approval, promote
 from phase_golem.engine.executor import (
     EngineContext,
@@ -90,6 +91,7 @@ class Scheduler:
         self._last_sweep = time.monotonic()
         self._paused_reported: set[str] = set()
         self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
+        self.paused: PauseState | None = None  # as the last decision saw the store's flag
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: Mapping[str, Item]) -> bool:
@@ -116,6 +118,11 @@ class Scheduler:
     def _decide(self) -> tuple[bool, HaltReason | None]:
         """One scheduling decision; True when it queued or promoted anything."""
         with self.ctx.store.transaction(scheduling=True) as tx:
+            # Read under the same lock as the claims below: a pause committed before this
+            # decision is seen by it, so no run starts after `pause` returned.
+            if self._note_pause(pause_state(tx)):
+                self._claimed = []
+                return False, None
             # The snapshot as this lock sees it: no table is listed to decide (DESIGN §3).
             backlog = tx.snapshot()
             changed_here: dict[str, Item] = {}  # what this decision promoted or gated
@@ -176,6 +183,17 @@ class Scheduler:
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
         return changed, None
+
+    def _note_pause(self, state: PauseState | None) -> bool:
+        """Say once when the scheduler becomes paused or resumed; True while paused."""
+        if state is not None and self.paused is None:
+            running = len(self.tasks)
+            tail = f"; {running} running agent(s) will finish" if running else ""
+            self.emit(f"{state.line()}: no new runs start{tail}")
+        elif state is None and self.paused is not None:
+            self.emit("Scheduler resumed: starting runs again")
+        self.paused = state
+        return state is not None
 
     # ---- claim, execute, complete -----------------------------------------------------
     def _waiting(self, run: Run, now: datetime) -> bool:
@@ -238,7 +256,7 @@ class Scheduler:
         free = self.ctx.settings.execution.max_concurrent - len(self.tasks)
         if self.options.step_item is not None:
             free = 1 - len(self.tasks)
-        if free <= 0:
+        if free <= 0 or pause_state(tx) is not None:  # the flag, read under the claim's lock
             return []
         lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
         claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self._claimable(tx))
@@ -483,7 +501,7 @@ class Scheduler:
             self._sweep()
             changed, halt = self._decide()
             self._claim_and_start()
-            if not self.tasks:
+            if not self.tasks and self.paused is None:
                 if self._cap_reached():
                     return HaltReason.CAP_REACHED
                 queued = self._has_queued()

@@ -16,6 +16,7 @@ from phase_golem.domain.runs import Run
 from phase_golem.engine.commits import pending_runs, save_all, tree_key, unaccounted_changes
 from phase_golem.engine.executor import EngineContext, run_directory
 from phase_golem.engine.lock import LockHeld, ProcessLock
+from phase_golem.engine.notify import BackgroundDelivery, Deliverer
 from phase_golem.engine.preflight import preflight
 from phase_golem.engine.recovery import (
     Recovered,
@@ -176,6 +177,19 @@ def _adopted_paths(ctx: EngineContext, adopted: list[Run]) -> set[str]:
     return paths
 
 
+def _finish_delivery(delivery: BackgroundDelivery, emit: Callable[[str], None]) -> None:
+    try:
+        report = delivery.finish()
+    except Exception as exc:  # never hide why the run ended behind a delivery problem
+        emit(f"Notifications: delivery stopped early ({type(exc).__name__}); pending ones wait")
+        return
+    if report.retrying or report.failed:
+        emit(
+            f"Notifications: {len(report.retrying)} will be retried "
+            f"(phase-golem notifications send), {len(report.failed)} failed"
+        )
+
+
 def run_session(
     project: Project,
     options: RunOptions,
@@ -220,7 +234,12 @@ def run_session(
         scheduler = Scheduler(ctx, options, emit, recovered=recovered)
         if watch is not None:
             watch(scheduler)
-        return asyncio.run(scheduler.run())
+        delivery = BackgroundDelivery(Deliverer(store, settings.notify, project.root))
+        delivery.start()  # beside the scheduler: a slow sink never delays a decision
+        try:
+            return asyncio.run(scheduler.run())
+        finally:
+            _finish_delivery(delivery, emit)
     finally:
         kill_all_groups()
         lock.release()

@@ -23,6 +23,7 @@ from phase_golem.domain.receipts import ArtifactState, Receipt
 from phase_golem.domain.redaction import redact
 from phase_golem.domain.runs import Run, RunStatus, Step, ensure_valid_transition
 from phase_golem.domain.text import storable
+from phase_golem.store.outbox import OutboxAccess, OutboxBase
 from phase_golem.store.pages import PageReads, PagesBase
 from phase_golem.store.snapshot import BacklogSnapshot
 
@@ -62,7 +63,7 @@ class ConflictError(StoreError):
     pass
 
 
-class Transaction(PageReads, Protocol):
+class Transaction(PageReads, OutboxAccess, Protocol):
     """What callers may do inside one unit of work (the read commands' pages: pages.py)."""
 
     @property
@@ -170,7 +171,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class TransactionBase(PagesBase, abc.ABC):
+class TransactionBase(PagesBase, OutboxBase, abc.ABC):
     """The rules of every store, written once over a few row-level primitives."""
 
     def __init__(
@@ -477,7 +478,11 @@ class TransactionBase(PagesBase, abc.ABC):
         data: Mapping[str, Any] | None = None,
     ) -> int:
         self._require_writable()
-        return self._insert_event(self.stamp, kind, item_id, run_id, redact(dict(data or {})))
+        clean = redact(dict(data or {}))
+        seq = self._insert_event(self.stamp, kind, item_id, run_id, clean)
+        # The one place every event passes: its notification commits with it (DESIGN §12).
+        self.record_notification(self.stamp, kind.value, seq, item_id, run_id, clean)
+        return seq
 
     def events(
         self,

@@ -21,6 +21,7 @@ from phase_golem.domain.listing import (
     section_of,
     section_sort_key,
 )
+from phase_golem.domain.notifications import Notification, NotificationStatus
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import Run, RunStatus, Step
 from phase_golem.store.base import CHANGE_COUNTER, Transaction, TransactionBase
@@ -38,6 +39,7 @@ class _State:
     meta: dict[str, str] = field(default_factory=dict)
     receipts: dict[str, Receipt] = field(default_factory=dict)  # insertion order = recorded
     change_seqs: dict[tuple[str, str], int] = field(default_factory=dict)  # (table, id) → seq
+    notifications: dict[int, Notification] = field(default_factory=dict)
 
     def copy(self) -> _State:
         return _State(
@@ -49,6 +51,7 @@ class _State:
             dict(self.meta),
             dict(self.receipts),
             dict(self.change_seqs),
+            dict(self.notifications),
         )
 
 
@@ -179,6 +182,31 @@ class MemoryTransaction(TransactionBase):
 
     def _load_meta(self, key: str) -> str | None:
         return self.state.meta.get(key)
+
+    def _insert_notification(self, notification: Notification) -> int:
+        new_id = max(self.state.notifications, default=0) + 1
+        self.state.notifications[new_id] = notification.replace(id=new_id)
+        return new_id
+
+    def _update_notification(self, notification: Notification) -> None:
+        self.state.notifications[notification.id] = notification
+
+    def _load_notification(self, notification_id: int) -> Notification | None:
+        return self.state.notifications.get(notification_id)
+
+    def _load_notifications(
+        self,
+        statuses: Sequence[NotificationStatus] | None,
+        due_by: str | None,
+        limit: int | None,
+    ) -> list[Notification]:
+        rows = [
+            n
+            for _, n in sorted(self.state.notifications.items())
+            if (statuses is None or n.status in statuses)
+            and (due_by is None or n.next_attempt_at is None or n.next_attempt_at <= due_by)
+        ]
+        return rows if limit is None else rows[:limit]
 
     def _store_meta(self, key: str, value: str) -> None:
         self.state.meta[key] = value

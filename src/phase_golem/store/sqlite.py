@@ -27,10 +27,11 @@ from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item
 from phase_golem.domain.listing import EventPage, ItemCounts, RunPage
+from phase_golem.domain.notifications import Notification, NotificationStatus
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
 from phase_golem.faults import StoreFault, sqlite_fault
-from phase_golem.store import sql_pages
+from phase_golem.store import sql_notifications, sql_pages
 from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
 from phase_golem.store.codec import (
     EVENT_COLUMNS,
@@ -88,8 +89,10 @@ def migration_files(dialect: str) -> list[tuple[int, str, Path]]:
         found.append((int(number), rest.removesuffix(".sql"), entry))
     found.sort()
     versions = [v for v, _, _ in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"{dialect} migrations must be numbered 1..N without gaps: {versions}")
+    # Numbers are reserved per feature branch, so one may land before a lower one: each
+    # is applied by its number (see _migrate), and only a repeated number is an error.
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise StoreError(f"{dialect} migrations must have distinct numbers from 1: {versions}")
     return found
 
 
@@ -322,6 +325,29 @@ class SqliteTransaction(TransactionBase):
             (key, value),
         )
 
+    # -- the notifications outbox (store/outbox.py)
+    def _insert_notification(self, notification: Notification) -> int:
+        params = sql_notifications.insert_params(notification)
+        cursor = self._conn.execute(sql_notifications.INSERT, params)
+        return int(cursor.lastrowid or 0)
+
+    def _update_notification(self, notification: Notification) -> None:
+        params = sql_notifications.update_params(notification)
+        self._conn.execute(sql_notifications.UPDATE, params)
+
+    def _load_notification(self, notification_id: int) -> Notification | None:
+        row = self._one(sql_notifications.SELECT + " WHERE id = ?", (notification_id,))
+        return sql_notifications.from_row(row) if row else None
+
+    def _load_notifications(
+        self,
+        statuses: Sequence[NotificationStatus] | None,
+        due_by: str | None,
+        limit: int | None,
+    ) -> list[Notification]:
+        sql, params = sql_notifications.list_query(statuses, due_by, limit)
+        return [sql_notifications.from_row(r) for r in self._all(sql, params)]
+
     # -- pages for the read commands (store/pages.py)
     def _count_items(self, include_archived: bool) -> ItemCounts:
         counts = {r["status"]: int(r["n"]) for r in self._all(sql_pages.ACTIVE_COUNTS)}
@@ -439,8 +465,8 @@ class SqliteStore:
                 self._conn.execute("ROLLBACK")
 
     def _migrate(self) -> None:
-        latest = len(migration_files("sqlite"))
-        if self._applied_version() == latest:
+        known = [version for version, _, _ in migration_files("sqlite")]
+        if self._applied_versions() == set(known):
             return  # the common case, checked without taking the write lock
         scripts = migration_scripts("sqlite")
         with self._lock:
@@ -450,16 +476,19 @@ class SqliteStore:
                     "CREATE TABLE IF NOT EXISTS schema_migrations ("
                     "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
                 )
-                row = self._conn.execute(
-                    "SELECT MAX(version) AS version FROM schema_migrations"
-                ).fetchone()
-                current = int(row["version"] or 0)
-                if current > len(scripts):
+                applied = {
+                    int(row["version"])
+                    for row in self._conn.execute("SELECT version FROM schema_migrations")
+                }
+                unknown = sorted(applied - {version for version, _, _ in scripts})
+                if unknown:
                     raise StoreError(
-                        f"{self.path}: database schema version {current} is newer than this "
-                        f"phase-golem understands ({len(scripts)}); upgrade phase-golem"
+                        f"{self.path}: database schema version {unknown[-1]} is newer than "
+                        f"this phase-golem understands ({scripts[-1][0]}); upgrade phase-golem"
                     )
-                for version, name, sql in scripts[current:]:
+                for version, name, sql in scripts:
+                    if version in applied:
+                        continue
                     for statement in _split_statements(sql):
                         self._conn.execute(statement)
                     self._conn.execute(
@@ -472,12 +501,12 @@ class SqliteStore:
                 self._rollback()
                 raise
 
-    def _applied_version(self) -> int | None:
+    def _applied_versions(self) -> set[int] | None:
         try:
-            row = self._conn.execute("SELECT MAX(version) AS version FROM schema_migrations")
+            rows = self._conn.execute("SELECT version FROM schema_migrations").fetchall()
         except sqlite3.OperationalError:
             return None  # no table yet: a new database
-        return int(row.fetchone()["version"] or 0)
+        return {int(row["version"]) for row in rows}
 
     def schema_version(self) -> int:
         with self._lock, self._sqlite_errors():
