@@ -50,6 +50,7 @@ from phase_golem.domain.pipelines import (
     PipelineConfig,
     ProjectConfig,
     RedactionConfig,
+    ServeConfig,
     Settings,
     SourceConfig,
     Staleness,
@@ -435,6 +436,7 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         budget=BudgetConfig(**raw.budget.model_dump()),
         sources=_sources(check, raw.sources),
         redaction=RedactionConfig(env=tuple(raw.redaction.env)),
+        serve=ServeConfig(metrics_public=raw.serve.metrics_public),
     )
     return settings, check.problems
 

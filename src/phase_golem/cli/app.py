@@ -135,7 +135,7 @@ def _fail(message: str, code: ExitCode) -> int:
     return int(code)
 
 
-def _known_error_code(exc: Exception) -> ExitCode | None:
+def known_error_code(exc: Exception) -> ExitCode | None:
     for module_name, class_name, code in _KNOWN_ERRORS:
         module = sys.modules.get(module_name)
         error_class = getattr(module, class_name, None) if module is not None else None
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return int(ExitCode.OK)
     except Exception as exc:
-        code = _known_error_code(exc)
+        code = known_error_code(exc)
         if code is not None:
             return _fail(str(exc), code)
         from phase_golem.faults import os_fault
