@@ -27,12 +27,12 @@ def _shown(value: Any) -> Any:
     (jinja2's autoescaping then makes it inert HTML)."""
     if value is None:
         return ""
+    if hasattr(value, "__html__"):
+        return value  # markup built by our own templates (macros), already made safe
     if isinstance(value, str):
         return printable(redact_text(value))
     if isinstance(value, jinja2.runtime.Undefined | bool | int | float):
         return value
-    if hasattr(value, "__html__"):
-        return value  # markup we built ourselves (csrf fields, escaped blocks)
     return printable(redact_text(str(value)))
 
 

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from phase_golem.domain.listing import ACTIVE_SECTIONS, EventPage, RunCursor, RunPage
-from phase_golem.domain.runs import Run, RunStatus
+from phase_golem.domain.runs import Mutation, Run, RunStatus
 from phase_golem.engine.pause_records import paused_agents
 from phase_golem.store import Transaction
 from phase_golem.web.context import Web, web_of
@@ -24,6 +24,11 @@ LIVE_RUNS = 200
 def last_seq(tx: Transaction) -> int:
     newest = tx.event_page(EventPage(limit=1, newest=True))
     return newest[-1].seq if newest else 0
+
+
+def awaits_resolve(run: Run) -> bool:
+    """Paused as indeterminate and not decided yet (a decided run keeps its status)."""
+    return run.status is RunStatus.PAUSED_INDETERMINATE and run.mutation is Mutation.INDETERMINATE
 
 
 def _running(tx: Transaction) -> dict[str, Run]:
@@ -60,9 +65,13 @@ def _needs(web: Web) -> dict[str, Any]:
     with web.store.reader() as tx:
         return {
             "blocked": tx.items_in_section("blocked", limit=NEEDS_ROWS),
-            "uncertain": tx.run_page(
-                RunPage(statuses=(RunStatus.PAUSED_INDETERMINATE,), limit=NEEDS_ROWS)
-            ),
+            "uncertain": [
+                run
+                for run in tx.run_page(
+                    RunPage(statuses=(RunStatus.PAUSED_INDETERMINATE,), limit=NEEDS_ROWS)
+                )
+                if awaits_resolve(run)
+            ],
             "pauses": list(paused_agents(tx).values()),
             "seq": last_seq(tx),
         }
@@ -96,6 +105,7 @@ def item(request: Request) -> Response:
         events=list(reversed(events)),
         receipts=receipts,
         seq=seq,
+        awaits_resolve=awaits_resolve,
     )
 
 
