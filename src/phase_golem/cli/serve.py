@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 
@@ -64,4 +65,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     sys.stdout.write(f"Sign in once with: http://{shown}:{bound}/login?once={web.ticket.value}\n")
     sys.stdout.flush()
     config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
-    uvicorn.Server(config).run(sockets=[sock])
+    # uvicorn re-raises the Ctrl-C it has already handled by shutting down cleanly.
+    with contextlib.suppress(KeyboardInterrupt):
+        uvicorn.Server(config).run(sockets=[sock])
+

@@ -88,6 +88,7 @@ def create_app(project: Project, host: str, port: int) -> tuple[Guard, Web]:
         Route("/login", login_with_token, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/actions/{action}", actions.act, methods=["POST"]),
+        Route("/favicon.ico", lambda _request: Response(status_code=204)),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     app = Starlette(routes=routes, exception_handlers={404: pages.not_found})
