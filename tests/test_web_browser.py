@@ -91,6 +91,10 @@ def test_the_board_follows_a_run_live_and_an_approval_from_the_page_reaches_stat
             page.wait_for_function("document.querySelector('.note') !== null")
             assert page.evaluate("window.stillTheSamePage") is True
             _shot(page, "board")
+            page.set_viewport_size({"width": 390, "height": 844})  # a phone
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            _shot(page, "board-phone")
+            page.set_viewport_size({"width": 1280, "height": 860})
             _approve_from_needs(page, repo)
             _visit_every_page(page, repo)
     finally:
