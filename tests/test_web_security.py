@@ -229,8 +229,12 @@ def test_init_makes_a_private_token_and_serve_warns_off_loopback(git_repo: Repo)
     again = token.read_text()
     git_repo.ok("init")
     assert token.read_text() == again  # kept, never replaced
-    with serving(git_repo, "--host", "0.0.0.0") as server:
+    with serving(git_repo, "--host", "0.0.0.0", "--allow-host", "golem.lan") as server:
         assert "warning: serving on 0.0.0.0, not loopback" in server.stderr_path.read_text()
+        port = server.host.rsplit(":", 1)[1]
+        with server.client() as client:
+            assert client.get("/", headers={"Host": f"golem.lan:{port}"}).status_code == 200
+            assert client.get("/", headers={"Host": f"other.lan:{port}"}).status_code == 421
 
 
 def test_serve_without_a_project_is_one_line(tmp_path: Path, git_repo: Repo) -> None:

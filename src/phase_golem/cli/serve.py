@@ -31,8 +31,15 @@ def _listen(host: str, port: int) -> socket.socket:
 @click.option(
     "--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port."
 )
+@click.option(
+    "--allow-host",
+    "allow_host",
+    multiple=True,
+    metavar="NAME",
+    help="Another name browsers reach this server by (the Host header); repeatable.",
+)
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, allow_host: tuple[str, ...]) -> None:
     """The web dashboard: board, decisions, runs and live updates, on 127.0.0.1 by default.
 
     Prints a one-time login URL; another browser signs in with the token in
@@ -55,11 +62,11 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     if not is_loopback(host):
         sys.stderr.write(
             f"phase-golem: warning: serving on {host}, not loopback: anyone who can reach it "
-            "and holds the token can change the project\n"
+            "and holds the token can change the project (--allow-host names it for browsers)\n"
         )
     sock = _listen(host, port)
     bound = sock.getsockname()[1]
-    app, web = create_app(project, host, bound)
+    app, web = create_app(project, host, bound, allow_host)
     shown = f"[{host}]" if ":" in host else host
     sys.stdout.write(f"Dashboard: http://{shown}:{bound}/\n")
     sys.stdout.write(f"Sign in once with: http://{shown}:{bound}/login?once={web.ticket.value}\n")

@@ -15,13 +15,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from phase_golem.cli.app import known_error_code
-from phase_golem.cli.failures import error_line
 from phase_golem.domain.errors import DomainError
+from phase_golem.domain.redaction import redact_text
+from phase_golem.domain.text import one_line
 from phase_golem.engine import backlog
 from phase_golem.engine.agent_pauses import resume_agent
 from phase_golem.engine.approvals import approve_item, reject_item
 from phase_golem.engine.resolution import Decision, resolve_run
+from phase_golem.errors import known_error_code
 from phase_golem.web.context import FLASH, Web, web_of
 from phase_golem.web.pages import refuse
 from phase_golem.web_token import same_secret
@@ -123,7 +124,7 @@ async def act(request: Request) -> Response:
     except Exception as exc:
         if known_error_code(exc) is None:
             raise
-        return refuse(request, f"phase-golem: error: {error_line(str(exc))}", 400)
+        return refuse(request, f"phase-golem: error: {one_line(redact_text(str(exc)))}", 400)
     response = RedirectResponse(_back_to(form), status_code=303)
     # The outcome line travels in a cookie, not the URL: a link cannot make a page say it.
     response.set_cookie(FLASH, quote(line), max_age=60, httponly=True, samesite="strict")

@@ -68,7 +68,9 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def create_app(project: Project, host: str, port: int) -> tuple[Guard, Web]:
+def create_app(
+    project: Project, host: str, port: int, extra_hosts: tuple[str, ...] = ()
+) -> tuple[Guard, Web]:
     """The guarded application and its shared state (for the login URL)."""
     project.load_config()
     token, _ = ensure_token(project.state_dir)
@@ -93,4 +95,4 @@ def create_app(project: Project, host: str, port: int) -> tuple[Guard, Web]:
     ]
     app = Starlette(routes=routes, exception_handlers={404: pages.not_found})
     app.state.web = web
-    return Guard(app, allowed_hosts(host, port)), web
+    return Guard(app, allowed_hosts(host, port, extra_hosts)), web

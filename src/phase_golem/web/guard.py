@@ -44,9 +44,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def allowed_hosts(host: str, port: int) -> frozenset[str]:
-    """The Host header values that name us: the bound address (and `localhost` for loopback)."""
+def allowed_hosts(host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The Host header values that name us: the bound address (`localhost` too for loopback)
+    and the names `--allow-host` gave (a wildcard bind has no name of its own)."""
     names = {host, f"[{host}]"} if ":" in host and not host.startswith("[") else {host}
+    names |= {name.lower() for name in extra}
     if is_loopback(host):
         names |= {"localhost", "127.0.0.1", "[::1]"}
     with_port = {f"{name}:{port}" for name in names}
