@@ -3,6 +3,7 @@ CSRF, Host and Origin checks, no change on GET, escaping, and run files kept ins
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Iterator
@@ -240,3 +241,31 @@ def test_init_makes_a_private_token_and_serve_warns_off_loopback(git_repo: Repo)
 def test_serve_without_a_project_is_one_line(tmp_path: Path, git_repo: Repo) -> None:
     result = git_repo.pg("serve", "--port", "0")
     assert result.code == 3 and result.err.count("\n") == 1 and "init" in result.err
+
+
+def _ledger_events(lines: Iterator[str], count: int) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+    for line in lines:
+        if line.startswith("data: "):
+            found.append(json.loads(line.removeprefix("data: ")))
+            if len(found) == count:
+                break
+    return found
+
+
+def test_events_stream_the_ledger_from_a_seq_and_resume_after_the_last_id(
+    blocked: Repo, server: Server
+) -> None:
+    ledger = blocked.ok("log", "--json").json_lines()
+    last = ledger[-1]["seq"]
+    with server.client() as client:
+        with client.stream("GET", "/events", params={"after": last}) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            blocked.ok("add", "Arrives while watching")
+            [event] = _ledger_events(stream.iter_lines(), 1)
+        assert event == {"seq": last + 1, "kind": "item.created", "item": "WRK-003"}
+        # A browser that reconnects sends the last id it saw and misses nothing after it.
+        resumed = {"Last-Event-ID": str(ledger[0]["seq"])}
+        with client.stream("GET", "/events", headers=resumed) as stream:
+            replayed = _ledger_events(stream.iter_lines(), 2)
+    assert [e["seq"] for e in replayed] == [ledger[1]["seq"], ledger[2]["seq"]]
