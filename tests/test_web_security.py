@@ -171,6 +171,12 @@ def test_run_files_are_served_only_from_inside_the_run_directory(
         status, body = server.raw_get(path)
         assert status in (400, 403, 404), path
         assert server.token not in body, path
+    # Whatever a run file holds, a page never shows a secret in it.
+    secret = "ghp_" + "A1b2C3d4" * 4
+    (own / "stdout.log").unlink(missing_ok=True)
+    (own / "stdout.log").write_text(f'{{"type": "note", "text": "token {secret}"}}\n')
+    status, body = server.raw_get(f"/runs/{first['id']}/files/stdout.log")
+    assert status == 200 and secret not in body and "[REDACTED]" in body
     # A link an agent planted in its own run directory is never followed.
     (own / "stderr.log").unlink(missing_ok=True)
     os.symlink(blocked.root / ".phase-golem" / "web-token", own / "stderr.log")
