@@ -18,7 +18,7 @@ from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind, LedgerEvent
 from phase_golem.domain.items import ItemStatus, Level, archive, new_item, status_sort_key
 from phase_golem.domain.listing import CLOSED, EventPage, RunCursor, RunPage
-from phase_golem.domain.runs import Run, RunStatus, Step
+from phase_golem.domain.runs import ErrorClass, Run, RunStatus, Step
 from phase_golem.store import Store
 from phase_golem.store.sqlite import SqliteStore
 from tests.test_store_conformance import add, make_run, store
@@ -228,3 +228,38 @@ def test_sqlite_pages_read_indexes_instead_of_sorting_tables(tmp_path: Path) -> 
     assert plan(*section) == "SEARCH items USING INDEX items_section (archived=? AND status=?)"
     assert "COVERING INDEX" in plan(sql_pages.ACTIVE_COUNTS, [])
     store.close()
+
+
+def test_run_totals_count_and_sum_every_run_by_group(store: Store) -> None:
+    item = add(store)
+    start = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+    plan = [  # (status, error class, agent, cost, tokens in, seconds)
+        (RunStatus.COMMITTED, None, "claude", 0.5, 100, 30.0),
+        (RunStatus.COMMITTED, None, "claude", 0.25, 50, 10.0),
+        (RunStatus.FAILED_AGENT, ErrorClass.TIMEOUT, "claude", 0.125, 7, 5.0),
+        (RunStatus.COMMITTED, None, "codex", 1.0, 1, 2.5),
+    ]
+    for status, error_class, agent, cost, tokens_in, seconds in plan:
+        make_run(
+            store,
+            item,
+            status=status,
+            step=Step.COMMITTED,
+            error_class=error_class,
+            agent=agent,
+            cost_usd=cost,
+            tokens_in=tokens_in,
+            started_at=start.isoformat(),
+            ended_at=(start + timedelta(seconds=seconds)).isoformat(),
+        )
+    make_run(store, item, agent="codex")  # queued: never started, no duration
+    with store.reader() as tx:
+        totals = {(t.status, t.error_class, t.agent, t.step): t for t in tx.run_totals()}
+    claude = totals[("committed", None, "claude", "committed")]
+    assert (claude.runs, claude.cost_usd, claude.tokens_in) == (2, 0.75, 150)
+    assert claude.seconds == pytest.approx(40.0, abs=0.01)
+    failed = totals[("failed:agent", "timeout", "claude", "committed")]
+    assert (failed.runs, failed.seconds) == (1, pytest.approx(5.0, abs=0.01))
+    queued = totals[("active", None, "codex", "queued")]
+    assert (queued.runs, queued.seconds, queued.cost_usd) == (1, 0.0, 0.0)
+    assert sum(t.runs for t in totals.values()) == 5

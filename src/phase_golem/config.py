@@ -51,6 +51,7 @@ from phase_golem.domain.pipelines import (
     PipelineConfig,
     ProjectConfig,
     RedactionConfig,
+    ServeConfig,
     Settings,
     SourceConfig,
     Staleness,
@@ -439,6 +440,7 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         sources=_sources(check, raw.sources),
         redaction=RedactionConfig(env=tuple(raw.redaction.env)),
         notify=notify_sinks(check.problems, raw.notify),
+        serve=ServeConfig(metrics_public=raw.serve.metrics_public),
     )
     return settings, check.problems
 

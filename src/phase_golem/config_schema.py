@@ -153,6 +153,11 @@ class RedactionSection(Strict):
     env: EnvNames = []
 
 
+class ServeSection(Strict):
+    # Let Prometheus scrape /metrics (and scripts read /api/v1/state) without the token.
+    metrics_public: bool = False
+
+
 class SourceTable(Strict):
     name: str
     inbox: str | None = None
@@ -182,3 +187,4 @@ class ConfigFile(Lenient):
     sources: list[SourceTable] = []
     redaction: RedactionSection = RedactionSection()
     notify: list[NotifyTable] = []
+    serve: ServeSection = ServeSection()

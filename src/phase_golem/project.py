@@ -216,6 +216,13 @@ def init_project(root: Path, prefix: str | None, config_path: Path | None) -> In
     (kept if state_dir.is_dir() else created).append(f"{STATE_DIR_NAME}/")
     ensure_private_dir(state_dir)
     ensure_private_dir(state_dir / "runs")
+    from phase_golem.web_token import TOKEN_NAME, ensure_token
+
+    try:
+        if ensure_token(state_dir)[1]:
+            created.append(f"{STATE_DIR_NAME}/{TOKEN_NAME} (the dashboard's token, 0600)")
+    except FileRefused as exc:
+        raise ProjectError(f"cannot make the dashboard token: {exc}") from None
 
     gitignore = root / ".gitignore"
     try:

@@ -21,30 +21,10 @@ from phase_golem.cli.commands import COMMANDS
 from phase_golem.cli.context import CliState
 from phase_golem.cli.failures import OneLineFormatter, argument_problem, error_line
 from phase_golem.cli.lazy import LazyGroup
-from phase_golem.errors import ExitCode
+from phase_golem.errors import ExitCode, known_error_code
 from phase_golem.secrets import register_environment_secrets
 
 LOG_LEVELS = ("error", "warn", "info", "debug")
-
-# The errors a user can cause, by where they are defined. An error class whose module was
-# never imported cannot have been raised, so matching on `sys.modules` keeps the heavy
-# modules that define them (config → pydantic, the YAML importer) off the start-up path.
-# Order matters: NotFoundError is a StoreError that means bad input.
-_KNOWN_ERRORS: tuple[tuple[str, str, ExitCode], ...] = (
-    ("phase_golem.config_source", "ConfigError", ExitCode.BAD_INPUT),
-    ("phase_golem.interchange.backlog_yaml", "BacklogFormatError", ExitCode.BAD_INPUT),
-    ("phase_golem.domain.errors", "DomainError", ExitCode.BAD_INPUT),
-    ("phase_golem.store.base", "NotFoundError", ExitCode.BAD_INPUT),
-    # A project not set up, or a database that cannot be opened or written, is a
-    # precondition, not our bug.
-    ("phase_golem.project", "ProjectError", ExitCode.PRECONDITION),
-    ("phase_golem.store.base", "StoreError", ExitCode.PRECONDITION),
-    # The machine failed us (read-only, full disk, the database's files gone): one line.
-    ("phase_golem.faults", "MachineFault", ExitCode.PRECONDITION),
-    # A file given to us that is a FIFO, a device, too big, …
-    ("phase_golem.safe_files", "FileRefused", ExitCode.BAD_INPUT),
-)
-
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
@@ -135,15 +115,6 @@ def _fail(message: str, code: ExitCode) -> int:
     return int(code)
 
 
-def _known_error_code(exc: Exception) -> ExitCode | None:
-    for module_name, class_name, code in _KNOWN_ERRORS:
-        module = sys.modules.get(module_name)
-        error_class = getattr(module, class_name, None) if module is not None else None
-        if isinstance(error_class, type) and isinstance(exc, error_class):
-            return code
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code instead of raising, for tests and the script."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -165,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return int(ExitCode.OK)
     except Exception as exc:
-        code = _known_error_code(exc)
+        code = known_error_code(exc)
         if code is not None:
             return _fail(str(exc), code)
         from phase_golem.faults import os_fault

@@ -159,6 +159,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Idempotency-Key each time (a receiver drops repeats by it).",
     ),
     CommandSpec(
+        "serve",
+        "phase_golem.cli.serve:serve",
+        "The web dashboard: board, decisions, runs and live updates, on 127.0.0.1 by default.",
+    ),
+    CommandSpec(
         "schema",
         "phase_golem.cli.schema:schema_command",
         "Print the JSON Schema of a file agents write (result: the agent contract).",

@@ -57,6 +57,21 @@ class ItemCounts(NamedTuple):
         return sum(self.by_section.values())
 
 
+class RunTotal(NamedTuple):
+    """The runs of one (status, step, error class, agent, model): what `/metrics` reports."""
+
+    status: str
+    step: str
+    error_class: str | None
+    agent: str | None
+    model: str | None
+    runs: int
+    cost_usd: float
+    tokens_in: int
+    tokens_out: int
+    seconds: float  # summed over the runs that started and ended
+
+
 def ends_at_before(after: object | None, before: object | None) -> bool:
     """Whether a limited page is the part next to `before` (or the newest end)."""
     return before is not None or after is None

@@ -177,6 +177,11 @@ class RedactionConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServeConfig:
+    metrics_public: bool = False  # /metrics and /api/v1/state readable without the token
+
+
+@dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "sqlite:///.phase-golem/state.db"
 
@@ -207,6 +212,7 @@ class Settings:
     sources: tuple[SourceConfig, ...] = ()
     redaction: RedactionConfig = field(default_factory=RedactionConfig)
     notify: tuple[NotifySink, ...] = ()
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def pipeline(self, name: str | None) -> PipelineConfig | None:
         return self.pipelines.get(name or "feature")

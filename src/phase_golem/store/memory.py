@@ -18,6 +18,7 @@ from phase_golem.domain.listing import (
     ItemCounts,
     RunCursor,
     RunPage,
+    RunTotal,
     section_of,
     section_sort_key,
 )
@@ -53,6 +54,17 @@ class _State:
             dict(self.change_seqs),
             dict(self.notifications),
         )
+
+
+def _value(error_class: Any) -> str | None:
+    return None if error_class is None else str(error_class.value)
+
+
+def _seconds(run: Run) -> float:
+    if run.started_at is None or run.ended_at is None:
+        return 0.0
+    start, end = datetime.fromisoformat(run.started_at), datetime.fromisoformat(run.ended_at)
+    return (end - start).total_seconds()
 
 
 class MemoryTransaction(TransactionBase):
@@ -221,6 +233,23 @@ class MemoryTransaction(TransactionBase):
                 section = section_of(item)
                 counts[section] = counts.get(section, 0) + 1
         return ItemCounts(counts, archived)
+
+    def _run_totals(self) -> list[RunTotal]:
+        groups: dict[tuple[str, str, str | None, str | None, str | None], list[Run]] = {}
+        for run in self.state.runs.values():
+            key = (run.status.value, run.step.value, _value(run.error_class), run.agent, run.model)
+            groups.setdefault(key, []).append(run)
+        return [
+            RunTotal(
+                *key,
+                len(runs),
+                sum(r.cost_usd for r in runs),
+                sum(r.tokens_in for r in runs),
+                sum(r.tokens_out for r in runs),
+                sum(_seconds(r) for r in runs),
+            )
+            for key, runs in groups.items()
+        ]
 
     def _load_section(self, section: str, include_archived: bool, limit: int | None) -> list[Item]:
         if section in ARCHIVED_SECTIONS and not include_archived:

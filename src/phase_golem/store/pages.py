@@ -14,7 +14,7 @@ from typing import Protocol
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import LedgerEvent
 from phase_golem.domain.items import Item
-from phase_golem.domain.listing import EventPage, ItemCounts, RunPage, check_section
+from phase_golem.domain.listing import EventPage, ItemCounts, RunPage, RunTotal, check_section
 from phase_golem.domain.runs import Run
 
 
@@ -32,6 +32,8 @@ class PageReads(Protocol):
     def run_page(self, page: RunPage) -> list[Run]: ...
 
     def event_page(self, page: EventPage) -> list[LedgerEvent]: ...
+
+    def run_totals(self) -> list[RunTotal]: ...
 
 
 class PagesBase(abc.ABC):
@@ -57,8 +59,15 @@ class PagesBase(abc.ABC):
     def _load_event_page(self, page: EventPage) -> list[LedgerEvent]:
         """In seq order; a limit keeps the first matching events (the last: `page.newest`)."""
 
+    @abc.abstractmethod
+    def _run_totals(self) -> list[RunTotal]:
+        """Every run counted and summed by (status, step, error class, agent, model)."""
+
     def item_counts(self, *, include_archived: bool = False) -> ItemCounts:
         return self._count_items(include_archived)
+
+    def run_totals(self) -> list[RunTotal]:
+        return self._run_totals()
 
     def items_in_section(
         self, section: str, *, include_archived: bool = False, limit: int | None = None

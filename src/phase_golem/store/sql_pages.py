@@ -115,3 +115,14 @@ def event_page_query(page: EventPage) -> tuple[str, list[Any], bool]:
         sql += " WHERE " + " AND ".join(clauses)
     sql += f" ORDER BY seq {'DESC' if newest_first else 'ASC'}"
     return _limit(sql, params, page.limit), params, newest_first
+
+
+# Per group, one row: the database adds up every run, Python never lists them.
+RUN_TOTALS = (
+    "SELECT status, step, error_class, agent, model, count(*) AS runs, "
+    "coalesce(sum(cost_usd), 0) AS cost_usd, coalesce(sum(tokens_in), 0) AS tokens_in, "
+    "coalesce(sum(tokens_out), 0) AS tokens_out, "
+    "coalesce(sum(CASE WHEN started_at IS NOT NULL AND ended_at IS NOT NULL "
+    "THEN (julianday(ended_at) - julianday(started_at)) * 86400.0 END), 0) AS seconds "
+    "FROM runs GROUP BY status, step, error_class, agent, model"
+)

@@ -26,7 +26,7 @@ from typing import Any
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
 from phase_golem.domain.items import Item
-from phase_golem.domain.listing import EventPage, ItemCounts, RunPage
+from phase_golem.domain.listing import EventPage, ItemCounts, RunPage, RunTotal
 from phase_golem.domain.notifications import Notification, NotificationStatus
 from phase_golem.domain.receipts import Receipt
 from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
@@ -356,6 +356,23 @@ class SqliteTransaction(TransactionBase):
             for row in self._all(sql_pages.ARCHIVED_COUNTS):
                 counts[row["section"]] = counts.get(row["section"], 0) + int(row["n"])
         return ItemCounts(counts, int(archived["n"]) if archived else 0)
+
+    def _run_totals(self) -> list[RunTotal]:
+        return [
+            RunTotal(
+                r["status"],
+                r["step"],
+                r["error_class"],
+                r["agent"],
+                r["model"],
+                int(r["runs"]),
+                float(r["cost_usd"]),
+                int(r["tokens_in"]),
+                int(r["tokens_out"]),
+                float(r["seconds"]),
+            )
+            for r in self._all(sql_pages.RUN_TOTALS)
+        ]
 
     def _load_section(self, section: str, include_archived: bool, limit: int | None) -> list[Item]:
         query = sql_pages.section_query(section, include_archived, limit)
