@@ -260,3 +260,24 @@ def test_wrong_types_are_reported_with_their_key() -> None:
     message = problems_of("[execution]\nmax_retries = 'many'\nphase_timeout_minutes = -1\n")
     assert "execution.max_retries" in message
     assert "execution.phase_timeout_minutes" in message
+
+
+def test_worktree_isolation_with_a_pipeline_without_merge_names_the_pipeline() -> None:
+    text = (
+        '[execution]\nisolation = "worktree"\n\n[pipelines.mine]\n'
+        'phases = [{ name = "build", is_destructive = true }]\n'
+    )
+    problem = problems_of(text)
+    assert 'pipelines.mine: isolation = "worktree" needs a last phase that merges' in problem
+    assert 'agent = "merge"' in problem
+
+
+def test_the_templates_commented_isolation_line_gives_pipelines_that_merge() -> None:
+    # What a user does: uncomment the line in the file `init` wrote.
+    text = render_config_template("WRK").replace(
+        '# isolation = "shared"', 'isolation = "worktree"', 1
+    )
+    settings = parse_config_text(text, "phase-golem.toml")
+    assert settings.execution.isolation is Isolation.WORKTREE
+    for pipeline in settings.pipelines.values():
+        assert pipeline.phases[-1].agent is AgentCli.MERGE, pipeline.name

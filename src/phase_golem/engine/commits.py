@@ -237,8 +237,19 @@ def committed_paths(workdir: Path, commit: str) -> list[str]:
 
 def _inherited(leftovers: Mapping[str, Mapping[str, Any]], change: RunChange) -> list[str]:
     """Leftovers of earlier attempts of this item and phase alone: a success takes them."""
-    mine = [[change.item_id, change.phase]]
+    return _visit_paths(leftovers, change.item_id, change.phase)
+
+
+def _visit_paths(leftovers: Mapping[str, Mapping[str, Any]], item_id: str, phase: str) -> list[str]:
+    mine = [[item_id, phase]]
     return [path for path, owner in leftovers.items() if owner.get("owners") == mine]
+
+
+def visit_leftovers(store: Store, tree: str, item_id: str, phase: str) -> list[str]:
+    """What earlier attempts of a visit left in `tree`: its success will commit them, so
+    its receipt lists them too (a retry that wrote the same bytes changed nothing)."""
+    with store.reader() as tx:
+        return _visit_paths(_leftovers(tx).get(tree, {}), item_id, phase)
 
 
 def _rewritten(
