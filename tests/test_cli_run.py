@@ -310,3 +310,21 @@ def test_preflight_reports_every_problem_at_once_with_the_repository_state(
     [line] = result.err.strip().splitlines()
     assert line.startswith("phase-golem: error: preflight failed: ")
     assert "npm install -g @openai/codex" in line and "HEAD is detached" in line
+
+
+def test_a_failed_runs_stderr_tail_is_in_its_ledger_line_and_in_show(git_repo: Repo) -> None:
+    script = git_repo.root / "agent.py"
+    script.write_text(
+        "import sys\nprint('starting up', file=sys.stderr)\n"
+        "print('Error: ANTHROPIC_API_KEY missing', file=sys.stderr)\nsys.exit(1)\n",
+        encoding="utf-8",
+    )
+    agent = f'cli = "command"\ncommand = "{sys.executable} agent.py {{prompt_file}}"'
+    repo = write_project(git_repo, "", agent=agent, execution="max_retries = 0")
+    repo.ok("add", "Needs a key")
+    repo.pg("run")
+    [finished] = [e for e in repo.ok("log", "--json").json_lines() if e["kind"] == "run.finished"]
+    assert "stderr: starting up | Error: ANTHROPIC_API_KEY missing" in finished["data"]["error"]
+    line = next(x for x in repo.ok("log").out.splitlines() if "run.finished" in x)
+    assert "ANTHROPIC_API_KEY missing" in line
+    assert "Error: ANTHROPIC_API_KEY missing" in repo.ok("show", "WRK-001").out
