@@ -237,6 +237,10 @@ class Deliverer:
         return bool(rows)
 
 
+def retried_line(row: Notification) -> str:
+    return f"Notification {row.id} ({row.kind} → {row.sink}) is due again"
+
+
 def retry_notification(store: Store, notification_id: int) -> Notification:
     """`notifications retry ID`: due now with a fresh count, whatever it was."""
     from phase_golem.domain.errors import DomainError
