@@ -125,8 +125,9 @@ def send_command(
         process.communicate()
         raise SinkFailure(f"the command did not finish within {sink.timeout_seconds:g} s") from None
     if process.returncode != 0:
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise SinkFailure(_clean(f"the command exited {process.returncode}: {tail[0]}"))
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:]
+        said = f": {tail[0]}" if tail else " (nothing on stderr)"
+        raise SinkFailure(_clean(f"the command exited {process.returncode}{said}"))
 
 
 Sender = Callable[[NotifySink, Notification], None]
