@@ -260,3 +260,11 @@ def test_wrong_types_are_reported_with_their_key() -> None:
     message = problems_of("[execution]\nmax_retries = 'many'\nphase_timeout_minutes = -1\n")
     assert "execution.max_retries" in message
     assert "execution.phase_timeout_minutes" in message
+
+
+def test_serve_public_url_links_notifications_and_must_be_an_http_url() -> None:
+    text = '[serve]\npublic_url = "https://golem.example/"\n'
+    assert parse_config_text(text, "t.toml").serve.public_url == "https://golem.example"
+    for bad in ("golem.example", "ftp://golem.example", "https://golem.example/?a=1"):
+        message = problems_of(f'[serve]\npublic_url = "{bad}"\n')
+        assert "serve.public_url" in message and bad in message, bad

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXE, Repo
-from tests.e2e import add_items, commit_all, write_project
+from tests.e2e import add_items, commit_all, items_by_id, write_project
 from tests.waiting import DEADLINE_SECONDS, state_rows, wait_until
 
 pytest.importorskip("httpx", reason="webhook sinks need the [notify] extra")
@@ -37,11 +37,14 @@ class Received:
 
 @dataclass
 class Receiver:
-    """Answers 200 to every POST, except that the first one is held while `hold` is set."""
+    """Answers 200 to every POST, except that the first one is held while `hold` is set,
+    and every one while `hang` is set (until `release`)."""
 
     server: ThreadingHTTPServer
     received: list[Received] = field(default_factory=list)
     hold: threading.Event = field(default_factory=threading.Event)
+    hang: threading.Event = field(default_factory=threading.Event)
+    answered: int = 0
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -73,14 +76,16 @@ def receiver() -> Iterator[Receiver]:
                 first_held = me.hold.is_set() and not me.holding.is_set()
                 if first_held:
                     me.holding.set()
-            if first_held:  # sent, and not yet answered: the sender cannot have marked it
+            if first_held or me.hang.is_set():  # sent, not answered: it cannot be marked
                 me.release.wait(DEADLINE_SECONDS)
             try:
                 self.send_response(200)
                 self.end_headers()
                 self.wfile.write(b"ok")
+                with me.lock:
+                    me.answered += 1
             except OSError:
-                pass  # the sender was killed while we held its request
+                pass  # the sender was killed or gave up while we held its request
 
         def log_message(self, *_args: object) -> None:
             pass
@@ -184,3 +189,44 @@ def test_a_sigkill_between_sending_and_marking_sends_it_again_with_the_same_key(
     rows = _notifications(repo)
     assert {r["status"] for r in rows} == {"sent"}
     assert {f"phase-golem-notification-{r['id']}" for r in rows} == set(receiver.keys())
+
+
+@pytest.mark.serial
+def test_a_webhook_that_hangs_never_slows_the_scheduler_nor_holds_its_exit(
+    git_repo: Repo, receiver: Receiver
+) -> None:
+    repo = write_project(git_repo)
+    with (repo.root / "phase-golem.toml").open("a", encoding="utf-8") as config:
+        config.write('\n[[notify]]\nname = "team"\nwebhook_env = "' + HOOK_ENV + '"\n')
+        config.write("timeout_seconds = 120\n")  # it hangs longer than the run takes
+    commit_all(repo, "a webhook that will hang")
+    repo.env[HOOK_ENV] = receiver.url
+    add_items(repo, "First", "Second")
+    receiver.hang.set()
+    process = _start_run(repo)
+    try:
+        # Both items go through every phase while not one notification was answered.
+        _, err = process.communicate(timeout=DEADLINE_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert receiver.answered == 0 and receiver.kinds()  # it was sent to, and hung
+    assert {i["status"] for i in items_by_id(repo).values()} == {"done"}
+    # The hang held neither the scheduler nor the exit (five seconds of grace, then out,
+    # well before one send's timeout). Nothing is lost: every row is still pending (the
+    # ones in flight keep their lease and go again on their own, see the SIGKILL test);
+    # sent now, each carries the key it had.
+    receiver.hang.clear()
+    receiver.release.set()
+    kept = _notifications(repo)
+    assert kept and {r["status"] for r in kept} == {"pending"}
+    for row in kept:
+        repo.ok("notifications", "retry", str(row["id"]))
+    hung = receiver.keys()
+    assert repo.pg("notifications", "send").code == 0
+    final = _notifications(repo)
+    assert {r["status"] for r in final} == {"sent"}
+    assert set(receiver.keys()) == {f"phase-golem-notification-{r['id']}" for r in final}
+    assert all(receiver.keys().count(key) == 2 for key in hung)  # sent again, same key

@@ -97,7 +97,10 @@ def send(
     from phase_golem.engine.notify import Deliverer, deliver_while_due
 
     project = state_of(ctx).project()
-    deliverer = Deliverer(project.store(), project.config.settings.notify, project.root)
+    settings = project.config.settings
+    deliverer = Deliverer(
+        project.store(), settings.notify, project.root, public_url=settings.serve.public_url
+    )
     report = deliver_while_due(deliverer, seconds)
     typer.echo(
         f"Notifications: {len(report.sent)} sent, {len(report.retrying)} to retry later, "

@@ -252,7 +252,10 @@ def run_session(
         scheduler = Scheduler(ctx, options, emit, recovered=recovered)
         if watch is not None:
             watch(scheduler)
-        delivery = BackgroundDelivery(Deliverer(store, settings.notify, project.root))
+        deliverer = Deliverer(
+            store, settings.notify, project.root, public_url=settings.serve.public_url
+        )
+        delivery = BackgroundDelivery(deliverer)
         delivery.start()  # beside the scheduler: a slow sink never delays a decision
         try:
             return asyncio.run(scheduler.run())
