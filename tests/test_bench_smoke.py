@@ -123,3 +123,20 @@ def test_redaction_benchmark_runs() -> None:
     assert lines[0].split() == ["input", "size", "seconds", "x", "prev"]
     measured = {line.split()[0] for line in lines[1:] if line.split()[1] == "100,000"}
     assert {"letters", "token-words", "pem-no-end", "transcript"} <= measured
+
+
+def test_web_pages_benchmark_runs() -> None:
+    pytest.importorskip("starlette", reason="the dashboard needs the [web] extra")
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / "web_pages.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_SECONDS,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    lines = completed.stdout.splitlines()
+    assert lines[0].split() == ["page", "100_ms", "1000_ms", "ratio", "html_ratio"]
+    rows = {line.split()[0]: line.split() for line in lines[1:6]}
+    assert {"/", "/items/WRK-00001", "/notifications"} <= set(rows)
+    assert all(row[3].endswith("x") and row[4].endswith("x") for row in rows.values())

@@ -281,3 +281,11 @@ def test_the_templates_commented_isolation_line_gives_pipelines_that_merge() -> 
     assert settings.execution.isolation is Isolation.WORKTREE
     for pipeline in settings.pipelines.values():
         assert pipeline.phases[-1].agent is AgentCli.MERGE, pipeline.name
+
+
+def test_serve_public_url_links_notifications_and_must_be_an_http_url() -> None:
+    text = '[serve]\npublic_url = "https://golem.example/"\n'
+    assert parse_config_text(text, "t.toml").serve.public_url == "https://golem.example"
+    for bad in ("golem.example", "ftp://golem.example", "https://golem.example/?a=1"):
+        message = problems_of(f'[serve]\npublic_url = "{bad}"\n')
+        assert "serve.public_url" in message and bad in message, bad

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import stat
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import Repo
 from tests.e2e import (
@@ -215,9 +218,12 @@ def test_follow_ups_appear_with_their_origin_and_duplicates_are_skipped(git_repo
     assert created["Add metrics"]["size"] == "small"
 
 
-def test_sigint_mid_run_leaves_items_where_they_were_and_no_agent_alive(
-    git_repo: Repo, tmp_path: Path
+@pytest.mark.parametrize(("sig", "code"), [(SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_mid_run_exits_128_plus_it_leaving_items_where_they_were(
+    git_repo: Repo, tmp_path: Path, sig: signal.Signals, code: int
 ) -> None:
+    """SIGINT ends `run` with 130 and SIGTERM with 143 (the shell's 128 + signal), after
+    its agents were stopped; no item moved, and no agent is left alive."""
     repo = write_project(
         git_repo,
         f"  - match: {{phase: plan}}\n    wait_for: {never(tmp_path)!r}\n",
@@ -229,14 +235,15 @@ def test_sigint_mid_run_leaves_items_where_they_were_and_no_agent_alive(
         started = wait_for_agents(repo, "plan", 2, process=process)
         assert len(started) == 2
         before = items_by_id(repo)
-        process.send_signal(SIGINT)
+        process.send_signal(sig)
         out, err = process.communicate(timeout=DEADLINE_SECONDS)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0, err
-    assert "Halt reason: ShutdownRequested" in out
+    assert process.returncode == code, err
+    assert "Halt reason: ShutdownRequested" in out and f"Stopped by {sig.name}" in out
+    assert "All targets blocked" not in err
     after = items_by_id(repo)
     for item_id, item in before.items():
         assert (after[item_id]["status"], after[item_id]["phase"]) == (

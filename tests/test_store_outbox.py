@@ -76,3 +76,21 @@ def test_rows_are_marked_and_listed_by_status_and_due_time(store: Store) -> None
         assert [n.id for n in pending] == [third.id, fanned.id]
         assert tx.get_notification(first.id).status is NotificationStatus.SENT  # type: ignore[union-attr]
         assert len(tx.list_notifications(limit=2)) == 2
+
+
+def test_a_page_of_notifications_is_newest_first_below_a_cursor(store: Store) -> None:
+    with store.transaction() as tx:
+        for _ in range(5):
+            tx.append_event(EventKind.SCHEDULER_HALTED, data={})
+    with store.transaction() as tx:
+        rows = tx.list_notifications()
+        tx.save_notification(rows[1].replace(status=NotificationStatus.FAILED))
+    ids = [n.id for n in rows]
+    with store.reader() as tx:
+        first = tx.notification_page(limit=2)
+        assert [n.id for n in first] == ids[:-3:-1]
+        older = tx.notification_page(before_id=first[-1].id, limit=10)
+        assert [n.id for n in older] == ids[-3::-1]
+        failed = tx.notification_page(statuses=[NotificationStatus.FAILED], limit=10)
+        assert [n.id for n in failed] == [ids[1]]
+        assert tx.notification_page(before_id=ids[0], limit=10) == []

@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Repo
-from tests.e2e import add_items, items_by_id, runs_of, start_run, wait_for_agents, write_project
+from tests.e2e import (
+    add_items,
+    commit_all,
+    items_by_id,
+    runs_of,
+    start_run,
+    wait_for_agents,
+    write_project,
+)
 from tests.test_side_effects import _uncertain
 from tests.waiting import DEADLINE_SECONDS, wait_until
 from tests.web import Server, serving
@@ -161,3 +169,76 @@ def test_the_readme_shows_a_screenshot_the_tests_made() -> None:
     shot = root / "docs" / "dashboard.png"
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "docs/dashboard.png" in (root / "README.md").read_text(encoding="utf-8")
+
+
+EXHAUSTED = (
+    "  - match: {item: WRK-001, phase: plan}\n    times: 2\n    result: failed\n"
+    "    summary: 'the plan did not hold'\n"
+)
+
+
+def test_pause_retry_and_resume_from_the_page_reach_status_and_a_waiting_run(
+    git_repo: Repo, page: playwright.Page
+) -> None:
+    repo = write_project(git_repo, EXHAUSTED, execution="max_retries = 1")
+    with (repo.root / "phase-golem.toml").open("a", encoding="utf-8") as config:
+        config.write('\n[[notify]]\nname = "desk"\ncommand = "exit 7"\nmax_attempts = 1\n')
+    commit_all(repo, "a sink that always fails")
+    add_items(repo, "Fails its plan twice")
+    assert repo.pg("run").code == 1
+    assert items_by_id(repo)["WRK-001"]["status"] == "blocked"
+    with serving(repo) as server:
+        _sign_in(page, server)
+        header = page.locator("header .scheduler")
+        header.locator("input[name='reason']").fill("lunch <b>break</b>")
+        header.locator("button[data-action='pause']").click()
+        page.wait_for_selector(".flash:text('Scheduler paused since')")
+        page.wait_for_selector("header .scheduler[data-paused='yes']")
+        assert "lunch <b>break</b>" in header.inner_text()  # shown as text
+        assert "lunch <b>break</b>" in repo.ok("status").out
+        _shot(page, "board-paused")
+        run = start_run(repo)
+        try:
+            wait_until(lambda: _started_after_pause(repo), "the run started", process=run)
+            page.goto(f"{server.base}/items/WRK-001")
+            page.wait_for_selector("button[data-action='retry']")
+            _shot(page, "item-blocked")
+            page.fill("form.action:has(button[data-action='retry']) input[name='notes']", "again")
+            page.click("button[data-action='retry']")
+            page.wait_for_selector(".flash:text('WRK-001 → in_progress at plan')")
+            item = items_by_id(repo)["WRK-001"]
+            assert item["status"] == "in_progress" and "again" in item["unblock_context"]
+            # Paused: the run waits, and queues nothing for the retried item.
+            assert run.poll() is None and not _live_runs(repo)
+            page.click("header button[data-action='resume']")
+            page.wait_for_selector(".flash:text('Scheduler resumed')")
+            out, err = run.communicate(timeout=DEADLINE_SECONDS)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.communicate()
+        assert run.returncode == 0, err
+        assert "Scheduler paused since" in out and "Scheduler resumed" in out
+        assert items_by_id(repo)["WRK-001"]["status"] == "done"
+        page.goto(f"{server.base}/notifications?status=failed")
+        failed = page.locator("tr[data-status='failed']")
+        failed.first.wait_for()
+        _shot(page, "notifications")
+        chosen = failed.first.get_attribute("data-notification")
+        failed.first.locator("button[data-action='retry-notification']").click()
+        page.wait_for_selector(f".flash:text('Notification {chosen} (')")
+        [again] = [r for r in repo.ok("notifications", "--json").json() if str(r["id"]) == chosen]
+        assert (again["status"], again["attempts"]) == ("pending", 0)
+        page.goto(f"{server.base}/sources")
+        page.wait_for_selector("text=No sources configured")
+        _shot(page, "sources")
+
+
+def _started_after_pause(repo: Repo) -> bool:
+    kinds = [e["kind"] for e in repo.ok("log", "--json").json_lines()]
+    paused = len(kinds) - 1 - kinds[::-1].index("scheduler.paused")
+    return "scheduler.started" in kinds[paused:]
+
+
+def _live_runs(repo: Repo) -> list[dict[str, object]]:
+    return [r for r in runs_of(repo, "WRK-001") if r["status"] == "active"]

@@ -24,9 +24,14 @@ HOSTILE_OUTPUT = (
 )
 
 
-def _state(repo: Repo) -> tuple[str, str]:
-    """What a refused request must leave exactly as it was: every item and the ledger."""
-    return repo.ok("status", "--all", "--json").out, repo.ok("log", "--json").out
+def _state(repo: Repo) -> tuple[str, str, str]:
+    """What a refused request must leave exactly as it was: every item, the ledger (a pause
+    is an event there) and the notifications outbox."""
+    return (
+        repo.ok("status", "--all", "--json").out,
+        repo.ok("log", "--json").out,
+        repo.ok("notifications", "--json").out,
+    )
 
 
 @pytest.fixture
@@ -54,6 +59,11 @@ def _forms(server: Server) -> dict[str, dict[str, str]]:
     forms["resolve"] = {**forms["approve"], "run": "run-000001", "decision": "happened"}
     forms["resume-agent"] = {**forms["approve"], "agent": "sim"}
     forms["reject"]["reason"] = forms["close"]["reason"] = "because"
+    forms["retry"] = form_of(needs, "retry")
+    forms["pause"] = {**form_of(board, "pause"), "reason": "from a forged form"}
+    plain = {"csrf": forms["add"]["csrf"], "next": "/"}
+    forms["resume"] = dict(plain)
+    forms["retry-notification"] = {**plain, "notification": "1"}
     return forms
 
 
@@ -101,7 +111,16 @@ def test_a_cross_origin_post_and_a_foreign_host_are_refused(blocked: Repo, serve
 def test_get_never_changes_state_and_pages_need_the_token(blocked: Repo, server: Server) -> None:
     before = _state(blocked)
     with server.client(signed_in=False) as anonymous, server.client() as client:
-        for path in ("/", "/needs", "/items/WRK-001", "/runs", "/agents", "/events"):
+        for path in (
+            "/",
+            "/needs",
+            "/items/WRK-001",
+            "/runs",
+            "/agents",
+            "/events",
+            "/notifications",
+            "/sources",
+        ):
             page = anonymous.get(path)
             assert page.status_code == 401 and "Needs review" not in page.text, path
         for action in ("approve", "close", "add"):
@@ -142,7 +161,8 @@ def test_hostile_titles_descriptions_and_agent_output_are_shown_as_text(
     assert repo.pg("triage").code == 1
     [triage] = runs_of(repo)
     with serving(repo) as server, server.client() as client:
-        pages = [client.get(p).text for p in ("/", "/needs", "/items/WRK-001", "/runs")]
+        paths = ("/", "/needs", "/items/WRK-001", "/runs", "/notifications")
+        pages = [client.get(p).text for p in paths]
         pages += [
             client.get(f"/runs/{triage['id']}/files/{n}").text
             for n in ("stdout.log", "result.json")

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -463,9 +464,22 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         sources=_sources(check, raw.sources),
         redaction=RedactionConfig(env=tuple(raw.redaction.env)),
         notify=notify_sinks(check.problems, raw.notify),
-        serve=ServeConfig(metrics_public=raw.serve.metrics_public),
+        serve=ServeConfig(
+            metrics_public=raw.serve.metrics_public,
+            public_url=_public_url(check.problems, raw.serve.public_url),
+        ),
     )
     return settings, check.problems
+
+
+def _public_url(problems: list[str], url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        problems.append(f"serve.public_url: {url!r} is not an http(s) URL without ?query or #")
+        return None
+    return url.rstrip("/")
 
 
 def parse_config(text: str, source: str) -> tuple[Settings, tuple[str, ...]]:

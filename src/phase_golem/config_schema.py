@@ -156,6 +156,8 @@ class RedactionSection(Strict):
 class ServeSection(Strict):
     # Let Prometheus scrape /metrics (and scripts read /api/v1/state) without the token.
     metrics_public: bool = False
+    # Where people reach the dashboard: notifications link to /items/ID under it.
+    public_url: str | None = None
 
 
 class SourceTable(Strict):

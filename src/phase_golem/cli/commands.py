@@ -153,6 +153,11 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Give a blocked item a fresh visit of its phase, its last failure in the prompt.",
     ),
     CommandSpec(
+        "watch",
+        "phase_golem.cli.watch:watch",
+        "Watch a `run` working elsewhere: agents now, latest events, totals (read-only).",
+    ),
+    CommandSpec(
         "notifications",
         "phase_golem.cli.notifications:app",
         "The notifications outbox: every one is delivered at least once, with the same "

@@ -23,14 +23,12 @@ def pause(
     while paused waits. The flag is kept in the store until `phase-golem resume`.
     """
     state, changed = control.pause(state_of(ctx).store(), reason)
-    prefix = "" if changed else "Already paused. "
-    typer.echo(safe(prefix + state.line()))
+    typer.echo(safe(control.pause_line(state, changed)))
 
 
 def resume(ctx: typer.Context) -> None:
     """Let the scheduler start runs again after `phase-golem pause`."""
-    lifted = control.resume(state_of(ctx).store())
-    typer.echo("Scheduler resumed" if lifted is not None else "The scheduler was not paused")
+    typer.echo(control.resume_line(control.resume(state_of(ctx).store())))
 
 
 def retry(
@@ -42,5 +40,4 @@ def retry(
 ) -> None:
     """Give a blocked item a fresh visit of its phase, its last failure in the prompt."""
     item = control.retry_item(state_of(ctx).store(), item_id, notes)
-    where = f" at {item.phase}" if item.phase else ""
-    typer.echo(safe(f"{item.id} → {item.status.value}{where}: a fresh visit, retries reset"))
+    typer.echo(safe(control.retry_line(item)))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from rich.console import Group, RenderableType
@@ -37,29 +37,48 @@ class LivePanel:
         self.scheduler = scheduler
 
     def render(self) -> RenderableType:
-        agents = Table(box=None, pad_edge=False, header_style="bold", expand=False)
-        # IDs never wrap; on a narrow terminal the other columns fold first.
-        for column in ("RUN", "ITEM"):
-            agents.add_column(column, no_wrap=True)
-        for column in ("PHASE", "ATTEMPT", "ELAPSED"):
-            agents.add_column(column, overflow="fold")
-        totals = Text("")
+        rows: list[tuple[str, ...]] = []
+        totals = ""
         if self.scheduler is not None:
             for run, age in self.scheduler.running():
-                cells = (safe(run.id), safe(run.item_id), safe(run.phase), str(run.attempt))
-                agents.add_row(*map(Text, cells), Text(f"{age:5.1f} s"))
+                rows.append((run.id, run.item_id, run.phase, str(run.attempt), f"{age:5.1f} s"))
             summary = self.scheduler.state.summary
-            totals = Text(
+            totals = (
                 f"phases {summary.phases_executed}  completed {len(summary.items_completed)}  "
                 f"blocked {len(summary.items_blocked)}  follow-ups {summary.follow_ups_created}  "
                 f"merged {summary.items_merged}  cost ${summary.cost_usd:.4f}"
             )
-        latest = Text("\n".join(self.events) or "waiting for the first event…")
-        return Group(
-            Panel(agents, title="agents now", title_align="left"),
-            Panel(latest, title="latest events", title_align="left"),
-            totals,
-        )
+        return panel(rows, self.events, totals)
+
+
+AGENT_COLUMNS = ("RUN", "ITEM", "PHASE", "ATTEMPT", "ELAPSED")
+
+
+def panel(
+    rows: Iterable[Sequence[str]],
+    events: Iterable[str],
+    totals: str,
+    columns: Sequence[str] = AGENT_COLUMNS,
+) -> RenderableType:
+    """The panel `run` shows and `watch` shows from afar: agents now, latest events, totals.
+
+    Every cell is made printable here (agents and users wrote some of them).
+    """
+    agents = Table(box=None, pad_edge=False, header_style="bold", expand=False)
+    # IDs never wrap; on a narrow terminal the other columns fold first.
+    for index, column in enumerate(columns):
+        if index < 2:
+            agents.add_column(column, no_wrap=True)
+        else:
+            agents.add_column(column, overflow="fold")
+    for row in rows:
+        agents.add_row(*(Text(safe(cell)) for cell in row))
+    latest = Text("\n".join(safe(line) for line in events) or "waiting for the first event…")
+    return Group(
+        Panel(agents, title="agents now", title_align="left"),
+        Panel(latest, title="latest events", title_align="left"),
+        Text(safe(totals)),
+    )
 
 
 @contextmanager

@@ -80,10 +80,10 @@ def retry(
     ctx: typer.Context, notification_id: Annotated[int, typer.Argument(metavar="ID")]
 ) -> None:
     """Send one again (a failed one too): due now, its attempts counted afresh."""
-    from phase_golem.engine.notify import retry_notification
+    from phase_golem.engine.notify import retried_line, retry_notification
 
     row = retry_notification(state_of(ctx).store(), notification_id)
-    typer.echo(safe(f"Notification {row.id} ({row.kind} → {row.sink}) is due again"))
+    typer.echo(safe(retried_line(row)))
 
 
 @app.command("send")
@@ -97,7 +97,10 @@ def send(
     from phase_golem.engine.notify import Deliverer, deliver_while_due
 
     project = state_of(ctx).project()
-    deliverer = Deliverer(project.store(), project.config.settings.notify, project.root)
+    settings = project.config.settings
+    deliverer = Deliverer(
+        project.store(), settings.notify, project.root, public_url=settings.serve.public_url
+    )
     report = deliver_while_due(deliverer, seconds)
     typer.echo(
         f"Notifications: {len(report.sent)} sent, {len(report.retrying)} to retry later, "

@@ -32,7 +32,7 @@ def _finish(ctx: typer.Context, options: RunOptions, plain: bool) -> int:
         plain_emit(f"Filter: {options.filter}")
     for line in summary.lines():
         plain_emit(line)
-    if summary.exit_code:
+    if summary.stop_signal is None and summary.all_blocked:
         sys.stderr.write("phase-golem: All targets blocked; no items completed\n")
     return summary.exit_code
 

@@ -179,6 +179,7 @@ class RedactionConfig:
 @dataclass(frozen=True, slots=True)
 class ServeConfig:
     metrics_public: bool = False  # /metrics and /api/v1/state readable without the token
+    public_url: str | None = None  # the dashboard's address, for links in notifications
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,20 @@ def pause_state(tx: Transaction) -> PauseState | None:
     )
 
 
+def pause_line(state: PauseState, changed: bool) -> str:
+    """What `pause` says, in the terminal and on the dashboard alike."""
+    return ("" if changed else "Already paused. ") + state.line()
+
+
+def resume_line(lifted: PauseState | None) -> str:
+    return "Scheduler resumed" if lifted is not None else "The scheduler was not paused"
+
+
+def retry_line(item: Item) -> str:
+    where = f" at {item.phase}" if item.phase else ""
+    return f"{item.id} → {item.status.value}{where}: a fresh visit, retries reset"
+
+
 def read_pause(store: Store) -> PauseState | None:
     with store.reader() as tx:
         return pause_state(tx)

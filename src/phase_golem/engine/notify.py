@@ -77,13 +77,18 @@ def _clean(error: str, *secrets: str) -> str:
     return redact_text(error)[:ERROR_CHARS]
 
 
-def send_webhook(sink: NotifySink, notification: Notification, env: Mapping[str, str]) -> None:
+def send_webhook(
+    sink: NotifySink,
+    notification: Notification,
+    env: Mapping[str, str],
+    public_url: str | None = None,
+) -> None:
     url = webhook_url(sink, env)
     try:
         import httpx
     except ImportError:
         raise SinkFailure("a webhook sink needs httpx: pip install 'phase-golem[notify]'") from None
-    body = message_of(notification)
+    body = message_of(notification, public_url)
     headers = {"Idempotency-Key": notification.idempotency_key, "User-Agent": "phase-golem"}
     try:
         response = httpx.post(
@@ -98,9 +103,13 @@ def send_webhook(sink: NotifySink, notification: Notification, env: Mapping[str,
 
 
 def send_command(
-    sink: NotifySink, notification: Notification, env: Mapping[str, str], cwd: Path
+    sink: NotifySink,
+    notification: Notification,
+    env: Mapping[str, str],
+    cwd: Path,
+    public_url: str | None = None,
 ) -> None:
-    body = json.dumps(message_of(notification), sort_keys=True).encode()
+    body = json.dumps(message_of(notification, public_url), sort_keys=True).encode()
     child_env = {
         **env,
         "PHASE_GOLEM_NOTIFICATION_TEXT": text_of(notification),
@@ -125,8 +134,9 @@ def send_command(
         process.communicate()
         raise SinkFailure(f"the command did not finish within {sink.timeout_seconds:g} s") from None
     if process.returncode != 0:
-        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-        raise SinkFailure(_clean(f"the command exited {process.returncode}: {tail[0]}"))
+        tail = err.decode("utf-8", "replace").strip().splitlines()[-1:]
+        said = f": {tail[0]}" if tail else " (nothing on stderr)"
+        raise SinkFailure(_clean(f"the command exited {process.returncode}{said}"))
 
 
 Sender = Callable[[NotifySink, Notification], None]
@@ -143,8 +153,10 @@ class Deliverer:
         *,
         env: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        public_url: str | None = None,
     ) -> None:
         self.store = store
+        self.public_url = public_url  # `[serve] public_url`: payloads link to the item there
         self.sinks = {sink.name: sink for sink in sinks}
         self.root = root
         self.env = dict(os.environ if env is None else env)
@@ -189,9 +201,9 @@ class Deliverer:
 
     def _send(self, sink: NotifySink, notification: Notification) -> None:
         if sink.is_webhook:
-            send_webhook(sink, notification, self.env)
+            send_webhook(sink, notification, self.env, self.public_url)
         else:
-            send_command(sink, notification, self.env, self.root)
+            send_command(sink, notification, self.env, self.root, self.public_url)
 
     def _attempt(self, row: Notification) -> Notification:
         sink = self.sinks.get(row.sink)
@@ -235,6 +247,10 @@ class Deliverer:
                 limit=1,
             )
         return bool(rows)
+
+
+def retried_line(row: Notification) -> str:
+    return f"Notification {row.id} ({row.kind} → {row.sink}) is due again"
 
 
 def retry_notification(store: Store, notification_id: int) -> Notification:
@@ -282,18 +298,37 @@ class BackgroundDelivery:
     def finish(self, grace_seconds: float = HALT_GRACE_SECONDS) -> DeliveryReport:
         """After the scheduler halted: deliver what is due for up to `grace_seconds` more
         (its own `scheduler.halted` included); what is left goes out with the next `run`
-        or `phase-golem notifications send`."""
+        or `phase-golem notifications send`.
+
+        The grace is a bound, not a hope: the last rounds run in a thread of their own and
+        are left behind when it ends, so a sink that hangs cannot hold the exit. A row they
+        were sending keeps its lease and goes again later, with the same key.
+        """
+        end = time.monotonic() + grace_seconds
         self._stop.set()
         self._thread.join(timeout=grace_seconds)  # let a round in flight end
-        return deliver_while_due(self.deliverer, grace_seconds)
+        total = DeliveryReport()
+        last = threading.Thread(
+            target=deliver_while_due,
+            args=(self.deliverer, max(end - time.monotonic(), 0.0), total),
+            name="notify-grace",
+            daemon=True,
+        )
+        last.start()
+        last.join(timeout=max(end - time.monotonic(), 0.0))
+        return total
 
 
-def deliver_while_due(deliverer: Deliverer, budget_seconds: float) -> DeliveryReport:
-    """Rounds of delivery until nothing is due now, or the time budget is spent."""
-    total = DeliveryReport()
+def deliver_while_due(
+    deliverer: Deliverer, budget_seconds: float, total: DeliveryReport | None = None
+) -> DeliveryReport:
+    """Rounds of delivery until nothing is due now, or the time budget is spent; one row a
+    round, so a slow sink overruns the budget by one send at most. `total` is filled as
+    rows are sent (a caller that stops waiting still sees what went out)."""
+    total = DeliveryReport() if total is None else total
     end = time.monotonic() + budget_seconds
     while True:
-        report = deliverer.deliver_due()
+        report = deliverer.deliver_due(limit=1)
         total.routed += report.routed
         total.sent += report.sent
         total.retrying += report.retrying

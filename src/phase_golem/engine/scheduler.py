@@ -85,6 +85,7 @@ class Scheduler:
         self.tasks: dict[asyncio.Task[Completion], Run] = {}
         self.started_at: dict[str, float] = {}
         self.stop = asyncio.Event()
+        self.stop_signal: int | None = None  # the signal that asked us to stop, if one did
         self._seen_version = -1
         self._recovered = recovered or Recovered()
         self._counted: set[tuple[str, str, int]] = set()
@@ -458,7 +459,12 @@ class Scheduler:
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self.stop.set)
+            loop.add_signal_handler(sig, self._stop_on, sig)
+
+    def _stop_on(self, sig: int) -> None:
+        if self.stop_signal is None:  # the first signal names the exit code (128 + it)
+            self.stop_signal = sig
+        self.stop.set()
 
     def _remove_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -476,6 +482,7 @@ class Scheduler:
             self._remove_signals()
         summary = self.state.summary
         summary.halt_reason = halt
+        summary.stop_signal = self.stop_signal if halt is HaltReason.SHUTDOWN_REQUESTED else None
         save_on_halt(self.ctx, halt.value, self.emit)
         summary.waiting = waiting_on_dependencies(self.ctx.store.snapshot())
         with self.ctx.store.reader() as tx:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -196,12 +197,29 @@ def _repository_problems(root: Path, isolation: Isolation) -> list[str]:
         return [f"git: {exc}"]
 
 
+class _CutShort(Exception):
+    """A second stop signal during the last deliveries: exit now, the rest waits."""
+
+
+def _cut_short(_sig: int, _frame: object) -> None:
+    raise _CutShort
+
+
 def _finish_delivery(delivery: BackgroundDelivery, emit: Callable[[str], None]) -> None:
+    """The halt's grace of delivery; another Ctrl-C or SIGTERM ends it at once (a row
+    sent but not yet marked goes again, with the same key, from the next deliverer)."""
+    previous = {sig: signal.signal(sig, _cut_short) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         report = delivery.finish()
+    except _CutShort:
+        emit("Notifications: delivery cut short by a second signal; pending ones wait")
+        return
     except Exception as exc:  # never hide why the run ended behind a delivery problem
         emit(f"Notifications: delivery stopped early ({type(exc).__name__}); pending ones wait")
         return
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if report.retrying or report.failed:
         emit(
             f"Notifications: {len(report.retrying)} will be retried "
@@ -250,7 +268,10 @@ def run_session(
         scheduler = Scheduler(ctx, options, emit, recovered=recovered)
         if watch is not None:
             watch(scheduler)
-        delivery = BackgroundDelivery(Deliverer(store, settings.notify, project.root))
+        deliverer = Deliverer(
+            store, settings.notify, project.root, public_url=settings.serve.public_url
+        )
+        delivery = BackgroundDelivery(deliverer)
         delivery.start()  # beside the scheduler: a slow sink never delays a decision
         try:
             return asyncio.run(scheduler.run())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -29,15 +30,24 @@ class RunSummary:
     halt_reason: HaltReason | None = None
     waiting: list[tuple[str, list[str]]] = field(default_factory=list)
     agents_paused: list[str] = field(default_factory=list)
+    stop_signal: int | None = None  # SIGINT, SIGTERM, … when one ended the run
 
     @property
-    def exit_code(self) -> int:
-        """1 when nothing completed and something blocked (Phase Golem's rule), else 0.
+    def all_blocked(self) -> bool:
+        """Nothing completed and something blocked (Phase Golem's rule for exit 1).
 
         An agent paused for a human counts as blocked: its items cannot go on without one.
         """
         stuck = self.items_blocked or self.agents_paused
-        return 1 if not self.items_completed and stuck else 0
+        return not self.items_completed and bool(stuck)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal that stopped the run (130 for SIGINT, 143 for SIGTERM, the
+        shell's convention); else 1 when all blocked, else 0."""
+        if self.stop_signal is not None:
+            return 128 + self.stop_signal
+        return 1 if self.all_blocked else 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +59,7 @@ class RunSummary:
             "cost_usd": round(self.cost_usd, 6),
             "halt_reason": self.halt_reason.value if self.halt_reason else None,
             "agents_paused": list(self.agents_paused),
+            "stop_signal": self.stop_signal,
         }
 
     def lines(self) -> list[str]:
@@ -67,4 +78,6 @@ class RunSummary:
             out.append(f"{item_id} (waiting on: {', '.join(deps)})")
         out.extend(self.agents_paused)
         out.append(f"Halt reason: {self.halt_reason.value if self.halt_reason else '-'}")
+        if self.stop_signal is not None:
+            out.append(f"Stopped by {signal.Signals(self.stop_signal).name}")
         return out

@@ -220,6 +220,17 @@ class MemoryTransaction(TransactionBase):
         ]
         return rows if limit is None else rows[:limit]
 
+    def _load_notification_page(
+        self, statuses: Sequence[NotificationStatus] | None, before_id: int | None, limit: int
+    ) -> list[Notification]:
+        rows = [
+            n
+            for _, n in sorted(self.state.notifications.items(), reverse=True)
+            if (statuses is None or n.status in statuses)
+            and (before_id is None or n.id < before_id)
+        ]
+        return rows[:limit]
+
     def _store_meta(self, key: str, value: str) -> None:
         self.state.meta[key] = value
 

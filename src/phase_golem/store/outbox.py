@@ -27,6 +27,13 @@ class OutboxAccess(Protocol):
         due_by: str | None = None,
         limit: int | None = None,
     ) -> list[Notification]: ...
+    def notification_page(
+        self,
+        *,
+        statuses: Sequence[NotificationStatus] | None = None,
+        before_id: int | None = None,
+        limit: int,
+    ) -> list[Notification]: ...
     def get_notification(self, notification_id: int) -> Notification | None: ...
     def add_notification(self, notification: Notification) -> Notification: ...
     def save_notification(self, notification: Notification) -> None: ...
@@ -47,6 +54,12 @@ class OutboxBase(abc.ABC):
         limit: int | None,
     ) -> list[Notification]:
         """Oldest first; `due_by`: only rows whose next attempt is due by then."""
+
+    @abc.abstractmethod
+    def _load_notification_page(
+        self, statuses: Sequence[NotificationStatus] | None, before_id: int | None, limit: int
+    ) -> list[Notification]:
+        """Newest first, only ids below `before_id` (a page of the dashboard, in SQL)."""
 
     @abc.abstractmethod
     def _require_writable(self) -> None: ...
@@ -85,6 +98,15 @@ class OutboxBase(abc.ABC):
         limit: int | None = None,
     ) -> list[Notification]:
         return self._load_notifications(statuses, due_by, limit)
+
+    def notification_page(
+        self,
+        *,
+        statuses: Sequence[NotificationStatus] | None = None,
+        before_id: int | None = None,
+        limit: int,
+    ) -> list[Notification]:
+        return self._load_notification_page(statuses, before_id, limit)
 
     def get_notification(self, notification_id: int) -> Notification | None:
         return self._load_notification(notification_id)

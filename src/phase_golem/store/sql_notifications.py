@@ -73,6 +73,23 @@ def list_query(
     return sql, params
 
 
+def page_query(
+    statuses: Sequence[NotificationStatus] | None, before_id: int | None, limit: int
+) -> tuple[str, list[Any]]:
+    """Newest first below `before_id`: the primary key pages it, whatever the table holds."""
+    sql = SELECT + " WHERE 1 = 1"
+    params: list[Any] = []
+    if statuses is not None:
+        sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
+        params += [s.value for s in statuses]
+    if before_id is not None:
+        sql += " AND id < ?"
+        params.append(before_id)
+    sql += " ORDER BY id DESC LIMIT ?"
+    params.append(limit)
+    return sql, params
+
+
 def from_row(row: Mapping[str, Any]) -> Notification:
     try:
         payload = json.loads(row["payload"] or "{}")

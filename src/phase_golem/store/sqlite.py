@@ -348,6 +348,12 @@ class SqliteTransaction(TransactionBase):
         sql, params = sql_notifications.list_query(statuses, due_by, limit)
         return [sql_notifications.from_row(r) for r in self._all(sql, params)]
 
+    def _load_notification_page(
+        self, statuses: Sequence[NotificationStatus] | None, before_id: int | None, limit: int
+    ) -> list[Notification]:
+        sql, params = sql_notifications.page_query(statuses, before_id, limit)
+        return [sql_notifications.from_row(r) for r in self._all(sql, params)]
+
     # -- pages for the read commands (store/pages.py)
     def _count_items(self, include_archived: bool) -> ItemCounts:
         counts = {r["status"]: int(r["n"]) for r in self._all(sql_pages.ACTIVE_COUNTS)}

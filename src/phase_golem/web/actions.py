@@ -18,7 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.text import one_line
-from phase_golem.engine import backlog
+from phase_golem.engine import backlog, control
 from phase_golem.engine.agent_pauses import resume_agent
 from phase_golem.engine.approvals import approve_item, reject_item
 from phase_golem.engine.resolution import Decision, resolve_run
@@ -82,6 +82,29 @@ def _resume_agent(web: Web, form: FormData) -> str:
     return f"agent {pause.agent} resumed (it was paused: {pause.reason})"
 
 
+def _retry(web: Web, form: FormData) -> str:
+    item = control.retry_item(web.store, _required(form, "item"), form_text(form, "notes"))
+    return control.retry_line(item)
+
+
+def _pause(web: Web, form: FormData) -> str:
+    state, changed = control.pause(web.store, form_text(form, "reason"))
+    return control.pause_line(state, changed)
+
+
+def _resume(web: Web, form: FormData) -> str:
+    return control.resume_line(control.resume(web.store))
+
+
+def _retry_notification(web: Web, form: FormData) -> str:
+    from phase_golem.engine.notify import retried_line, retry_notification
+
+    raw = _required(form, "notification")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise DomainError(f"notification {raw!r} is not a notification id")
+    return retried_line(retry_notification(web.store, int(raw)))
+
+
 def _add(web: Web, form: FormData) -> str:
     request = backlog.NewItemRequest(
         title=form_text(form, "title") or "", description=form_text(form, "description")
@@ -98,6 +121,10 @@ ACTIONS: dict[str, Action] = {
     "close": _close,
     "resolve": _resolve,
     "resume-agent": _resume_agent,
+    "retry": _retry,
+    "pause": _pause,
+    "resume": _resume,
+    "retry-notification": _retry_notification,
 }
 
 

@@ -13,7 +13,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from phase_golem.project import Project
-from phase_golem.web import actions, live, metrics, pages, runfiles
+from phase_golem.web import actions, lists, live, metrics, pages, runfiles
 from phase_golem.web.context import COOKIE, Web, web_of
 from phase_golem.web.guard import Guard, allowed_hosts
 from phase_golem.web_token import ensure_token, same_secret
@@ -83,6 +83,8 @@ def create_app(
         Route("/runs/{run_id}/files/{name:path}", _signed_in_only(runfiles.run_file)),
         Route("/runs/{run_id}/diff", _signed_in_only(runfiles.run_diff)),
         Route("/agents", _signed_in_only(pages.agents)),
+        Route("/notifications", _signed_in_only(lists.notifications)),
+        Route("/sources", _signed_in_only(lists.sources)),
         Route("/events", live.events),
         Route("/metrics", metrics.metrics),
         Route("/api/v1/state", metrics.state),

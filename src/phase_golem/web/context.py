@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.text import printable
+from phase_golem.engine.control import PauseState, pause_state
 from phase_golem.project import Project
 from phase_golem.store import Store
 from phase_golem.web_token import csrf_token, same_secret
@@ -88,10 +89,16 @@ class Web:
             return same_secret(bearer.removeprefix("Bearer ").strip(), self.token)
         return same_secret(request.cookies.get(COOKIE), self.token)
 
+    def _scheduler(self, request: Request) -> SchedulerControl:
+        with self.store.reader() as tx:
+            return SchedulerControl(pause_state(tx), request.url.path)
+
     def page(
         self, template: str, status_code: int = 200, request: Request | None = None, **values: Any
     ) -> HTMLResponse:
         flash = request.cookies.get(FLASH) if request is not None else None
+        if request is not None and "scheduler" not in values:
+            values["scheduler"] = self._scheduler(request)
         html = self.templates.get_template(template).render(
             csrf=self.csrf, flash=unquote(flash) if flash else None, **values
         )
@@ -99,6 +106,14 @@ class Web:
         if flash:
             response.delete_cookie(FLASH, httponly=True, samesite="strict")
         return response
+
+
+@dataclass(frozen=True)
+class SchedulerControl:
+    """The header's pause/resume control: the flag as the store has it now."""
+
+    paused: PauseState | None
+    next: str
 
 
 def web_of(request: Request) -> Web:

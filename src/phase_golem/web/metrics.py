@@ -24,6 +24,7 @@ from phase_golem.cli.output import json_text
 from phase_golem.domain.listing import RunPage, RunTotal
 from phase_golem.domain.runs import RunStatus, Step
 from phase_golem.domain.serialization import item_to_dict, run_to_dict
+from phase_golem.engine.control import pause_state
 from phase_golem.engine.pause_records import paused_agents
 from phase_golem.store import Store
 from phase_golem.web.context import web_of
@@ -116,7 +117,14 @@ def _state(store: Store) -> str:
         items = [item_to_dict(item) for item in tx.items_in_status_order()]
         runs = [run_to_dict(run) for run in tx.run_page(RunPage(limit=STATE_RUNS))]
         pauses = [pause.line() for pause in paused_agents(tx).values()]
-    return json_text({"items": items, "runs": runs, "paused_agents": pauses}, indent=2)
+        scheduler = pause_state(tx)
+    state = {
+        "items": items,
+        "runs": runs,
+        "paused_agents": pauses,
+        "scheduler_paused": scheduler.to_dict() if scheduler is not None else None,
+    }
+    return json_text(state, indent=2)
 
 
 async def state(request: Request) -> Response:
