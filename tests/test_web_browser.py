@@ -69,7 +69,7 @@ def test_the_board_follows_a_run_live_and_an_approval_from_the_page_reaches_stat
     rules = (
         f"  - match: {{item: WRK-001, phase: plan}}\n    wait_for: {str(gate)!r}\n"
         "  - match: {item: WRK-002, phase: triage}\n    requires_human_review: true\n"
-        '  - match: {item: WRK-001, phase: build}\n'
+        "  - match: {item: WRK-001, phase: build}\n"
         '    write: {"src/{item}.txt": "built {item} <script>alert(1)</script>\\n"}\n'
     )
     repo = write_project(git_repo, rules, execution="max_wip = 2\nmax_concurrent = 2")
