@@ -153,6 +153,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Give a blocked item a fresh visit of its phase, its last failure in the prompt.",
     ),
     CommandSpec(
+        "sources",
+        "phase_golem.cli.sources:app",
+        "Intake sources: each source's schedule, next and last run, last error and counts; "
+        "`sources run [NAME]` runs them now.",
+    ),
+    CommandSpec(
         "notifications",
         "phase_golem.cli.notifications:app",
         "The notifications outbox: every one is delivered at least once, with the same "

@@ -36,6 +36,8 @@ class EventKind(StrEnum):
     APPROVAL_GRANTED = "approval.granted"
     APPROVAL_REJECTED = "approval.rejected"
     SOURCE_FIRED = "source.fired"
+    SOURCE_FAILED = "source.failed"
+    SOURCE_FAILING = "source.failing"
     SCHEDULE_UPDATED = "schedule.updated"
     SCHEDULER_STARTED = "scheduler.started"
     SCHEDULER_HALTED = "scheduler.halted"
