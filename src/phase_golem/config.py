@@ -36,6 +36,7 @@ from phase_golem.config_source import (
     ConfigSource,
     read_config_source,
 )
+from phase_golem.config_sources import build_sources
 from phase_golem.config_template import render_config_template
 from phase_golem.domain.items import Guardrails
 from phase_golem.domain.pipelines import (
@@ -54,7 +55,6 @@ from phase_golem.domain.pipelines import (
     RedactionConfig,
     ServeConfig,
     Settings,
-    SourceConfig,
     Staleness,
     StorageConfig,
     WakeConfig,
@@ -78,7 +78,6 @@ __all__ = [
 _PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
 MAX_DURATION_SECONDS = YEAR
 
 
@@ -178,32 +177,6 @@ def parse_duration(value: str | float) -> float:
     if seconds > MAX_DURATION_SECONDS:
         raise ValueError(f"duration {value!r} is longer than a year")
     return seconds
-
-
-def _cron_field_ok(field: str, low: int, high: int) -> bool:
-    for part in field.split(","):
-        base, _, step = part.partition("/")
-        if step and not (step.isdigit() and int(step) > 0):
-            return False
-        if base == "*":
-            continue
-        bounds = base.split("-")
-        if len(bounds) > 2 or not all(b.isdigit() for b in bounds):
-            return False
-        numbers = [int(b) for b in bounds]
-        if any(n < low or n > high for n in numbers) or numbers != sorted(numbers):
-            return False
-    return True
-
-
-def validate_cron(expression: str) -> None:
-    fields = expression.split()
-    if len(fields) != 5:
-        raise ValueError(f"cron {expression!r} must have 5 fields (minute hour day month weekday)")
-    names = ("minute", "hour", "day of month", "month", "day of week")
-    for field, (low, high), name in zip(fields, _CRON_RANGES, names, strict=True):
-        if not _cron_field_ok(field, low, high):
-            raise ValueError(f"cron {expression!r}: invalid {name} field {field!r}")
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -341,37 +314,10 @@ def _pipelines(check: Checker, raw: ConfigFile) -> dict[str, PipelineConfig]:
     return built
 
 
-def _sources(check: Checker, tables: list[SourceTable]) -> tuple[SourceConfig, ...]:
-    sources: list[SourceConfig] = []
-    names: set[str] = set()
-    for index, table in enumerate(tables):
-        where = f"sources[{index}]"
-        if not check.name(f"{where}.name", table.name):
-            pass
-        elif table.name in names:
-            check.problems.append(f"{where}.name: {table.name!r} is used twice")
-        names.add(table.name)
-        if (table.inbox is None) == (table.command is None):
-            check.problems.append(f"{where}: give exactly one of `inbox` or `command`")
-        if (table.every is None) == (table.cron is None):
-            check.problems.append(f"{where}: give exactly one of `every` or `cron`")
-        every: float | None = None
-        if table.every is not None:
-            try:
-                every = parse_duration(table.every)
-            except ValueError as exc:
-                check.problems.append(f"{where}.every: {exc}")
-        if table.cron is not None:
-            try:
-                validate_cron(table.cron)
-            except ValueError as exc:
-                check.problems.append(f"{where}.cron: {exc}")
-        sources.append(SourceConfig(table.name, table.inbox, table.command, every, table.cron))
-    return tuple(sources)
+def build_settings(raw: ConfigFile, base_dir: Path | None = None) -> tuple[Settings, list[str]]:
+    """Apply Phase Golem's validation rules plus ours; returns every problem found.
 
-
-def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
-    """Apply Phase Golem's validation rules plus ours; returns every problem found."""
+    With `base_dir` (the config file's folder) source commands are looked up too."""
     check = Checker()
     execution_raw = raw.execution
     if execution_raw.max_wip < 1:
@@ -461,7 +407,7 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         pipelines=MappingProxyType(pipelines),
         storage=StorageConfig(url),
         budget=BudgetConfig(**raw.budget.model_dump()),
-        sources=_sources(check, raw.sources),
+        sources=build_sources(check, raw.sources, parse_duration, pipelines, base_dir),
         redaction=RedactionConfig(env=tuple(raw.redaction.env)),
         notify=notify_sinks(check.problems, raw.notify),
         serve=ServeConfig(
@@ -482,7 +428,9 @@ def _public_url(problems: list[str], url: str | None) -> str | None:
     return url.rstrip("/")
 
 
-def parse_config(text: str, source: str) -> tuple[Settings, tuple[str, ...]]:
+def parse_config(
+    text: str, source: str, base_dir: Path | None = None
+) -> tuple[Settings, tuple[str, ...]]:
     """(settings, warnings); ConfigError listing every problem of the file."""
     try:
         data = tomllib.loads(text)
@@ -491,7 +439,7 @@ def parse_config(text: str, source: str) -> tuple[Settings, tuple[str, ...]]:
     key_errors, key_warnings = key_problems(data, ConfigFile)
     raw, problems = _validate_sections(data)
     problems = key_errors + problems
-    settings, rule_problems = build_settings(raw)
+    settings, rule_problems = build_settings(raw, base_dir)
     problems += rule_problems
     if not problems:
         return settings, tuple(f"{source}: {warning}" for warning in key_warnings)
@@ -516,7 +464,7 @@ def config_from_source(source: ConfigSource) -> LoadedConfig:
         return LoadedConfig(
             Settings(pipelines=MappingProxyType(default_pipelines())), None, source.base_dir
         )
-    settings, warnings = parse_config(source.text, source.path.name)
+    settings, warnings = parse_config(source.text, source.path.name, source.base_dir)
     problem = storage_path_problem(settings.storage.url, source.root)
     if problem is not None:
         raise ConfigError(f"{source.path.name}: storage.url: {problem}")

@@ -164,8 +164,18 @@ class SourceTable(Strict):
     name: str
     inbox: str | None = None
     command: str | None = None
+    github: str | None = None
+    labels: list[str] = []
+    limit: int = Field(default=1000, ge=1, le=100_000)  # github: issues per run (gh pages)
     every: str | float | None = None
     cron: str | None = None
+    timezone: str | None = None
+    timeout_seconds: float = Field(default=60.0, gt=0, le=86400)
+    # The defaults of the items the source makes.
+    pipeline: str | None = None
+    tags: list[str] = []
+    size: str | None = None
+    write_back: bool = False  # DESIGN §11/§12: accepted, not yet acted on
 
 
 class NotifyTable(Strict):

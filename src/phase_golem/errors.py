@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
 # Order matters: NotFoundError is a StoreError that means bad input.
 _KNOWN_ERRORS: tuple[tuple[str, str, ExitCode], ...] = (
     ("phase_golem.config_source", "ConfigError", ExitCode.BAD_INPUT),
+    # A source already running is not bad input: try again when it ends.
+    ("phase_golem.engine.sources", "SourceBusy", ExitCode.PRECONDITION),
     ("phase_golem.interchange.backlog_yaml", "BacklogFormatError", ExitCode.BAD_INPUT),
     ("phase_golem.domain.errors", "DomainError", ExitCode.BAD_INPUT),
     ("phase_golem.store.base", "NotFoundError", ExitCode.BAD_INPUT),

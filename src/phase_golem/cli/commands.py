@@ -158,6 +158,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "Watch a `run` working elsewhere: agents now, latest events, totals (read-only).",
     ),
     CommandSpec(
+        "sources",
+        "phase_golem.cli.sources:app",
+        "Intake sources: each source's schedule, next and last run, last error and counts; "
+        "`sources run [NAME]` runs them now.",
+    ),
+    CommandSpec(
         "notifications",
         "phase_golem.cli.notifications:app",
         "The notifications outbox: every one is delivered at least once, with the same "

@@ -56,9 +56,17 @@ def run(
     auto_advance: Annotated[
         bool, typer.Option("--auto-advance", help="Move to the next target when one blocks.")
     ] = False,
+    no_sources: Annotated[
+        bool,
+        typer.Option("--no-sources", help="Do not fire the intake sources ([[sources]])."),
+    ] = False,
     plain: PlainFlag = False,
 ) -> None:
     """Work through the backlog with agents until everything is done or blocked.
+
+    With intake sources configured ([[sources]]), it fires each one when it is due and
+    keeps waiting for the next source time, so new work is taken up as it arrives: it
+    runs until stopped (Ctrl-C, SIGTERM), `--cap` is reached, or with `--no-sources`.
 
     After a crash it simply continues: runs whose agent still lives are adopted, others are
     retried, and side-effect phases that may have acted ask their reconcile check or a human.
@@ -82,7 +90,13 @@ def run(
     cap = cap or project.config.settings.execution.default_phase_cap
     code = _finish(
         ctx,
-        RunOptions(targets=targets, filter=filters, cap=cap, auto_advance=auto_advance),
+        RunOptions(
+            targets=targets,
+            filter=filters,
+            cap=cap,
+            auto_advance=auto_advance,
+            sources=not no_sources,
+        ),
         plain,
     )
     raise typer.Exit(code)

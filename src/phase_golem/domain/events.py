@@ -36,6 +36,8 @@ class EventKind(StrEnum):
     APPROVAL_GRANTED = "approval.granted"
     APPROVAL_REJECTED = "approval.rejected"
     SOURCE_FIRED = "source.fired"
+    SOURCE_FAILED = "source.failed"
+    SOURCE_FAILING = "source.failing"
     SCHEDULE_UPDATED = "schedule.updated"
     SCHEDULER_STARTED = "scheduler.started"
     SCHEDULER_HALTED = "scheduler.halted"
@@ -67,10 +69,27 @@ class LedgerEvent:
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    """One intake source's timer: `every` (seconds) or `cron` (expression)."""
+    """One intake source's timer and its record (DESIGN §4, §11).
+
+    `kind` and `value` (`every`: seconds; `cron`: the expression and its timezone) are
+    what tells a changed schedule apart. `claimed_by`/`claimed_until` mark a run in
+    progress (a worker and its lease), so one tick never runs twice; `failures` counts
+    failed runs in a row; the item counts are totals over the source's runs.
+    """
 
     source: str
     kind: str
     value: str
     next_run_at: str | None = None
     last_run_at: str | None = None
+    last_error: str | None = None
+    failures: int = 0
+    claimed_by: str | None = None
+    claimed_until: str | None = None
+    runs: int = 0
+    items_created: int = 0
+    items_updated: int = 0
+    items_closed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}

@@ -12,6 +12,7 @@ from types import MappingProxyType
 
 from phase_golem.domain.items import Guardrails, PhasePool
 from phase_golem.domain.notifications import NotifySink
+from phase_golem.domain.sources import SourceConfig
 
 
 class Staleness(StrEnum):
@@ -160,15 +161,6 @@ class AgentConfig:
 class BudgetConfig:
     max_cost_usd_per_run: float | None = None
     max_cost_usd_per_item: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SourceConfig:
-    name: str
-    inbox: str | None = None
-    command: str | None = None
-    every_seconds: float | None = None
-    cron: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,7 @@ from phase_golem.engine.recovery import (
 )
 from phase_golem.engine.retries import max_attempts
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
+from phase_golem.engine.source_loop import SourceIntake
 from phase_golem.engine.summary import HaltReason, RunSummary
 from phase_golem.faults import MachineFault, StoreFault, abandon_tasks, fault_of
 from phase_golem.store import BacklogSnapshot, Transaction
@@ -93,6 +94,7 @@ class Scheduler:
         self._paused_reported: set[str] = set()
         self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
+        self.intake = SourceIntake(ctx, options, emit)
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: Mapping[str, Item]) -> bool:
@@ -419,9 +421,11 @@ class Scheduler:
         return self.scope is None or item_id in self.scope
 
     def _next_due(self) -> datetime | None:
-        """The next future moment something waits for: a backoff or a sleeping item."""
+        """The next future moment something waits for: a backoff, a sleeping item, or
+        the next intake source time."""
         backlog = self.ctx.store.snapshot()
-        return next_moment(self._startable(backlog), backlog, utc_now(), self._in_scope)
+        due = next_moment(self._startable(backlog), backlog, utc_now(), self._in_scope)
+        return self.intake.earliest(due)
 
     def _startable(self, backlog: BacklogSnapshot) -> list[Run]:
         """Live runs in scope, but not those waiting for a human to resume their agent."""
@@ -441,19 +445,33 @@ class Scheduler:
         if due is not None:
             timeout = min(timeout, max((due - utc_now()).total_seconds(), MIN_WAIT_SECONDS))
         stopper: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
-        waiting: set[asyncio.Future[Any]] = {stopper, *self.tasks}
+        waiting: set[asyncio.Future[Any]] = {stopper, *self.tasks, *self.intake.pending()}
         done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
         finished = [t for t in self.tasks if t in done]
         for task in finished:
             self._collect(task)
+        if self.intake.collect():
+            self._stop_ended_runs()
+            return True
         return bool(finished)
 
     def _store_changed(self) -> bool:
         version = self.ctx.store.data_version()
         changed = version != self._seen_version
         self._seen_version = version
+        if changed:
+            self.intake.refresh()  # `sources run` elsewhere, say, moved a schedule
+            self._stop_ended_runs()
         return changed
+
+    def _stop_ended_runs(self) -> None:
+        """Stop the agents of our runs that ended in the store under us (an item closed
+        at its source cancels its run): nothing they do any more can be recorded."""
+        live = self.ctx.store.snapshot().runs_by_id
+        for task, run in self.tasks.items():
+            if run.id not in live and not task.done():
+                task.cancel()
 
     # ---- the loop ---------------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -479,6 +497,7 @@ class Scheduler:
             await abandon_tasks(self.tasks)
             raise
         finally:
+            await self.intake.settle()
             self._remove_signals()
         summary = self.state.summary
         summary.halt_reason = halt
@@ -495,6 +514,7 @@ class Scheduler:
         with self.ctx.store.transaction() as tx:
             tx.append_event(EventKind.SCHEDULER_STARTED, data={"worker_id": self.ctx.worker_id})
         self._take_up(self._recovered)
+        self.intake.start()
         while True:
             if self.stop.is_set():
                 await self._drain(cancel=True)
@@ -506,6 +526,7 @@ class Scheduler:
                     return HaltReason.SHUTDOWN_REQUESTED
                 return HaltReason.CIRCUIT_BREAKER_TRIPPED
             self._sweep()
+            self.intake.fire()
             changed, halt = self._decide()
             self._claim_and_start()
             if not self.tasks and self.paused is None:

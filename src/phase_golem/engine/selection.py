@@ -32,6 +32,7 @@ class RunOptions:
     auto_advance: bool = False
     triage_only: bool = False
     step_item: str | None = None
+    sources: bool = True  # fire due intake sources (`run` only; `--no-sources` turns off)
 
 
 @dataclass

@@ -143,6 +143,8 @@ class Transaction(PageReads, OutboxAccess, Protocol):
     def get_schedule(self, source: str) -> Schedule | None: ...
     def save_schedule(self, schedule: Schedule) -> None: ...
     def list_schedules(self) -> list[Schedule]: ...
+    def delete_schedule(self, source: str) -> None: ...
+    def item_by_external_id(self, source: str, external_id: str) -> Item | None: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
 
@@ -288,6 +290,12 @@ class TransactionBase(PagesBase, OutboxBase, abc.ABC):
     @abc.abstractmethod
     def _upsert_schedule(self, schedule: Schedule) -> None: ...
     @abc.abstractmethod
+    def _delete_schedule(self, source: str) -> None: ...
+    @abc.abstractmethod
+    def _load_item_by_external(self, source: str, external_id: str) -> Item | None:
+        """The item a source made for this external id, active or archived."""
+
+    @abc.abstractmethod
     def _load_meta(self, key: str) -> str | None: ...
     @abc.abstractmethod
     def _store_meta(self, key: str, value: str) -> None: ...
@@ -320,6 +328,12 @@ class TransactionBase(PagesBase, OutboxBase, abc.ABC):
         item = _storable(item)
         if self._load_item(item.id) is not None:
             raise ConflictError(f"item {item.id} already exists")
+        if item.source is not None and item.external_id is not None:
+            holder = self._load_item_by_external(item.source, item.external_id)
+            if holder is not None:  # unique over active and archived items (DESIGN §11)
+                raise ConflictError(
+                    f"{holder.id} already stands for {item.external_id} of source {item.source}"
+                )
         prefix, number = split_item_id(item.id)
         if number is not None:
             self.raise_high_water(prefix, number)
@@ -563,6 +577,17 @@ class TransactionBase(PagesBase, OutboxBase, abc.ABC):
 
     def list_schedules(self) -> list[Schedule]:
         return self._load_schedules()
+
+    def delete_schedule(self, source: str) -> None:
+        """A source no longer configured: its row goes (its items stay)."""
+        self._require_writable()
+        if self._load_schedule(source) is None:
+            return
+        self._delete_schedule(source)
+        self.append_event(EventKind.SCHEDULE_UPDATED, data={"source": source, "removed": True})
+
+    def item_by_external_id(self, source: str, external_id: str) -> Item | None:
+        return self._load_item_by_external(source, external_id)
 
     def get_meta(self, key: str) -> str | None:
         return self._load_meta(key)

@@ -38,7 +38,21 @@ _BLOCKED_TYPES = {b.value: b for b in BlockedType}
 RUN_JSON_COLUMNS = frozenset({"result"})
 RUN_BOOL_COLUMNS = frozenset({"side_effect"})
 EVENT_COLUMNS = ("seq", "at", "kind", "item_id", "run_id", "data")
-SCHEDULE_COLUMNS = ("source", "kind", "value", "next_run_at", "last_run_at")
+SCHEDULE_COLUMNS = (
+    "source",
+    "kind",
+    "value",
+    "next_run_at",
+    "last_run_at",
+    "last_error",
+    "failures",
+    "claimed_by",
+    "claimed_until",
+    "runs",
+    "items_created",
+    "items_updated",
+    "items_closed",
+)
 RECEIPT_COLUMNS = (
     "run_id",
     "item_id",

@@ -192,6 +192,15 @@ class MemoryTransaction(TransactionBase):
     def _upsert_schedule(self, schedule: Schedule) -> None:
         self.state.schedules[schedule.source] = schedule
 
+    def _delete_schedule(self, source: str) -> None:
+        self.state.schedules.pop(source, None)
+
+    def _load_item_by_external(self, source: str, external_id: str) -> Item | None:
+        for item in self.state.items.values():
+            if item.source == source and item.external_id == external_id:
+                return item
+        return None
+
     def _load_meta(self, key: str) -> str | None:
         return self.state.meta.get(key)
 

@@ -47,12 +47,6 @@ STORE_COUNTER = (
 INSERT_EVENT = (
     "INSERT INTO ledger (at, kind, item_id, run_id, data) VALUES (?, ?, ?, ?, ?) RETURNING seq"
 )
-UPSERT_SCHEDULE = (
-    "INSERT INTO schedules (source, kind, value, next_run_at, last_run_at) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET kind = excluded.kind, "
-    "value = excluded.value, next_run_at = excluded.next_run_at, "
-    "last_run_at = excluded.last_run_at"
-)
 
 
 class SqlTransaction(TransactionBase):
@@ -227,16 +221,23 @@ class SqlTransaction(TransactionBase):
         return [schedule_from_row(r) for r in rows]
 
     def _upsert_schedule(self, schedule: Schedule) -> None:
+        names = ", ".join(SCHEDULE_COLUMNS)
+        marks = ", ".join("?" for _ in SCHEDULE_COLUMNS)
+        updates = ", ".join(f"{n} = excluded.{n}" for n in SCHEDULE_COLUMNS if n != "source")
         self._exec(
-            UPSERT_SCHEDULE,
-            (
-                schedule.source,
-                schedule.kind,
-                schedule.value,
-                schedule.next_run_at,
-                schedule.last_run_at,
-            ),
+            f"INSERT INTO schedules ({names}) VALUES ({marks}) "
+            f"ON CONFLICT (source) DO UPDATE SET {updates}",
+            [getattr(schedule, n) for n in SCHEDULE_COLUMNS],
         )
+
+    def _delete_schedule(self, source: str) -> None:
+        self._exec("DELETE FROM schedules WHERE source = ?", (source,))
+
+    def _load_item_by_external(self, source: str, external_id: str) -> Item | None:
+        row = self._one(
+            "SELECT * FROM items WHERE source = ? AND external_id = ?", (source, external_id)
+        )
+        return item_from_row(row) if row else None
 
     def _load_meta(self, key: str) -> str | None:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))

@@ -1,0 +1,101 @@
+"""Intake sources inside `run` (DESIGN §11): fired when due, off the event loop.
+
+The scheduler asks this object three things: fire what is due (a background task in a
+worker thread, so a slow command never delays a decision or a run start), the earliest
+moment a source is due (its idle wait includes it: no polling), and whether a source run
+just finished (its wait wakes on that too). The schedule rows are a small table read
+only at start, after a source run and when another process changed the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from phase_golem.clock import utc_now
+from phase_golem.engine.offloop import settle_then_cancel
+from phase_golem.engine.selection import RunOptions
+from phase_golem.engine.sources import SourceRun, next_source_time, run_due, schedule_rows, sync
+
+if TYPE_CHECKING:
+    from phase_golem.engine.executor import EngineContext
+
+log = logging.getLogger(__name__)
+
+
+class SourceIntake:
+    def __init__(
+        self, ctx: EngineContext, options: RunOptions, emit: Callable[[str], None]
+    ) -> None:
+        self.ctx = ctx
+        self.emit = emit
+        self.enabled = (
+            options.sources
+            and bool(ctx.settings.sources)
+            and not options.triage_only
+            and options.step_item is None
+            and not options.targets
+        )
+        self.next_at: datetime | None = None
+        self.task: asyncio.Task[list[SourceRun]] | None = None
+        self.fired = 0
+
+    def start(self) -> None:
+        if self.enabled:
+            self.next_at = next_source_time(
+                sync(self.ctx.store, self.ctx.settings), self.ctx.settings
+            )
+
+    def refresh(self) -> None:
+        if self.enabled and self.task is None:
+            self.next_at = next_source_time(schedule_rows(self.ctx.store), self.ctx.settings)
+
+    def earliest(self, other: datetime | None) -> datetime | None:
+        """`other`, or the next source time when sooner (not while a source runs: its
+        end wakes the wait by itself)."""
+        if not self.enabled or self.task is not None or self.next_at is None:
+            return other
+        return self.next_at if other is None else min(other, self.next_at)
+
+    def fire(self) -> None:
+        if not self.enabled or self.task is not None or self.next_at is None:
+            return
+        if self.next_at > utc_now():
+            return
+        ctx = self.ctx
+        self.task = asyncio.create_task(
+            settle_then_cancel(run_due, ctx.root, ctx.store, ctx.settings), name="sources"
+        )
+
+    def pending(self) -> list[asyncio.Task[list[SourceRun]]]:
+        return [self.task] if self.task is not None else []
+
+    def collect(self) -> bool:
+        """Say what a finished source run did; True when one finished just now."""
+        task = self.task
+        if task is None or not task.done():
+            return False
+        self.task = None
+        if task.cancelled():
+            return True
+        error = task.exception()
+        if error is not None:
+            log.error("an intake source failed inside phase-golem", exc_info=error)
+            self.emit(f"[source] internal error: {error!r}")
+        else:
+            for outcome in task.result():
+                self.fired += 1
+                self.emit(outcome.line())
+                for warning in outcome.warnings:
+                    self.emit(f"[source {outcome.source}] warning: {warning}")
+        self.next_at = next_source_time(schedule_rows(self.ctx.store), self.ctx.settings)
+        return True
+
+    async def settle(self) -> None:
+        """At the end of `run`: a source run in progress finishes (it is in a thread)."""
+        if self.task is not None:
+            await asyncio.wait([self.task])
+            self.collect()
