@@ -69,9 +69,12 @@ async def instant_agent(
     return AgentOutcome(result, None, None, StreamInfo())
 
 
-def engine_runs_per_second(root: Path, items: int) -> tuple[float, int]:
+def engine_runs_per_second(
+    root: Path, items: int, storage_url: str | None = None
+) -> tuple[float, int]:
     subprocess.run(["git", "init", "-q", str(root)], check=True)
-    (root / "phase-golem.toml").write_text(CONFIG, encoding="utf-8")
+    storage = f'\n[storage]\nurl = "{storage_url}"\n' if storage_url else ""
+    (root / "phase-golem.toml").write_text(CONFIG + storage, encoding="utf-8")
     init_project(root, "WRK", None)
     project = load_project(root, None)
     store, settings = project.store(), project.config.settings

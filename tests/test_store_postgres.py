@@ -118,8 +118,11 @@ CLAIMER = """
     lease = datetime.now(UTC) + timedelta(hours=1)
     mine = []
     while True:
-        with store.transaction() as tx:
-            got = tx.claim_runs(sys.argv[2], 2, lease)
+        if sys.argv[3] == "alone":  # the store's one-round-trip claim
+            got = store.claim_runs(sys.argv[2], 2, lease)
+        else:
+            with store.transaction() as tx:
+                got = tx.claim_runs(sys.argv[2], 2, lease)
         if not got:
             break
         mine += [run.id for run in got]
@@ -129,10 +132,11 @@ CLAIMER = """
 
 
 @pytest.mark.slow
-def test_many_processes_never_claim_one_run_twice(pg_url: str) -> None:
+@pytest.mark.parametrize("how", ["alone", "in_transaction"])
+def test_many_processes_never_claim_one_run_twice(pg_url: str, how: str) -> None:
     store = PostgresStore(pg_url)
     queue_runs(store, 200)
-    outs = run_processes(CLAIMER, *([pg_url, f"w{n}"] for n in range(4)))
+    outs = run_processes(CLAIMER, *([pg_url, f"w{n}", how] for n in range(4)))
     claimed = [run_id for out in outs for run_id in out.split()]
     assert len(claimed) == 200 and len(set(claimed)) == 200
     with store.reader() as tx:
@@ -162,6 +166,21 @@ def test_claim_is_the_base_rules_in_one_statement(pg_url: str) -> None:
     assert store.data_version() == version
     fresh = store.snapshot()
     assert fresh is not snap and fresh.runs_by_id[got[0].id].worker_id == "me"
+    store.close()
+
+
+def test_a_claim_alone_stops_at_the_pause_flag(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    queue_runs(store, 2)
+    lease = datetime.now(UTC) + timedelta(minutes=5)
+    with store.transaction() as tx:
+        tx.set_meta("paused", "yes")
+    assert store.claim_runs("me", 2, lease, unless_flag="paused") == []
+    with store.transaction() as tx:
+        tx.set_meta("paused", "")
+    got = store.claim_runs("me", 2, lease, unless_flag="paused")
+    assert got is not None and [r.item_id for r in got] == ["WRK-001", "WRK-002"]
+    assert {r.id for r in store.snapshot().runs() if r.worker_id == "me"} == {r.id for r in got}
     store.close()
 
 

@@ -35,7 +35,7 @@ from phase_golem.domain.scheduling import (
 from phase_golem.engine.agent_pauses import Holds, paused_agents
 from phase_golem.engine.approvals import BEFORE, request_approval
 from phase_golem.engine.completion import Completion, phase_config
-from phase_golem.engine.control import PauseState, pause_state
+from phase_golem.engine.control import PAUSE_KEY, PauseState, pause_state
 from phase_golem.engine.enqueue import enqueue, needs_approval, promote
 from phase_golem.engine.executor import (
     EngineContext,
@@ -62,6 +62,9 @@ from phase_golem.faults import MachineFault, StoreFault, abandon_tasks, fault_of
 from phase_golem.store import BacklogSnapshot, Transaction
 
 IDLE_CHECK_SECONDS = 1.0
+# With a store that announces commits (PostgreSQL's LISTEN/NOTIFY) nothing is polled: this is
+# only a backstop against a notification lost with a dropped connection.
+LISTENING_CHECK_SECONDS = 30.0
 MIN_WAIT_SECONDS = 0.05  # a backstop: whatever the clock says, never spin
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 BREAKER_LIMIT = 2
@@ -87,6 +90,8 @@ class Scheduler:
         self.started_at: dict[str, float] = {}
         self.stop = asyncio.Event()
         self.stop_signal: int | None = None  # the signal that asked us to stop, if one did
+        self._woken = asyncio.Event()  # a commit somewhere (stores that announce commits)
+        self._listening = False
         self._seen_version = -1
         self._recovered = recovered or Recovered()
         self._counted: set[tuple[str, str, int]] = set()
@@ -180,7 +185,14 @@ class Scheduler:
                 for r in backlog.runs()
                 if r.step is Step.QUEUED and not r.idempotency_key and r.id not in new_visits
             ]
-            self._claimed = self._claim(tx)  # claim in the same transaction: one commit
+            request = self._claim_request(tx)
+            alone = getattr(self.ctx.store, "claim_runs", None) is not None
+            if not alone:  # claim in the same transaction: one commit
+                free, lease, item_ids = request
+                claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=item_ids)
+                self._claimed = [(run, tx.get_item(run.item_id)) for run in claimed]
+        if alone:
+            self._claimed = self._claim_alone(request)
         if key_new_visits(self.ctx, new_visits):
             self._claimed = None  # claim again now that those keys are stored
         if labels:
@@ -254,16 +266,44 @@ class Scheduler:
         allowed = {r.item_id for r in due if not self._destructive(r, items)}
         return frozenset(allowed)
 
-    def _claim(self, tx: Transaction) -> list[tuple[Run, Item | None]]:
-        """Claim what may start now, up to our free slots (with each run's item)."""
+    def _claim_request(self, tx: Transaction) -> tuple[int, datetime, frozenset[str] | None]:
+        """How many runs to claim (0: none), their lease, and of which items."""
         free = self.ctx.settings.execution.max_concurrent - len(self.tasks)
         if self.options.step_item is not None:
             free = 1 - len(self.tasks)
-        if free <= 0 or pause_state(tx) is not None:  # the flag, read under the claim's lock
-            return []
         lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
-        claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=self._claimable(tx))
+        if free <= 0 or pause_state(tx) is not None:  # the flag, read under the claim's lock
+            return 0, lease, None
+        return free, lease, self._claimable(tx)
+
+    def _claim(self, tx: Transaction) -> list[tuple[Run, Item | None]]:
+        """Claim what may start now, up to our free slots (with each run's item)."""
+        free, lease, item_ids = self._claim_request(tx)
+        if free <= 0:
+            return []
+        claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=item_ids)
         return [(run, tx.get_item(run.item_id)) for run in claimed]
+
+    def _claim_alone(
+        self, request: tuple[int, datetime, frozenset[str] | None]
+    ) -> list[tuple[Run, Item | None]] | None:
+        """Claim in a round trip of its own where the store can (PostgreSQL: the decide lock
+        is then not held across the claim's round trips); None where it cannot. The pause
+        flag is checked again by the claim itself, so a pause committed after this
+        decision still stops it."""
+        claim = getattr(self.ctx.store, "claim_runs", None)
+        free, lease, item_ids = request
+        if claim is None:
+            return None
+        if free <= 0:
+            return []
+        claimed: list[Run] | None = claim(
+            self.ctx.worker_id, free, lease, item_ids, unless_flag=PAUSE_KEY
+        )
+        if claimed is None:
+            return None
+        backlog = self.ctx.store.snapshot()
+        return [(run, backlog.get(run.item_id)) for run in claimed]
 
     def _claim_and_start(self) -> None:
         claimed, self._claimed = self._claimed, None
@@ -440,14 +480,21 @@ class Scheduler:
         return bool(self._startable(self.ctx.store.snapshot()))
 
     async def _wait(self, due: datetime | None) -> bool:
-        """Sleep until a run finishes, `due` comes, a signal, or a second passes."""
-        timeout = IDLE_CHECK_SECONDS
+        """Sleep until a run finishes, `due` comes, a signal, or a commit is announced (else a
+        second passes, when the store cannot announce commits)."""
+        if self._woken.is_set():
+            self._woken.clear()
+            return False  # the caller checks what changed
+        timeout = LISTENING_CHECK_SECONDS if self._listening else IDLE_CHECK_SECONDS
         if due is not None:
             timeout = min(timeout, max((due - utc_now()).total_seconds(), MIN_WAIT_SECONDS))
         stopper: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
-        waiting: set[asyncio.Future[Any]] = {stopper, *self.tasks, *self.intake.pending()}
+        woken: asyncio.Future[Any] = asyncio.ensure_future(self._woken.wait())
+        waiting: set[asyncio.Future[Any]] = {stopper, woken, *self.tasks, *self.intake.pending()}
         done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
+        woken.cancel()
+        self._woken.clear()
         finished = [t for t in self.tasks if t in done]
         for task in finished:
             self._collect(task)
@@ -489,8 +536,19 @@ class Scheduler:
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
 
+    def _listen(self) -> Callable[[], None] | None:
+        """Have the store wake the loop on every commit, where it can (PostgreSQL)."""
+        listen = getattr(self.ctx.store, "listen", None)
+        if listen is None:
+            return None
+        loop = asyncio.get_running_loop()
+        stop: Callable[[], None] = listen(lambda: loop.call_soon_threadsafe(self._woken.set))
+        self._listening = True
+        return stop
+
     async def run(self) -> RunSummary:
         self._install_signals()
+        stop_listening = self._listen()
         try:
             halt = await self._loop()
         except (StoreFault, MachineFault):
@@ -499,6 +557,8 @@ class Scheduler:
         finally:
             await self.intake.settle()
             self._remove_signals()
+            if stop_listening is not None:
+                stop_listening()
         summary = self.state.summary
         summary.halt_reason = halt
         summary.stop_signal = self.stop_signal if halt is HaltReason.SHUTDOWN_REQUESTED else None

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -255,7 +256,8 @@ def run_session(
             base_dir=project.config.base_dir,
             settings=settings,
             store=store,
-            worker_id=f"{socket.gethostname()}:{os.getpid()}",
+            # Host, pid and start time: unique across the hosts sharing one PostgreSQL store.
+            worker_id=f"{socket.gethostname()}:{os.getpid()}:{int(time.time())}",
             base_branch=current_branch(project.root) or "main",
         )
         _clear_git_locks(project.root, emit)

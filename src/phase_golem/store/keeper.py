@@ -9,7 +9,10 @@ an item or run in between — so the common case decodes nothing at all.
 
 from __future__ import annotations
 
-from phase_golem.domain.runs import RunStatus
+from collections.abc import Iterable
+
+from phase_golem.domain.items import Item
+from phase_golem.domain.runs import Run, RunStatus
 from phase_golem.domain.snapshot import BacklogSnapshot
 from phase_golem.store.base import Transaction, TransactionBase
 
@@ -47,14 +50,16 @@ class SnapshotKeeper:
         Its stamp being the next sequence after the one applied proves nobody else wrote an
         item or run since; otherwise the rows (ours and theirs) come with the next refresh.
         """
-        stamp, current = tx.change_stamp, self._snapshot
+        return self.publish(tx.change_stamp, tx.touched_items.values(), tx.touched_runs.values())
+
+    def publish(self, stamp: int | None, items: Iterable[Item], runs: Iterable[Run]) -> bool:
+        """`committed` for rows a store wrote without a transaction object (one statement)."""
+        current = self._snapshot
         if stamp is None or current is None:
             return True
         if stamp != current.change_seq + 1:
             return False
-        self._snapshot = current.with_changes(
-            tx.touched_items.values(), tx.touched_runs.values(), change_seq=stamp
-        )
+        self._snapshot = current.with_changes(items, runs, change_seq=stamp)
         return True
 
     def invalidate(self) -> None:

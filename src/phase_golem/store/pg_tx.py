@@ -37,6 +37,7 @@ _DUE = (
     "SELECT id FROM runs WHERE status = 'active' AND step = 'queued' "
     "AND (not_before IS NULL OR not_before <= %(now)s) "
     "AND (%(ids)s::text[] IS NULL OR item_id = ANY(%(ids)s::text[])) "
+    "AND NOT EXISTS (SELECT 1 FROM meta WHERE key = %(unless)s AND value <> '') "
     "ORDER BY queued_at, id LIMIT %(limit)s"
 )
 # One statement: pick (skipping rows another worker holds), stamp, update, log. The stamp
@@ -64,6 +65,35 @@ ORDER BY claimed.queued_at, claimed.id
 """
 
 
+def claim_params(
+    worker_id: str,
+    limit: int,
+    lease_until: datetime,
+    item_ids: Collection[str] | None,
+    stamp: str,
+    unless: str | None = None,
+) -> dict[str, Any] | None:
+    """CLAIM's parameters; None when a claim would notify someone (then the base rules run,
+    which record the outbox row the one statement does not)."""
+    data = redact(
+        {"step": Step.CLAIMED.value, "status": RunStatus.ACTIVE.value, "worker_id": worker_id}
+    )
+    if notification_kind(EventKind.RUN_CLAIMED.value, data) is not None:
+        return None
+    return {
+        "unless": unless,
+        "now": stamp,
+        "limit": limit,
+        "ids": None if item_ids is None else sorted(item_ids),
+        "stamp": None,
+        "worker": worker_id,
+        "lease": format_timestamp(lease_until),
+        "at": stamp,
+        "kind": EventKind.RUN_CLAIMED.value,
+        "data": event_data_to_column(data),
+    }
+
+
 @lru_cache(maxsize=512)
 def placeholders(sql: str) -> str:
     """sql_tx.py's `?` placeholders as psycopg's `%s` (our SQL holds no other `?` or `%`)."""
@@ -81,15 +111,46 @@ class PostgresTransaction(SqlTransaction):
         writable: bool,
         snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
         keep_base: bool = False,
+        begin: tuple[str, ...] = (),
+        reopen: Callable[[psycopg.Connection[dict[str, Any]]], Any] | None = None,
     ) -> None:
         super().__init__(now, writable=writable, snapshots=snapshots, keep_base=keep_base)
-        self._conn = conn
+        self.conn = conn
+        self._begin = begin
+        self._reopen = reopen
         self.wrote = False  # whether anything was written: only then is NOTIFY sent
+
+    @property
+    def begun(self) -> bool:
+        return not self._begin
+
+    def _execute(
+        self, sql: str, params: Any = None, row_factory: Any = None
+    ) -> psycopg.Cursor[Any]:
+        """Run a statement; the first one of the transaction is pipelined behind its BEGIN
+        (and lock), so starting a transaction costs no round trip of its own."""
+        if not self._begin:
+            cursor = self.conn.cursor(row_factory=row_factory or dict_row)
+            return cursor.execute(sql, params)
+        for attempt in (1, 2):
+            try:
+                with self.conn.pipeline():
+                    for statement in self._begin:
+                        self.conn.execute(statement)
+                    cursor = self.conn.cursor(row_factory=row_factory or dict_row)
+                    cursor.execute(sql, params)
+                self._begin = ()
+                return cursor
+            except psycopg.OperationalError:
+                if attempt == 2 or self._reopen is None or not self.conn.broken:
+                    raise
+                self.conn = self._reopen(self.conn)
+        raise AssertionError("unreachable")
 
     def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[dict[str, Any]]:
         if not sql.startswith("SELECT"):
             self.wrote = True
-        return self._conn.execute(placeholders(sql), params)
+        return self._execute(placeholders(sql), params)
 
     def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         return self._run(sql, params).fetchone()
@@ -101,22 +162,21 @@ class PostgresTransaction(SqlTransaction):
         self._run(sql, params)
 
     def _tuples(self, sql: str) -> list[tuple[Any, ...]]:
-        with self._conn.cursor(row_factory=tuple_row) as cursor:
-            return cursor.execute(placeholders(sql)).fetchall()
+        return self._execute(placeholders(sql), row_factory=tuple_row).fetchall()
 
     def _iter(self, sql: str) -> Iterator[dict[str, Any]]:
-        with self._conn.cursor(row_factory=dict_row) as cursor:
-            yield from cursor.execute(placeholders(sql))
+        yield from self._execute(placeholders(sql))
 
     def _queued_runs_due(
         self, now_stamp: str, limit: int, item_ids: Collection[str] | None
     ) -> list[Run]:
         params = {
+            "unless": None,
             "now": now_stamp,
             "limit": limit,
             "ids": None if item_ids is None else sorted(item_ids),
         }
-        rows = self._conn.execute(f"SELECT * FROM runs WHERE id IN ({_DUE})", params)
+        rows = self._execute(f"SELECT * FROM runs WHERE id IN ({_DUE})", params)
         runs = [run_from_row(r) for r in rows]
         return sorted(runs, key=lambda r: (r.queued_at, r.id))
 
@@ -131,28 +191,14 @@ class PostgresTransaction(SqlTransaction):
         self._require_writable()
         if limit <= 0:
             return []
-        data = redact(
-            {"step": Step.CLAIMED.value, "status": RunStatus.ACTIVE.value, "worker_id": worker_id}
-        )
-        if notification_kind(EventKind.RUN_CLAIMED.value, data) is not None:
+        params = claim_params(worker_id, limit, lease_until, item_ids, self.stamp)
+        if params is None:
             return super().claim_runs(worker_id, limit, lease_until, item_ids)
         if self.change_stamp is None and self._keep_base:
             self._base_snapshot()  # what it saw before it wrote (see TransactionBase._stamp)
         self.wrote = True
-        rows = self._conn.execute(
-            CLAIM,
-            {
-                "now": self.stamp,
-                "limit": limit,
-                "ids": None if item_ids is None else sorted(item_ids),
-                "stamp": self.change_stamp,
-                "worker": worker_id,
-                "lease": format_timestamp(lease_until),
-                "at": self.stamp,
-                "kind": EventKind.RUN_CLAIMED.value,
-                "data": event_data_to_column(data),
-            },
-        ).fetchall()
+        params["stamp"] = self.change_stamp
+        rows = self._execute(CLAIM, params).fetchall()
         claimed = [run_from_row(row) for row in rows]
         if claimed and self.change_stamp is None:
             self.change_stamp = int(rows[0]["change_seq"])

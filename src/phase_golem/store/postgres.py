@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -25,17 +25,22 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from phase_golem.clock import utc_now
+from phase_golem.domain.items import format_timestamp
+from phase_golem.domain.runs import Run
 from phase_golem.faults import StoreFault
 from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
+from phase_golem.store.codec import run_from_row
 from phase_golem.store.keeper import SnapshotKeeper
 from phase_golem.store.migrate import VERSION_TABLE, apply_migrations, known_versions
-from phase_golem.store.pg_tx import PostgresTransaction
+from phase_golem.store.pg_tx import CLAIM, PostgresTransaction, claim_params
 from phase_golem.store.snapshot import BacklogSnapshot
 
 # Advisory lock keys: a database is one project, so one constant key each is one per project.
 WRITE_LOCK_KEY = 0x5047_4F4C  # "PGOL": every write transaction (and so every decide)
 MIGRATE_LOCK_KEY = 0x5047_4D47  # "PGMG": migrations, so two workers starting at once wait
-WRITE_BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"  # one round trip
+# Sent with the first statement of a transaction, in one round trip (pg_tx.py).
+WRITE_BEGIN = ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
+READ_BEGIN = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
 CHANNEL = "phase_golem_changes"
 CONNECT_TIMEOUT_SECONDS = 10
 POOL_SIZE = 4
@@ -153,42 +158,43 @@ class PostgresStore:
             with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout as exc:
-            raise StoreFault(
-                f"{self.where}: no PostgreSQL connection: {_first_line(exc)}"
-            ) from None
+            raise self._no_connection(exc) from None
+
+    def _no_connection(self, exc: BaseException) -> StoreFault:
+        return StoreFault(f"{self.where}: no PostgreSQL connection: {_first_line(exc)}")
 
     def _fault(self, exc: psycopg.Error) -> StoreFault:
         return StoreFault(f"{self.where}: PostgreSQL error: {_first_line(exc)}")
 
-    @contextmanager
-    def _open(self, statement: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
-        """A pooled connection with `statement` (a BEGIN) run on it; one retry on a dropped
-        connection, which is safe because nothing of this transaction has happened yet."""
+    def _getconn(self) -> psycopg.Connection[dict[str, Any]]:
+        try:
+            return self._pool.getconn()
+        except PoolTimeout as exc:
+            raise self._no_connection(exc) from None
+
+    def _reopen(self, broken: psycopg.Connection[dict[str, Any]]) -> Any:
+        """Another connection for a transaction whose first round trip found its own dead
+        (a restarted server): nothing of it had happened, so it simply starts again."""
+        self._pool.putconn(broken)  # the pool discards a broken connection
+        return self._getconn()
+
+    def schema_version(self) -> int:
+        return self._scalar("SELECT max(version) AS version FROM schema_migrations")
+
+    def _scalar(self, sql: str) -> int:
+        """One autocommit query (retried once on a connection the server dropped)."""
         for attempt in (1, 2):
             with self._connection() as conn:
                 try:
-                    conn.execute(statement)
+                    row = conn.execute(sql).fetchone()
                 except psycopg.OperationalError as exc:
                     if attempt == 2:
                         raise self._fault(exc) from None
-                    continue  # the pool drops a broken connection; take another
+                    continue
                 except psycopg.Error as exc:
                     raise self._fault(exc) from None
-                yield conn
-                return
-
-    def schema_version(self) -> int:
-        with self._lock, self._connection() as conn:
-            row = conn.execute("SELECT max(version) AS version FROM schema_migrations").fetchone()
-            return int(row["version"] or 0) if row else 0
-
-    def _scalar(self, sql: str) -> int:
-        with self._connection() as conn:
-            try:
-                row = conn.execute(sql).fetchone()
-            except psycopg.Error as exc:
-                raise self._fault(exc) from None
-        return int(next(iter(row.values())) or 0) if row else 0
+                return int(next(iter(row.values())) or 0) if row else 0
+        raise AssertionError("unreachable")
 
     def data_version(self) -> int:
         """Moves whenever a commit changed an item, a run or the ledger (one query)."""
@@ -209,49 +215,102 @@ class PostgresStore:
         return self._keeper.full_loads
 
     @contextmanager
+    def _unit(
+        self, begin: tuple[str, ...], tx_of: Callable[..., PostgresTransaction]
+    ) -> Iterator[PostgresTransaction]:
+        """A transaction on a pooled connection; its BEGIN goes with its first statement."""
+        tx = tx_of(self._getconn(), begin=begin, reopen=self._reopen)
+        try:
+            try:
+                yield tx
+                if tx.begun:
+                    tx.conn.execute(f"NOTIFY {CHANNEL}; COMMIT" if tx.wrote else "COMMIT")
+            except psycopg.Error as exc:
+                self._rollback(tx)
+                raise self._fault(exc) from None
+            except BaseException:
+                self._rollback(tx)
+                raise
+        finally:
+            self._pool.putconn(tx.conn)
+
+    @contextmanager
     def transaction(
         self, *, now: datetime | None = None, scheduling: bool = False
     ) -> Iterator[Transaction]:
         # `scheduling` needs nothing extra: every write already holds the project's lock.
-        with (
-            self._lock,
-            self._open(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})") as conn,
-        ):
-            try:
-                tx = PostgresTransaction(
-                    conn,
-                    now or self._clock(),
-                    writable=True,
-                    snapshots=self._keeper.refresh,
-                    keep_base=self._keeper.published is not None,
-                )
-                yield tx
-                conn.execute(f"NOTIFY {CHANNEL}; COMMIT" if tx.wrote else "COMMIT")
-            except psycopg.Error as exc:
-                self._rollback(conn)
-                raise self._fault(exc) from None
-            except BaseException:
-                self._rollback(conn)
-                raise
-            self._keeper.committed(tx)  # when it cannot publish, the next snapshot() reads
+        def writer(conn: Any, **kwargs: Any) -> PostgresTransaction:
+            return PostgresTransaction(
+                conn,
+                now or self._clock(),
+                writable=True,
+                snapshots=self._keeper.refresh,
+                keep_base=self._keeper.published is not None,
+                **kwargs,
+            )
+
+        with self._lock, self._unit(WRITE_BEGIN, writer) as tx:
+            yield tx
+        self._keeper.committed(tx)  # when it cannot publish, the next snapshot() reads
 
     @staticmethod
-    def _rollback(conn: psycopg.Connection[dict[str, Any]]) -> None:
-        with contextlib.suppress(psycopg.Error):
-            conn.execute("ROLLBACK")
+    def _rollback(tx: PostgresTransaction) -> None:
+        if tx.begun:
+            with contextlib.suppress(psycopg.Error):
+                tx.conn.execute("ROLLBACK")
 
     @contextmanager
     def reader(self) -> Iterator[Transaction]:
-        with self._lock, self._open("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") as conn:
+        def reading(conn: Any, **kwargs: Any) -> PostgresTransaction:
+            return PostgresTransaction(conn, self._clock(), writable=False, **kwargs)
+
+        with self._lock, self._unit(READ_BEGIN, reading) as tx:
+            yield tx
+
+    def claim_runs(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_until: datetime,
+        item_ids: Collection[str] | None = None,
+        *,
+        unless_flag: str | None = None,
+    ) -> list[Run] | None:
+        """`Transaction.claim_runs` as a transaction of its own in ONE round trip: BEGIN, the
+        lock, the claim statement, NOTIFY and COMMIT are pipelined, so the lock is held only
+        while the server runs them. Claims nothing while the meta key `unless_flag` holds a
+        value (the scheduler's pause flag). None: use a transaction (a claim notifies)."""
+        params = claim_params(
+            worker_id, limit, lease_until, item_ids, format_timestamp(self._clock()), unless_flag
+        )
+        if params is None or limit <= 0:
+            return None if params is None else []
+        with self._lock:
+            conn = self._getconn()
             try:
-                yield PostgresTransaction(conn, self._clock(), writable=False)
+                rows = self._pipelined_claim(conn, params)
+            finally:
+                self._pool.putconn(conn)
+            claimed = [run_from_row(row) for row in rows]
+            if claimed:
+                self._keeper.publish(int(rows[0]["change_seq"]), (), claimed)
+            return claimed
+
+    def _pipelined_claim(self, conn: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        try:
+            with conn.pipeline():
+                for statement in WRITE_BEGIN:
+                    conn.execute(statement)
+                cursor = conn.cursor()
+                cursor.execute(CLAIM, params)
+                conn.execute(f"NOTIFY {CHANNEL}")
                 conn.execute("COMMIT")
-            except psycopg.Error as exc:
-                self._rollback(conn)
-                raise self._fault(exc) from None
-            except BaseException:
-                self._rollback(conn)
-                raise
+            rows: list[dict[str, Any]] = cursor.fetchall()
+            return rows
+        except psycopg.Error as exc:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+            raise self._fault(exc) from None
 
     def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
         """Call `on_change` (from a thread) after every commit that wrote; returns `stop`."""

@@ -11,3 +11,6 @@ CREATE INDEX items_section ON items (
     (CASE impact WHEN 'low' THEN 1 WHEN 'medium' THEN 2 WHEN 'high' THEN 3 ELSE 0 END) DESC,
     id
 );
+-- PostgreSQL only: the claim's pick (pg_tx.CLAIM), the oldest queued runs first, reads this
+-- partial index instead of sorting every queued run under the write lock.
+CREATE INDEX runs_claimable ON runs (queued_at, id) WHERE status = 'active' AND step = 'queued';
