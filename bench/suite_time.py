@@ -27,9 +27,7 @@ def clone(commit: str, into: Path) -> Path:
     subprocess.run(["git", "clone", "-q", str(REPO), str(target)], check=True)
     subprocess.run(["git", "-C", str(target), "checkout", "-q", commit], check=True)
     # Install (a fresh venv, the dev extra) before the clock starts.
-    subprocess.run(
-        ["./dev", "test", "--co", "-q"], cwd=target, check=False, capture_output=True
-    )
+    subprocess.run(["./dev", "test", "--co", "-q"], cwd=target, check=False, capture_output=True)
     return target
 
 

@@ -144,3 +144,35 @@ def git_repo(tmp_path: Path) -> Iterator[Repo]:
 def project(git_repo: Repo) -> Iterator[Repo]:
     git_repo.ok("init")
     yield git_repo
+
+
+# --- a real PostgreSQL server, one per test session (per xdist worker) -------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    from tests.pg_server import PgServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL binaries (initdb) on this machine; .ci/run installs them")
+    pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+    server = PgServer(bin_dir)
+    server.start()
+    try:
+        # A migrated template, so each test's fresh database is one file copy away.
+        from phase_golem.store.postgres import PostgresStore
+
+        template = server.new_database()
+        PostgresStore(template).close()
+        server.template = template.rsplit("/", 1)[1]  # type: ignore[attr-defined]
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """The URL of a fresh, migrated database of its own."""
+    url: str = pg_server.new_database(template=pg_server.template)
+    return url

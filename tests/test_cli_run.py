@@ -272,3 +272,59 @@ def test_on_a_terminal_run_shows_a_live_panel_and_plain_turns_it_off(git_repo: R
     assert "agents now" in live and "latest events" in live and "Halt reason: CapReached" in live
     plain = on_a_terminal("run", "--plain")
     assert "agents now" not in plain and "[WRK-001][build] Starting" in plain
+
+
+def test_no_git_identity_is_one_preflight_line_before_any_run(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    repo = write_project(git_repo, "")
+    repo.ok("add", "Would be done, then never committed")
+    for key in ("user.name", "user.email"):
+        subprocess.run(["git", "-C", str(repo.root), "config", "--unset", key], check=True)
+    # Nothing to guess from either: no global config, and git told not to invent one.
+    subprocess.run(
+        ["git", "-C", str(repo.root), "config", "user.useConfigOnly", "true"], check=True
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    repo.env.update({"HOME": str(home), "GIT_CONFIG_NOSYSTEM": "1", "XDG_CONFIG_HOME": str(home)})
+    for name in ("AUTHOR", "COMMITTER"):
+        repo.env.update({f"GIT_{name}_NAME": "", f"GIT_{name}_EMAIL": ""})
+    result = repo.pg("run")
+    assert result.code == 3
+    assert result.err.strip().splitlines() == [
+        "phase-golem: error: git has no identity to commit with; set one: "
+        'git config user.name "Your Name" && git config user.email you@example.com'
+    ]
+    assert repo.ok("runs", "--json").json() == []  # nothing started
+
+
+def test_preflight_reports_every_problem_at_once_with_the_repository_state(
+    git_repo: Repo,
+) -> None:
+    repo = write_project(git_repo, "", agent='cli = "codex"')
+    repo.ok("add", "Blocked by setup")
+    subprocess.run(["git", "-C", str(repo.root), "checkout", "-q", "--detach"], check=True)
+    result = repo.pg("run")
+    assert result.code == 3
+    [line] = result.err.strip().splitlines()
+    assert line.startswith("phase-golem: error: preflight failed: ")
+    assert "npm install -g @openai/codex" in line and "HEAD is detached" in line
+
+
+def test_a_failed_runs_stderr_tail_is_in_its_ledger_line_and_in_show(git_repo: Repo) -> None:
+    script = git_repo.root / "agent.py"
+    script.write_text(
+        "import sys\nprint('starting up', file=sys.stderr)\n"
+        "print('Error: ANTHROPIC_API_KEY missing', file=sys.stderr)\nsys.exit(1)\n",
+        encoding="utf-8",
+    )
+    agent = f'cli = "command"\ncommand = "{sys.executable} agent.py {{prompt_file}}"'
+    repo = write_project(git_repo, "", agent=agent, execution="max_retries = 0")
+    repo.ok("add", "Needs a key")
+    repo.pg("run")
+    [finished] = [e for e in repo.ok("log", "--json").json_lines() if e["kind"] == "run.finished"]
+    assert "stderr: starting up | Error: ANTHROPIC_API_KEY missing" in finished["data"]["error"]
+    line = next(x for x in repo.ok("log").out.splitlines() if "run.finished" in x)
+    assert "ANTHROPIC_API_KEY missing" in line
+    assert "Error: ANTHROPIC_API_KEY missing" in repo.ok("show", "WRK-001").out

@@ -262,6 +262,27 @@ def test_wrong_types_are_reported_with_their_key() -> None:
     assert "execution.phase_timeout_minutes" in message
 
 
+def test_worktree_isolation_with_a_pipeline_without_merge_names_the_pipeline() -> None:
+    text = (
+        '[execution]\nisolation = "worktree"\n\n[pipelines.mine]\n'
+        'phases = [{ name = "build", is_destructive = true }]\n'
+    )
+    problem = problems_of(text)
+    assert 'pipelines.mine: isolation = "worktree" needs a last phase that merges' in problem
+    assert 'agent = "merge"' in problem
+
+
+def test_the_templates_commented_isolation_line_gives_pipelines_that_merge() -> None:
+    # What a user does: uncomment the line in the file `init` wrote.
+    text = render_config_template("WRK").replace(
+        '# isolation = "shared"', 'isolation = "worktree"', 1
+    )
+    settings = parse_config_text(text, "phase-golem.toml")
+    assert settings.execution.isolation is Isolation.WORKTREE
+    for pipeline in settings.pipelines.values():
+        assert pipeline.phases[-1].agent is AgentCli.MERGE, pipeline.name
+
+
 def test_serve_public_url_links_notifications_and_must_be_an_http_url() -> None:
     text = '[serve]\npublic_url = "https://golem.example/"\n'
     assert parse_config_text(text, "t.toml").serve.public_url == "https://golem.example"

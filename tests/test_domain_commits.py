@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -9,6 +10,7 @@ from phase_golem.domain.commits import (
     RunChange,
     batch_commit_message,
     clean_summary,
+    co_writers,
     halt_commit_message,
     phase_commit_message,
     plan_batch,
@@ -94,12 +96,61 @@ def test_shared_path_goes_to_the_batch_when_only_successful_runs_saw_it() -> Non
     assert [c.run_id for c in plan.entries] == ["r1", "r2"]
 
 
-def test_a_path_a_failed_run_saw_is_never_committed_for_another() -> None:
+def test_a_path_a_success_and_a_failed_run_saw_is_committed_naming_both() -> None:
+    # Which of the two wrote src/x cannot be told: a success's file is never left behind,
+    # so it goes into the batch, and the plan names the failed run that overlapped.
     ok = change("r1", ("changes/A/p.md", "src/x"), ("changes/A/p.md",))
-    failed = change("r2", ("src/x", "changes/B/q.md"), ("changes/B/q.md",), succeeded=False)
+    failed = change(
+        "r2", ("src/x", "changes/B/q.md"), ("changes/B/q.md",), succeeded=False, item="WRK-002"
+    )
     plan = plan_batch([ok, failed])
-    assert plan.paths == ("changes/A/p.md",)
-    assert plan.leftovers == {"changes/B/q.md": ("r2",), "src/x": ("r2",)}
+    assert plan.paths == ("changes/A/p.md", "src/x")
+    assert plan.shared_paths == ("src/x",)
+    assert plan.leftovers == {"changes/B/q.md": ("r2",)}
+    assert [c.run_id for c in plan.entries] == ["r1"]
+    assert [c.run_id for c in plan.overlapping] == ["r2"]
+
+
+def test_a_failed_runs_own_path_stays_its_leftover_even_when_a_success_saw_it() -> None:
+    ok = change("r1", ("changes/B/q.md", "src/a"), ("src/a",))
+    failed = change("r2", ("changes/B/q.md",), ("changes/B/q.md",), succeeded=False)
+    plan = plan_batch([ok, failed])
+    assert plan.paths == ("src/a",)
+    assert plan.leftovers == {"changes/B/q.md": ("r2",)}
+    assert plan.overlapping == ()
+
+
+def test_a_failed_run_that_shares_nothing_committed_is_not_named() -> None:
+    ok = change("r1", ("src/a",), ("src/a",))
+    failed = change("r2", ("src/b",), (), succeeded=False, item="WRK-002")
+    plan = plan_batch([ok, failed])
+    assert plan.paths == ("src/a",) and plan.overlapping == ()
+    assert plan.leftovers == {"src/b": ("r2",)}
+
+
+@pytest.mark.parametrize(
+    ("paths", "recorded", "expected"),
+    [
+        (["src/x"], {}, [("WRK-002", "plan")]),  # the overlapping failed run alone
+        (["src/x"], {"src/x": [["WRK-003", "build"]]}, [("WRK-002", "plan"), ("WRK-003", "build")]),
+        (["src/x"], {"src/x": [["WRK-001", "plan"]]}, [("WRK-002", "plan")]),  # its own: not named
+        (["src/y"], {"src/x": [["WRK-003", "build"]]}, [("WRK-002", "plan")]),  # not committed
+    ],
+)
+def test_co_writers_are_the_other_visits_that_could_have_written_the_commit(
+    paths: list[str], recorded: dict[str, list[list[str]]], expected: list[tuple[str, str]]
+) -> None:
+    ok = change("r1", ("src/x",), ())
+    failed = change("r2", ("src/x",), (), succeeded=False, item="WRK-002")
+    assert list(co_writers(paths, recorded, [failed], [ok])) == expected
+
+
+def test_a_batch_names_the_runs_that_overlapped_without_succeeding() -> None:
+    message = batch_commit_message([("WRK-002", "plan", "P")], [("WRK-001", "plan")])
+    assert message == (
+        "[WRK-002][plan] P\n\nShared with overlapping runs that did not succeed: [WRK-001][plan]"
+    )
+    assert batch_commit_message([("WRK-002", "plan", "P")], []) == "[WRK-002][plan] P"
 
 
 def test_a_path_only_failed_runs_saw_is_a_leftover_of_each() -> None:
@@ -135,6 +186,11 @@ def test_no_path_is_both_committed_and_left_over(runs: list[tuple[set[str], bool
     assert not set(plan.paths) & set(plan.leftovers)
     touched = {p for paths, _ in runs for p in paths}
     assert set(plan.paths) | set(plan.leftovers) <= touched
+    success_saw = {p for paths, ok in runs if ok for p in paths}
     failed_saw = {p for paths, ok in runs if not ok for p in paths}
-    assert not set(plan.paths) & failed_saw  # never committed on a failed run's behalf
-    assert set(plan.leftovers) == failed_saw
+    assert set(plan.paths) == success_saw  # a success's file is never left behind
+    assert set(plan.leftovers) == failed_saw - success_saw
+    # every failed run that saw a committed path is named by the commit
+    named = {c.run_id for c in plan.overlapping}
+    for i, (paths, ok) in enumerate(runs):
+        assert (f"r{i}" in named) == (not ok and bool(paths & success_saw))

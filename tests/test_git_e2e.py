@@ -207,6 +207,49 @@ def test_runs_that_share_the_tree_batch_what_they_cannot_tell_apart(git_repo: Re
     assert shared and shared[0]["shared_with_overlapping_runs"] == ["notes.md"]
 
 
+def test_a_done_items_file_is_committed_under_it_when_a_failed_run_overlapped(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    # WRK-001's first plan fails and spans WRK-002's plan, which writes its file meanwhile:
+    # the failed run saw that file change too, yet it is WRK-002's work and must not stay
+    # behind as WRK-001's leftover (nor be committed later by WRK-001's retry).
+    started = tmp_path / "wrk1-started.log"
+    rules = f"""\
+  - match: {{item: WRK-001, phase: plan}}
+    key_log: {str(started)!r}
+    wait_for: docs/WRK-002-plan.md
+    fail_times: 1
+  - match: {{item: WRK-002, phase: plan}}
+    wait_before_write: {str(started)!r}
+    write: {{"docs/WRK-002-plan.md": "plan of WRK-002\\n"}}
+"""
+    repo = write_project(
+        git_repo, rules, execution="max_concurrent = 2\nmax_wip = 2\nmax_retries = 2"
+    )
+    add_items(repo, "Fails its first plan", "Plans fine")
+    repo.ok("run")
+    plans = [r for r in runs_of(repo) if r["phase"] == "plan"]
+    first_of_1 = next(r for r in plans if r["item_id"] == "WRK-001")
+    plan_of_2 = next(r for r in plans if r["item_id"] == "WRK-002")
+    assert first_of_1["status"].startswith("failed") and overlaps(first_of_1, plan_of_2)
+    holding = [
+        (subject, sha) for sha, subject, files in commits(repo) if "docs/WRK-002-plan.md" in files
+    ]
+    assert len(holding) == 1, holding
+    subject, sha = holding[0]
+    assert subject.startswith("[WRK-002][plan]"), subject
+    # Which of the two wrote it cannot be proved: the commit and show say who overlapped.
+    body = git(repo, "log", "-1", "--format=%B", sha)
+    assert "[WRK-001][plan]" in body
+    view = repo.ok("show", "WRK-002", "--json").json()["git"]
+    assert any(
+        "docs/WRK-002-plan.md" in c.get("shared_with_overlapping_runs", []) for c in view["commits"]
+    )
+    assert repo.ok("show", "WRK-001", "--json").json()["git"]["leftovers"] == {}
+    assert git(repo, "status", "--porcelain") == ""
+    assert {i["status"] for i in items_by_id(repo).values()} == {"done"}
+
+
 def crashy_build(gate: Path) -> str:
     """The first build writes its file, then holds (no result yet) until `gate` exists."""
     return (

@@ -93,9 +93,13 @@ def test_a_leftover_the_user_deleted_does_not_wedge_later_runs(git_repo: Repo) -
     assert repo.pg("run").code == 0
 
 
-def test_a_failed_overlapping_runs_file_never_lands_in_another_items_commit(
+def test_a_file_a_failed_and_a_successful_run_both_saw_is_committed_naming_both(
     git_repo: Repo, tmp_path: Path
 ) -> None:
+    # Issue 13 changed the rule: the junk was written while both runs were in the tree, so
+    # either could have written it (a success's file looks exactly the same to snapshots).
+    # A success's file must never be left behind, so the path goes into the batch, and the
+    # commit and `show` name the failed run that overlapped (DESIGN §8).
     # The order a slow machine need not keep is enforced: WRK-002's plan begins, WRK-001's
     # writes its junk and fails, and only then does WRK-002's write its file and succeed.
     began, failed = tmp_path / "began", tmp_path / "wrk-001-failed"
@@ -131,10 +135,18 @@ def test_a_failed_overlapping_runs_file_never_lands_in_another_items_commit(
             process.wait()
     plans = [r for r in runs_of(repo) if r["phase"] == "plan"]
     assert overlaps(plans[0], plans[1])
-    assert "notes/junk-of-WRK-001.md" not in all_committed_files(repo)
+    assert all_committed_files(repo).count("notes/junk-of-WRK-001.md") == 1
     assert "changes/WRK-002_beta/plan.md" in all_committed_files(repo)
-    leftovers = repo.ok("show", "WRK-001", "--json").json()["git"]["leftovers"]
-    assert "notes/junk-of-WRK-001.md" in leftovers
+    body = git(repo, "log", "-1", "--format=%B", "--", "notes/junk-of-WRK-001.md")
+    assert body.startswith("[WRK-002][plan]")
+    assert "Shared with overlapping runs that did not succeed: [WRK-001][plan]" in body
+    shown = repo.ok("show", "WRK-001", "--json").json()["git"]
+    assert shown["leftovers"] == {}
+    assert any(
+        c.get("shared_with_overlapping_runs") == ["notes/junk-of-WRK-001.md"]
+        for c in shown["commits"]
+    )
+    assert git(repo, "status", "--porcelain") == ""
 
 
 def test_a_leftover_two_items_could_have_written_is_taken_by_neither(

@@ -65,6 +65,8 @@ def test_arguments_that_are_not_utf8_are_refused_before_anything_runs(populated:
         ["run", "--target", "WRK-001\n"],
         ["show", "WRK-\x1b[2J001"],
         ["show", "WRK-99999999999999999999"],
+        ["log", "--item", "WRK-999"],  # unknown, like every other command (issue 13)
+        ["log", "--item", "WRK-999", "--follow"],
         ["edit", "WRK-001", "--dep", "WRK-1000000000000"],
         ["export", "--ledger", "-", "--after", str(2**64)],
         ["log", "--limit", str(2**64)],

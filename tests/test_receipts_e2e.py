@@ -287,10 +287,21 @@ def test_receipts_name_the_touched_paths_and_the_commit_that_saved_them(git_repo
 
 
 def test_receipts_of_a_removed_worktree_are_verified_where_it_was_merged(git_repo: Repo) -> None:
-    repo = write_project(git_repo, BUILD_WRITES, execution='isolation = "worktree"')
+    repo = write_project(
+        git_repo, BUILD_WRITES, execution='isolation = "worktree"', pipelines=MERGED_PIPELINE
+    )
     add_items(repo, "In a worktree")
     result = repo.pg("run")
     assert result.code == 0, result.err
+    # Take the merge back out of the base branch: the work is then nowhere to be found.
+    root_git = ["git", "-C", str(repo.root)]
+    merged = subprocess.run(
+        [*root_git, "log", "-1", "--format=%H", "--merges"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    subprocess.run([*root_git, "reset", "-q", "--hard", f"{merged}^1"], check=True)
     [build] = [r for r in runs_of(repo) if r["phase"] == "build"]
     [receipt] = [
         r
@@ -303,10 +314,7 @@ def test_receipts_of_a_removed_worktree_are_verified_where_it_was_merged(git_rep
     assert unmerged.code == 1
     assert f"{build['id']} WRK-001 src/WRK-001.txt: missing" in unmerged.out
     assert "worktrees/WRK-001 is gone, so it was looked for in the project root" in unmerged.out
-    subprocess.run(
-        ["git", "-C", str(repo.root), "merge", "-q", "--no-edit", "phase-golem/WRK-001"],
-        check=True,
-    )
+    subprocess.run([*root_git, "reset", "-q", "--hard", merged], check=True)
     assert repo.pg("verify", "WRK-001").code == 0  # merged: the root has what the run left
     (repo.root / "src" / "WRK-001.txt").write_text("changed after the merge\n")
     assert repo.pg("verify", "WRK-001").code == 1
@@ -336,3 +344,28 @@ def test_a_merged_worktrees_receipts_hold_in_the_root(git_repo: Repo) -> None:
     [mismatch] = repo.pg("verify", "--json").json()["mismatches"]
     assert (mismatch["path"], mismatch["kind"]) == ("src/WRK-001.txt", "changed")
     assert mismatch["reason"].endswith("is gone, so it was looked for in the project root")
+
+
+def test_verify_checks_the_files_of_a_phase_that_succeeded_on_a_retry(git_repo: Repo) -> None:
+    # The retry writes the same bytes as the failed first attempt: its own difference is
+    # empty, yet the file is the phase's work (committed with it), so its receipt lists it.
+    rules = """\
+  - match: {item: WRK-001, phase: plan}
+    fail_times: 1
+    write: {"docs/WRK-001-plan.md": "plan of WRK-001\\n"}
+"""
+    repo = write_project(git_repo, rules, execution="max_retries = 1")
+    add_items(repo, "Plans on the second go")
+    assert repo.pg("run").code == 0
+    [plan] = [r for r in runs_of(repo) if r["phase"] == "plan" and r["status"] == "committed"]
+    assert plan["retry_of"] is not None
+    [receipt] = [
+        r
+        for r in repo.ok("show", "WRK-001", "--json").json()["receipts"]
+        if r["run_id"] == plan["id"]
+    ]
+    assert [a["path"] for a in receipt["artifacts"]] == ["docs/WRK-001-plan.md"]
+    assert repo.pg("verify", "WRK-001").code == 0
+    (repo.root / "docs" / "WRK-001-plan.md").write_text("edited since\n")
+    changed = repo.pg("verify", "WRK-001")
+    assert changed.code == 1 and "docs/WRK-001-plan.md" in changed.out

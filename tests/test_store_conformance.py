@@ -43,9 +43,21 @@ FACTORIES: dict[str, StoreFactory] = {
 }
 
 
-@pytest.fixture(params=sorted(FACTORIES))
+STORE_KINDS = [*sorted(FACTORIES), "postgres"]
+
+
+def open_kind(request: pytest.FixtureRequest, kind: str, tmp_path: Path, clock: FakeClock) -> Store:
+    """A new store of `kind`; PostgreSQL's is a fresh database on the session's server."""
+    if kind == "postgres":
+        from phase_golem.store.postgres import PostgresStore
+
+        return PostgresStore(request.getfixturevalue("pg_url"), clock=clock)
+    return FACTORIES[kind](tmp_path, clock)
+
+
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened = FACTORIES[request.param](tmp_path, FakeClock())
+    opened = open_kind(request, request.param, tmp_path, FakeClock())
     yield opened
     opened.close()
 

@@ -15,9 +15,15 @@ from phase_golem.store.memory import MemoryStore
 from phase_golem.store.sqlite import SqliteStore
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    opened: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
+    opened: Store
+    if request.param == "postgres":
+        from phase_golem.store.postgres import PostgresStore
+
+        opened = PostgresStore(request.getfixturevalue("pg_url"))
+    else:
+        opened = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
     yield opened
     opened.close()
 

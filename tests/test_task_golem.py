@@ -199,9 +199,7 @@ def test_unknown_keys_are_named_never_dropped_silently() -> None:
         jsonl(native(**{"x-agent": {"n": 1}, "x-pg-mood": "calm", "x-size": "small"})),
         "tasks.jsonl",
     )
-    assert parsed.warnings == (
-        "tasks.jsonl: ignored field(s) not used here: x-agent, x-pg-mood",
-    )
+    assert parsed.warnings == ("tasks.jsonl: ignored field(s) not used here: x-agent, x-pg-mood",)
 
 
 def test_an_in_progress_item_without_a_phase_is_reported() -> None:
@@ -475,9 +473,10 @@ def test_a_store_from_task_golems_own_migration_imports_whole(
     again = Repo(make_git_repo(tmp_path / "again"))
     again.ok("init")
     again.ok("import", str(out))
-    assert again.ok("status", "--json", "--all").json() == project.ok(
-        "status", "--json", "--all"
-    ).json()
+    assert (
+        again.ok("status", "--json", "--all").json()
+        == project.ok("status", "--json", "--all").json()
+    )
 
 
 @pytest.mark.upstream

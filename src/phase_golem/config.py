@@ -126,6 +126,29 @@ def with_merge_phase(pipelines: dict[str, PipelineConfig]) -> dict[str, Pipeline
     }
 
 
+def _worktree_pipelines(
+    problems: list[str], pipelines: dict[str, PipelineConfig]
+) -> dict[str, PipelineConfig]:
+    """In worktree isolation an item's work reaches the base branch only through a merge
+    phase: the built-in pipelines (also as `init` writes them out) get one; any other
+    pipeline without one is an error, or its items would end done with their work stranded."""
+    builtin = default_pipelines()
+    kept = {}
+    for name, pipeline in pipelines.items():
+        if any(p.agent is AgentCli.MERGE for p in pipeline.pre_phases + pipeline.phases):
+            kept[name] = pipeline
+        elif builtin.get(name) == pipeline:
+            kept[name] = with_merge_phase({name: pipeline})[name]
+        else:
+            kept[name] = pipeline
+            problems.append(
+                f'pipelines.{name}: isolation = "worktree" needs a last phase that merges the '
+                "item's branch, or its work never reaches the base branch: add "
+                '{ name = "merge", is_destructive = true, side_effect = true, agent = "merge" }'
+            )
+    return kept
+
+
 def resolve_workflow_path(workflow: str, base_dir: Path) -> Path:
     if workflow.startswith(BUILTIN_PREFIX):
         problem = builtin_path_problem(workflow)
@@ -418,8 +441,8 @@ def build_settings(raw: ConfigFile) -> tuple[Settings, list[str]]:
         max_triage_attempts=execution_raw.max_triage_attempts,
         max_follow_ups=execution_raw.max_follow_ups,
     )
-    if execution.isolation is Isolation.WORKTREE and not raw.pipelines:
-        pipelines = with_merge_phase(pipelines)
+    if execution.isolation is Isolation.WORKTREE:
+        pipelines = _worktree_pipelines(check.problems, pipelines)
     elif execution.isolation is Isolation.SHARED:
         for name, pipeline in pipelines.items():
             for phase in pipeline.pre_phases + pipeline.phases:

@@ -117,9 +117,7 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def key_problems(
-    data: Any, model: type[BaseModel], where: str = ""
-) -> tuple[list[str], list[str]]:
+def key_problems(data: Any, model: type[BaseModel], where: str = "") -> tuple[list[str], list[str]]:
     """(errors, warnings) about the keys of `data`, a table meant for `model`."""
     errors: list[str] = []
     warnings: list[str] = []

@@ -85,9 +85,7 @@ def open_regular(path: Path, *, follow_symlinks: bool = True, what: str = "") ->
     return fd
 
 
-def read_bounded(
-    path: Path, limit: int, *, follow_symlinks: bool = True, what: str = ""
-) -> bytes:
+def read_bounded(path: Path, limit: int, *, follow_symlinks: bool = True, what: str = "") -> bytes:
     """The bytes of a regular file of at most `limit` bytes, or FileRefused."""
     label = what or str(path)
     fd = open_regular(path, follow_symlinks=follow_symlinks, what=what)

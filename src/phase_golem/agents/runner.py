@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import logging
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,7 +178,51 @@ def collect_outcome(
     outcome = classify(exit, raw, stream, request, max_result_bytes)
     if raw is not None and outcome.result is not None:
         keep_redacted_copy(request.result_file, raw)
-    return outcome
+    return with_stderr_tail(outcome, request.stderr_file)
+
+
+# Failures the agent did not explain in a result: what it printed last says why ("API key
+# missing"), so it goes into the run's error, its ledger line and `show`.
+TAIL_CLASSES = frozenset(
+    {ErrorClass.CRASHED, ErrorClass.INVALID_RESULT, ErrorClass.TIMEOUT, ErrorClass.UNAVAILABLE}
+)
+TAIL_LINES = 3
+TAIL_CHARS = 300
+_TAIL_READ = 8192
+
+
+def stderr_tail(path: Path) -> str:
+    """The agent's last few stderr lines (already redacted), on one line, bounded."""
+    try:
+        raw = read_tail(path, _TAIL_READ)
+    except OSError:
+        return ""
+    lines = [" ".join(line.split()) for line in raw.decode("utf-8", "replace").splitlines()]
+    text = redact_text(" | ".join([line for line in lines if line][-TAIL_LINES:]))
+    return text if len(text) <= TAIL_CHARS else "…" + text[-(TAIL_CHARS - 1) :]
+
+
+def with_stderr_tail(outcome: AgentOutcome, stderr_file: Path) -> AgentOutcome:
+    if outcome.error_class not in TAIL_CLASSES:
+        return outcome
+    tail = stderr_tail(stderr_file)
+    if not tail:
+        return outcome
+    error = f"{outcome.error}; stderr: {tail}" if outcome.error else f"stderr: {tail}"
+    return dataclasses.replace(outcome, error=error)
+
+
+def read_tail(path: Path, limit: int) -> bytes:
+    """The last `limit` bytes of a regular file, never following a link the agent made."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+            return b""  # a name the agent pointed elsewhere is not read (as for redaction)
+        os.lseek(fd, max(0, info.st_size - limit), os.SEEK_SET)
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
 
 
 def read_result_file(path: Path, max_result_bytes: int) -> bytes | None:

@@ -26,6 +26,7 @@ from phase_golem.secrets import register_environment_secrets
 
 LOG_LEVELS = ("error", "warn", "info", "debug")
 
+
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         click.echo(f"phase-golem {__version__}")

@@ -110,6 +110,9 @@ def log(
     if follow and before is not None:
         raise DomainError("--follow prints new events; it cannot be used with --before")
     store = state_of(ctx).store()
+    if item is not None:
+        with store.reader() as tx:
+            tx.require_item(item)  # an unknown ID is bad input (exit 2), as for show and runs
     if follow and limit is None and after is None:
         limit = FOLLOW_HISTORY
     emit = _emitter(as_json)

@@ -27,4 +27,3 @@ def schema_command(
 
     if name is SchemaName.RESULT:
         print_json(result_json_schema())
-

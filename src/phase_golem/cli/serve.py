@@ -75,4 +75,3 @@ def serve(ctx: click.Context, host: str, port: int, allow_host: tuple[str, ...])
     # uvicorn re-raises the Ctrl-C it has already handled by shutting down cleanly.
     with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run(sockets=[sock])
-

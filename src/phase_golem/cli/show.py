@@ -7,12 +7,14 @@ the same in a project of ten items or ten thousand.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import click
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.output import print_json, safe
 from phase_golem.domain.listing import RunPage
+from phase_golem.domain.runs import Run, RunStatus
 from phase_golem.domain.serialization import item_to_dict, run_to_dict
 from phase_golem.engine.git_view import git_view_of, leftovers_in
 
@@ -49,6 +51,20 @@ def show(ctx: click.Context, item_id: str, as_json: bool) -> None:
         runs_table(runs).print()
     else:
         sys.stdout.write("No runs yet.\n")
-    lines = ["", *git_lines(git), receipts_summary(item_id, receipts)]
+    lines = ["", *_failure_lines(runs), *git_lines(git), receipts_summary(item_id, receipts)]
     lines.append(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
     sys.stdout.write("".join(f"{safe(line)}\n" for line in lines))
+
+
+SHOWN_FAILURES = 3
+QUIET = frozenset({RunStatus.ACTIVE, RunStatus.COMMITTED, RunStatus.CANCELLED})
+
+
+def _failure_lines(runs: Sequence[Run]) -> list[str]:
+    """The table cuts errors short; the last few failures are given whole (they hold the
+    tail of the agent's stderr, e.g. "API key missing")."""
+    failed = [run for run in runs if run.error and run.status not in QUIET]
+    failed.sort(key=lambda run: (run.ended_at or "", run.id))
+    return [
+        f"{run.id} {run.phase} {run.status.value}: {run.error}" for run in failed[-SHOWN_FAILURES:]
+    ]

@@ -27,7 +27,6 @@ REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 6
 
 
-
 class _Registry:
     """The secret values registered so far, longest first (one per process)."""
 
@@ -62,7 +61,9 @@ _SECRET_VALUE_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),  # JWT
     (
         "hooks.slack.com",
-        re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{8,}+"),
+        re.compile(
+            r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{8,}+"
+        ),
     ),
     (
         "/api/webhooks/",

@@ -128,6 +128,8 @@ def _dependents(tx: Transaction, item_id: str) -> list[Item]:
     ids = backlog.dependents.get(item_id, frozenset())
     found = [backlog.items_by_id[i] for i in ids if i in backlog.items_by_id]
     return sorted(found, key=lambda i: (backlog.entries[i.id].created, i.id))
+
+
 def _not_merged(tx: Transaction, triaged: Item, duplicate: str, why: str) -> None:
     tx.append_event(
         EventKind.ITEM_UPDATED,

@@ -21,11 +21,12 @@ from phase_golem.domain.commits import (
     ORCHESTRATOR_PATHS,
     RunChange,
     batch_commit_message,
+    co_writers,
     halt_commit_message,
-    phase_commit_message,
     plan_batch,
 )
 from phase_golem.domain.events import EventKind
+from phase_golem.domain.items import parse_timestamp
 from phase_golem.engine.git_view import LEFTOVERS_KEY
 
 # Re-exported: `show`'s read-only view moved to engine/git_view.py (no git, light to import).
@@ -176,6 +177,7 @@ def _change_of(entry: Mapping[str, Any]) -> RunChange:
         succeeded=bool(entry["succeeded"]),
         immediate=bool(entry["immediate"]),
         summary=entry.get("summary") or "",
+        overlapped=bool(entry.get("overlapped", tuple(entry["own"]) != tuple(entry["touched"]))),
     )
 
 
@@ -234,12 +236,71 @@ def committed_paths(workdir: Path, commit: str) -> list[str]:
 
 
 def _inherited(leftovers: Mapping[str, Mapping[str, Any]], change: RunChange) -> list[str]:
-    """Leftovers of earlier attempts of this item and phase alone: a success takes them.
+    """Leftovers of earlier attempts of this item and phase alone: a success takes them."""
+    return _visit_paths(leftovers, change.item_id, change.phase)
 
-    A leftover that several items' runs could have written stays for a person to sort out.
-    """
-    mine = [[change.item_id, change.phase]]
+
+def _visit_paths(leftovers: Mapping[str, Mapping[str, Any]], item_id: str, phase: str) -> list[str]:
+    mine = [[item_id, phase]]
     return [path for path, owner in leftovers.items() if owner.get("owners") == mine]
+
+
+def visit_leftovers(store: Store, tree: str, item_id: str, phase: str) -> list[str]:
+    """What earlier attempts of a visit left in `tree`: its success will commit them, so
+    its receipt lists them too (a retry that wrote the same bytes changed nothing)."""
+    with store.reader() as tx:
+        return _visit_paths(_leftovers(tx).get(tree, {}), item_id, phase)
+
+
+def _rewritten(
+    tx: Transaction,
+    workdir: Path,
+    leftovers: Mapping[str, Mapping[str, Any]],
+    change: RunChange,
+) -> list[str]:
+    """Leftovers that runs of several items could have written (they overlapped and all
+    died) and that this success's agent wrote again while it ran: same bytes, so its
+    difference cannot show them, but the file's modification time falls in its run."""
+    mine = [change.item_id, change.phase]
+    candidates = [
+        path
+        for path, owner in leftovers.items()
+        if mine in owner.get("owners", []) and owner.get("owners") != [mine]
+    ]
+    run = tx.get_run(change.run_id) if candidates else None
+    if run is None or not run.started_at or not run.ended_at:
+        return []
+    start = parse_timestamp(run.started_at).timestamp()
+    end = parse_timestamp(run.ended_at).timestamp()
+    found = []
+    for path in candidates:
+        try:
+            written = (workdir / path).lstat().st_mtime
+        except OSError:
+            continue
+        if start <= written <= end:
+            found.append(path)
+    return found
+
+
+def _taking(
+    tx: Transaction, workdir: Path, leftovers: Mapping[str, Mapping[str, Any]], change: RunChange
+) -> RunChange:
+    """A success with the leftovers it takes: its visit's own, and co-owned ones it wrote
+    again (its own when it was alone in the tree, shared with its company otherwise)."""
+    change = _with_inherited(change, _inherited(leftovers, change))
+    again = _rewritten(tx, workdir, leftovers, change)
+    if not again:
+        return change
+    touched = tuple(sorted({*change.touched, *again}))
+    own = change.own if change.overlapped else tuple(sorted({*change.own, *again}))
+    return replace(change, touched=touched, own=own)
+
+
+def _recorded_owners(
+    leftovers: Mapping[str, Mapping[str, Any]],
+) -> dict[str, list[list[str]]]:
+    return {path: list(owner.get("owners", [])) for path, owner in leftovers.items()}
 
 
 def _with_inherited(change: RunChange, inherited: Sequence[str]) -> RunChange:
@@ -259,29 +320,65 @@ def _record_commit(
     message: str,
     paths: Sequence[str],
     runs: Sequence[RunChange],
+    overlapping: Sequence[RunChange] = (),
 ) -> None:
-    """One ledger event per run in a commit, naming the run's part of it."""
+    """One ledger event per run in a commit, naming the run's part of it; and one for
+    each visit that could have written some of it without succeeding, so `show` of
+    every item involved lists the commit as shared."""
     saved = set(paths)
     leftovers = _leftovers(tx)
-    leftovers[tree] = {p: o for p, o in leftovers.get(tree, {}).items() if p not in saved}
+    recorded = leftovers.get(tree, {})
+    taken = {p: [tuple(o) for o in owner.get("owners", [])] for p, owner in recorded.items()}
+    taken = {p: owners for p, owners in taken.items() if p in saved}
+    leftovers[tree] = {p: o for p, o in recorded.items() if p not in saved}
     _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
+    written_by_others = {p for c in overlapping for p in c.touched} & saved
     for change in runs:
         # A run's part: what it touched, less what is certainly another run's own.
         others = {p for c in runs if c.run_id != change.run_id for p in c.own}
         mine = (set(change.touched) & saved) - others or saved
-        tx.append_event(
-            EventKind.GIT_COMMITTED,
-            item_id=change.item_id,
-            run_id=change.run_id,
-            data={
-                "tree": tree,
-                "commit": commit,
-                "message": message,
-                "paths": sorted(mine),
-                "shared_with_overlapping_runs": sorted(mine - set(change.own)),
-            },
-        )
+        shared = (mine - set(change.own)) | (mine & written_by_others)
+        _commit_event(tx, change.item_id, change.run_id, tree, commit, message, mine, shared)
+    labels = {(c.item_id, c.phase) for c in runs}
+    for failed in overlapping:
+        part = set(failed.touched) & saved
+        _commit_event(tx, failed.item_id, failed.run_id, tree, commit, message, part, part)
+        labels.add((failed.item_id, failed.phase))
+    certain = {p for c in runs for p in c.own}
+    by_owner: dict[tuple[str, str], set[str]] = {}
+    for path, owners in taken.items():
+        if path in certain:
+            continue
+        for owner in owners:
+            if (owner[0], owner[1]) not in labels:
+                by_owner.setdefault((owner[0], owner[1]), set()).add(path)
+    for (item_id, _phase), part in sorted(by_owner.items()):
+        _commit_event(tx, item_id, None, tree, commit, message, part, part)
     note_commit(tx, [change.run_id for change in runs], commit)
+
+
+def _commit_event(
+    tx: Transaction,
+    item_id: str,
+    run_id: str | None,
+    tree: str,
+    commit: str,
+    message: str,
+    paths: Collection[str],
+    shared: Collection[str],
+) -> None:
+    tx.append_event(
+        EventKind.GIT_COMMITTED,
+        item_id=item_id,
+        run_id=run_id,
+        data={
+            "tree": tree,
+            "commit": commit,
+            "message": message,
+            "paths": sorted(paths),
+            "shared_with_overlapping_runs": sorted(shared),
+        },
+    )
 
 
 def _commit(
@@ -301,10 +398,12 @@ def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | 
     workdir = tree_path(root, tree)
     with store.reader() as tx:
         owed = any(e["run_id"] == change.run_id for e in _pending(tx) if e["tree"] == tree)
-        change = _with_inherited(change, _inherited(_leftovers(tx).get(tree, {}), change))
+        recorded = _leftovers(tx).get(tree, {})
+        change = _taking(tx, workdir, recorded, change)
     if not change.own and not owed:
         return None  # nothing to commit and nothing on record: no git, no transaction
-    message = phase_commit_message(change.item_id, change.phase, change.summary)
+    others = co_writers(change.shared, _recorded_owners(recorded), (), [change])
+    message = batch_commit_message([(change.item_id, change.phase, change.summary)], others)
     commit = _commit(store, workdir, tree, list(change.own), message, [change.run_id])
     saved = committed_paths(workdir, commit) if commit else []
     with store.transaction() as tx:
@@ -330,7 +429,9 @@ def _settle_intended(store: Store, root: Path, tree: str) -> list[str]:
         refresh_index(workdir, saved)
         changes = [_change_of(e) for e in entries]
         with store.transaction() as tx:
-            _record_commit(tx, tree, commit, message, saved, [c for c in changes if c.succeeded])
+            done = [c for c in changes if c.succeeded]
+            lost = [c for c in changes if not c.succeeded and set(c.touched) & set(saved)]
+            _record_commit(tx, tree, commit, message, saved, done, lost)
             for entry, change in zip(entries, changes, strict=True):
                 immediate_own = entry["immediate"] and not entry["own_committed"]
                 finished = not immediate_own or not change.shared
@@ -357,14 +458,14 @@ def flush_tree(store: Store, root: Path, tree: str, hold: Collection[str] = ()) 
         return commits
     with store.reader() as tx:
         leftovers = _leftovers(tx).get(tree, {})
-    group = [
-        _with_inherited(c, _inherited(leftovers, c)) if c.succeeded and not c.immediate else c
-        for c in map(_change_of, entries)
-    ]
-    # A recorded leftover is some failed run's until a success of its own visit takes it.
-    taken = {p for c in group for p in c.own}
-    plan = plan_batch(group, not_ours=set(leftovers) - taken)
-    message = batch_commit_message([(c.item_id, c.phase, c.summary) for c in plan.entries])
+        group = [
+            _taking(tx, workdir, leftovers, c) if c.succeeded and not c.immediate else c
+            for c in map(_change_of, entries)
+        ]
+    plan = plan_batch(group)
+    unsure = plan.shared_paths
+    others = co_writers(unsure, _recorded_owners(leftovers), plan.overlapping, plan.entries)
+    message = batch_commit_message([(c.item_id, c.phase, c.summary) for c in plan.entries], others)
     run_ids = [c.run_id for c in group]
     # Leftovers are known from the plan, so they are recorded before git is touched.
     _remember_leftovers(store, tree, workdir, group, plan.paths)
@@ -375,9 +476,8 @@ def flush_tree(store: Store, root: Path, tree: str, hold: Collection[str] = ()) 
     )
     with store.transaction() as tx:
         if commit:
-            _record_commit(
-                tx, tree, commit, message, committed_paths(workdir, commit), plan.entries
-            )
+            saved = committed_paths(workdir, commit)
+            _record_commit(tx, tree, commit, message, saved, plan.entries, plan.overlapping)
         _update_pending(tx, tree, run_ids, drop=True)
     if commit:
         commits.append(commit)

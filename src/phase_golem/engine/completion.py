@@ -36,8 +36,8 @@ from phase_golem.domain.transitions import (
 from phase_golem.engine.agent_pauses import agent_for_run, last_resumed, pause_agent
 from phase_golem.engine.approvals import AFTER, request_approval
 from phase_golem.engine.backlog_effects import ingest_follow_ups, merge_duplicates
-from phase_golem.engine.commits import record_change
-from phase_golem.engine.receipts import prepare_receipt
+from phase_golem.engine.commits import record_change, visit_leftovers
+from phase_golem.engine.receipts import may_commit, prepare_receipt
 from phase_golem.engine.reconcile import Reconciliation, Verdict
 from phase_golem.engine.retries import backoff_seconds, max_attempts, queue_retry
 from phase_golem.engine.workspaces import WorkspaceChange, run_change
@@ -307,6 +307,8 @@ def complete_run(
     """
     if change is not None and not touched:
         touched = change.touched
+    if change is not None and may_commit(outcome):
+        touched = _with_visit_leftovers(store, run_id, change.tree, touched)
     receipt = prepare_receipt(workdir, outcome, touched)  # hashed outside the lock
     with store.transaction() as tx:
         # Taken before any write, so the follow-up and merge checks see one consistent backlog.
@@ -460,3 +462,13 @@ def complete_run(
             attempt, not_before, reason = retry
             queue_retry(tx, finished, attempt=attempt, not_before=not_before, reason=reason)
     return done
+
+
+def _with_visit_leftovers(
+    store: Store, run_id: str, tree: str, touched: Sequence[str]
+) -> tuple[str, ...]:
+    with store.reader() as tx:
+        run = tx.get_run(run_id)
+    if run is None:
+        return tuple(touched)
+    return tuple(sorted({*touched, *visit_leftovers(store, tree, run.item_id, run.phase)}))

@@ -92,8 +92,6 @@ def preflight(
     archived_ids: set[str],
 ) -> list[str]:
     problems = _workflow_problems(settings, base_dir)
-    if problems:
-        return problems
     problems += _item_problems(settings, items)
     duplicates = [item_id for item_id, n in Counter(i.id for i in items).items() if n > 1]
     problems += [f"duplicate item ID {item_id}" for item_id in duplicates]

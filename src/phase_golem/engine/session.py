@@ -36,6 +36,7 @@ from phase_golem.workspace.git import (
     current_branch,
     foreign_lock,
     head_commit,
+    identity_problem,
     repository_problem,
 )
 from phase_golem.workspace.worktrees import existing_worktrees, worktrees_dir
@@ -178,6 +179,24 @@ def _adopted_paths(ctx: EngineContext, adopted: list[Run]) -> set[str]:
     return paths
 
 
+def _repository_problems(root: Path, isolation: Isolation) -> list[str]:
+    """The repository's state, checked with the rest of preflight (the clean tree waits
+    for recovery, which may commit or explain what is dirty)."""
+    try:
+        problem = repository_problem(root)
+        if problem is not None:
+            return [problem]  # not a repository, detached, mid-rebase: the rest can wait
+        problems = []
+        identity = identity_problem(root)
+        if identity is not None:
+            problems.append(identity)
+        if isolation is Isolation.WORKTREE and head_commit(root) is None:
+            problems.append("worktree isolation needs a first commit to branch from")
+        return problems
+    except GitError as exc:
+        return [f"git: {exc}"]
+
+
 class _CutShort(Exception):
     """A second stop signal during the last deliveries: exit now, the rest waits."""
 
@@ -226,14 +245,11 @@ def run_session(
         active = store.snapshot().items()
         archived = _archived_dependencies(store, active)
         problems = preflight(settings, project.config.base_dir, project.root, active, archived)
-        if problems:
+        problems += _repository_problems(project.root, settings.execution.isolation)
+        if len(problems) == 1:
+            raise ProjectError(problems[0])
+        if problems:  # every problem at once: one fix-and-retry, not one per problem
             raise ProjectError(f"preflight failed: {'; '.join(problems)}")
-        problem = repository_problem(project.root)
-        if problem is not None:
-            raise ProjectError(problem)
-        worktrees = settings.execution.isolation is Isolation.WORKTREE
-        if worktrees and head_commit(project.root) is None:
-            raise ProjectError("worktree isolation needs a first commit to branch from")
         ctx = EngineContext(
             root=project.root,
             base_dir=project.config.base_dir,

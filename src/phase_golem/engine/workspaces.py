@@ -134,6 +134,7 @@ class WorkspaceChange:
     snapshot_after: str
     touched: tuple[str, ...]
     own: tuple[str, ...]
+    overlapped: bool = False
 
 
 class TreeSnapshots:
@@ -162,7 +163,7 @@ def measure_change(
     own_folder = change_folder(workdir, item, create=False).relative_to(workdir).as_posix()
     own_prefixes = [own_folder] if own_folder.startswith(CHANGES_DIR) else []
     own = split_touched(touched, own_prefixes, overlapped)
-    return WorkspaceChange(tree_key(root, workdir), after.id, tuple(touched), own)
+    return WorkspaceChange(tree_key(root, workdir), after.id, tuple(touched), own, overlapped)
 
 
 def run_change(
@@ -183,6 +184,7 @@ def run_change(
         succeeded=succeeded,
         immediate=immediate,
         summary=summary,
+        overlapped=change.overlapped,
     )
 
 

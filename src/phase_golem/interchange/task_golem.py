@@ -439,8 +439,6 @@ def dump_task_golem_jsonl(items: Iterable[Item]) -> str:
     lines = [json.dumps({"schema_version": SCHEMA_VERSION}, separators=(",", ":"))]
     for item in sorted(items, key=lambda i: i.id):
         lines.append(
-            json.dumps(
-                redact(item_to_task_golem(item)), separators=(",", ":"), ensure_ascii=False
-            )
+            json.dumps(redact(item_to_task_golem(item)), separators=(",", ":"), ensure_ascii=False)
         )
     return "\n".join(lines) + "\n"

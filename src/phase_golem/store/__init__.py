@@ -1,4 +1,4 @@
-"""Persistence behind one protocol: memory (tests), SQLite (default), PostgreSQL (next)."""
+"""Persistence behind one protocol: memory (tests), SQLite (default), PostgreSQL (many workers)."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def open_store(url: str, root: Path, *, clock: Callable[[], datetime] = utc_now)
 
         return MemoryStore(clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
-        raise StoreError(
-            "PostgreSQL storage is not available in this version yet; "
-            "use the default sqlite:///.phase-golem/state.db"
-        )
-    raise StoreError(f"unsupported storage url {url!r} (use sqlite:///PATH)")
+        try:
+            from phase_golem.store.postgres import PostgresStore
+        except ImportError:
+            raise StoreError(
+                "PostgreSQL storage needs the postgres extra: pip install 'phase-golem[postgres]'"
+            ) from None
+        return PostgresStore(url, clock=clock)
+    raise StoreError(f"unsupported storage url {url!r} (use sqlite:///PATH or postgresql://…)")

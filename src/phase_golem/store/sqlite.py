@@ -17,40 +17,29 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from phase_golem.clock import utc_now
-from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
-from phase_golem.domain.items import Item
-from phase_golem.domain.listing import EventPage, ItemCounts, RunPage, RunTotal
-from phase_golem.domain.notifications import Notification, NotificationStatus
-from phase_golem.domain.receipts import Receipt
-from phase_golem.domain.runs import RUN_FIELDS, Run, RunStatus
+from phase_golem.domain.runs import Run
 from phase_golem.faults import StoreFault, sqlite_fault
-from phase_golem.store import sql_notifications, sql_pages
-from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
-from phase_golem.store.codec import (
-    EVENT_COLUMNS,
-    ITEM_ROW_ORDER,
-    RECEIPT_COLUMNS,
-    SCHEDULE_COLUMNS,
-    event_data_to_column,
-    event_from_row,
-    item_from_row,
-    item_to_row,
-    items_from_value_rows,
-    receipt_from_row,
-    receipt_to_row,
-    run_from_row,
-    run_to_row,
-    schedule_from_row,
-)
+from phase_golem.store.base import StoreError, Transaction, TransactionBase
+from phase_golem.store.codec import run_from_row
 from phase_golem.store.keeper import SnapshotKeeper
+from phase_golem.store.migrate import (
+    VERSION_TABLE,
+    apply_migrations,
+    known_versions,
+    migration_files,
+    migration_scripts,
+)
 from phase_golem.store.snapshot import BacklogSnapshot
+from phase_golem.store.sql_tx import SqlTransaction
+
+__all__ = ["SqliteStore", "SqliteTransaction", "migration_files", "migration_scripts"]
 
 DEFAULT_BUSY_TIMEOUT_MS = 30_000
 
@@ -75,33 +64,7 @@ def _split_statements(script: str) -> list[str]:
     return statements
 
 
-def migration_files(dialect: str) -> list[tuple[int, str, Path]]:
-    """(version, name, file) of every `NNNN_name.sql` of a dialect, in order (unread)."""
-    folder = Path(__file__).parent / "migrations" / dialect
-    found: list[tuple[int, str, Path]] = []
-    for entry in folder.iterdir():
-        name = entry.name
-        if not name.endswith(".sql"):
-            continue
-        number, _, rest = name.partition("_")
-        if not number.isdigit():
-            raise StoreError(f"migration file {name} must start with a number")
-        found.append((int(number), rest.removesuffix(".sql"), entry))
-    found.sort()
-    versions = [v for v, _, _ in found]
-    # Numbers are reserved per feature branch, so one may land before a lower one: each
-    # is applied by its number (see _migrate), and only a repeated number is an error.
-    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
-        raise StoreError(f"{dialect} migrations must have distinct numbers from 1: {versions}")
-    return found
-
-
-def migration_scripts(dialect: str) -> list[tuple[int, str, str]]:
-    """(version, name, sql) for every `NNNN_name.sql` of a dialect, in order."""
-    return [(v, name, path.read_text("utf-8")) for v, name, path in migration_files(dialect)]
-
-
-class SqliteTransaction(TransactionBase):
+class SqliteTransaction(SqlTransaction):
     def __init__(
         self,
         conn: sqlite3.Connection,
@@ -121,105 +84,16 @@ class SqliteTransaction(TransactionBase):
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         return list(self._conn.execute(sql, params).fetchall())
 
-    def _load_item(self, item_id: str) -> Item | None:
-        row = self._one("SELECT * FROM items WHERE id = ?", (item_id,))
-        return item_from_row(row) if row else None
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._conn.execute(sql, params)
 
-    def _load_items(self, include_archived: bool) -> list[Item]:
-        sql = f"SELECT {', '.join(ITEM_ROW_ORDER)} FROM items"
-        sql += ("" if include_archived else " WHERE archived = 0") + " ORDER BY created, id"
+    def _tuples(self, sql: str) -> list[tuple[Any, ...]]:
         cursor = self._conn.cursor()
-        cursor.row_factory = None  # plain tuples: this is the one full decode, at open
-        return items_from_value_rows(cursor.execute(sql).fetchall())
+        cursor.row_factory = None
+        return list(cursor.execute(sql).fetchall())
 
-    def _insert_item(self, item: Item, change_seq: int) -> None:
-        row = item_to_row(item)
-        row["change_seq"] = change_seq
-        columns = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        self._conn.execute(f"INSERT INTO items ({columns}) VALUES ({marks})", list(row.values()))
-
-    def _update_item(self, item: Item, change_seq: int) -> None:
-        row = item_to_row(item)
-        row["change_seq"] = change_seq
-        assignments = ", ".join(f"{name} = ?" for name in row if name != "id")
-        values = [v for k, v in row.items() if k != "id"] + [item.id]
-        self._conn.execute(f"UPDATE items SET {assignments} WHERE id = ?", values)
-
-    def _bump_change_counter(self) -> int:
-        row = self._one(
-            "INSERT INTO id_counters (name, high_water) VALUES (?, 1) ON CONFLICT (name) "
-            "DO UPDATE SET high_water = high_water + 1 RETURNING high_water",
-            (CHANGE_COUNTER,),
-        )
-        assert row is not None
-        return int(row["high_water"])
-
-    def _change_seq(self) -> int:
-        return self._load_counter(CHANGE_COUNTER)
-
-    def _items_changed_since(self, seq: int) -> list[Item]:
-        rows = self._all("SELECT * FROM items WHERE change_seq > ? ORDER BY change_seq", (seq,))
-        return [item_from_row(r) for r in rows]
-
-    def _runs_changed_since(self, seq: int) -> list[Run]:
-        rows = self._all("SELECT * FROM runs WHERE change_seq > ? ORDER BY change_seq", (seq,))
-        return [run_from_row(r) for r in rows]
-
-    def _load_counter(self, name: str) -> int:
-        row = self._one("SELECT high_water FROM id_counters WHERE name = ?", (name,))
-        return int(row["high_water"]) if row else 0
-
-    def _store_counter(self, name: str, value: int) -> None:
-        self._conn.execute(
-            "INSERT INTO id_counters (name, high_water) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET high_water = excluded.high_water",
-            (name, value),
-        )
-
-    def _load_run(self, run_id: str) -> Run | None:
-        row = self._one("SELECT * FROM runs WHERE id = ?", (run_id,))
-        return run_from_row(row) if row else None
-
-    def _load_runs(
-        self,
-        item_id: str | None,
-        statuses: Sequence[RunStatus] | None,
-        limit: int | None,
-    ) -> list[Run]:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if item_id is not None:
-            clauses.append("item_id = ?")
-            params.append(item_id)
-        if statuses:
-            clauses.append(f"status IN ({', '.join('?' for _ in statuses)})")
-            params.extend(s.value for s in statuses)
-        sql = "SELECT * FROM runs"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY queued_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [run_from_row(r) for r in self._all(sql, params)]
-
-    def _insert_run(self, run: Run, change_seq: int) -> None:
-        row = run_to_row(run)
-        marks = ", ".join("?" for _ in RUN_FIELDS)
-        self._conn.execute(
-            f"INSERT INTO runs ({', '.join(RUN_FIELDS)}, change_seq) VALUES ({marks}, ?)",
-            [*(row[name] for name in RUN_FIELDS), change_seq],
-        )
-
-    def _update_run(self, run: Run, change_seq: int) -> None:
-        row = run_to_row(run)
-        names = [n for n in RUN_FIELDS if n != "id"]
-        assignments = ", ".join(f"{name} = ?" for name in names)
-        self._conn.execute(
-            f"UPDATE runs SET {assignments}, change_seq = ? WHERE id = ?",
-            [*(row[n] for n in names), change_seq, run.id],
-        )
+    def _iter(self, sql: str) -> Iterator[dict[str, Any]]:
+        yield from self._conn.execute(sql)
 
     def _queued_runs_due(
         self, now_stamp: str, limit: int, item_ids: Collection[str] | None
@@ -234,169 +108,27 @@ class SqliteTransaction(TransactionBase):
         )
         return [run_from_row(r) for r in rows]
 
-    def _insert_event(
-        self,
-        at: str,
-        kind: EventKind,
-        item_id: str | None,
-        run_id: str | None,
-        data: Mapping[str, Any],
-    ) -> int:
-        cursor = self._conn.execute(
-            "INSERT INTO ledger (at, kind, item_id, run_id, data) VALUES (?, ?, ?, ?, ?)",
-            (at, kind.value, item_id, run_id, event_data_to_column(data)),
-        )
-        return int(cursor.lastrowid or 0)
 
-    def _load_events(
-        self, after_seq: int, item_id: str | None, limit: int | None
-    ) -> list[LedgerEvent]:
-        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM ledger WHERE seq > ?"
-        params: list[Any] = [after_seq]
-        if item_id is not None:
-            sql += " AND item_id = ?"
-            params.append(item_id)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
-        return [event_from_row(r) for r in self._all(sql, params)]
+class _Migrations:
+    """The runner's view of this store's open migration transaction."""
 
-    def _insert_receipt(self, receipt: Receipt) -> None:
-        row = receipt_to_row(receipt)
-        marks = ", ".join("?" for _ in RECEIPT_COLUMNS)
+    def __init__(self, conn: sqlite3.Connection, clock: Callable[[], datetime]) -> None:
+        self._conn = conn
+        self._clock = clock
+
+    def applied_versions(self) -> set[int]:
+        rows = self._conn.execute("SELECT version FROM schema_migrations")
+        return {int(row["version"]) for row in rows}
+
+    def run_script(self, sql: str) -> None:
+        for statement in _split_statements(sql):
+            self._conn.execute(statement)
+
+    def record(self, version: int, name: str) -> None:
         self._conn.execute(
-            f"INSERT INTO receipts ({', '.join(RECEIPT_COLUMNS)}) VALUES ({marks})",
-            [row[name] for name in RECEIPT_COLUMNS],
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+            (version, name, self._clock().isoformat()),
         )
-
-    def _load_receipt(self, run_id: str) -> Receipt | None:
-        row = self._one(
-            f"SELECT {', '.join(RECEIPT_COLUMNS)} FROM receipts WHERE run_id = ?", (run_id,)
-        )
-        return receipt_from_row(row) if row else None
-
-    def _load_receipts(self, item_id: str | None) -> list[Receipt]:
-        sql = f"SELECT {', '.join(RECEIPT_COLUMNS)} FROM receipts"
-        params: list[Any] = []
-        if item_id is not None:
-            sql += " WHERE item_id = ?"
-            params.append(item_id)
-        return [receipt_from_row(r) for r in self._all(sql + " ORDER BY seq", params)]
-
-    def _update_receipt(self, receipt: Receipt) -> None:
-        self._conn.execute(
-            "UPDATE receipts SET git_commit = ? WHERE run_id = ?", (receipt.commit, receipt.run_id)
-        )
-
-    def _load_schedule(self, source: str) -> Schedule | None:
-        row = self._one(
-            f"SELECT {', '.join(SCHEDULE_COLUMNS)} FROM schedules WHERE source = ?", (source,)
-        )
-        return schedule_from_row(row) if row else None
-
-    def _load_schedules(self) -> list[Schedule]:
-        rows = self._all(f"SELECT {', '.join(SCHEDULE_COLUMNS)} FROM schedules ORDER BY source")
-        return [schedule_from_row(r) for r in rows]
-
-    def _upsert_schedule(self, schedule: Schedule) -> None:
-        self._conn.execute(
-            "INSERT INTO schedules (source, kind, value, next_run_at, last_run_at) "
-            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET kind = excluded.kind, "
-            "value = excluded.value, next_run_at = excluded.next_run_at, "
-            "last_run_at = excluded.last_run_at",
-            (
-                schedule.source,
-                schedule.kind,
-                schedule.value,
-                schedule.next_run_at,
-                schedule.last_run_at,
-            ),
-        )
-
-    def _load_meta(self, key: str) -> str | None:
-        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(row["value"]) if row else None
-
-    def _store_meta(self, key: str, value: str) -> None:
-        self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (key, value),
-        )
-
-    # -- the notifications outbox (store/outbox.py)
-    def _insert_notification(self, notification: Notification) -> int:
-        params = sql_notifications.insert_params(notification)
-        cursor = self._conn.execute(sql_notifications.INSERT, params)
-        return int(cursor.lastrowid or 0)
-
-    def _update_notification(self, notification: Notification) -> None:
-        params = sql_notifications.update_params(notification)
-        self._conn.execute(sql_notifications.UPDATE, params)
-
-    def _load_notification(self, notification_id: int) -> Notification | None:
-        row = self._one(sql_notifications.SELECT + " WHERE id = ?", (notification_id,))
-        return sql_notifications.from_row(row) if row else None
-
-    def _load_notifications(
-        self,
-        statuses: Sequence[NotificationStatus] | None,
-        due_by: str | None,
-        limit: int | None,
-    ) -> list[Notification]:
-        sql, params = sql_notifications.list_query(statuses, due_by, limit)
-        return [sql_notifications.from_row(r) for r in self._all(sql, params)]
-
-    def _load_notification_page(
-        self, statuses: Sequence[NotificationStatus] | None, before_id: int | None, limit: int
-    ) -> list[Notification]:
-        sql, params = sql_notifications.page_query(statuses, before_id, limit)
-        return [sql_notifications.from_row(r) for r in self._all(sql, params)]
-
-    # -- pages for the read commands (store/pages.py)
-    def _count_items(self, include_archived: bool) -> ItemCounts:
-        counts = {r["status"]: int(r["n"]) for r in self._all(sql_pages.ACTIVE_COUNTS)}
-        archived = self._one(sql_pages.ARCHIVED_TOTAL)
-        if include_archived:
-            for row in self._all(sql_pages.ARCHIVED_COUNTS):
-                counts[row["section"]] = counts.get(row["section"], 0) + int(row["n"])
-        return ItemCounts(counts, int(archived["n"]) if archived else 0)
-
-    def _run_totals(self) -> list[RunTotal]:
-        return [
-            RunTotal(
-                r["status"],
-                r["step"],
-                r["error_class"],
-                r["agent"],
-                r["model"],
-                int(r["runs"]),
-                float(r["cost_usd"]),
-                int(r["tokens_in"]),
-                int(r["tokens_out"]),
-                float(r["seconds"]),
-            )
-            for r in self._all(sql_pages.RUN_TOTALS)
-        ]
-
-    def _load_section(self, section: str, include_archived: bool, limit: int | None) -> list[Item]:
-        query = sql_pages.section_query(section, include_archived, limit)
-        return [item_from_row(r) for r in self._all(*query)] if query else []
-
-    def _iter_status_order(self, include_archived: bool) -> Iterator[Item]:
-        for row in self._conn.execute(sql_pages.status_order_query(include_archived)):
-            yield item_from_row(row)
-
-    def _load_run_page(self, page: RunPage) -> list[Run]:
-        sql, params, oldest_first = sql_pages.run_page_query(page)
-        runs = [run_from_row(r) for r in self._all(sql, params)]
-        return runs[::-1] if oldest_first else runs
-
-    def _load_event_page(self, page: EventPage) -> list[LedgerEvent]:
-        sql, params, newest_first = sql_pages.event_page_query(page)
-        events = [event_from_row(r) for r in self._all(sql, params)]
-        return events[::-1] if newest_first else events
 
 
 class SqliteStore:
@@ -488,37 +220,13 @@ class SqliteStore:
                 self._conn.execute("ROLLBACK")
 
     def _migrate(self) -> None:
-        known = [version for version, _, _ in migration_files("sqlite")]
-        if self._applied_versions() == set(known):
+        if self._applied_versions() == known_versions("sqlite"):
             return  # the common case, checked without taking the write lock
-        scripts = migration_scripts("sqlite")
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-                )
-                applied = {
-                    int(row["version"])
-                    for row in self._conn.execute("SELECT version FROM schema_migrations")
-                }
-                unknown = sorted(applied - {version for version, _, _ in scripts})
-                if unknown:
-                    raise StoreError(
-                        f"{self.path}: database schema version {unknown[-1]} is newer than "
-                        f"this phase-golem understands ({scripts[-1][0]}); upgrade phase-golem"
-                    )
-                for version, name, sql in scripts:
-                    if version in applied:
-                        continue
-                    for statement in _split_statements(sql):
-                        self._conn.execute(statement)
-                    self._conn.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) "
-                        "VALUES (?, ?, ?)",
-                        (version, name, self._clock().isoformat()),
-                    )
+                self._conn.execute(VERSION_TABLE)
+                apply_migrations(_Migrations(self._conn, self._clock), "sqlite", str(self.path))
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._rollback()

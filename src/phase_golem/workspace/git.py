@@ -388,6 +388,19 @@ def _git_out(
     return run_git(root, *args, env=env, stdin=stdin, check=check).stdout
 
 
+def identity_problem(root: Path) -> str | None:
+    """Every run ends in a commit: without a name and e-mail git refuses them all (after
+    the items are marked done), so it is asked once before anything starts. `git var`
+    applies the same rules as `git commit` (config, GIT_* variables, useConfigOnly)."""
+    idents = ("GIT_COMMITTER_IDENT", "GIT_AUTHOR_IDENT")
+    if all(run_git(root, "var", name, check=False).returncode == 0 for name in idents):
+        return None
+    return (
+        "git has no identity to commit with; set one: "
+        'git config user.name "Your Name" && git config user.email you@example.com'
+    )
+
+
 def repository_problem(root: Path) -> str | None:
     """Phase Golem's preconditions but the clean tree: a repo, on a branch, nothing half-done."""
     if not is_git_repo(root):

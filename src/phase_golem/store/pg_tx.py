@@ -1,0 +1,161 @@
+"""The PostgreSQL transaction: the shared SQL of sql_tx.py, run through psycopg 3.
+
+Statements keep their `?` placeholders in sql_tx.py; here they become `%s` once each
+(cached). The claim is one statement: a `FOR UPDATE SKIP LOCKED` pick feeding the
+update, the change stamp and the ledger rows, so claiming costs one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row, tuple_row
+
+from phase_golem.domain.events import EventKind
+from phase_golem.domain.items import format_timestamp
+from phase_golem.domain.notifications import notification_kind
+from phase_golem.domain.redaction import redact
+from phase_golem.domain.runs import Run, RunStatus, Step
+from phase_golem.store import sql_pages
+from phase_golem.store.base import CHANGE_COUNTER, TransactionBase
+from phase_golem.store.codec import event_data_to_column, run_from_row
+from phase_golem.store.snapshot import BacklogSnapshot
+from phase_golem.store.sql_tx import SqlTransaction
+
+# Timestamps are RFC 3339 text (as in SQLite); PostgreSQL reads them as timestamptz.
+RUN_TOTALS = sql_pages.RUN_TOTALS.replace(
+    "(julianday(ended_at) - julianday(started_at)) * 86400.0",
+    "extract(epoch FROM (ended_at::timestamptz - started_at::timestamptz))",
+)
+assert RUN_TOTALS != sql_pages.RUN_TOTALS, "the run totals' seconds expression changed"
+
+_DUE = (
+    "SELECT id FROM runs WHERE status = 'active' AND step = 'queued' "
+    "AND (not_before IS NULL OR not_before <= %(now)s) "
+    "AND (%(ids)s::text[] IS NULL OR item_id = ANY(%(ids)s::text[])) "
+    "ORDER BY queued_at, id LIMIT %(limit)s"
+)
+# One statement: pick (skipping rows another worker holds), stamp, update, log. The stamp
+# is taken only when a run was picked, so an idle claim changes nothing anyone watches.
+CLAIM = f"""
+WITH due AS ({_DUE} FOR UPDATE SKIP LOCKED),
+stamp AS (
+    UPDATE id_counters SET high_water = high_water + 1
+    WHERE name = '{CHANGE_COUNTER}' AND %(stamp)s::bigint IS NULL AND EXISTS (SELECT 1 FROM due)
+    RETURNING high_water
+),
+claimed AS (
+    UPDATE runs SET step = 'claimed', worker_id = %(worker)s, lease_until = %(lease)s,
+        change_seq = coalesce(%(stamp)s::bigint, (SELECT high_water FROM stamp))
+    FROM due WHERE runs.id = due.id
+    RETURNING runs.*
+),
+logged AS (
+    INSERT INTO ledger (at, kind, item_id, run_id, data)
+    SELECT %(at)s, %(kind)s, item_id, id, %(data)s FROM claimed ORDER BY queued_at, id
+    RETURNING run_id
+)
+SELECT claimed.* FROM claimed JOIN logged ON logged.run_id = claimed.id
+ORDER BY claimed.queued_at, claimed.id
+"""
+
+
+@lru_cache(maxsize=512)
+def placeholders(sql: str) -> str:
+    """sql_tx.py's `?` placeholders as psycopg's `%s` (our SQL holds no other `?` or `%`)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresTransaction(SqlTransaction):
+    RUN_TOTALS = RUN_TOTALS
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[dict[str, Any]],
+        now: datetime,
+        *,
+        writable: bool,
+        snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
+        keep_base: bool = False,
+    ) -> None:
+        super().__init__(now, writable=writable, snapshots=snapshots, keep_base=keep_base)
+        self._conn = conn
+        self.wrote = False  # whether anything was written: only then is NOTIFY sent
+
+    def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[dict[str, Any]]:
+        if not sql.startswith("SELECT"):
+            self.wrote = True
+        return self._conn.execute(placeholders(sql), params)
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        return self._run(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return self._run(sql, params).fetchall()
+
+    def _exec(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._run(sql, params)
+
+    def _tuples(self, sql: str) -> list[tuple[Any, ...]]:
+        with self._conn.cursor(row_factory=tuple_row) as cursor:
+            return cursor.execute(placeholders(sql)).fetchall()
+
+    def _iter(self, sql: str) -> Iterator[dict[str, Any]]:
+        with self._conn.cursor(row_factory=dict_row) as cursor:
+            yield from cursor.execute(placeholders(sql))
+
+    def _queued_runs_due(
+        self, now_stamp: str, limit: int, item_ids: Collection[str] | None
+    ) -> list[Run]:
+        params = {
+            "now": now_stamp,
+            "limit": limit,
+            "ids": None if item_ids is None else sorted(item_ids),
+        }
+        rows = self._conn.execute(f"SELECT * FROM runs WHERE id IN ({_DUE})", params)
+        runs = [run_from_row(r) for r in rows]
+        return sorted(runs, key=lambda r: (r.queued_at, r.id))
+
+    def claim_runs(
+        self,
+        worker_id: str,
+        limit: int,
+        lease_until: datetime,
+        item_ids: Collection[str] | None = None,
+    ) -> list[Run]:
+        """The base rules in one statement (same rows, same ledger events as SQLite)."""
+        self._require_writable()
+        if limit <= 0:
+            return []
+        data = redact(
+            {"step": Step.CLAIMED.value, "status": RunStatus.ACTIVE.value, "worker_id": worker_id}
+        )
+        if notification_kind(EventKind.RUN_CLAIMED.value, data) is not None:
+            return super().claim_runs(worker_id, limit, lease_until, item_ids)
+        if self.change_stamp is None and self._keep_base:
+            self._base_snapshot()  # what it saw before it wrote (see TransactionBase._stamp)
+        self.wrote = True
+        rows = self._conn.execute(
+            CLAIM,
+            {
+                "now": self.stamp,
+                "limit": limit,
+                "ids": None if item_ids is None else sorted(item_ids),
+                "stamp": self.change_stamp,
+                "worker": worker_id,
+                "lease": format_timestamp(lease_until),
+                "at": self.stamp,
+                "kind": EventKind.RUN_CLAIMED.value,
+                "data": event_data_to_column(data),
+            },
+        ).fetchall()
+        claimed = [run_from_row(row) for row in rows]
+        if claimed and self.change_stamp is None:
+            self.change_stamp = int(rows[0]["change_seq"])
+        for run in claimed:
+            self.touched_runs[run.id] = run
+        return claimed

@@ -1,0 +1,301 @@
+"""PostgreSQL store (DESIGN §14): many workers on many machines share one database.
+
+Every write transaction starts by taking the project's advisory lock
+(`pg_advisory_xact_lock`, one key per database, which is one project), in the same round
+trip as its BEGIN: writers queue as they do on SQLite's BEGIN IMMEDIATE, so a
+read-modify-write never loses an update, IDs are never handed out twice, ledger sequence
+numbers commit in order, and `decide` sees exactly what it locks. Claims pick their runs
+with `FOR UPDATE SKIP LOCKED` in one statement (pg_tx.py). Each writing transaction sends
+`NOTIFY` with its COMMIT, which wakes idle schedulers (`listen`) instead of polling.
+
+Readers run in REPEATABLE READ, READ ONLY: one consistent view and no lock at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from phase_golem.clock import utc_now
+from phase_golem.faults import StoreFault
+from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
+from phase_golem.store.keeper import SnapshotKeeper
+from phase_golem.store.migrate import VERSION_TABLE, apply_migrations, known_versions
+from phase_golem.store.pg_tx import PostgresTransaction
+from phase_golem.store.snapshot import BacklogSnapshot
+
+# Advisory lock keys: a database is one project, so one constant key each is one per project.
+WRITE_LOCK_KEY = 0x5047_4F4C  # "PGOL": every write transaction (and so every decide)
+MIGRATE_LOCK_KEY = 0x5047_4D47  # "PGMG": migrations, so two workers starting at once wait
+WRITE_BEGIN = f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})"  # one round trip
+CHANNEL = "phase_golem_changes"
+CONNECT_TIMEOUT_SECONDS = 10
+POOL_SIZE = 4
+_CHANGE_VERSION = (
+    f"SELECT (SELECT high_water FROM id_counters WHERE name = '{CHANGE_COUNTER}') "
+    "+ (SELECT coalesce(max(seq), 0) FROM ledger) AS version"
+)
+_CHANGE_SEQ = f"SELECT high_water FROM id_counters WHERE name = '{CHANGE_COUNTER}'"
+
+
+def describe_url(url: str) -> str:
+    """Where a URL points, without its password: `host:port/dbname`."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "an unparsable PostgreSQL url"
+    host = info.get("host") or "localhost"
+    port = info.get("port") or "5432"
+    return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())[:300]
+
+
+def connect(url: str, **kwargs: Any) -> psycopg.Connection[dict[str, Any]]:
+    """One connection, or a StoreFault naming where and why not (one line)."""
+    try:
+        conn: psycopg.Connection[dict[str, Any]] = psycopg.connect(
+            url,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            **kwargs,
+        )
+    except psycopg.ProgrammingError as exc:
+        raise StoreError(f"bad PostgreSQL storage url: {_first_line(exc)}") from None
+    except psycopg.Error as exc:
+        raise StoreFault(
+            f"cannot connect to PostgreSQL at {describe_url(url)}: {_first_line(exc)}"
+        ) from None
+    return conn
+
+
+class _Migrations:
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]], clock: Callable[[], datetime]):
+        self._conn = conn
+        self._clock = clock
+
+    def applied_versions(self) -> set[int]:
+        rows = self._conn.execute("SELECT version FROM schema_migrations").fetchall()
+        return {int(row["version"]) for row in rows}
+
+    def run_script(self, sql: str) -> None:
+        self._conn.execute(sql.encode("utf-8"))  # no parameters: the file's statements at once
+
+    def record(self, version: int, name: str) -> None:
+        self._conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+            (version, name, self._clock().isoformat()),
+        )
+
+
+class PostgresStore:
+    def __init__(self, url: str, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.url = url
+        self.where = describe_url(url)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._keeper = SnapshotKeeper()
+        first = connect(url)  # the real cause of a bad URL or a server that is down
+        try:
+            self._migrate(first)
+        except psycopg.Error as exc:
+            cause = _first_line(exc)
+            raise StoreFault(f"{self.where}: cannot prepare the database: {cause}") from None
+        finally:
+            first.close()
+        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=POOL_SIZE,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+            },
+            open=True,
+            name="phase-golem",
+        )
+
+    def _migrate(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
+        try:
+            applied = {
+                int(r["version"]) for r in conn.execute("SELECT version FROM schema_migrations")
+            }
+        except psycopg.errors.UndefinedTable:
+            applied = set()
+        if applied == known_versions("postgres"):
+            return
+        conn.execute(f"BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK_KEY})")
+        try:
+            conn.execute(VERSION_TABLE)
+            apply_migrations(_Migrations(conn, self._clock), "postgres", self.where)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StoreFault(
+                f"{self.where}: no PostgreSQL connection: {_first_line(exc)}"
+            ) from None
+
+    def _fault(self, exc: psycopg.Error) -> StoreFault:
+        return StoreFault(f"{self.where}: PostgreSQL error: {_first_line(exc)}")
+
+    @contextmanager
+    def _open(self, statement: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """A pooled connection with `statement` (a BEGIN) run on it; one retry on a dropped
+        connection, which is safe because nothing of this transaction has happened yet."""
+        for attempt in (1, 2):
+            with self._connection() as conn:
+                try:
+                    conn.execute(statement)
+                except psycopg.OperationalError as exc:
+                    if attempt == 2:
+                        raise self._fault(exc) from None
+                    continue  # the pool drops a broken connection; take another
+                except psycopg.Error as exc:
+                    raise self._fault(exc) from None
+                yield conn
+                return
+
+    def schema_version(self) -> int:
+        with self._lock, self._connection() as conn:
+            row = conn.execute("SELECT max(version) AS version FROM schema_migrations").fetchone()
+            return int(row["version"] or 0) if row else 0
+
+    def _scalar(self, sql: str) -> int:
+        with self._connection() as conn:
+            try:
+                row = conn.execute(sql).fetchone()
+            except psycopg.Error as exc:
+                raise self._fault(exc) from None
+        return int(next(iter(row.values())) or 0) if row else 0
+
+    def data_version(self) -> int:
+        """Moves whenever a commit changed an item, a run or the ledger (one query)."""
+        with self._lock:
+            return self._scalar(_CHANGE_VERSION)
+
+    def snapshot(self) -> BacklogSnapshot:
+        """The published snapshot; one query of the change counter when nothing changed."""
+        with self._lock:
+            published = self._keeper.published
+            if published is not None and self._scalar(_CHANGE_SEQ) == published.change_seq:
+                return published
+            with self.reader() as tx:
+                return self._keeper.refresh(tx)
+
+    @property
+    def full_loads(self) -> int:
+        return self._keeper.full_loads
+
+    @contextmanager
+    def transaction(
+        self, *, now: datetime | None = None, scheduling: bool = False
+    ) -> Iterator[Transaction]:
+        # `scheduling` needs nothing extra: every write already holds the project's lock.
+        with (
+            self._lock,
+            self._open(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})") as conn,
+        ):
+            try:
+                tx = PostgresTransaction(
+                    conn,
+                    now or self._clock(),
+                    writable=True,
+                    snapshots=self._keeper.refresh,
+                    keep_base=self._keeper.published is not None,
+                )
+                yield tx
+                conn.execute(f"NOTIFY {CHANNEL}; COMMIT" if tx.wrote else "COMMIT")
+            except psycopg.Error as exc:
+                self._rollback(conn)
+                raise self._fault(exc) from None
+            except BaseException:
+                self._rollback(conn)
+                raise
+            self._keeper.committed(tx)  # when it cannot publish, the next snapshot() reads
+
+    @staticmethod
+    def _rollback(conn: psycopg.Connection[dict[str, Any]]) -> None:
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("ROLLBACK")
+
+    @contextmanager
+    def reader(self) -> Iterator[Transaction]:
+        with self._lock, self._open("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") as conn:
+            try:
+                yield PostgresTransaction(conn, self._clock(), writable=False)
+                conn.execute("COMMIT")
+            except psycopg.Error as exc:
+                self._rollback(conn)
+                raise self._fault(exc) from None
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
+        """Call `on_change` (from a thread) after every commit that wrote; returns `stop`."""
+        listener = _Listener(self.url, on_change)
+        listener.start()
+        return listener.stop
+
+    def close(self) -> None:
+        with self._lock:
+            self._pool.close()
+
+
+class _Listener(threading.Thread):
+    """LISTEN on its own connection; a lost connection is reopened and reported as a change
+    (what it may have missed is read by the refresh the change causes)."""
+
+    def __init__(self, url: str, on_change: Callable[[], None]) -> None:
+        super().__init__(name="phase-golem-listen", daemon=True)
+        self._url = url
+        self._on_change = on_change
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn = connect(self._url)
+            except StoreError:
+                self._stopping.wait(1.0)
+                continue
+            try:
+                conn.execute(f"LISTEN {CHANNEL}")
+                self._on_change()
+                while not self._stopping.is_set():
+                    for _ in conn.notifies(timeout=0.5, stop_after=1):
+                        self._on_change()
+            except psycopg.Error:
+                self._stopping.wait(0.2)
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    conn.close()
+
+
+# The transactions the keeper refreshes through are ours (a type check for mypy's sake).
+_: type[TransactionBase] = PostgresTransaction
