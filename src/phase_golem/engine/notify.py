@@ -35,7 +35,8 @@ from phase_golem.domain.notifications import (
     wanted_by,
 )
 from phase_golem.domain.redaction import redact_text, register_secret_values
-from phase_golem.store import Store
+from phase_golem.faults import MachineFault
+from phase_golem.store import Store, StoreError
 
 LEASE_MARGIN_SECONDS = 5.0
 HALT_GRACE_SECONDS = 5.0  # how long `run` keeps delivering after it halted
@@ -309,7 +310,7 @@ class BackgroundDelivery:
         self._thread.join(timeout=grace_seconds)  # let a round in flight end
         total = DeliveryReport()
         last = threading.Thread(
-            target=deliver_while_due,
+            target=_deliver_in_grace,
             args=(self.deliverer, max(end - time.monotonic(), 0.0), total),
             name="notify-grace",
             daemon=True,
@@ -317,6 +318,16 @@ class BackgroundDelivery:
         last.start()
         last.join(timeout=max(end - time.monotonic(), 0.0))
         return total
+
+
+def _deliver_in_grace(deliverer: Deliverer, budget_seconds: float, total: DeliveryReport) -> None:
+    # The last deliveries of a halting run: a store that failed under it (removed WAL, full
+    # disk) was already reported in one line by the run, and what is pending waits in the
+    # outbox for the next run, so a fault here ends the grace instead of printing a traceback.
+    try:
+        deliver_while_due(deliverer, budget_seconds, total)
+    except (StoreError, MachineFault):
+        return
 
 
 def deliver_while_due(
