@@ -100,3 +100,53 @@ def test_other_writers_are_seen_and_the_backlog_is_decoded_once(
     assert renamed.title == "Renamed" and renamed.archived
     other.close()
     project.close()
+
+
+def test_no_run_claimed_by_the_scheduler_waits_without_its_agent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs a decide claims and then keys more are all started, not left claimed until a
+    lease sweep finds them (that once cost a second per phase run)."""
+    root = make_git_repo(tmp_path / "repo")
+    (root / "phase-golem.toml").write_text(CONFIG, encoding="utf-8")
+    init_project(root, "WRK", None)
+    project = load_project(root, None)
+    store, settings = project.store(), project.config.settings
+    for n in range(6):
+        add_item(store, settings, NewItemRequest(f"Item {n}"))
+    stranded: list[str] = []
+    real_wait = Scheduler._wait
+
+    async def checked_wait(self: Scheduler, due: object) -> bool:
+        running = {run.id for run in self.tasks.values()}
+        stranded.extend(
+            run.id
+            for run in self.ctx.store.snapshot().runs()
+            if run.worker_id == self.ctx.worker_id and run.id not in running
+        )
+        return await real_wait(self, due)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Scheduler, "_wait", checked_wait)
+
+    async def agent(
+        adapter: AgentAdapter,
+        request: AgentRequest,
+        *,
+        max_result_bytes: int,
+        on_start: Callable[[int], None] | None = None,
+    ) -> AgentOutcome:
+        triage = request.phase == "triage"
+        result = PhaseResult(
+            item_id=request.item_id,
+            phase=request.phase,
+            result=ResultCode.PHASE_COMPLETE,
+            summary="done",
+            assessments=Assessments(Size.SMALL, None, Level.LOW, None) if triage else None,
+        )
+        return AgentOutcome(result, None, None, StreamInfo())
+
+    ctx = EngineContext(root, root, settings, store, "test", agent_runner=agent)
+    summary = asyncio.run(Scheduler(ctx, RunOptions(), lambda line: None).run())
+    project.close()
+    assert len(summary.items_completed) == 6
+    assert stranded == []

@@ -98,6 +98,7 @@ class Scheduler:
         self._last_sweep = time.monotonic()
         self._paused_reported: set[str] = set()
         self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
+        self._claim_more = False  # the last decide keyed runs after claiming
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
 
@@ -194,7 +195,7 @@ class Scheduler:
         if alone:
             self._claimed = self._claim_alone(request)
         if key_new_visits(self.ctx, new_visits):
-            self._claimed = None  # claim again now that those keys are stored
+            self._claim_more = True  # the newly keyed runs may start too
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
         return changed, None
@@ -306,10 +307,17 @@ class Scheduler:
         return [(run, backlog.get(run.item_id)) for run in claimed]
 
     def _claim_and_start(self) -> None:
+        """Start what the last decide claimed, then claim on our own what it could not:
+        everything when it halted, the runs it keyed after its claim otherwise (those
+        it claimed are ours already, and would wait a lease if dropped)."""
         claimed, self._claimed = self._claimed, None
-        if claimed is None:  # decide did not claim (it halted): claim on our own
+        more, self._claim_more = self._claim_more or claimed is None, False
+        self._start(claimed or [])
+        if more:
             with self.ctx.store.transaction() as tx:
-                claimed = self._claim(tx)
+                self._start(self._claim(tx))
+
+    def _start(self, claimed: list[tuple[Run, Item | None]]) -> None:
         for run, item in claimed:
             self._count(run)
             limit = (
