@@ -249,7 +249,6 @@ def test_log_pages_by_seq(ledger: Repo) -> None:
 
 
 def test_log_bad_options_are_one_line(ledger: Repo) -> None:
-    one_line_error(ledger.pg("log", "--item", "WRK-999"), 2, "WRK-999")
     one_line_error(ledger.pg("log", "--follow", "--before", "3"), 2, "--before")
     one_line_error(ledger.pg("log", "--limit", "0"), 2, "--limit")
     one_line_error(ledger.pg("log", "--after", "x"), 2, "--after")
@@ -301,14 +300,16 @@ def test_log_follow_starts_at_the_end(ledger: Repo, follow: list[Follower]) -> N
     assert (fresh["seq"], fresh["data"]["title"]) == (31, "Later")
 
 
-def test_log_follow_of_an_item_without_events_yet(ledger: Repo, follow: list[Follower]) -> None:
-    follower = Follower(ledger, "--item", "WRK-004")
+def test_log_follow_of_one_item_prints_only_its_new_events(
+    ledger: Repo, follow: list[Follower]
+) -> None:
+    # --after the last event: whenever the follower starts, both edits are still ahead of it.
+    follower = Follower(ledger, "--item", "WRK-001", "--after", "30")
     follow.append(follower)
-    assert follower.process.stderr is not None
-    waiting = follower.process.stderr.readline()  # printed once it has looked for the item
-    assert "no item WRK-004 yet" in waiting, waiting
-    ledger.ok("add", "Other")  # WRK-004: its first event is the first line printed
-    assert follower.next_event()["item_id"] == "WRK-004"
+    ledger.ok("edit", "WRK-002", "--title", "Not followed")
+    ledger.ok("edit", "WRK-001", "--title", "Followed")
+    event = follower.next_event()
+    assert (event["seq"], event["item_id"]) == (32, "WRK-001")
     assert follower.lines.empty()
 
 

@@ -20,6 +20,7 @@ from phase_golem.config import (
     parse_duration,
     resolve_workflow_path,
 )
+from tests.conftest import own_and_upstream
 
 PIPELINE = "[pipelines.p]\nphases = [{ name = 'a', is_destructive = false }]\n"
 
@@ -63,10 +64,12 @@ def test_unknown_keys_in_phase_golems_own_tables_warn_one_line_each() -> None:
     )
 
 
-def test_the_phase_golem_example_config_loads_without_a_warning() -> None:
-    example = Path(__file__).resolve().parents[2] / "shared/fixtures/phase-golem"
-    text = (example / "phase-golem.example.toml").read_text(encoding="utf-8")
-    _, warnings = parse_config(text, "phase-golem.example.toml")
+@pytest.mark.parametrize(
+    "example", own_and_upstream("phase-golem.toml", "phase-golem.example.toml")
+)
+def test_the_phase_golem_example_config_loads_without_a_warning(example: Path) -> None:
+    text = example.read_text(encoding="utf-8")
+    _, warnings = parse_config(text, example.name)
     assert warnings == ()
 
 

@@ -110,9 +110,9 @@ def log(
     if follow and before is not None:
         raise DomainError("--follow prints new events; it cannot be used with --before")
     store = state_of(ctx).store()
-    if item is not None and not _item_known(store, item, follow):
-        # An ID that is not in the backlog yet is still worth following: `add` may be next.
-        click.echo(f"no item {item} yet; waiting for its first event (Ctrl-C stops)", err=True)
+    if item is not None:
+        with store.reader() as tx:
+            tx.require_item(item)  # an unknown ID is bad input (exit 2), as for show and runs
     if follow and limit is None and after is None:
         limit = FOLLOW_HISTORY
     emit = _emitter(as_json)
@@ -135,15 +135,6 @@ def log(
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _item_known(store: Store, item_id: str, follow: bool) -> bool:
-    """Whether the item exists; without --follow an unknown ID is bad input (exit 2)."""
-    with store.reader() as tx:
-        if not follow:
-            tx.require_item(item_id)  # as for show and runs
-            return True
-        return tx.get_item(item_id) is not None
 
 
 def _emitter(as_json: bool) -> Callable[[LedgerEvent], object]:
