@@ -8,13 +8,16 @@ scheduler stops, and the next start recovers the run like any interrupted one.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import sqlite3
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from phase_golem.store.base import StoreError
+
+if TYPE_CHECKING:  # asyncio costs read commands ~15 ms of start-up; only `run` needs it
+    import asyncio
 
 MACHINE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM}
@@ -72,6 +75,8 @@ async def abandon_tasks(tasks: Iterable[asyncio.Task[object]]) -> None:
     """After a fault: stop every run task (their agents are stopped as on a cancel) and
     wait for them, whatever they raise — the store may be unusable, so nothing more is
     recorded; the next start recovers their runs as interrupted."""
+    import asyncio
+
     pending = list(tasks)
     for task in pending:
         task.cancel()

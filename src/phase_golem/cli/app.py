@@ -19,7 +19,7 @@ import click
 from phase_golem import __version__
 from phase_golem.cli.commands import COMMANDS
 from phase_golem.cli.context import CliState
-from phase_golem.cli.failures import OneLineFormatter, argument_problem, error_line
+from phase_golem.cli.failures import argument_problem, error_line
 from phase_golem.cli.lazy import LazyGroup
 from phase_golem.errors import ExitCode, known_error_code
 from phase_golem.secrets import register_environment_secrets
@@ -77,6 +77,8 @@ def _check_log_level(_ctx: click.Context, _param: click.Parameter, value: str) -
 @click.pass_context
 def app(ctx: click.Context, root: Path | None, config: Path | None, log_level: str) -> None:
     import logging
+
+    from phase_golem.cli.log_format import OneLineFormatter
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(OneLineFormatter())

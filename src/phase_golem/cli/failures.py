@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from phase_golem.domain.redaction import redact_text
@@ -31,15 +30,3 @@ def argument_problem(args: Sequence[str]) -> str | None:
 def error_line(message: str) -> str:
     """`message` as one printable line with no secret in it."""
     return one_line(redact_text(message))
-
-
-class OneLineFormatter(logging.Formatter):
-    """`phase-golem: LEVEL: message` on one line, redacted and escaped; an exception that
-    came with the record is named, its traceback is not printed."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            message = f"{message} ({type(error).__name__}: {error})"
-        return f"phase-golem: {record.levelname}: {error_line(message)}"
