@@ -197,6 +197,14 @@ def test_demo_shows_the_whole_pipeline(tmp_path: Path) -> None:
     ):
         assert expected in result.out, expected
     assert (target / ".phase-golem" / "state.db").exists()
+    # The closing lines say what to do next, and doing it finishes the blocked item.
+    assert "Next: WRK-004 waits for your decision." in result.out
+    assert 'approve WRK-004 --notes "use provider X"' in result.out
+    project = Repo(target)
+    project.ok("approve", "WRK-004", "--notes", "use provider X")
+    rerun = project.pg("run", timeout=DEADLINE_SECONDS)
+    assert rerun.code == 0, rerun.out + rerun.err
+    assert "Items completed: 1 (WRK-004)" in rerun.out
     again = Repo(tmp_path).pg("demo", str(target))
     assert again.code == 2 and "is not empty" in again.err
 
