@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from phase_golem.domain.endings import (
+    Decision,
     Ending,
     EndingKind,
     RunFacts,
@@ -13,6 +14,7 @@ from phase_golem.domain.endings import (
     decide_ending,
     interrupted_ending,
     over_budget,
+    settle,
 )
 from phase_golem.domain.items import BlockedType
 from phase_golem.domain.pipelines import BudgetConfig
@@ -255,3 +257,19 @@ def test_stale_and_internal_endings_block_the_item() -> None:
 def test_a_finished_agents_kind_is_not_an_interrupted_ending() -> None:
     with pytest.raises(ValueError, match="not an interrupted ending"):
         _interrupted(EndingKind.RETRY, RunFacts(None))
+
+
+@pytest.mark.parametrize(
+    ("decision", "mutation", "retry"),
+    [
+        (Decision.HAPPENED, Mutation.RESOLVED_HAPPENED, False),
+        (Decision.NOT_HAPPENED, Mutation.RESOLVED_NOT_HAPPENED, True),
+        (Decision.SKIP, Mutation.RESOLVED_SKIPPED, False),
+    ],
+)
+def test_a_humans_resolve_records_the_decision_and_retries_only_not_happened(
+    decision: Decision, mutation: Mutation, retry: bool
+) -> None:
+    settled = settle(decision, "ship")
+    assert (settled.mutation, settled.retry) == (mutation, retry)
+    assert settled.summary  # the retry's reason, or the phase's summary when it advances

@@ -221,3 +221,32 @@ def interrupted_ending(kind: EndingKind, facts: RunFacts) -> Ending:
         status = RunStatus.FAILED_INTERNAL
         return Ending(kind, status, safe, step, worklog, block=True, exhausted=True)
     raise ValueError(f"{kind} is not an interrupted ending")
+
+
+class Decision(StrEnum):
+    """A human's word on a side effect that may or may not have acted (`resolve`)."""
+
+    HAPPENED = "happened"
+    NOT_HAPPENED = "not_happened"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """What `resolve` does to a `paused:indeterminate` run, which itself never changes
+    status again: the mutation it records, and whether the phase is run again (a retry
+    with the same key) or counts as complete (the item advances)."""
+
+    mutation: Mutation
+    retry: bool
+    summary: str
+
+
+def settle(decision: Decision, phase: str) -> Settlement:
+    if decision is Decision.NOT_HAPPENED:
+        return Settlement(Mutation.RESOLVED_NOT_HAPPENED, True, "resolved: not happened")
+    if decision is Decision.HAPPENED:
+        what = f"{phase}: the side effect happened (a human said so)"
+        return Settlement(Mutation.RESOLVED_HAPPENED, False, what)
+    what = f"{phase}: skipped by a human after an uncertain side effect"
+    return Settlement(Mutation.RESOLVED_SKIPPED, False, what)

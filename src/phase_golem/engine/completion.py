@@ -13,6 +13,7 @@ from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.commits import RunChange
 from phase_golem.domain.endings import (
     UNCERTAIN,
+    Decision,
     Ending,
     EndingKind,
     RunFacts,
@@ -21,6 +22,7 @@ from phase_golem.domain.endings import (
     decide_ending,
     interrupted_ending,
     over_budget,
+    settle,
 )
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
@@ -580,3 +582,43 @@ def _with_visit_leftovers(
     if run is None:
         return tuple(touched)
     return tuple(sorted({*touched, *visit_leftovers(store, tree, run.item_id, run.phase)}))
+
+
+def settle_indeterminate(
+    tx: Transaction, settings: Settings, run: Run, item: Item, decision: Decision
+) -> tuple[Run, Item, Run | None]:
+    """Inside a transaction: a human's `resolve` of a `paused:indeterminate` run, as
+    `settle` decides: (the run with its decision recorded, the item, the retry if any)."""
+    settlement = settle(decision, run.phase)
+    resolved = run.replace(mutation=settlement.mutation)
+    tx.save_run(resolved, EventKind.RUN_RESOLVED, {"decision": decision.value})
+    if settlement.retry:
+        tx.save_item(item, EventKind.ITEM_TRANSITION, {"run_id": run.id, "resolved": True})
+        retry = queue_retry(
+            tx, resolved, attempt=run.attempt, not_before=None, reason=settlement.summary
+        )
+        return resolved, item, retry
+    if decision is Decision.HAPPENED:
+        result = reconciled_result(run, "a human said so")
+    else:
+        result = PhaseResult(run.item_id, run.phase, ResultCode.PHASE_COMPLETE, settlement.summary)
+    return resolved, _advance_resolved(tx, settings, run, item, result), None
+
+
+def _advance_resolved(
+    tx: Transaction, settings: Settings, run: Run, item: Item, result: PhaseResult
+) -> Item:
+    resolution = resolve_transition(
+        item,
+        result,
+        settings.pipeline(item.pipeline_type),
+        settings.guardrails,
+        settings.execution.wake,
+        tx.now,
+    )
+    updated = resolution.item
+    tx.save_item(updated, EventKind.ITEM_TRANSITION, {"run_id": run.id, "resolved": True})
+    if resolution.outcome is Outcome.DONE:
+        updated = archive(updated, tx.now)
+        tx.save_item(updated, EventKind.ITEM_ARCHIVED, {"run_id": run.id})
+    return updated
