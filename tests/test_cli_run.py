@@ -197,6 +197,14 @@ def test_demo_shows_the_whole_pipeline(tmp_path: Path) -> None:
     ):
         assert expected in result.out, expected
     assert (target / ".phase-golem" / "state.db").exists()
+    # The closing lines say what to do next, and doing it finishes the blocked item.
+    assert "Next: WRK-004 waits for your decision." in result.out
+    assert 'approve WRK-004 --notes "use provider X"' in result.out
+    project = Repo(target)
+    project.ok("approve", "WRK-004", "--notes", "use provider X")
+    rerun = project.pg("run", timeout=DEADLINE_SECONDS)
+    assert rerun.code == 0, rerun.out + rerun.err
+    assert "Items completed: 1 (WRK-004)" in rerun.out
     again = Repo(tmp_path).pg("demo", str(target))
     assert again.code == 2 and "is not empty" in again.err
 
@@ -328,3 +336,20 @@ def test_a_failed_runs_stderr_tail_is_in_its_ledger_line_and_in_show(git_repo: R
     line = next(x for x in repo.ok("log").out.splitlines() if "run.finished" in x)
     assert "ANTHROPIC_API_KEY missing" in line
     assert "Error: ANTHROPIC_API_KEY missing" in repo.ok("show", "WRK-001").out
+
+
+def test_run_only_that_can_start_nothing_because_wip_is_full_says_so(git_repo: Repo) -> None:
+    repo = write_project(git_repo, "", execution="max_wip = 1")
+    add_items(repo, "Holds the one WIP slot", "Ready, matched by --only")
+    repo.ok("run", "--target", "WRK-001", "--cap", "2")  # triage and plan: in progress
+    repo.ok("run", "--target", "WRK-002", "--cap", "1")  # triaged: ready
+    statuses = {i: v["status"] for i, v in items_by_id(repo).items()}
+    assert statuses == {"WRK-001": "in_progress", "WRK-002": "ready"}
+    result = repo.pg("run", "--only", "status=ready")
+    said = result.out + result.err
+    assert (
+        "--only: WRK-002 cannot start: max_wip = 1 is full with WRK-001, which --only does "
+        "not match; finish or block those, or raise [execution] max_wip"
+    ) in said
+    assert said.count("cannot start") == 1
+    assert items_by_id(repo)["WRK-002"]["status"] == "ready"

@@ -165,3 +165,26 @@ def test_triage_never_merges_away_an_item_that_is_past_triage(git_repo: Repo) ->
     assert refused.keys() == {"WRK-002", "WRK-404"}
     assert "in_progress, past triage" in refused["WRK-002"]
     assert refused["WRK-404"] == "no such item"
+
+
+def test_a_duplicate_of_an_archived_item_is_recorded_with_the_reason(git_repo: Repo) -> None:
+    rules = """\
+  - match: {item: WRK-002, phase: triage}
+    assessments: {size: small, risk: low, complexity: low, impact: medium}
+    duplicates: [WRK-001]
+"""
+    repo = write_project(git_repo, rules, pipelines=PIPELINE)
+    add_items(repo, "The first idea", "The same idea again")
+    repo.ok("close", "WRK-001", "--reason", "done elsewhere")
+    repo.ok("run", "--target", "WRK-002", "--cap", "1")
+    items = items_by_id(repo)
+    assert not items["WRK-002"]["archived"]  # not dropped: it goes on, with the reason kept
+    [why] = [
+        e["data"]["why"]
+        for e in repo.ok("log", "--item", "WRK-002", "--json").json_lines()
+        if e["data"].get("duplicate_not_merged") == "WRK-001"
+    ]
+    assert (
+        why == "it is already done or archived (archived: done elsewhere); the item stays as it is"
+    )
+    assert f"duplicate WRK-001 not merged: {why}" in repo.ok("show", "WRK-002").out

@@ -183,5 +183,5 @@ def test_unmergeable_duplicates_each_get_a_reason() -> None:
     assert reasons == {
         "WRK-009": "it is the item being triaged",
         "WRK-404": "no such item",
-        "WRK-001": "it is already done or archived",
+        "WRK-001": "it is already done or archived (archived: done); the item stays as it is",
     }

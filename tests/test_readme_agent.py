@@ -7,7 +7,11 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
+import yaml
+
+from phase_golem.cli.demo import DEMO_SCENARIO
 from phase_golem.domain.results import ResultCode, _ResultModel, result_json_schema
 from tests.conftest import Repo, git_in
 from tests.e2e import add_items, commit_all, items_by_id, runs_of
@@ -68,3 +72,36 @@ def test_schema_result_prints_the_schema_of_the_validating_model(project: Repo) 
     assert {"type": "string"} in follow_up  # a bare title is accepted, and the schema says so
     bad = project.pg("schema", "results")
     assert bad.code == 2 and "results" in bad.err
+
+
+def shadowed(rules: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """(earlier, later) rule indexes where the later rule can never match: the first
+    matching rule wins, and the earlier one (not limited by `times`) matches all it does."""
+    found: list[tuple[int, int]] = []
+    for j, later in enumerate(rules):
+        wanted = dict(later.get("match") or {})
+        for i, earlier in enumerate(rules[:j]):
+            general = dict(earlier.get("match") or {})
+            if "times" not in earlier and all(wanted.get(k) == v for k, v in general.items()):
+                found.append((i, j))
+                break
+    return found
+
+
+def readme_scenario() -> dict[str, Any]:
+    text = README.read_text(encoding="utf-8")
+    after = text[text.index("### The simulated agent") :]
+    found = re.search(r"```yaml\n(.*?)```", after, re.DOTALL)
+    assert found, "the README's simulated-agent example is gone"
+    loaded: dict[str, Any] = yaml.safe_load(found.group(1))
+    return loaded
+
+
+def test_no_rule_of_the_readme_or_demo_scenario_comes_after_one_that_covers_it() -> None:
+    readme = readme_scenario()["rules"]
+    assert shadowed(readme) == []
+    assert shadowed(yaml.safe_load(DEMO_SCENARIO)["rules"]) == []
+    # The check itself: a catch-all placed first hides the specific rule after it.
+    catch_all, specific = readme[1], readme[0]
+    assert catch_all["match"] == {"phase": "triage"} and "title" in specific["match"]
+    assert shadowed([catch_all, specific]) == [(0, 1)]

@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 import pytest
 
+from phase_golem.domain.endings import Verdict
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import Item, ItemStatus, PhasePool, new_item
@@ -22,7 +23,7 @@ from phase_golem.engine.agent_pauses import (
     paused_agents,
     resume_agent,
 )
-from phase_golem.engine.reconcile import Verdict, reconcile_argv, run_reconcile
+from phase_golem.engine.reconcile import reconcile_argv, run_reconcile
 from phase_golem.store import Store
 from phase_golem.store.memory import MemoryStore
 from phase_golem.store.sqlite import SqliteStore

@@ -12,6 +12,7 @@ import pytest
 
 from phase_golem.agents.base import StreamInfo
 from phase_golem.agents.runner import AgentOutcome
+from phase_golem.domain.endings import Decision
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     ItemStatus,
@@ -26,7 +27,7 @@ from phase_golem.domain.results import PhaseResult, ResultCode
 from phase_golem.domain.runs import Mutation, Run, RunKind, RunStatus, Step
 from phase_golem.engine import completion
 from phase_golem.engine.recovery import recover_interrupted_runs, sweep_expired_leases
-from phase_golem.engine.resolution import Decision, resolve_run
+from phase_golem.engine.resolution import resolve_run
 from phase_golem.store import Store
 from phase_golem.store.sqlite import SqliteStore
 

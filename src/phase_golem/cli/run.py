@@ -181,6 +181,6 @@ def demo(
     ] = None,
 ) -> None:
     """Build a small project and run the whole pipeline with the simulated agent."""
-    from phase_golem.engine.demo import run_demo
+    from phase_golem.cli.demo import run_demo
 
     raise typer.Exit(run_demo(directory, plain_emit))

@@ -13,6 +13,7 @@ import click
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.output import print_json, safe
+from phase_golem.domain.events import LedgerEvent
 from phase_golem.domain.listing import RunPage
 from phase_golem.domain.runs import Run, RunStatus
 from phase_golem.domain.serialization import item_to_dict, run_to_dict
@@ -51,7 +52,8 @@ def show(ctx: click.Context, item_id: str, as_json: bool) -> None:
         runs_table(runs).print()
     else:
         sys.stdout.write("No runs yet.\n")
-    lines = ["", *_failure_lines(runs), *git_lines(git), receipts_summary(item_id, receipts)]
+    lines = ["", *_failure_lines(runs), *_duplicate_lines(events)]
+    lines += [*git_lines(git), receipts_summary(item_id, receipts)]
     lines.append(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
     sys.stdout.write("".join(f"{safe(line)}\n" for line in lines))
 
@@ -67,4 +69,13 @@ def _failure_lines(runs: Sequence[Run]) -> list[str]:
     failed.sort(key=lambda run: (run.ended_at or "", run.id))
     return [
         f"{run.id} {run.phase} {run.status.value}: {run.error}" for run in failed[-SHOWN_FAILURES:]
+    ]
+
+
+def _duplicate_lines(events: Sequence[LedgerEvent]) -> list[str]:
+    """Duplicates triage named that were not merged, each with why (an archived one, say)."""
+    return [
+        f"duplicate {e.data['duplicate_not_merged']} not merged: {e.data.get('why', '-')}"
+        for e in events
+        if "duplicate_not_merged" in e.data
     ]

@@ -57,8 +57,15 @@ def unmergeable(
         elif other is None:
             reasons.append((dup, "no such item"))
         elif other.archived or other.status is ItemStatus.DONE:
-            reasons.append((dup, "it is already done or archived"))
+            reasons.append((dup, _finished_reason(other)))
     return reasons
+
+
+def _finished_reason(other: Item) -> str:
+    """Why a finished item takes no merge, in its own words (done, or closed and why)."""
+    state = "archived" if other.archived else "done"
+    why = other.closed_reason or other.status.value
+    return f"it is already done or archived ({state}: {why}); the item stays as it is"
 
 
 def merge_refusal(source: Item, has_live_run: bool) -> str | None:

@@ -11,6 +11,19 @@ from typing import Any
 
 from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.commits import RunChange
+from phase_golem.domain.endings import (
+    UNCERTAIN,
+    Decision,
+    Ending,
+    EndingKind,
+    RunFacts,
+    Verdict,
+    budget_reason,
+    decide_ending,
+    interrupted_ending,
+    over_budget,
+    settle,
+)
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     BlockedType,
@@ -24,7 +37,7 @@ from phase_golem.domain.items import (
 from phase_golem.domain.pipelines import ApprovalGate, PhaseConfig, Settings
 from phase_golem.domain.redaction import redact, redact_text
 from phase_golem.domain.results import PhaseResult, ResultCode, result_to_dict
-from phase_golem.domain.runs import ErrorClass, Mutation, Run, RunKind, RunStatus, Step, finish
+from phase_golem.domain.runs import ErrorClass, Mutation, Run, RunKind, RunStatus, finish
 from phase_golem.domain.transitions import (
     Outcome,
     Resolution,
@@ -38,16 +51,11 @@ from phase_golem.engine.approvals import AFTER, request_approval
 from phase_golem.engine.backlog_effects import ingest_follow_ups, merge_duplicates
 from phase_golem.engine.commits import record_change, visit_leftovers
 from phase_golem.engine.receipts import may_commit, prepare_receipt
-from phase_golem.engine.reconcile import Reconciliation, Verdict
+from phase_golem.engine.reconcile import Reconciliation
 from phase_golem.engine.retries import backoff_seconds, max_attempts, queue_retry
 from phase_golem.engine.workspaces import WorkspaceChange, run_change
 from phase_golem.store import Store, Transaction
 
-RETRYABLE = frozenset(
-    {ErrorClass.TIMEOUT, ErrorClass.CRASHED, ErrorClass.INVALID_RESULT, ErrorClass.REPORTED_FAILED}
-)
-# A side-effect phase that ended like this may or may not have acted (DESIGN §6).
-UNCERTAIN = frozenset({ErrorClass.TIMEOUT, ErrorClass.CRASHED, ErrorClass.INVALID_RESULT})
 _WORKLOG_OUTCOMES = {
     Outcome.ADVANCED: "Complete",
     Outcome.READY: "Complete",
@@ -88,7 +96,7 @@ def indeterminate_reason(run: Run, what: str) -> str:
     )
 
 
-def pause_indeterminate(tx: Transaction, run: Run, what: str) -> None:
+def pause_indeterminate(tx: Transaction, run: Run, what: str) -> bool:
     """A side-effect run that may or may not have acted: paused, its item asks a human."""
     reason = indeterminate_reason(run, what)
     paused = finish(
@@ -104,8 +112,7 @@ def pause_indeterminate(tx: Transaction, run: Run, what: str) -> None:
         EventKind.RUN_INDETERMINATE, item_id=run.item_id, run_id=run.id, data={"why": reason}
     )
     item = tx.get_item(run.item_id)
-    if item is not None:
-        block_item(tx, item, reason, BlockedType.DECISION, run)
+    return item is not None and block_item(tx, item, reason, BlockedType.DECISION, run)
 
 
 def reconciled_result(run: Run, what: str) -> PhaseResult:
@@ -238,15 +245,8 @@ def _enforce_budget(
     tx: Transaction, settings: Settings, run: Run, run_cost: float, done: Completion
 ) -> bool:
     """Over a `[budget]` limit, the item stops for a human decision before it spends more."""
-    budget = settings.budget
     item = tx.require_item(run.item_id)
-    reason = None
-    if budget.max_cost_usd_per_run is not None and run_cost > budget.max_cost_usd_per_run:
-        reason = f"run {run.id} cost ${run_cost:.4f}, over the per-run budget"
-        reason += f" ${budget.max_cost_usd_per_run:.4f}"
-    elif budget.max_cost_usd_per_item is not None and item.cost_usd > budget.max_cost_usd_per_item:
-        reason = f"{item.id} has cost ${item.cost_usd:.4f}, over the per-item budget"
-        reason += f" ${budget.max_cost_usd_per_item:.4f}"
+    reason = budget_reason(settings.budget, run.id, run_cost, item.id, item.cost_usd)
     if reason is None or item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
         return False
     block_item(tx, item, reason, BlockedType.DECISION, run)
@@ -284,6 +284,17 @@ def _record_workspace(
     record_change(tx, change.tree, done.change)
 
 
+@dataclass(frozen=True)
+class _Left:
+    """What the agent left, once its reconcile check (if any) has spoken."""
+
+    result: PhaseResult | None
+    error_class: ErrorClass | None
+    error_text: str | None
+    verdict: Verdict | None
+    backoff: tuple[float, int] | None = None  # (delay, streak) after a rate limit
+
+
 def complete_run(
     store: Store,
     settings: Settings,
@@ -297,6 +308,7 @@ def complete_run(
 ) -> Completion:
     """Apply one agent outcome; everything it changes commits together or not at all.
 
+    How the run ends is `decide_ending`'s (domain/endings.py); this carries it out.
     `reconciled` is the verdict of a side-effect phase's reconcile check, taken (outside
     any transaction) when its outcome was uncertain: happened → the phase counts as
     complete; not happened → the usual retry; unknown → a human decides.
@@ -316,152 +328,250 @@ def complete_run(
         run = tx.get_run(run_id)
         if run is None:
             raise LookupError(f"no run {run_id}")
-        item = tx.require_item(run.item_id)
-        stamp = format_timestamp(tx.now)
         spend = _spend(run, outcome)
+        item = _charge(tx, run, spend)
         done = Completion(run, item.id, item.title, "Failed", outcome.error or "")
-        item_spend = touch(
-            item,
-            tx.now,
-            cost_usd=item.cost_usd + spend["cost_usd"],
-            tokens_in=item.tokens_in + spend["tokens_in"],
-            tokens_out=item.tokens_out + spend["tokens_out"],
-        )
-        if item_spend != item:
-            tx.save_item(item_spend, EventKind.ITEM_UPDATED, {"run_id": run.id, "spend": True})
-            item = item_spend
-        error_class = outcome.error_class
-        result = outcome.result
-        retry: tuple[int, datetime | None, str] | None = None
-        verdict = None
-        error_text = outcome.error
-        if run.side_effect and error_class in UNCERTAIN and reconciled is not None:
-            verdict = reconciled.verdict
-            tx.append_event(
-                EventKind.RUN_RECONCILED,
-                item_id=item.id,
-                run_id=run.id,
-                data={**reconciled.ledger_data(), "after": outcome.error},
-            )
-            if verdict is Verdict.HAPPENED:
-                result = reconciled_result(run, reconciled.detail)
-                error_class = error_text = None
-                done.message = ""
-            elif verdict is Verdict.UNKNOWN:
-                done.message = f"{done.message}; {reconciled.detail}"
-        stored = redact(result_to_dict(result)) if result is not None else None
-
-        if result is not None and error_class in (None, ErrorClass.REPORTED_BLOCKED):
-            _apply_result(tx, settings, run, item, result, done)
-            done.commit_summary = result.commit_summary or result.summary
-            status = RunStatus.COMMITTED
-        elif run.side_effect and error_class in UNCERTAIN and verdict is not Verdict.NOT_HAPPENED:
-            status = RunStatus.PAUSED_INDETERMINATE
-            reason = indeterminate_reason(run, done.message)
-            block_item(tx, item, reason, BlockedType.DECISION, run)
-            tx.append_event(
-                EventKind.RUN_INDETERMINATE, item_id=item.id, run_id=run.id, data={"why": reason}
-            )
-            done.blocked = True
-            done.worklog_outcome, done.message = "Blocked", reason
-        elif error_class in RETRYABLE:
-            status = (
-                RunStatus.FAILED_LOGIC
-                if error_class is ErrorClass.REPORTED_FAILED
-                else RunStatus.FAILED_AGENT
-            )
-            limit = max_attempts(settings, phase_config(settings, item, run))
-            if run.attempt < limit:
-                retry = (run.attempt + 1, None, done.message)
-                done.retry_queued = True
-                done.message = (
-                    f"attempt {run.attempt}/{limit} failed ({error_class}): {done.message}"
-                )
-            else:
-                reason = attempts_exhausted_reason(run.phase, run.attempt, done.message)
-                block_item(tx, item, reason, None, run)
-                done.blocked = done.exhausted = True
-                done.worklog_outcome, done.message = "Blocked", reason
-        elif error_class is ErrorClass.RATE_LIMITED:
-            # Never an attempt: the retry keeps this one's number and waits out a backoff.
-            status = RunStatus.PAUSED_TRANSIENT
-            agent = agent_for_run(settings, item, run)
-            delay, streak = backoff_seconds(tx, run, settings, last_resumed(tx, agent))
-            retry = (run.attempt, tx.now + timedelta(seconds=delay), "rate limited")
-            done.retry_queued = True
-            done.worklog_outcome = "Waiting"
-            done.message = f"rate limited; trying again in {delay:g} s (no attempt used)"
-            if streak >= settings.execution.backoff.max_transient:
-                why = f"rate-limited {streak} times in a row"
-                pause_agent(tx, agent, why, run)
-                done.message = f"{why}; agent {agent} is paused (phase-golem resume-agent {agent})"
-        elif error_class is ErrorClass.UNAVAILABLE:
-            # The agent, not the item, is what is wrong: pause it, keep the item's place.
-            status = RunStatus.PAUSED_APPROVAL
-            agent = agent_for_run(settings, item, run)
-            pause_agent(tx, agent, f"unavailable: {done.message}", run)
-            retry = (run.attempt, None, "agent unavailable")
-            done.retry_queued = True
-            done.worklog_outcome = "Waiting"
-            done.message = (
-                f"agent {agent} unavailable: {done.message}; it is paused "
-                f"(phase-golem resume-agent {agent})"
-            )
-        else:  # mismatch and internal errors block at once and count toward the breaker
-            status = (
-                RunStatus.FAILED_INTERNAL
-                if error_class is ErrorClass.INTERNAL
-                else RunStatus.FAILED_AGENT
-            )
-            block_item(tx, item, done.message, None, run)
-            done.blocked = done.exhausted = True
-            done.worklog_outcome = "Blocked"
-
+        left = _after_reconcile(tx, settings, run, item, outcome, reconciled, done)
+        ending = decide_ending(_facts(settings, run, item, left))
+        retry = _carry_out(tx, settings, run, item, left, ending, done)
         if _enforce_budget(tx, settings, run, spend["cost_usd"], done):
             # No more spending until a human says so: whatever retry was planned is dropped.
             if retry is not None:
                 retry, done.retry_queued = None, False
                 done.message = f"{done.message}; no retry"
+            ending = over_budget(ending)
             done.worklog_outcome = "Blocked"
-        mutation = run.mutation
-        if run.side_effect:
-            mutation = Mutation.APPLIED if status is RunStatus.COMMITTED else mutation
-            mutation = Mutation.FAILED if verdict is Verdict.NOT_HAPPENED else mutation
-        step = Step.COMMITTED if status is RunStatus.COMMITTED else Step.AGENT_EXITED
-        finished = finish(
-            run,
-            status,
-            stamp,
-            step=max(step, run.step, key=lambda s: s.order),
-            error=redact_text(error_text) if error_text else None,
-            error_class=error_class,
-            result=stored,
-            mutation=(
-                Mutation.INDETERMINATE if status is RunStatus.PAUSED_INDETERMINATE else mutation
-            ),
-            snapshot_after=change.snapshot_after if change is not None else run.snapshot_after,
-            **spend,
-        )
-        tx.save_run(
-            finished,
-            EventKind.RUN_FINISHED,
-            {
-                "error_class": error_class.value if error_class else None,
-                "error": outcome.error,
-                "outcome": done.worklog_outcome,
-                "cost_usd": spend["cost_usd"],
-                "follow_ups": done.follow_ups,
-                "merged": [list(pair) for pair in done.merged],
-            },
-        )
-        done.run = finished
+        finished = _save_finished(tx, run, outcome, left, ending, spend, change, done)
         if change is not None:
-            _record_workspace(tx, settings, run, item, result, change, done)
+            _record_workspace(tx, settings, run, item, left.result, change, done)
         receipt.save(tx, finished)
         if retry is not None:
             attempt, not_before, reason = retry
             queue_retry(tx, finished, attempt=attempt, not_before=not_before, reason=reason)
     return done
+
+
+def _charge(tx: Transaction, run: Run, spend: dict[str, Any]) -> Item:
+    """The run's cost and tokens added to its item's, in the completing transaction."""
+    item = tx.require_item(run.item_id)
+    charged = touch(
+        item,
+        tx.now,
+        cost_usd=item.cost_usd + spend["cost_usd"],
+        tokens_in=item.tokens_in + spend["tokens_in"],
+        tokens_out=item.tokens_out + spend["tokens_out"],
+    )
+    if charged == item:
+        return item
+    tx.save_item(charged, EventKind.ITEM_UPDATED, {"run_id": run.id, "spend": True})
+    return charged
+
+
+def _after_reconcile(
+    tx: Transaction,
+    settings: Settings,
+    run: Run,
+    item: Item,
+    outcome: AgentOutcome,
+    reconciled: Reconciliation | None,
+    done: Completion,
+) -> _Left:
+    """The outcome as the ending sees it: a side effect its check says happened counts as
+    a complete phase; the check's verdict is in the ledger either way."""
+    result, error_class, error_text = outcome.result, outcome.error_class, outcome.error
+    verdict = None
+    if run.side_effect and error_class in UNCERTAIN and reconciled is not None:
+        verdict = reconciled.verdict
+        data = {**reconciled.ledger_data(), "after": outcome.error}
+        tx.append_event(EventKind.RUN_RECONCILED, item_id=item.id, run_id=run.id, data=data)
+        if verdict is Verdict.HAPPENED:
+            result = reconciled_result(run, reconciled.detail)
+            error_class = error_text = None
+            done.message = ""
+        elif verdict is Verdict.UNKNOWN:
+            done.message = f"{done.message}; {reconciled.detail}"
+    backoff = None
+    if error_class is ErrorClass.RATE_LIMITED:
+        agent = agent_for_run(settings, item, run)
+        backoff = backoff_seconds(tx, run, settings, last_resumed(tx, agent))
+    return _Left(result, error_class, error_text, verdict, backoff)
+
+
+def _facts(settings: Settings, run: Run, item: Item, left: _Left) -> RunFacts:
+    return RunFacts(
+        error_class=left.error_class,
+        has_result=left.result is not None,
+        side_effect=run.side_effect,
+        mutation=run.mutation,
+        verdict=left.verdict,
+        attempt=run.attempt,
+        max_attempts=max_attempts(settings, phase_config(settings, item, run)),
+        transient_streak=left.backoff[1] if left.backoff is not None else 0,
+        max_transient=settings.execution.backoff.max_transient,
+        step=run.step,
+    )
+
+
+_Retry = tuple[int, datetime | None, str]
+
+
+def _carry_out(
+    tx: Transaction,
+    settings: Settings,
+    run: Run,
+    item: Item,
+    left: _Left,
+    ending: Ending,
+    done: Completion,
+) -> _Retry | None:
+    """Do what the ending says to the item, the agent and the description of the run;
+    returns the retry to queue (attempt, not before, why)."""
+    kind = ending.kind
+    if kind is EndingKind.APPLIED:
+        assert left.result is not None
+        _apply_result(tx, settings, run, item, left.result, done)
+        done.commit_summary = left.result.commit_summary or left.result.summary
+        return None
+    if kind in (EndingKind.BACKOFF, EndingKind.UNAVAILABLE):
+        return _pause(tx, settings, run, item, left, ending, done)
+    done.worklog_outcome = ending.worklog
+    if kind is EndingKind.RETRY:
+        assert ending.retry_attempt is not None
+        why = done.message
+        limit = max_attempts(settings, phase_config(settings, item, run))
+        done.retry_queued = True
+        done.message = f"attempt {run.attempt}/{limit} failed ({left.error_class}): {why}"
+        return ending.retry_attempt, None, why
+    if kind is EndingKind.INDETERMINATE:
+        reason = indeterminate_reason(run, done.message)
+        data = {"why": reason}
+        tx.append_event(EventKind.RUN_INDETERMINATE, item_id=item.id, run_id=run.id, data=data)
+    elif kind is EndingKind.EXHAUSTED:
+        reason = attempts_exhausted_reason(run.phase, run.attempt, done.message)
+    else:  # mismatch and internal errors block at once
+        reason = done.message
+    block_item(tx, item, reason, ending.blocked_type, run)
+    done.blocked, done.exhausted, done.message = True, ending.exhausted, reason
+    return None
+
+
+def _pause(
+    tx: Transaction,
+    settings: Settings,
+    run: Run,
+    item: Item,
+    left: _Left,
+    ending: Ending,
+    done: Completion,
+) -> _Retry:
+    """Rate limited (a backoff, no attempt used) or unavailable (the agent is paused, the
+    item keeps its place): either way the run is retried with its own attempt number."""
+    assert ending.retry_attempt is not None
+    agent = agent_for_run(settings, item, run)
+    done.retry_queued, done.worklog_outcome = True, ending.worklog
+    if ending.kind is EndingKind.UNAVAILABLE:
+        pause_agent(tx, agent, f"unavailable: {done.message}", run)
+        done.message = (
+            f"agent {agent} unavailable: {done.message}; it is paused "
+            f"(phase-golem resume-agent {agent})"
+        )
+        return ending.retry_attempt, None, "agent unavailable"
+    delay, streak = left.backoff or (0.0, 1)
+    done.message = f"rate limited; trying again in {delay:g} s (no attempt used)"
+    if ending.pause_agent:
+        why = f"rate-limited {streak} times in a row"
+        pause_agent(tx, agent, why, run)
+        done.message = f"{why}; agent {agent} is paused (phase-golem resume-agent {agent})"
+    return ending.retry_attempt, tx.now + timedelta(seconds=delay), "rate limited"
+
+
+def _save_finished(
+    tx: Transaction,
+    run: Run,
+    outcome: AgentOutcome,
+    left: _Left,
+    ending: Ending,
+    spend: dict[str, Any],
+    change: WorkspaceChange | None,
+    done: Completion,
+) -> Run:
+    stored = redact(result_to_dict(left.result)) if left.result is not None else None
+    finished = finish(
+        run,
+        ending.status,
+        format_timestamp(tx.now),
+        step=ending.step,
+        error=redact_text(left.error_text) if left.error_text else None,
+        error_class=left.error_class,
+        result=stored,
+        mutation=ending.mutation,
+        snapshot_after=change.snapshot_after if change is not None else run.snapshot_after,
+        **spend,
+    )
+    data = {
+        "error_class": left.error_class.value if left.error_class else None,
+        "error": outcome.error,
+        "outcome": done.worklog_outcome,
+        "cost_usd": spend["cost_usd"],
+        "follow_ups": done.follow_ups,
+        "merged": [list(pair) for pair in done.merged],
+    }
+    tx.save_run(finished, EventKind.RUN_FINISHED, data)
+    done.run = finished
+    return finished
+
+
+def end_interrupted(
+    tx: Transaction,
+    run: Run,
+    kind: EndingKind,
+    why: str,
+    *,
+    reconciled: Reconciliation | None = None,
+    uncertain: str = "",
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Inside a transaction: end an active run that did not finish on its own — stopped,
+    its agent lost, its item stale, a bug of ours — as `interrupted_ending` decides.
+
+    `uncertain` says what happened to a side effect that may have acted (for the human
+    who resolves it); `data` adds to the ledger's `run.finished` event. True when its
+    item was blocked by it.
+    """
+    if reconciled is not None:
+        checked = {**reconciled.ledger_data(), "after": why}
+        tx.append_event(EventKind.RUN_RECONCILED, item_id=run.item_id, run_id=run.id, data=checked)
+    verdict = reconciled.verdict if reconciled is not None else None
+    facts = RunFacts(
+        None,
+        side_effect=run.side_effect,
+        mutation=run.mutation,
+        verdict=verdict,
+        attempt=run.attempt,
+        step=run.step,
+    )
+    ending = interrupted_ending(kind, facts)
+    if ending.kind is EndingKind.INDETERMINATE:
+        detail = f"; {reconciled.detail}" if reconciled is not None else ""
+        return pause_indeterminate(tx, run, f"{uncertain or why}{detail}")
+    error_class = {EndingKind.LOST: ErrorClass.CRASHED, EndingKind.INTERNAL: ErrorClass.INTERNAL}
+    stamp = format_timestamp(tx.now)
+    ended = finish(
+        run,
+        ending.status,
+        stamp,
+        error=why,
+        error_class=error_class.get(kind),
+        mutation=ending.mutation,
+    )
+    tx.save_run(ended, EventKind.RUN_FINISHED, {"outcome": ending.worklog, **(data or {})})
+    if kind is EndingKind.STALE:
+        tx.append_event(EventKind.ITEM_STALE, item_id=run.item_id, run_id=run.id, data={"why": why})
+    item = tx.get_item(run.item_id) if ending.block else None
+    blocked = item is not None and block_item(tx, item, why, ending.blocked_type, run)
+    if ending.retry_attempt is not None:
+        queue_retry(tx, ended, attempt=ending.retry_attempt, not_before=None, reason="recovered")
+    return blocked
 
 
 def _with_visit_leftovers(
@@ -472,3 +582,43 @@ def _with_visit_leftovers(
     if run is None:
         return tuple(touched)
     return tuple(sorted({*touched, *visit_leftovers(store, tree, run.item_id, run.phase)}))
+
+
+def settle_indeterminate(
+    tx: Transaction, settings: Settings, run: Run, item: Item, decision: Decision
+) -> tuple[Run, Item, Run | None]:
+    """Inside a transaction: a human's `resolve` of a `paused:indeterminate` run, as
+    `settle` decides: (the run with its decision recorded, the item, the retry if any)."""
+    settlement = settle(decision, run.phase)
+    resolved = run.replace(mutation=settlement.mutation)
+    tx.save_run(resolved, EventKind.RUN_RESOLVED, {"decision": decision.value})
+    if settlement.retry:
+        tx.save_item(item, EventKind.ITEM_TRANSITION, {"run_id": run.id, "resolved": True})
+        retry = queue_retry(
+            tx, resolved, attempt=run.attempt, not_before=None, reason=settlement.summary
+        )
+        return resolved, item, retry
+    if decision is Decision.HAPPENED:
+        result = reconciled_result(run, "a human said so")
+    else:
+        result = PhaseResult(run.item_id, run.phase, ResultCode.PHASE_COMPLETE, settlement.summary)
+    return resolved, _advance_resolved(tx, settings, run, item, result), None
+
+
+def _advance_resolved(
+    tx: Transaction, settings: Settings, run: Run, item: Item, result: PhaseResult
+) -> Item:
+    resolution = resolve_transition(
+        item,
+        result,
+        settings.pipeline(item.pipeline_type),
+        settings.guardrails,
+        settings.execution.wake,
+        tx.now,
+    )
+    updated = resolution.item
+    tx.save_item(updated, EventKind.ITEM_TRANSITION, {"run_id": run.id, "resolved": True})
+    if resolution.outcome is Outcome.DONE:
+        updated = archive(updated, tx.now)
+        tx.save_item(updated, EventKind.ITEM_ARCHIVED, {"run_id": run.id})
+    return updated

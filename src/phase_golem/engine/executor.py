@@ -17,6 +17,7 @@ from phase_golem.agents.registry import adapter_for
 from phase_golem.agents.runner import AgentOutcome, run_agent
 from phase_golem.clock import utc_now
 from phase_golem.config import resolve_workflow_path
+from phase_golem.domain.endings import EndingKind, Verdict
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     Item,
@@ -32,17 +33,15 @@ from phase_golem.domain.runs import (
     Run,
     RunKind,
     RunRuleError,
-    RunStatus,
     Step,
     advance_step,
-    finish,
 )
 from phase_golem.engine.commits import TreeTracker, record_change, tree_key
 from phase_golem.engine.completion import (
     Completion,
     block_item,
     complete_run,
-    pause_indeterminate,
+    end_interrupted,
     phase_config,
 )
 from phase_golem.engine.files import append_worklog, change_folder
@@ -51,7 +50,7 @@ from phase_golem.engine.leases import leased
 from phase_golem.engine.offloop import see_through, settle_then_cancel
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
-from phase_golem.engine.reconcile import Reconciliation, Verdict
+from phase_golem.engine.reconcile import Reconciliation
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
     SNAPSHOT_EXCLUDES,
@@ -282,13 +281,7 @@ def _anchor(item: Item, run: Run, workspace: Workspace, now: datetime) -> Item:
 
 
 def _block_stale(tx: Transaction, run: Run, item: Item, reason: str) -> None:
-    tx.save_run(
-        finish(run, RunStatus.CANCELLED, format_timestamp(tx.now), error=reason),
-        EventKind.RUN_FINISHED,
-        {"outcome": "Blocked", "stale": True},
-    )
-    tx.append_event(EventKind.ITEM_STALE, item_id=item.id, run_id=run.id, data={"why": reason})
-    block_item(tx, item, reason, None, run)
+    end_interrupted(tx, run, EndingKind.STALE, reason, data={"stale": True})
 
 
 def agent_request(
@@ -350,25 +343,9 @@ def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> 
         run = tx.get_run(run_id)
         if run is None or not run.is_active:
             return None
-        stamp = format_timestamp(tx.now)
-        mutation = run.mutation
-        if reconciled is not None:
-            tx.append_event(
-                EventKind.RUN_RECONCILED,
-                item_id=run.item_id,
-                run_id=run.id,
-                data={**reconciled.ledger_data(), "after": why},
-            )
-        if run.side_effect and run.mutation is Mutation.IN_FLIGHT:
-            if reconciled is None or reconciled.verdict is Verdict.UNKNOWN:
-                detail = f"; {reconciled.detail}" if reconciled is not None else ""
-                pause_indeterminate(tx, run, f"it was stopped while it ran ({why}){detail}")
-                return None
-            mutation = Mutation.FAILED  # its check says it did not act: safe to run again
-        tx.save_run(
-            finish(run, RunStatus.CANCELLED, stamp, error=why, mutation=mutation),
-            EventKind.RUN_FINISHED,
-            {"outcome": "Cancelled"},
+        uncertain = f"it was stopped while it ran ({why})"
+        end_interrupted(
+            tx, run, EndingKind.CANCELLED, why, reconciled=reconciled, uncertain=uncertain
         )
     return None
 
@@ -381,14 +358,7 @@ def fail_internally(ctx: EngineContext, run_id: str, error: BaseException) -> bo
         if run is None:
             return False
         if run.is_active:
-            failed = finish(
-                run,
-                RunStatus.FAILED_INTERNAL,
-                format_timestamp(tx.now),
-                error=message,
-                error_class=ErrorClass.INTERNAL,
-            )
-            tx.save_run(failed, EventKind.RUN_FINISHED, {"outcome": "Failed", "error": message})
+            return end_interrupted(tx, run, EndingKind.INTERNAL, message, data={"error": message})
         item = tx.get_item(run.item_id)
         return item is not None and block_item(tx, item, message, None, run)
 

@@ -19,22 +19,16 @@ import shlex
 import signal
 import subprocess
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from phase_golem.domain.endings import Verdict
 from phase_golem.domain.items import Item
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.runs import Run
 from phase_golem.domain.templates import fill
 
 OUTPUT_LIMIT = 2000
-
-
-class Verdict(StrEnum):
-    HAPPENED = "happened"
-    NOT_HAPPENED = "not_happened"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ from phase_golem.agents.orphans import (
 from phase_golem.agents.process import ProcessExit
 from phase_golem.agents.runner import AgentOutcome, collect_outcome
 from phase_golem.clock import utc_now
+from phase_golem.domain.endings import EndingKind, Verdict, may_have_acted
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     format_timestamp,
@@ -47,18 +48,16 @@ from phase_golem.domain.items import (
 from phase_golem.domain.pipelines import Settings
 from phase_golem.domain.runs import (
     ErrorClass,
-    Mutation,
     Run,
     RunRuleError,
     RunStatus,
     Step,
-    finish,
 )
 from phase_golem.engine.commits import remember_leftovers_in, tree_key, tree_path
 from phase_golem.engine.completion import (
     Completion,
     complete_run,
-    pause_indeterminate,
+    end_interrupted,
     phase_config,
 )
 from phase_golem.engine.executor import (
@@ -71,8 +70,7 @@ from phase_golem.engine.executor import (
     timeout_seconds,
 )
 from phase_golem.engine.leases import lease_expired, leased
-from phase_golem.engine.reconcile import Reconciliation, Verdict
-from phase_golem.engine.retries import queue_retry
+from phase_golem.engine.reconcile import Reconciliation
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
 from phase_golem.engine.workspaces import (
     TreeSnapshots,
@@ -153,7 +151,7 @@ def _to_adopt(run: Run, root: Path, table: AgentTable | None) -> bool:
 
 
 def _may_have_acted(run: Run) -> bool:
-    return run.side_effect and run.mutation is Mutation.IN_FLIGHT
+    return may_have_acted(run.side_effect, run.mutation)
 
 
 def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) -> bool:
@@ -163,24 +161,11 @@ def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) 
     current = tx.get_run(run.id)
     if current is None or not current.is_active or current.step is not run.step:
         return False
-    may_have_acted = _may_have_acted(run)
-    if reconciled is not None:
-        data = {**reconciled.ledger_data(), "after": LOST}
-        tx.append_event(EventKind.RUN_RECONCILED, item_id=run.item_id, run_id=run.id, data=data)
-    if may_have_acted and (reconciled is None or reconciled.verdict is Verdict.UNKNOWN):
-        detail = f"; {reconciled.detail}" if reconciled is not None else ""
-        pause_indeterminate(tx, current, f"the orchestrator stopped while it ran{detail}")
-        return True
-    crashed = finish(
-        current,
-        RunStatus.CRASHED,
-        format_timestamp(tx.now),
-        error=LOST,
-        error_class=ErrorClass.CRASHED,
-        mutation=Mutation.FAILED if may_have_acted else current.mutation,
+    uncertain = "the orchestrator stopped while it ran"
+    data = {"recovered": True}
+    end_interrupted(
+        tx, current, EndingKind.LOST, LOST, reconciled=reconciled, uncertain=uncertain, data=data
     )
-    tx.save_run(crashed, EventKind.RUN_FINISHED, {"recovered": True, "outcome": "Crashed"})
-    queue_retry(tx, crashed, attempt=run.attempt, not_before=None, reason="recovered")
     return True
 
 

@@ -1,7 +1,9 @@
 """`phase-golem resolve RUN --happened | --not-happened | --skip` (DESIGN §6).
 
 A side-effect run that ended `paused:indeterminate` may or may not have acted; a human
-looks and says which. The paused run keeps its status for good (a run never changes
+looks and says which. What each decision does is `settle`'s (domain/endings.py) and is
+carried out by `settle_indeterminate` (engine/completion.py); this checks the run may be
+resolved and words the answer. The paused run keeps its status for good (a run never changes
 after it ends); the decision is recorded in its `mutation` and, for a retry, in a new
 run. Each decision is one transaction with its ledger event:
 
@@ -13,32 +15,15 @@ run. Each decision is one transaction with its ledger event:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from phase_golem.domain.endings import Decision
 from phase_golem.domain.errors import DomainError
-from phase_golem.domain.events import EventKind
-from phase_golem.domain.items import Item, ItemStatus, archive, unblock
+from phase_golem.domain.items import Item, ItemStatus, unblock
 from phase_golem.domain.pipelines import Settings
-from phase_golem.domain.results import PhaseResult, ResultCode
 from phase_golem.domain.runs import Mutation, Run, RunStatus
-from phase_golem.domain.transitions import Outcome, resolve_transition
 from phase_golem.engine.backlog import no_live_run
-from phase_golem.engine.completion import reconciled_result
-from phase_golem.engine.retries import queue_retry
+from phase_golem.engine.completion import settle_indeterminate
 from phase_golem.store import NotFoundError, Store, Transaction
-
-
-class Decision(StrEnum):
-    HAPPENED = "happened"
-    NOT_HAPPENED = "not_happened"
-    SKIP = "skip"
-
-
-_MUTATIONS = {
-    Decision.HAPPENED: Mutation.RESOLVED_HAPPENED,
-    Decision.NOT_HAPPENED: Mutation.RESOLVED_NOT_HAPPENED,
-    Decision.SKIP: Mutation.RESOLVED_SKIPPED,
-}
 
 
 @dataclass(frozen=True)
@@ -94,39 +79,8 @@ def _awaiting(tx: Transaction, run_id: str) -> tuple[Run, Item]:
     return run, item
 
 
-def _advance(
-    tx: Transaction, settings: Settings, run: Run, item: Item, result: PhaseResult
-) -> Item:
-    resolution = resolve_transition(
-        item,
-        result,
-        settings.pipeline(item.pipeline_type),
-        settings.guardrails,
-        settings.execution.wake,
-        tx.now,
-    )
-    updated = resolution.item
-    tx.save_item(updated, EventKind.ITEM_TRANSITION, {"run_id": run.id, "resolved": True})
-    if resolution.outcome is Outcome.DONE:
-        updated = archive(updated, tx.now)
-        tx.save_item(updated, EventKind.ITEM_ARCHIVED, {"run_id": run.id})
-    return updated
-
-
 def resolve_run(store: Store, settings: Settings, run_id: str, decision: Decision) -> Resolved:
     with store.transaction() as tx:
         run, item = _awaiting(tx, run_id)
-        resolved = run.replace(mutation=_MUTATIONS[decision])
-        tx.save_run(resolved, EventKind.RUN_RESOLVED, {"decision": decision.value})
-        if decision is Decision.NOT_HAPPENED:
-            tx.save_item(item, EventKind.ITEM_TRANSITION, {"run_id": run.id, "resolved": True})
-            retry = queue_retry(
-                tx, resolved, attempt=run.attempt, not_before=None, reason="resolved: not happened"
-            )
-            return Resolved(resolved, item, retry)
-        if decision is Decision.HAPPENED:
-            result = reconciled_result(run, "a human said so")
-        else:
-            summary = f"{run.phase}: skipped by a human after an uncertain side effect"
-            result = PhaseResult(run.item_id, run.phase, ResultCode.PHASE_COMPLETE, summary)
-        return Resolved(resolved, _advance(tx, settings, run, item, result))
+        resolved, after, retry = settle_indeterminate(tx, settings, run, item, decision)
+    return Resolved(resolved, after, retry)

@@ -41,6 +41,7 @@ class LoopState:
     breaker: int = 0
     target_index: int = 0
     stepped: bool = False
+    wip_note: str | None = None  # the last "max_wip is full" line said
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,17 @@ class Selection:
         actions = select_actions(
             backlog, running, self.settings.execution, self.settings.pipelines, now, only=scope
         )
+        if not actions and not running and scope is not None and self.options.filter:
+            self._say_why_nothing_starts(backlog, scope)
         return Choice(actions, None, scope)
+
+    def _say_why_nothing_starts(self, backlog: BacklogSnapshot, scope: frozenset[str]) -> None:
+        """`--only` that can start nothing because items it does not match fill `max_wip`:
+        said once, or the run would end as if all were done."""
+        note = wip_full_note(backlog, scope, self.settings.execution.max_wip)
+        if note is not None and note != self.state.wip_note:
+            self.state.wip_note = note
+            self.emit(note)
 
     def _filter_halt(self, backlog: BacklogSnapshot) -> HaltReason | None:
         """`--only` is done when nothing matches, or every match is done or blocked."""
@@ -153,3 +164,20 @@ class Selection:
             target, [target], {}, self.settings.execution, self.settings.pipelines, now
         )
         return Choice(actions, None, scope)
+
+
+def wip_full_note(backlog: BacklogSnapshot, scope: frozenset[str], max_wip: int) -> str | None:
+    """The line for ready items in scope that wait only because others hold every WIP slot."""
+    in_progress = backlog.with_status(ItemStatus.IN_PROGRESS)
+    if len(in_progress) < max_wip:
+        return None
+    waiting = sorted(i for i in backlog.with_status(ItemStatus.READY) if i in scope)
+    others = sorted(i for i in in_progress if i not in scope)
+    if not waiting or not others:
+        return None
+    shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+    return (
+        f"--only: {', '.join(waiting[:5])} cannot start: max_wip = {max_wip} is full with "
+        f"{shown}, which --only does not match; finish or block those, or raise "
+        "[execution] max_wip"
+    )

@@ -13,9 +13,10 @@ from pathlib import Path
 
 from phase_golem.agents.merge import check_command as merge_check_command
 from phase_golem.agents.runner import AgentOutcome
+from phase_golem.domain.endings import UNCERTAIN
 from phase_golem.domain.pipelines import AgentCli, Settings
 from phase_golem.domain.runs import Mutation
-from phase_golem.engine.completion import UNCERTAIN, phase_config
+from phase_golem.engine.completion import phase_config
 from phase_golem.engine.reconcile import Reconciliation, run_reconcile
 from phase_golem.store import Store
 from phase_golem.workspace.git import current_branch

@@ -12,17 +12,17 @@ from __future__ import annotations
 from typing import Any
 
 from phase_golem.domain.descriptions import StructuredDescription
+from phase_golem.domain.endings import EndingKind
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import (
     Item,
     archive,
-    format_timestamp,
     new_item,
     normalize_tags,
     touch,
 )
 from phase_golem.domain.pipelines import Settings
-from phase_golem.domain.runs import Mutation, RunStatus, finish
+from phase_golem.domain.runs import Mutation, RunStatus
 from phase_golem.domain.source_entries import (
     CLOSED_REASON,
     Action,
@@ -30,6 +30,7 @@ from phase_golem.domain.source_entries import (
     plan_entry,
 )
 from phase_golem.domain.sources import RunCounts, SourceConfig
+from phase_golem.engine.completion import end_interrupted
 from phase_golem.engine.source_fetch import SourceFailure
 from phase_golem.store import Transaction
 
@@ -74,11 +75,7 @@ def close_at_source(tx: Transaction, source: SourceConfig, item: Item) -> bool:
         if run.side_effect and run.mutation is Mutation.IN_FLIGHT:
             return False
         why = f"its item was {CLOSED_REASON} ({source.name})"
-        tx.save_run(
-            finish(run, RunStatus.CANCELLED, format_timestamp(tx.now), error=why),
-            EventKind.RUN_FINISHED,
-            {"outcome": "Cancelled", "source": source.name},
-        )
+        end_interrupted(tx, run, EndingKind.CANCELLED, why, data={"source": source.name})
     tx.save_item(
         archive(item, tx.now, closed_reason=CLOSED_REASON),
         EventKind.ITEM_ARCHIVED,

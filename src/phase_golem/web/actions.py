@@ -15,13 +15,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from phase_golem.domain.endings import Decision
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.text import one_line
 from phase_golem.engine import backlog, control
 from phase_golem.engine.agent_pauses import resume_agent
 from phase_golem.engine.approvals import approve_item, reject_item
-from phase_golem.engine.resolution import Decision, resolve_run
+from phase_golem.engine.resolution import resolve_run
 from phase_golem.errors import known_error_code
 from phase_golem.web.context import FLASH, Web, web_of
 from phase_golem.web.pages import refuse

@@ -61,6 +61,7 @@ rules:
     result: blocked
     context: "Needs a decision: which auth provider should we migrate to?"
     blocked_type: decision
+    times: 1                  # once approved, the next prd run goes on
   - match: {phase: build}
     write: {"src/{item}.txt": "built {item}\\n"}
 """
@@ -90,6 +91,26 @@ def build_demo_project(root: Path) -> None:
     init_project(root, "WRK", None)
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "Demo project")
+
+
+def closing_hint(root: Path | None) -> list[str]:
+    """What to try next: WRK-004 waits for a decision; approving it lets it finish."""
+    if root is None:
+        return [
+            "The project was temporary and is gone; `phase-golem demo DIR` keeps it in DIR.",
+            "Then decide WRK-004 and let it finish: `phase-golem --root DIR approve WRK-004 "
+            '--notes "use provider X"`, then `phase-golem --root DIR run`.',
+        ]
+    pg = f"phase-golem --root {root}"
+    steps = [
+        (f"{pg} show WRK-004", "why it stopped"),
+        (f'{pg} approve WRK-004 --notes "use provider X"', "decide"),
+        (f"{pg} run", "it goes on and finishes"),
+        (f"{pg} log", "everything that happened"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    lines = [f"The project stays in {root}. Next: WRK-004 waits for your decision."]
+    return lines + [f"  {command:<{width}}   # {why}" for command, why in steps]
 
 
 def run_demo(directory: Path | None, emit: Callable[[str], None]) -> int:
@@ -132,9 +153,8 @@ def run_demo(directory: Path | None, emit: Callable[[str], None]) -> int:
             emit(f"  {line}")
         emit("")
         emit(f"Finished in {time.monotonic() - started:.1f} s.")
-        if keep:
-            emit(f"The project stays in {root}: try `phase-golem --root {root} log`,")
-            emit(f"`phase-golem --root {root} show WRK-004`, or approve WRK-004 and run again.")
+        for line in closing_hint(root if keep else None):
+            emit(line)
         return 0
     finally:
         if not keep:
