@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import re
@@ -17,9 +18,12 @@ import pytest
 from tests.conftest import EXE, Repo
 from tests.e2e import MINI_PIPELINE, commit_all, start_run, write_project
 from tests.test_sources_e2e import script
-from tests.waiting import DEADLINE_SECONDS, state_rows, wait_for_file, wait_until
+from tests.waiting import DEADLINE_SECONDS, live_agents, state_rows, wait_for_file, wait_until
 
-IGNORED = "BACKLOG_INBOX.yaml\n.BACKLOG_INBOX.yaml.*\nscripts/*.count\nscripts/*.gate\n"
+IGNORED = (
+    "BACKLOG_INBOX.yaml\n.BACKLOG_INBOX.yaml.*\nscripts/*.count\nscripts/*.gate\n"
+    "scripts/*.pid\nscripts/*.started\n"
+)
 
 
 def project(repo: Repo, sources: str, rules: str = "") -> Repo:
@@ -238,3 +242,96 @@ def test_sigkill_during_source_runs_leaves_every_entry_exactly_once(git_repo: Re
     assert {f"T-{n}" for n in range(1, 40 * generation + 1) if n % 7} <= set(ids) <= printed
     fired = state_rows(repo.root, "SELECT count(*) AS n FROM ledger WHERE kind = 'source.fired'")
     assert fired[0]["n"] >= 2
+
+
+BLOCKER = """\
+#!{python}
+# A ticket system that has answered but does not hang up until blocker.gate appears.
+import json, os, pathlib, time
+here = pathlib.Path(__file__).parent
+(here / f"blocker.{{os.getpid()}}.pid").write_text(str(os.getpid()))
+for n in (1, 2, 3):
+    print(json.dumps({{"external_id": f"B-{{n}}", "title": f"Blocked ticket {{n}}"}}), flush=True)
+while not (here / "blocker.gate").exists():
+    time.sleep(0.02)
+"""
+
+
+@pytest.mark.serial
+def test_sigkill_of_run_mid_source_run_loses_nothing_and_makes_nothing_twice(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    script(git_repo.root / "scripts" / "blocker.py", BLOCKER)
+    gate = tmp_path / "release"
+    rules = f"  - match: {{item: WRK-001, phase: plan}}\n    wait_for: {str(gate)!r}\n"
+    repo = project(
+        git_repo,
+        '[[sources]]\nname = "inbox"\ninbox = "BACKLOG_INBOX.yaml"\nevery = "1h"\n'
+        '[[sources]]\nname = "blocker"\ncommand = "scripts/blocker.py"\nevery = "1h"\n',
+        rules,
+    )
+    repo.ok("add", "By hand")
+    inbox = repo.root / "BACKLOG_INBOX.yaml"
+    inbox.write_text("- title: Dropped one\n- title: Dropped two\n", encoding="utf-8")
+    process = start_run(repo, own_session=True)
+    try:  # the inbox has committed, the blocker is mid-fetch, an agent is mid-phase
+        pids = wait_until(
+            lambda: list((repo.root / "scripts").glob("blocker.*.pid")),
+            "the blocker runs",
+            process=process,
+        )
+        wait_until(
+            lambda: len(state_rows(repo.root, "SELECT id FROM items WHERE source = 'inbox'")) == 2,
+            "the inbox entries are items",
+            process=process,
+        )
+        (agent,) = wait_until(
+            lambda: [a for a in live_agents(repo.root, "plan") if a["item_id"] == "WRK-001"],
+            "the plan agent of WRK-001 runs",
+            process=process,
+        )
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    with contextlib.suppress(ProcessLookupError):  # power loss: the agent goes too,
+        os.killpg(agent["pid"], signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):  # and so does the source's command
+        os.kill(int(pids[0].read_text()), signal.SIGKILL)
+    assert not state_rows(repo.root, "SELECT id FROM items WHERE source = 'blocker'")
+    (row,) = state_rows(repo.root, "SELECT * FROM schedules WHERE source = 'blocker'")
+    assert row["claimed_by"] is not None and row["runs"] == 0  # the dead run's claim is left
+
+    gate.write_text("go")
+    (repo.root / "scripts" / "blocker.gate").write_text("go")
+    process = start_run(repo)
+    try:
+        wait_until(
+            lambda: len(state_rows(repo.root, "SELECT id FROM items WHERE archived = 1")) == 6,
+            "every item, by hand, from the inbox and from the blocker, is done",
+            process=process,
+        )
+    finally:
+        out, err = stop(process)
+    assert "[source blocker] fired: 3 created, 0 updated, 0 closed" in out, out + err
+    rows = state_rows(repo.root, "SELECT id, source, external_id, title FROM items")
+    assert sorted(r["title"] for r in rows) == [
+        "Blocked ticket 1",
+        "Blocked ticket 2",
+        "Blocked ticket 3",
+        "By hand",
+        "Dropped one",
+        "Dropped two",
+    ]
+    assert len(rows) == len({(r["source"], r["external_id"] or r["id"]) for r in rows})
+    fired = state_rows(
+        repo.root,
+        "SELECT json_extract(data, '$.source') AS source, count(*) AS n FROM ledger "
+        "WHERE kind = 'source.fired' GROUP BY source ORDER BY source",
+    )
+    assert [(f["source"], f["n"]) for f in fired] == [("blocker", 1), ("inbox", 1)]
+    assert not inbox.exists() and not list(repo.root.glob(".BACKLOG_INBOX.yaml.*"))
+    (row,) = state_rows(repo.root, "SELECT * FROM schedules WHERE source = 'blocker'")
+    assert row["claimed_by"] is None and row["runs"] == 1 and row["failures"] == 0
