@@ -72,6 +72,30 @@ def test_run_fires_the_inbox_while_agents_work(git_repo: Repo, tmp_path: Path) -
     assert item["title"] == "Arrived while it ran"
 
 
+def test_an_idle_run_waits_for_its_sources_and_works_what_they_bring(git_repo: Repo) -> None:
+    # Nothing to do but a source due at once: the run must not halt while that source
+    # runs (it once did, leaving the new item `new`), and stays up for the next drop.
+    repo = project(
+        git_repo, '[[sources]]\nname = "inbox"\ninbox = "BACKLOG_INBOX.yaml"\nevery = "1s"\n'
+    )
+    inbox = repo.root / "BACKLOG_INBOX.yaml"
+    inbox.write_text("- title: First drop\n", encoding="utf-8")
+    process = start_run(repo)
+
+    def done() -> int:
+        return len(state_rows(repo.root, "SELECT id FROM items WHERE archived = 1"))
+
+    try:
+        wait_until(lambda: done() == 1, "the first drop is done", process=process)
+        inbox.write_text("- title: Second drop\n", encoding="utf-8")
+        wait_until(lambda: done() == 2, "the second drop is done", process=process)
+    finally:
+        out, err = stop(process)
+    assert "Halt reason: ShutdownRequested" in out, out + err
+    titles = sorted(r["title"] for r in state_rows(repo.root, "SELECT title FROM items"))
+    assert titles == ["First drop", "Second drop"]
+
+
 SLOW = """\
 #!{python}
 import json, pathlib, time

@@ -67,6 +67,12 @@ class SourceIntake:
         if self.enabled and self.task is None:
             self._schedule(schedule_rows(self.ctx.store))
 
+    @property
+    def busy(self) -> bool:
+        """A source run is in progress: what it brings is work still to come, so an idle
+        `run` waits for it (its end wakes the wait) instead of halting."""
+        return self.task is not None
+
     def in_progress(self) -> tuple[tuple[str, ...], float] | None:
         """The sources of the source run in progress and its age in seconds, if one is."""
         if self.task is None:
