@@ -281,24 +281,12 @@ while not (here / "blocker.gate").exists():
 """
 
 
-@pytest.mark.serial
-def test_sigkill_of_run_mid_source_run_loses_nothing_and_makes_nothing_twice(
-    git_repo: Repo, tmp_path: Path
-) -> None:
-    script(git_repo.root / "scripts" / "blocker.py", BLOCKER)
-    gate = tmp_path / "release"
-    rules = f"  - match: {{item: WRK-001, phase: plan}}\n    wait_for: {str(gate)!r}\n"
-    repo = project(
-        git_repo,
-        '[[sources]]\nname = "inbox"\ninbox = "BACKLOG_INBOX.yaml"\nevery = "1h"\n'
-        '[[sources]]\nname = "blocker"\ncommand = "scripts/blocker.py"\nevery = "1h"\n',
-        rules,
-    )
-    repo.ok("add", "By hand")
-    inbox = repo.root / "BACKLOG_INBOX.yaml"
-    inbox.write_text("- title: Dropped one\n- title: Dropped two\n", encoding="utf-8")
+def kill_mid_source_run(repo: Repo) -> None:
+    """Start `run` and SIGKILL it once the inbox has committed, the blocker has answered
+    but not exited, and the plan agent of WRK-001 runs; then the agent and the blocker's
+    command go too (a power loss)."""
     process = start_run(repo, own_session=True)
-    try:  # the inbox has committed, the blocker is mid-fetch, an agent is mid-phase
+    try:
         pids = wait_until(
             lambda: list((repo.root / "scripts").glob("blocker.*.pid")),
             "the blocker runs",
@@ -324,6 +312,25 @@ def test_sigkill_of_run_mid_source_run_loses_nothing_and_makes_nothing_twice(
         os.killpg(agent["pid"], signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):  # and so does the source's command
         os.kill(int(pids[0].read_text()), signal.SIGKILL)
+
+
+@pytest.mark.serial
+def test_sigkill_of_run_mid_source_run_loses_nothing_and_makes_nothing_twice(
+    git_repo: Repo, tmp_path: Path
+) -> None:
+    script(git_repo.root / "scripts" / "blocker.py", BLOCKER)
+    gate = tmp_path / "release"
+    rules = f"  - match: {{item: WRK-001, phase: plan}}\n    wait_for: {str(gate)!r}\n"
+    repo = project(
+        git_repo,
+        '[[sources]]\nname = "inbox"\ninbox = "BACKLOG_INBOX.yaml"\nevery = "1h"\n'
+        '[[sources]]\nname = "blocker"\ncommand = "scripts/blocker.py"\nevery = "1h"\n',
+        rules,
+    )
+    repo.ok("add", "By hand")
+    inbox = repo.root / "BACKLOG_INBOX.yaml"
+    inbox.write_text("- title: Dropped one\n- title: Dropped two\n", encoding="utf-8")
+    kill_mid_source_run(repo)
     assert not state_rows(repo.root, "SELECT id FROM items WHERE source = 'blocker'")
     (row,) = state_rows(repo.root, "SELECT * FROM schedules WHERE source = 'blocker'")
     assert row["claimed_by"] is not None and row["runs"] == 0  # the dead run's claim is left
