@@ -89,10 +89,10 @@ class SourceIntake:
     def fire(self) -> None:
         if not self.enabled or self.task is not None or self.next_at is None:
             return
-        if self.next_at > utc_now():
+        now = utc_now()
+        if self.next_at > now:
             return
         ctx = self.ctx
-        now = utc_now()
         self.running = tuple(s.name for s in due_sources(ctx.settings, self.rows, now))
         self.started = time.monotonic()
         self.task = asyncio.create_task(
