@@ -125,7 +125,8 @@ def test_add_status_show(project: Repo) -> None:
     assert "3 item(s) total" in table
 
     shown = project.ok("show", "WRK-001", "--json").json()
-    assert set(shown) == {"item", "runs", "events", "receipts", "git"}
+    assert set(shown) == {"item", "source", "runs", "events", "receipts", "git"}
+    assert shown["source"] is None  # added by hand, not by an intake source
     assert shown["git"] == {"commits": [], "touched": {}, "leftovers": {}}
     assert shown["receipts"] == []
     assert shown["item"]["title"] == "Add auth"

@@ -189,20 +189,25 @@ def test_demo_shows_the_whole_pipeline(tmp_path: Path) -> None:
         "[WRK-001][triage] Complete",
         "WRK-002 merged into WRK-001",
         "attempt 1/3 failed",
-        "Follow-ups: WRK-005",
+        "$ phase-golem sources run inbox",
+        "[source inbox] fired: 1 created, 0 updated, 0 closed",
+        "Follow-ups: WRK-006",
         "skipped: duplicates WRK-001",
         "Blocked: Needs a decision",
         "Halt reason: AllDoneOrBlocked",
-        "5 item(s) total",
+        "6 item(s) total",
     ):
         assert expected in result.out, expected
+    (from_inbox,) = [line for line in result.out.splitlines() if "Add request IDs" in line]
+    assert from_inbox.split()[:2] == ["WRK-005", "done"]  # the inbox's item went all the way
+    assert not (target / "BACKLOG_INBOX.yaml").exists()  # taken, and gone once committed
     assert (target / ".phase-golem" / "state.db").exists()
     # The closing lines say what to do next, and doing it finishes the blocked item.
     assert "Next: WRK-004 waits for your decision." in result.out
     assert 'approve WRK-004 --notes "use provider X"' in result.out
     project = Repo(target)
     project.ok("approve", "WRK-004", "--notes", "use provider X")
-    rerun = project.pg("run", timeout=DEADLINE_SECONDS)
+    rerun = project.pg("run", "--no-sources", timeout=DEADLINE_SECONDS)
     assert rerun.code == 0, rerun.out + rerun.err
     assert "Items completed: 1 (WRK-004)" in rerun.out
     again = Repo(tmp_path).pg("demo", str(target))

@@ -106,7 +106,20 @@ def test_a_command_source_creates_keeps_in_step_and_closes(git_repo: Repo) -> No
     assert (listed[0]["items_created"], listed[0]["items_closed"]) == (3, 1)
     assert listed[0]["last_error"] is None
     shown = repo.ok("show", items["T-3"]["id"])
-    assert "tickets" in shown.out and "T-3" in shown.out and "https://tickets/T-3" in shown.out
+    assert "Source: tickets (T-3)  https://tickets/T-3" in shown.out.splitlines()
+    as_json = repo.ok("show", items["T-3"]["id"], "--json").json()
+    assert as_json["source"] == {
+        "name": "tickets",
+        "external_id": "T-3",
+        "link": "https://tickets/T-3",
+    }
+    no_link = repo.ok("show", items["T-1"]["id"], "--json").json()  # no url: no link
+    assert no_link["source"] == {"name": "tickets", "external_id": "T-1", "link": None}
+    assert "Source: tickets (T-1)" in repo.ok("show", items["T-1"]["id"]).out.splitlines()
+    repo.ok("add", "By hand")
+    by_hand = next(i for i in items_by_id(repo).values() if i["title"] == "By hand")
+    assert repo.ok("show", by_hand["id"], "--json").json()["source"] is None
+    assert "Source:" not in repo.ok("show", by_hand["id"]).out
 
 
 INBOX_SOURCE = """

@@ -1,17 +1,20 @@
 """The dashboard's scheduler control and outbox over real HTTP against a real `serve`:
 retry, pause and resume call the CLI's engine functions (same lines, same refusals), the
-notifications page pages in the store and retries, the sources page says when there are none.
+notifications page pages in the store and retries, the sources page says when there are none
+and runs a source now as `sources run NAME` does.
 """
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import Repo
+from tests.conftest import EXE, Repo
 from tests.e2e import add_items, commit_all, items_by_id, write_project
+from tests.waiting import DEADLINE_SECONDS, state_rows, wait_for_file
 from tests.web import Server, form_of, serving
 
 pytest.importorskip("starlette", reason="the dashboard needs the [web] extra")
@@ -110,3 +113,52 @@ def test_the_sources_page_says_when_no_source_is_configured(server: Server) -> N
     with server.client(follow_redirects=True) as client:
         page = client.get("/sources")
     assert page.status_code == 200 and "No sources configured" in page.text
+
+
+def test_the_sources_page_runs_a_source_now_as_sources_run_does(git_repo: Repo) -> None:
+    from tests.test_sources_e2e import script
+    from tests.test_sources_run_e2e import SLOW, project
+
+    script(git_repo.root / "scripts" / "slow.py", SLOW)
+    repo = project(
+        git_repo, '[[sources]]\nname = "slow"\ncommand = "scripts/slow.py"\nevery = "1h"\n'
+    )
+    gate, started = repo.root / "scripts" / "slow.gate", repo.root / "scripts" / "slow.started"
+    gate.write_text("go")  # the first run answers at once
+    with serving(repo) as server, server.client(follow_redirects=True) as client:
+        page = client.get("/sources").text  # configured, never run: listed, can be run
+        assert 'data-source="slow"' in page
+        form = form_of(page, "run-source")
+        assert form["source"] == "slow" and form["next"] == "/sources"
+        done = client.post("/actions/run-source", data=form)
+        assert done.status_code == 200 and "/sources" in str(done.url)
+        assert "[source slow] fired: 1 created, 0 updated, 0 closed" in done.text
+        listed = repo.ok("sources", "--json").json()
+        assert (listed[0]["runs"], listed[0]["items_created"]) == (1, 1)
+        # While the CLI runs it, the dashboard is refused with the CLI's own line.
+        gate.unlink()
+        started.unlink()
+        first = subprocess.Popen(
+            [str(EXE), "sources", "run", "slow"],
+            cwd=repo.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_for_file(started, process=first)
+            cli = repo.pg("sources", "run", "slow")
+            refused = client.post("/actions/run-source", data=form)
+        finally:
+            gate.write_text("go")
+            first.communicate(timeout=DEADLINE_SECONDS)
+        assert cli.code == 3 and refused.status_code == 400
+        assert cli.err.strip() in refused.text.replace("&#39;", "'")
+        unknown = client.post("/actions/run-source", data={**form, "source": "nope"})
+        assert unknown.status_code == 400
+        assert "no source named &#39;nope&#39; (sources: slow)" in unknown.text
+        missing = client.post("/actions/run-source", data={**form, "source": ""})
+        assert missing.status_code == 400 and "missing source" in missing.text
+    listed = repo.ok("sources", "--json").json()
+    assert listed[0]["runs"] == 2 and listed[0]["running"] is False  # the refusals ran nothing
+    assert len(state_rows(repo.root, "SELECT id FROM items WHERE source = 'slow'")) == 1

@@ -64,6 +64,7 @@ def _forms(server: Server) -> dict[str, dict[str, str]]:
     plain = {"csrf": forms["add"]["csrf"], "next": "/"}
     forms["resume"] = dict(plain)
     forms["retry-notification"] = {**plain, "notification": "1"}
+    forms["run-source"] = {**plain, "source": "inbox"}
     return forms
 
 

@@ -18,6 +18,7 @@ from phase_golem.domain.pipelines import Settings
 from phase_golem.engine.backlog import NewItemRequest, add_item
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.session import run_session
+from phase_golem.engine.sources import run_now
 from phase_golem.project import init_project, load_project
 
 DEMO_CONFIG = """\
@@ -33,7 +34,16 @@ max_retries = 2
 [agent]
 cli = "sim"
 scenario = "demo-scenario.yaml"
+
+[[sources]]
+name = "inbox"
+inbox = "BACKLOG_INBOX.yaml"
+every = "30s"
 """
+
+# What a teammate drops into the inbox; the inbox source makes it an item.
+DEMO_INBOX = "- title: Add request IDs to the logs\n"
+DEMO_IGNORED = "BACKLOG_INBOX.yaml\n.BACKLOG_INBOX.yaml.*\n"
 
 DEMO_SCENARIO = """\
 defaults: {result: phase_complete, summary: "{phase} done for {item}", delay: 0.05}
@@ -89,6 +99,8 @@ def build_demo_project(root: Path) -> None:
     (root / "demo-scenario.yaml").write_text(DEMO_SCENARIO, encoding="utf-8")
     (root / "README.md").write_text("# Demo project\n", encoding="utf-8")
     init_project(root, "WRK", None)
+    with (root / ".gitignore").open("a", encoding="utf-8") as ignore:
+        ignore.write(DEMO_IGNORED)  # the drop file is the inbox's, never the repository's
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "Demo project")
 
@@ -99,18 +111,23 @@ def closing_hint(root: Path | None) -> list[str]:
         return [
             "The project was temporary and is gone; `phase-golem demo DIR` keeps it in DIR.",
             "Then decide WRK-004 and let it finish: `phase-golem --root DIR approve WRK-004 "
-            '--notes "use provider X"`, then `phase-golem --root DIR run`.',
+            '--notes "use provider X"`, then `phase-golem --root DIR run --no-sources`.',
         ]
     pg = f"phase-golem --root {root}"
     steps = [
         (f"{pg} show WRK-004", "why it stopped"),
         (f'{pg} approve WRK-004 --notes "use provider X"', "decide"),
-        (f"{pg} run", "it goes on and finishes"),
+        (f"{pg} run --no-sources", "it goes on and finishes"),
         (f"{pg} log", "everything that happened"),
     ]
     width = max(len(command) for command, _ in steps)
     lines = [f"The project stays in {root}. Next: WRK-004 waits for your decision."]
-    return lines + [f"  {command:<{width}}   # {why}" for command, why in steps]
+    lines += [f"  {command:<{width}}   # {why}" for command, why in steps]
+    return [
+        *lines,
+        "Without --no-sources, `run` stays up and takes what arrives in the inbox",
+        f"({root / 'BACKLOG_INBOX.yaml'}) as it comes; Ctrl-C stops it.",
+    ]
 
 
 def run_demo(directory: Path | None, emit: Callable[[str], None]) -> int:
@@ -130,8 +147,13 @@ def run_demo(directory: Path | None, emit: Callable[[str], None]) -> int:
             item = add_item(project.store(), settings, request)
             emit(f"  {item.id}  {item.title}")
         emit("")
-        emit("$ phase-golem run   (simulated agent, max_concurrent = 2)")
-        summary = run_session(project, RunOptions(cap=settings.execution.default_phase_cap), emit)
+        (root / "BACKLOG_INBOX.yaml").write_text(DEMO_INBOX, encoding="utf-8")
+        emit("$ phase-golem sources run inbox   (an entry was dropped in BACKLOG_INBOX.yaml)")
+        emit(run_now(root, project.store(), settings, "inbox").line())
+        emit("")
+        emit("$ phase-golem run --no-sources   (simulated agent, max_concurrent = 2)")
+        options = RunOptions(cap=settings.execution.default_phase_cap, sources=False)
+        summary = run_session(project, options, emit)
         for line in summary.lines():
             emit(line)
         project.close()

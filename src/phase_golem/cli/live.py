@@ -42,11 +42,17 @@ class LivePanel:
         if self.scheduler is not None:
             for run, age in self.scheduler.running():
                 rows.append((run.id, run.item_id, run.phase, str(run.attempt), f"{age:5.1f} s"))
+            intake = self.scheduler.intake
+            source_run = intake.in_progress()
+            if source_run is not None:  # a source run in progress shows beside the agents
+                names, age = source_run
+                rows.append(("source", ", ".join(names) or "-", "intake", "-", f"{age:5.1f} s"))
             summary = self.scheduler.state.summary
             totals = (
                 f"phases {summary.phases_executed}  completed {len(summary.items_completed)}  "
                 f"blocked {len(summary.items_blocked)}  follow-ups {summary.follow_ups_created}  "
                 f"merged {summary.items_merged}  cost ${summary.cost_usd:.4f}"
+                + (f"  source runs {intake.fired}" if intake.enabled else "")
             )
         return panel(rows, self.events, totals)
 

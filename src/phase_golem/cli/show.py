@@ -14,9 +14,11 @@ import click
 from phase_golem.cli.context import state_of
 from phase_golem.cli.output import print_json, safe
 from phase_golem.domain.events import LedgerEvent
+from phase_golem.domain.items import Item
 from phase_golem.domain.listing import RunPage
 from phase_golem.domain.runs import Run, RunStatus
 from phase_golem.domain.serialization import item_to_dict, run_to_dict
+from phase_golem.domain.sources import external_link
 from phase_golem.engine.git_view import git_view_of, leftovers_in
 
 
@@ -37,6 +39,7 @@ def show(ctx: click.Context, item_id: str, as_json: bool) -> None:
         print_json(
             {
                 "item": item_to_dict(item),
+                "source": _source_of(item),
                 "runs": [run_to_dict(run) for run in runs],
                 "events": [e.to_dict() for e in events],
                 "receipts": [r.to_dict() for r in receipts],
@@ -47,6 +50,11 @@ def show(ctx: click.Context, item_id: str, as_json: bool) -> None:
     from phase_golem.cli.render import git_lines, print_item_detail, receipts_summary, runs_table
 
     print_item_detail(item)
+    source = _source_of(item)
+    if source is not None:  # where it came from, and its page there (DESIGN §11)
+        link = source["link"]
+        text = f"Source: {source['name']} ({source['external_id']})" + (f"  {link}" if link else "")
+        sys.stdout.write(f"{safe(text)}\n")
     sys.stdout.write("\n")
     if runs:
         runs_table(runs).print()
@@ -56,6 +64,17 @@ def show(ctx: click.Context, item_id: str, as_json: bool) -> None:
     lines += [*git_lines(git), receipts_summary(item_id, receipts)]
     lines.append(f"{len(events)} ledger event(s); `phase-golem log --item {item_id}` lists them")
     sys.stdout.write("".join(f"{safe(line)}\n" for line in lines))
+
+
+def _source_of(item: Item) -> dict[str, str | None] | None:
+    """The source an item came from, its ID there and its page there (None: by hand)."""
+    if item.source is None:
+        return None
+    return {
+        "name": item.source,
+        "external_id": item.external_id,
+        "link": external_link(item.origin),
+    }
 
 
 SHOWN_FAILURES = 3

@@ -94,21 +94,18 @@ def run_now(
 ) -> None:
     """Run a source now (every configured one without NAME), whatever its schedule;
     refused while that source is already running."""
-    from phase_golem.engine.sources import find_source, run_source, sync
+    from phase_golem.engine.sources import find_source, run_now
 
     project = state_of(ctx).project()
     settings = project.config.settings
     store = project.store()
-    sync(store, settings)
     chosen = [find_source(settings, name)] if name is not None else list(settings.sources)
     if not chosen:
         typer.echo("No sources configured ([[sources]] in phase-golem.toml).")
         return
     code = ExitCode.OK
     for source in chosen:
-        outcome = run_source(project.root, store, settings, source, manual=True)
-        if outcome is None:
-            continue
+        outcome = run_now(project.root, store, settings, source.name)
         for warning in outcome.warnings:
             typer.echo(safe(f"[source {source.name}] warning: {warning}"), err=True)
         if outcome.ok:

@@ -287,3 +287,12 @@ def earliest_due(rows: list[Schedule]) -> datetime | None:
     """When the next source runs (what the scheduler's idle wait includes)."""
     times = [parse_timestamp(r.next_run_at) for r in rows if r.next_run_at is not None]
     return min(times) if times else None
+
+
+def external_link(origin: str | None) -> str | None:
+    """An item's page at its source: its origin when that is a web address (a source
+    entry's `url`, a GitHub issue's page); None for "source NAME" and hand-made origins."""
+    if origin is None:
+        return None
+    text = origin.strip()
+    return text if text.lower().startswith(("https://", "http://")) else None

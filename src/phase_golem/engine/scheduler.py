@@ -605,7 +605,7 @@ class Scheduler:
                     return halt
                 if changed:
                     continue
-                if self._next_due() is None and not queued:
+                if self._next_due() is None and not queued and not self.intake.busy:
                     return HaltReason.ALL_DONE_OR_BLOCKED
             self._store_changed()
             while True:

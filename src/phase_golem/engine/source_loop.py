@@ -11,14 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from phase_golem.clock import utc_now
+from phase_golem.domain.events import Schedule
 from phase_golem.engine.offloop import settle_then_cancel
 from phase_golem.engine.selection import RunOptions
-from phase_golem.engine.sources import SourceRun, next_source_time, run_due, schedule_rows, sync
+from phase_golem.engine.sources import (
+    SourceRun,
+    due_sources,
+    next_source_time,
+    run_due,
+    schedule_rows,
+    sync,
+)
 
 if TYPE_CHECKING:
     from phase_golem.engine.executor import EngineContext
@@ -40,18 +49,35 @@ class SourceIntake:
             and not options.targets
         )
         self.next_at: datetime | None = None
+        self.rows: list[Schedule] = []
         self.task: asyncio.Task[list[SourceRun]] | None = None
+        self.running: tuple[str, ...] = ()  # the sources due when the task began
+        self.started = 0.0  # its time.monotonic()
         self.fired = 0
+
+    def _schedule(self, rows: list[Schedule]) -> None:
+        self.rows = rows
+        self.next_at = next_source_time(rows, self.ctx.settings)
 
     def start(self) -> None:
         if self.enabled:
-            self.next_at = next_source_time(
-                sync(self.ctx.store, self.ctx.settings), self.ctx.settings
-            )
+            self._schedule(sync(self.ctx.store, self.ctx.settings))
 
     def refresh(self) -> None:
         if self.enabled and self.task is None:
-            self.next_at = next_source_time(schedule_rows(self.ctx.store), self.ctx.settings)
+            self._schedule(schedule_rows(self.ctx.store))
+
+    @property
+    def busy(self) -> bool:
+        """A source run is in progress: what it brings is work still to come, so an idle
+        `run` waits for it (its end wakes the wait) instead of halting."""
+        return self.task is not None
+
+    def in_progress(self) -> tuple[tuple[str, ...], float] | None:
+        """The sources of the source run in progress and its age in seconds, if one is."""
+        if self.task is None:
+            return None
+        return self.running, time.monotonic() - self.started
 
     def earliest(self, other: datetime | None) -> datetime | None:
         """`other`, or the next source time when sooner (not while a source runs: its
@@ -63,9 +89,12 @@ class SourceIntake:
     def fire(self) -> None:
         if not self.enabled or self.task is not None or self.next_at is None:
             return
-        if self.next_at > utc_now():
+        now = utc_now()
+        if self.next_at > now:
             return
         ctx = self.ctx
+        self.running = tuple(s.name for s in due_sources(ctx.settings, self.rows, now))
+        self.started = time.monotonic()
         self.task = asyncio.create_task(
             settle_then_cancel(run_due, ctx.root, ctx.store, ctx.settings), name="sources"
         )
@@ -91,7 +120,7 @@ class SourceIntake:
                 self.emit(outcome.line())
                 for warning in outcome.warnings:
                     self.emit(f"[source {outcome.source}] warning: {warning}")
-        self.next_at = next_source_time(schedule_rows(self.ctx.store), self.ctx.settings)
+        self._schedule(schedule_rows(self.ctx.store))
         return True
 
     async def settle(self) -> None:

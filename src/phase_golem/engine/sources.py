@@ -255,6 +255,17 @@ def run_due(root: Path, store: Store, settings: Settings) -> list[SourceRun]:
     return done
 
 
+def run_now(root: Path, store: Store, settings: Settings, name: str) -> SourceRun:
+    """`phase-golem sources run NAME` and the dashboard's "run now": the named source runs
+    at once, whatever its schedule. UnknownSource for a name not configured, SourceBusy
+    while that source runs (anywhere); a failed run is an outcome, not an exception."""
+    source = find_source(settings, name)
+    sync(store, settings)
+    outcome = run_source(root, store, settings, source, manual=True)
+    assert outcome is not None  # a manual run is never "not due"
+    return outcome
+
+
 def schedule_rows(store: Store) -> list[Schedule]:
     with store.reader() as tx:
         return tx.list_schedules()

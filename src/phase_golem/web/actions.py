@@ -106,6 +106,21 @@ def _retry_notification(web: Web, form: FormData) -> str:
     return retried_line(retry_notification(web.store, int(raw)))
 
 
+def _run_source(web: Web, form: FormData) -> str:
+    """`phase-golem sources run NAME`: runs it now, in this request (off the event loop);
+    a run that failed is recorded and said, one already running is refused."""
+    from phase_golem.engine.sources import run_now
+
+    settings = web.project.config.settings
+    outcome = run_now(web.project.root, web.store, settings, _required(form, "source"))
+    warnings = outcome.warnings
+    if not warnings:
+        return outcome.line()
+    more = f"; and {len(warnings) - 3} more" if len(warnings) > 3 else ""
+    shown = "; ".join(warnings[:3]) + more
+    return f"{outcome.line()} (warning: {shown})"
+
+
 def _add(web: Web, form: FormData) -> str:
     request = backlog.NewItemRequest(
         title=form_text(form, "title") or "", description=form_text(form, "description")
@@ -126,6 +141,7 @@ ACTIONS: dict[str, Action] = {
     "pause": _pause,
     "resume": _resume,
     "retry-notification": _retry_notification,
+    "run-source": _run_source,
 }
 
 

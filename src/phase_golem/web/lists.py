@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from phase_golem.domain.notifications import NotificationStatus
+from phase_golem.domain.sources import SourceConfig
 from phase_golem.store import Transaction
 from phase_golem.web.context import web_of
 
@@ -31,23 +33,33 @@ SOURCE_FIELDS = (
 )
 
 
-def source_rows(tx: Transaction) -> list[dict[str, Any]]:
-    """Each intake source with what the store records of it (its schedule row).
+def source_rows(tx: Transaction, configured: Sequence[SourceConfig] = ()) -> list[dict[str, Any]]:
+    """Each intake source with what the store records of it (its schedule row), and each
+    configured source that has no row yet (nothing has run or listed it since it was added).
 
     The one place the page learns about sources: the intake work (DESIGN §11) adds fields
-    to the schedule rows, and whatever a row carries is shown.
+    to the schedule rows, and whatever a row carries is shown. `configured` marks the
+    sources that can be run now (a row outlives its source until the next sync).
     """
+    names = {source.name for source in configured}
     rows = []
     for schedule in tx.list_schedules():
         fields = {name: getattr(schedule, name, None) for name in SOURCE_FIELDS}
-        rows.append({"name": schedule.source, **{k: v for k, v in fields.items() if v is not None}})
+        shown = {k: v for k, v in fields.items() if v is not None}
+        rows.append({"name": schedule.source, "configured": schedule.source in names, **shown})
+    known = {row["name"] for row in rows}
+    for source in configured:
+        if source.name not in known:
+            kind, value = source.schedule_kind, source.schedule_value
+            rows.append({"name": source.name, "configured": True, "kind": kind, "value": value})
     return rows
 
 
 def sources(request: Request) -> Response:
     web = web_of(request)
+    configured = web.project.config.settings.sources
     with web.store.reader() as tx:
-        rows = source_rows(tx)
+        rows = source_rows(tx, configured)
     return web.page(
         "sources.html", request=request, title="Sources", sources=rows, fields=SOURCE_FIELDS
     )
