@@ -19,19 +19,30 @@ T = TypeVar("T")
 async def settle_then_cancel(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `fn` in a thread; on a cancel, let it finish first, then be cancelled."""
     work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        raise
+    if await _until_done(work):
+        raise asyncio.CancelledError
+    return work.result()
 
 
 async def see_through(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run `fn` in a thread to its end even if cancelled meanwhile, and return its result
     (what finishes a run whose agent is done: its outcome is kept, not thrown away)."""
     work = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        return work.result()
+    await _until_done(work)
+    return work.result()
+
+
+async def _until_done(work: asyncio.Future[T]) -> bool:
+    """Wait for the thread's end whatever happens; True when a cancel came meanwhile.
+
+    Every cancel is absorbed, not only the first: the scheduler may cancel a task again
+    (its run ended in the store, a shutdown) while the thread is still recording, and
+    a second cancel must not cut the wait short and lose what the thread recorded.
+    """
+    cancelled = False
+    while not work.done():
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            cancelled = True
+    return cancelled
