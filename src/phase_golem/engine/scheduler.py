@@ -334,7 +334,8 @@ class Scheduler:
             return
         self._last_sweep = now
         ours = {run.id for run in self.tasks.values()}
-        recovered = sweep_expired_leases(self.ctx.store, self.ctx.settings, self.ctx.root, ours)
+        ctx = self.ctx
+        recovered = sweep_expired_leases(ctx.store, ctx.settings, ctx.root, ours, ctx.host)
         for run_id in recovered.runs:
             self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
         for run in recovered.adopt:

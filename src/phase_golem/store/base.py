@@ -160,6 +160,10 @@ class Store(Protocol):
     transaction's lock (what `decide` reads).
     """
 
+    # True when other orchestrators (other clones, other hosts) work in it at the same time:
+    # then a run left active proves nothing until its lease expires.
+    shared: bool
+
     def snapshot(self) -> BacklogSnapshot: ...
 
     def transaction(

@@ -106,6 +106,9 @@ class _Migrations:
 
 
 class PostgresStore:
+    # Many workers on many hosts: a run left active may be another live worker's.
+    shared = True
+
     def __init__(self, url: str, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.url = url
         self.where = describe_url(url)
