@@ -105,6 +105,8 @@ class Recovered:
     agents: dict[str, list[AgentProcess]] = field(default_factory=dict)
     # Runs to adopt that shared their tree with finished runs whose commit waits for them.
     shared: set[str] = field(default_factory=set)
+    # Runs left alone for now: their agent still runs under another clone on this host.
+    waiting: list[str] = field(default_factory=list)
 
     def add(self, run: Run, outcome: Run | Completion | None) -> None:
         if isinstance(outcome, Run):
@@ -223,7 +225,8 @@ def recover_all(
     plain: list[Run] = []
     for run in sorted(runs, key=lambda r: r.id):
         if _agent_elsewhere(run, table, host):
-            continue  # another clone's orphan on this host: recovered once it has exited
+            recovered.waiting.append(run.id)  # recovered once that agent has exited
+            continue
         if _to_adopt(run, root, table, host):
             recovered.add(run, run)
         elif _may_have_acted(run):

@@ -104,6 +104,7 @@ class Scheduler:
         self._counted: set[tuple[str, str, int]] = set()
         self._last_sweep = time.monotonic()
         self._paused_reported: set[str] = set()
+        self._waited_for: set[str] = set()  # runs whose agent elsewhere we said we wait for
         self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
@@ -351,6 +352,12 @@ class Scheduler:
             self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
         for run in recovered.adopt:
             self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
+        for run_id in sorted(set(recovered.waiting) - self._waited_for):
+            self.emit(
+                f"[recovery] {run_id}: its lease expired but its agent still runs in another "
+                "clone on this host; waiting for it to exit"
+            )
+        self._waited_for.update(recovered.waiting)
         self._take_up(recovered)
 
     def _others_to_sweep(self) -> bool:
