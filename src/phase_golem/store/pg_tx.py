@@ -38,9 +38,13 @@ _DUE = (
     "AND (not_before IS NULL OR not_before <= %(now)s) "
     "AND (%(ids)s::text[] IS NULL OR item_id = ANY(%(ids)s::text[])) "
     "AND NOT EXISTS (SELECT 1 FROM meta WHERE key = %(unless)s AND value <> '') "
-    # Destructive exclusivity across workers (base.py claim_runs): under the write lock.
+    # Destructive exclusivity across workers (base.py claim_runs), under the write lock:
+    # nothing beside a live exclusive run (the partial index runs_live_exclusive), and a
+    # claim alone only when no run is live at all.
     "AND NOT EXISTS (SELECT 1 FROM runs AS live WHERE live.status = 'active' "
-    "AND live.step <> 'queued' AND (live.exclusive = 1 OR %(alone)s::boolean)) "
+    "AND live.exclusive = 1 AND live.step <> 'queued') "
+    "AND (NOT %(alone)s::boolean OR NOT EXISTS (SELECT 1 FROM runs AS live "
+    "WHERE live.status = 'active' AND live.step <> 'queued')) "
     "ORDER BY queued_at, id LIMIT %(limit)s"
 )
 # One statement: pick (skipping rows another worker holds), stamp, update, log. The stamp
