@@ -40,7 +40,7 @@ from phase_golem.agents.process import ProcessExit
 from phase_golem.agents.runner import AgentOutcome, collect_outcome
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.hosts import Host, died_with_its_boot, may_adopt
+from phase_golem.domain.hosts import Host, died_with_its_boot, may_adopt, same_host
 from phase_golem.domain.items import (
     format_timestamp,
     parse_timestamp,
@@ -130,11 +130,12 @@ def recover_run(
 
     `table` is the sweep's one read of the process table (read here when not given).
     """
-    if _to_adopt(run, root, table, host or this_host()):
+    host = host or this_host()
+    if _to_adopt(run, root, table, host):
         return run
     may_have_acted = _may_have_acted(run)
     reconciled = check_side_effect(store, settings, root, run.id) if may_have_acted else None
-    change = _change_so_far(store, settings, root, run)
+    change = _change_so_far(store, settings, root, run) if same_host(run, host) else None
     if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
         lost = AgentOutcome(None, ErrorClass.CRASHED, LOST, StreamInfo())
         workdir = root / change.tree if change is not None else None
@@ -237,7 +238,10 @@ def recover_all(
         # Measured before the transaction (git and the file system are slow), recorded in it.
         snapshots = TreeSnapshots()  # every run of a tree measured against one snapshot
         changes = {
-            r.id: _change_so_far(store, settings, root, r, len(runs) > 1, snapshots) for r in plain
+            r.id: _change_so_far(store, settings, root, r, len(runs) > 1, snapshots)
+            if same_host(r, host)
+            else None  # another host's run touched another machine's clone, not this tree
+            for r in plain
         }
         with store.transaction() as tx:
             for run in plain:
