@@ -203,8 +203,11 @@ class Scheduler:
                 self._claimed = [(run, tx.get_item(run.item_id)) for run in claimed]
         if alone:
             self._claimed = self._claim_alone(request)
-        if key_new_visits(self.ctx, new_visits):
-            self._claimed = None  # claim again now that those keys are stored
+        if key_new_visits(self.ctx, new_visits) and not self._claimed:
+            # Claim again now that those keys are stored. Runs this decision claimed are
+            # ours in the store already: dropped here, nobody would start them, and they
+            # would wait out their lease to be recovered as crashed.
+            self._claimed = None
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
         return changed, None
