@@ -54,6 +54,9 @@ class AgentTable:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.by_run: dict[str, list[AgentProcess]] = {}
+        # Agents of other roots on this host (another clone's worker on the same store):
+        # never ours to signal or adopt, but a run whose agent lives there is not dead.
+        self.elsewhere: dict[str, list[AgentProcess]] = {}
         if not PROC.is_dir():
             return
         root_mark = f"PHASE_GOLEM_ROOT={root}".encode()
@@ -67,18 +70,21 @@ class AgentTable:
                 environ = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue  # not readable: not provably ours, so left alone
-            if root_mark not in environ:
-                continue
+            index = self.by_run if root_mark in environ else self.elsewhere
             for variable in environ:
                 if variable.startswith(_RUN_MARK):
                     run_id = variable[len(_RUN_MARK) :].decode(errors="replace")
                     process = AgentProcess(int(entry.name), stat[1], stat[2])
-                    self.by_run.setdefault(run_id, []).append(process)
+                    index.setdefault(run_id, []).append(process)
 
     def of(self, run_id: str, pgid: int | None) -> list[AgentProcess]:
         """The run's live agent processes (in its recorded process group, when it has one)."""
         found = self.by_run.get(run_id, [])
         return [p for p in found if pgid is None or p.pgid == pgid]
+
+    def lives_elsewhere(self, run_id: str, pgid: int | None) -> bool:
+        """The run's agent runs here under another root (the process group it recorded)."""
+        return pgid is not None and any(p.pgid == pgid for p in self.elsewhere.get(run_id, []))
 
 
 def agent_processes(

@@ -88,6 +88,12 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "(--ledger) the ledger as NDJSON; files are replaced atomically.",
     ),
     CommandSpec(
+        "migrate-store",
+        "phase_golem.cli.migrate_store:migrate_store",
+        "Copy this project's SQLite store into an empty PostgreSQL database, in one "
+        "transaction (the SQLite file is only read).",
+    ),
+    CommandSpec(
         "run",
         "phase_golem.cli.run:run",
         "Work through the backlog with agents until everything is done or blocked.",

@@ -108,6 +108,13 @@ class Run:
     result: dict[str, Any] | None = None
     side_effect: bool = False
     mutation: Mutation = Mutation.NONE
+    # Where the agent runs, recorded with its pid (DESIGN §14): a pid means something only
+    # on its own host (`host_id`) and only until that host reboots (`boot_id`).
+    host_id: str | None = None
+    boot_id: str | None = None
+    # Claimed to run alone (a destructive phase in shared isolation): while it is live no
+    # other run is claimed, by any worker (the claim checks it; DESIGN §7, §14).
+    exclusive: bool = False
 
     def replace(self, **changes: Any) -> Run:
         return dataclasses.replace(self, **changes)

@@ -19,6 +19,7 @@ from phase_golem.clock import utc_now
 from phase_golem.config import resolve_workflow_path
 from phase_golem.domain.endings import EndingKind, Verdict
 from phase_golem.domain.events import EventKind
+from phase_golem.domain.hosts import Host
 from phase_golem.domain.items import (
     Item,
     ItemStatus,
@@ -63,6 +64,7 @@ from phase_golem.engine.workspaces import (
     save_manifest,
 )
 from phase_golem.faults import fault_of
+from phase_golem.host import this_host
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import GitError
 from phase_golem.workspace.snapshot import WorkspaceSnapshot
@@ -110,6 +112,8 @@ class EngineContext:
     trees: TreeTracker = field(default_factory=TreeTracker)
     # The last exact snapshot of each tree, reused while provably still exact.
     known: KnownTrees = field(default_factory=lambda: KnownTrees(SNAPSHOT_EXCLUDES))
+    # The host and boot this worker's agents run in, recorded on each run with its pid.
+    host: Host = field(default_factory=this_host)
 
     def current_tree(self, workdir: Path) -> WorkspaceSnapshot:
         """The tree as it is now (a before-snapshot): reused when nothing changed it."""
@@ -319,7 +323,9 @@ def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
     with ctx.store.transaction() as tx:
         run = tx.get_run(run_id)
         if run is not None and run.is_active:
-            tx.save_run(run.replace(pid=pid), EventKind.RUN_UPDATED, {"pid": pid})
+            host = ctx.host
+            here = run.replace(pid=pid, host_id=host.host_id, boot_id=host.boot_id)
+            tx.save_run(here, EventKind.RUN_UPDATED, {"pid": pid, "host_id": host.host_id})
 
 
 def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> Completion | None:

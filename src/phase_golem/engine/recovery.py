@@ -25,7 +25,7 @@ import asyncio
 import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from phase_golem.agents.base import StreamInfo
@@ -41,6 +41,7 @@ from phase_golem.agents.runner import AgentOutcome, collect_outcome
 from phase_golem.clock import utc_now
 from phase_golem.domain.endings import EndingKind, Verdict, may_have_acted
 from phase_golem.domain.events import EventKind
+from phase_golem.domain.hosts import Host, died_with_its_boot, may_adopt, same_host
 from phase_golem.domain.items import (
     format_timestamp,
     parse_timestamp,
@@ -79,6 +80,7 @@ from phase_golem.engine.workspaces import (
     run_change,
     run_workdir,
 )
+from phase_golem.host import this_host
 from phase_golem.store import Store, Transaction
 
 LOST = "the orchestrator stopped before this run finished"
@@ -101,6 +103,8 @@ class Recovered:
     agents: dict[str, list[AgentProcess]] = field(default_factory=dict)
     # Runs to adopt that shared their tree with finished runs whose commit waits for them.
     shared: set[str] = field(default_factory=set)
+    # Runs left alone for now: their agent still runs under another clone on this host.
+    waiting: list[str] = field(default_factory=list)
 
     def add(self, run: Run, outcome: Run | Completion | None) -> None:
         if isinstance(outcome, Run):
@@ -112,18 +116,24 @@ class Recovered:
 
 
 def recover_run(
-    store: Store, settings: Settings, root: Path, run: Run, table: AgentTable | None = None
+    store: Store,
+    settings: Settings,
+    root: Path,
+    run: Run,
+    table: AgentTable | None = None,
+    host: Host | None = None,
 ) -> Run | Completion | None:
     """Recover one interrupted run: the run itself when it must be adopted instead, the
     completion when its reconcile check said its side effect happened, else None.
 
     `table` is the sweep's one read of the process table (read here when not given).
     """
-    if _to_adopt(run, root, table):
+    host = host or this_host()
+    if _to_adopt(run, root, table, host):
         return run
     may_have_acted = _may_have_acted(run)
     reconciled = check_side_effect(store, settings, root, run.id) if may_have_acted else None
-    change = _change_so_far(store, settings, root, run)
+    change = _change_so_far(store, settings, root, run) if same_host(run, host) else None
     if reconciled is not None and reconciled.verdict is Verdict.HAPPENED:
         lost = AgentOutcome(None, ErrorClass.CRASHED, LOST, StreamInfo())
         workdir = root / change.tree if change is not None else None
@@ -139,9 +149,12 @@ def recover_run(
     return None
 
 
-def _to_adopt(run: Run, root: Path, table: AgentTable | None) -> bool:
+def _to_adopt(run: Run, root: Path, table: AgentTable | None, host: Host) -> bool:
     """Its agent lives, or already wrote its result: adopt it. Otherwise whatever is left
-    of a run that never got going is stopped."""
+    of a run that never got going is stopped. Only on the agent's own host and boot: a pid
+    of another host or of an earlier boot names nothing of ours (DESIGN §14)."""
+    if not may_adopt(run, host):
+        return False
     result_file = run_directory(root, run.id) / "result.json"
     leftovers = agent_pids(run, root, table)
     if run.step is Step.STARTED and (leftovers or os.path.lexists(result_file)):
@@ -183,25 +196,37 @@ def _record_leftovers(
 
 
 def recover_all(
-    store: Store, settings: Settings, root: Path, runs: list[Run], table: AgentTable
+    store: Store,
+    settings: Settings,
+    root: Path,
+    runs: list[Run],
+    table: AgentTable,
+    host: Host | None = None,
 ) -> Recovered:
     """Recover a sweep's runs: those to adopt are named, side effects that may have acted
     get their check one by one, and all the plain crashes end in ONE transaction (atomic,
     so a crash meanwhile still loses nothing; one commit instead of one per run)."""
+    host = host or this_host()
     recovered = Recovered()
     plain: list[Run] = []
     for run in sorted(runs, key=lambda r: r.id):
-        if _to_adopt(run, root, table):
+        if _agent_elsewhere(run, table, host):
+            recovered.waiting.append(run.id)  # recovered once that agent has exited
+            continue
+        if _to_adopt(run, root, table, host):
             recovered.add(run, run)
         elif _may_have_acted(run):
-            recovered.add(run, recover_run(store, settings, root, run, table))
+            recovered.add(run, recover_run(store, settings, root, run, table, host))
         else:
             plain.append(run)
     if plain:
         # Measured before the transaction (git and the file system are slow), recorded in it.
         snapshots = TreeSnapshots()  # every run of a tree measured against one snapshot
         changes = {
-            r.id: _change_so_far(store, settings, root, r, len(runs) > 1, snapshots) for r in plain
+            r.id: _change_so_far(store, settings, root, r, len(runs) > 1, snapshots)
+            if same_host(r, host)
+            else None  # another host's run touched another machine's clone, not this tree
+            for r in plain
         }
         with store.transaction() as tx:
             for run in plain:
@@ -233,12 +258,33 @@ def _change_so_far(
     )
 
 
-def recover_interrupted_runs(store: Store, settings: Settings, root: Path) -> Recovered:
-    """At start: every claimed or started run (the process lock proves them orphaned)."""
-    interrupted = [r for r in store.snapshot().runs() if r.step is not Step.QUEUED]
+def _agent_elsewhere(run: Run, table: AgentTable, host: Host) -> bool:
+    """Its agent still runs on this host, under another clone's root: a worker of that
+    clone died and left it. Neither ours to adopt nor dead: a retry now would race it."""
+    return may_adopt(run, host) and table.lives_elsewhere(run.id, run.pid)
+
+
+def orphaned(run: Run, now: datetime, host: Host, *, shared: bool) -> bool:
+    """A claimed or started run nobody is working on. In a store only we use (the process
+    lock proves it) that is every one; in a shared store only those whose lease expired,
+    or that this host started in an earlier boot: anything else is a live worker's."""
+    if run.step is Step.QUEUED or not run.is_active:
+        return False
+    return not shared or lease_expired(run, now) or died_with_its_boot(run, host)
+
+
+def recover_interrupted_runs(
+    store: Store, settings: Settings, root: Path, host: Host | None = None
+) -> Recovered:
+    """At start: every run left claimed or started by an orchestrator that is gone."""
+    host = host or this_host()
+    with store.reader() as tx:
+        now = tx.now  # the store's clock
+    shared = store.shared
+    interrupted = [r for r in store.snapshot().runs() if orphaned(r, now, host, shared=shared)]
     if not interrupted:
         return Recovered()
-    return recover_all(store, settings, root, interrupted, AgentTable(root))
+    return recover_all(store, settings, root, interrupted, AgentTable(root), host)
 
 
 def blocked_by(store: Store, run_ids: Collection[str]) -> set[str]:
@@ -249,15 +295,25 @@ def blocked_by(store: Store, run_ids: Collection[str]) -> set[str]:
 
 
 def sweep_expired_leases(
-    store: Store, settings: Settings, root: Path, ours: Collection[str]
+    store: Store,
+    settings: Settings,
+    root: Path,
+    ours: Collection[str],
+    host: Host | None = None,
 ) -> Recovered:
-    """During `run`: recover the runs whose lease expired and that we are not running."""
+    """During `run`: recover the runs whose lease expired (or whose boot ended on this
+    host) and that we are not running."""
+    host = host or this_host()
     with store.reader() as tx:
         now = tx.now  # the store's clock
-    expired = [r for r in store.snapshot().runs() if r.id not in ours and lease_expired(r, now)]
+    expired = [
+        r
+        for r in store.snapshot().runs()
+        if r.id not in ours and orphaned(r, now, host, shared=True)
+    ]
     if not expired:
         return Recovered()
-    return recover_all(store, settings, root, expired, AgentTable(root))
+    return recover_all(store, settings, root, expired, AgentTable(root), host)
 
 
 def take_over(ctx: EngineContext, run_ids: list[str]) -> dict[str, Run | None]:

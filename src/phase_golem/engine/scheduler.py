@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from phase_golem.agents.orphans import AgentProcess
 from phase_golem.clock import utc_now
@@ -70,6 +70,13 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 BREAKER_LIMIT = 2
 
 
+class ClaimRequest(NamedTuple):
+    free: int  # how many runs to claim (0: none)
+    lease: datetime
+    item_ids: frozenset[str] | None
+    alone: bool = False  # one destructive run, only if nothing runs anywhere
+
+
 class Scheduler:
     def __init__(
         self,
@@ -97,6 +104,7 @@ class Scheduler:
         self._counted: set[tuple[str, str, int]] = set()
         self._last_sweep = time.monotonic()
         self._paused_reported: set[str] = set()
+        self._waited_for: set[str] = set()  # runs whose agent elsewhere we said we wait for
         self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
         self._claim_more = False  # the last decide keyed runs after claiming
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
@@ -189,8 +197,10 @@ class Scheduler:
             request = self._claim_request(tx)
             alone = getattr(self.ctx.store, "claim_runs", None) is not None
             if not alone:  # claim in the same transaction: one commit
-                free, lease, item_ids = request
-                claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=item_ids)
+                free, lease, item_ids, exclusive = request
+                claimed = tx.claim_runs(
+                    self.ctx.worker_id, free, lease, item_ids=item_ids, alone=exclusive
+                )
                 self._claimed = [(run, tx.get_item(run.item_id)) for run in claimed]
         if alone:
             self._claimed = self._claim_alone(request)
@@ -233,17 +243,20 @@ class Scheduler:
             self.state.summary.phases_executed += 1
             self.state.stepped = self.options.step_item is not None
 
-    def _claimable(self, tx: Transaction) -> frozenset[str] | None:
-        """Items whose queued runs may start now: in scope, within the cap, tree rule kept.
+    def _claimable(self, tx: Transaction) -> tuple[frozenset[str] | None, bool]:
+        """Items whose queued runs may start now: in scope, within the cap, tree rule kept;
+        and whether the one run to claim must run alone (a destructive one).
 
         A run queued by an earlier session counts toward the cap when claimed; once the cap
         is reached only retries of visits already counted may start. In shared isolation a
         destructive run starts only when nothing else runs, and nothing starts beside a
-        running destructive one (a retry that became due included).
+        running destructive one (a retry that became due included), whichever worker runs
+        them: every worker's live runs are in the snapshot, and the claim checks it again
+        in its own transaction (`alone`), so two workers cannot both pass.
         """
-        running = list(self.tasks.values())
         now = tx.now
         backlog = tx.snapshot()  # the live runs are kept in memory, refreshed by sequence
+        running = [r for r in backlog.runs() if r.step is not Step.QUEUED]
         due = [
             r
             for r in backlog.runs()
@@ -256,50 +269,49 @@ class Scheduler:
         holds = Holds.read(tx, self.ctx.settings)
         due = [r for r in due if not holds.run_held(r, items.get(r.item_id))]
         shared = self.ctx.settings.execution.isolation is Isolation.SHARED
-        if shared and any(self._destructive(run, items) for run in running):
-            return frozenset()
+        if any(r.exclusive or (shared and self._destructive(r, items)) for r in running):
+            return frozenset(), False
         if self._cap_reached():
             due = [r for r in due if (r.item_id, r.phase, r.visit) in self._counted]
         if not shared:
-            return frozenset(r.item_id for r in due)
+            return frozenset(r.item_id for r in due), False
         if due and not running and self._destructive(due[0], items):
-            return frozenset({due[0].item_id})  # its turn: it runs alone
+            return frozenset({due[0].item_id}), True  # its turn: it runs alone
         allowed = {r.item_id for r in due if not self._destructive(r, items)}
-        return frozenset(allowed)
+        return frozenset(allowed), False
 
-    def _claim_request(self, tx: Transaction) -> tuple[int, datetime, frozenset[str] | None]:
-        """How many runs to claim (0: none), their lease, and of which items."""
+    def _claim_request(self, tx: Transaction) -> ClaimRequest:
+        """How many runs to claim (0: none), their lease, of which items, and whether alone."""
         free = self.ctx.settings.execution.max_concurrent - len(self.tasks)
         if self.options.step_item is not None:
             free = 1 - len(self.tasks)
         lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
         if free <= 0 or pause_state(tx) is not None:  # the flag, read under the claim's lock
-            return 0, lease, None
-        return free, lease, self._claimable(tx)
+            return ClaimRequest(0, lease, None)
+        item_ids, alone = self._claimable(tx)
+        return ClaimRequest(free, lease, item_ids, alone)
 
     def _claim(self, tx: Transaction) -> list[tuple[Run, Item | None]]:
         """Claim what may start now, up to our free slots (with each run's item)."""
-        free, lease, item_ids = self._claim_request(tx)
+        free, lease, item_ids, alone = self._claim_request(tx)
         if free <= 0:
             return []
-        claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=item_ids)
+        claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=item_ids, alone=alone)
         return [(run, tx.get_item(run.item_id)) for run in claimed]
 
-    def _claim_alone(
-        self, request: tuple[int, datetime, frozenset[str] | None]
-    ) -> list[tuple[Run, Item | None]] | None:
+    def _claim_alone(self, request: ClaimRequest) -> list[tuple[Run, Item | None]] | None:
         """Claim in a round trip of its own where the store can (PostgreSQL: the decide lock
         is then not held across the claim's round trips); None where it cannot. The pause
         flag is checked again by the claim itself, so a pause committed after this
         decision still stops it."""
         claim = getattr(self.ctx.store, "claim_runs", None)
-        free, lease, item_ids = request
+        free, lease, item_ids, alone = request
         if claim is None:
             return None
         if free <= 0:
             return []
         claimed: list[Run] | None = claim(
-            self.ctx.worker_id, free, lease, item_ids, unless_flag=PAUSE_KEY
+            self.ctx.worker_id, free, lease, item_ids, unless_flag=PAUSE_KEY, alone=alone
         )
         if claimed is None:
             return None
@@ -342,11 +354,18 @@ class Scheduler:
             return
         self._last_sweep = now
         ours = {run.id for run in self.tasks.values()}
-        recovered = sweep_expired_leases(self.ctx.store, self.ctx.settings, self.ctx.root, ours)
+        ctx = self.ctx
+        recovered = sweep_expired_leases(ctx.store, ctx.settings, ctx.root, ours, ctx.host)
         for run_id in recovered.runs:
             self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
         for run in recovered.adopt:
             self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
+        for run_id in sorted(set(recovered.waiting) - self._waited_for):
+            self.emit(
+                f"[recovery] {run_id}: its lease expired but its agent still runs in another "
+                "clone on this host; waiting for it to exit"
+            )
+        self._waited_for.update(recovered.waiting)
         self._take_up(recovered)
 
     def _others_to_sweep(self) -> bool:

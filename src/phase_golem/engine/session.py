@@ -261,7 +261,7 @@ def run_session(
             base_branch=current_branch(project.root) or "main",
         )
         _clear_git_locks(project.root, emit)
-        recovered = recover_interrupted_runs(store, settings, project.root)
+        recovered = recover_interrupted_runs(store, settings, project.root, ctx.host)
         for run_id in recovered.runs:
             emit(f"[recovery] {run_id} was interrupted; retried, reconciled or held for a decision")
         for run in recovered.adopt:

@@ -107,6 +107,8 @@ class Transaction(PageReads, OutboxAccess, Protocol):
         limit: int,
         lease_until: datetime,
         item_ids: Collection[str] | None = None,
+        *,
+        alone: bool = False,
     ) -> list[Run]: ...
     def renew_lease(self, run_id: str, worker_id: str, lease_until: datetime) -> bool: ...
 
@@ -159,6 +161,10 @@ class Store(Protocol):
     Inside a transaction, `tx.snapshot()` is the same value refreshed under that
     transaction's lock (what `decide` reads).
     """
+
+    # True when other orchestrators (other clones, other hosts) work in it at the same time:
+    # then a run left active proves nothing until its lease expires.
+    shared: bool
 
     def snapshot(self) -> BacklogSnapshot: ...
 
@@ -425,15 +431,29 @@ class TransactionBase(PagesBase, OutboxBase, abc.ABC):
         limit: int,
         lease_until: datetime,
         item_ids: Collection[str] | None = None,
+        *,
+        alone: bool = False,
     ) -> list[Run]:
-        """Claim up to `limit` queued runs that are due (of these items only, when given)."""
+        """Claim up to `limit` queued runs that are due (of these items only, when given).
+
+        Destructive exclusivity, for every worker of the store at once: nothing is claimed
+        while a run claimed `alone` is live, and a claim `alone` takes one run, only when
+        no run is live at all, and marks it so (DESIGN §7, §14).
+        """
         self._require_writable()
         claimed: list[Run] = []
         if limit <= 0:
             return claimed
+        live = [
+            r for r in self._load_runs(None, [RunStatus.ACTIVE], None) if r.step is not Step.QUEUED
+        ]
+        if any(r.exclusive for r in live) or (alone and live):
+            return claimed
         lease = format_timestamp(lease_until)
-        for run in self._queued_runs_due(self.stamp, limit, item_ids):
-            updated = run.replace(step=Step.CLAIMED, worker_id=worker_id, lease_until=lease)
+        for run in self._queued_runs_due(self.stamp, 1 if alone else limit, item_ids):
+            updated = run.replace(
+                step=Step.CLAIMED, worker_id=worker_id, lease_until=lease, exclusive=alone
+            )
             self.save_run(updated, EventKind.RUN_CLAIMED, {"worker_id": worker_id})
             claimed.append(updated)
         return claimed

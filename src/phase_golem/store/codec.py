@@ -36,7 +36,7 @@ _LEVELS = {s.value: s for s in Level}
 _POOLS = {p.value: p for p in PhasePool}
 _BLOCKED_TYPES = {b.value: b for b in BlockedType}
 RUN_JSON_COLUMNS = frozenset({"result"})
-RUN_BOOL_COLUMNS = frozenset({"side_effect"})
+RUN_BOOL_COLUMNS = frozenset({"side_effect", "exclusive"})
 EVENT_COLUMNS = ("seq", "at", "kind", "item_id", "run_id", "data")
 SCHEDULE_COLUMNS = (
     "source",

@@ -310,6 +310,9 @@ class MemoryTransaction(TransactionBase):
 
 
 class MemoryStore:
+    # One process only: nothing another worker runs can be in it.
+    shared = False
+
     def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._lock = threading.RLock()

@@ -38,6 +38,13 @@ _DUE = (
     "AND (not_before IS NULL OR not_before <= %(now)s) "
     "AND (%(ids)s::text[] IS NULL OR item_id = ANY(%(ids)s::text[])) "
     "AND NOT EXISTS (SELECT 1 FROM meta WHERE key = %(unless)s AND value <> '') "
+    # Destructive exclusivity across workers (base.py claim_runs), under the write lock:
+    # nothing beside a live exclusive run (the partial index runs_live_exclusive), and a
+    # claim alone only when no run is live at all.
+    "AND NOT EXISTS (SELECT 1 FROM runs AS live WHERE live.status = 'active' "
+    "AND live.exclusive = 1 AND live.step <> 'queued') "
+    "AND (NOT %(alone)s::boolean OR NOT EXISTS (SELECT 1 FROM runs AS live "
+    "WHERE live.status = 'active' AND live.step <> 'queued')) "
     "ORDER BY queued_at, id LIMIT %(limit)s"
 )
 # One statement: pick (skipping rows another worker holds), stamp, update, log. The stamp
@@ -51,6 +58,7 @@ stamp AS (
 ),
 claimed AS (
     UPDATE runs SET step = 'claimed', worker_id = %(worker)s, lease_until = %(lease)s,
+        exclusive = %(alone)s::int,
         change_seq = coalesce(%(stamp)s::bigint, (SELECT high_water FROM stamp))
     FROM due WHERE runs.id = due.id
     RETURNING runs.*
@@ -72,6 +80,7 @@ def claim_params(
     item_ids: Collection[str] | None,
     stamp: str,
     unless: str | None = None,
+    alone: bool = False,
 ) -> dict[str, Any] | None:
     """CLAIM's parameters; None when a claim would notify someone (then the base rules run,
     which record the outbox row the one statement does not)."""
@@ -82,8 +91,9 @@ def claim_params(
         return None
     return {
         "unless": unless,
+        "alone": alone,
         "now": stamp,
-        "limit": limit,
+        "limit": 1 if alone else limit,
         "ids": None if item_ids is None else sorted(item_ids),
         "stamp": None,
         "worker": worker_id,
@@ -186,14 +196,16 @@ class PostgresTransaction(SqlTransaction):
         limit: int,
         lease_until: datetime,
         item_ids: Collection[str] | None = None,
+        *,
+        alone: bool = False,
     ) -> list[Run]:
         """The base rules in one statement (same rows, same ledger events as SQLite)."""
         self._require_writable()
         if limit <= 0:
             return []
-        params = claim_params(worker_id, limit, lease_until, item_ids, self.stamp)
+        params = claim_params(worker_id, limit, lease_until, item_ids, self.stamp, alone=alone)
         if params is None:
-            return super().claim_runs(worker_id, limit, lease_until, item_ids)
+            return super().claim_runs(worker_id, limit, lease_until, item_ids, alone=alone)
         if self.change_stamp is None and self._keep_base:
             self._base_snapshot()  # what it saw before it wrote (see TransactionBase._stamp)
         self.wrote = True

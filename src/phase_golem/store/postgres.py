@@ -106,6 +106,9 @@ class _Migrations:
 
 
 class PostgresStore:
+    # Many workers on many hosts: a run left active may be another live worker's.
+    shared = True
+
     def __init__(self, url: str, *, clock: Callable[[], datetime] = utc_now) -> None:
         self.url = url
         self.where = describe_url(url)
@@ -275,14 +278,14 @@ class PostgresStore:
         item_ids: Collection[str] | None = None,
         *,
         unless_flag: str | None = None,
+        alone: bool = False,
     ) -> list[Run] | None:
         """`Transaction.claim_runs` as a transaction of its own in ONE round trip: BEGIN, the
         lock, the claim statement, NOTIFY and COMMIT are pipelined, so the lock is held only
         while the server runs them. Claims nothing while the meta key `unless_flag` holds a
         value (the scheduler's pause flag). None: use a transaction (a claim notifies)."""
-        params = claim_params(
-            worker_id, limit, lease_until, item_ids, format_timestamp(self._clock()), unless_flag
-        )
+        stamp = format_timestamp(self._clock())
+        params = claim_params(worker_id, limit, lease_until, item_ids, stamp, unless_flag, alone)
         if params is None or limit <= 0:
             return None if params is None else []
         with self._lock:

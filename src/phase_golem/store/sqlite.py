@@ -132,6 +132,9 @@ class _Migrations:
 
 
 class SqliteStore:
+    # The file lives under .phase-golem/, whose process lock admits one orchestrator.
+    shared = False
+
     def __init__(
         self,
         path: Path,
