@@ -245,11 +245,10 @@ def _visit_paths(leftovers: Mapping[str, Mapping[str, Any]], item_id: str, phase
     return [path for path, owner in leftovers.items() if owner.get("owners") == mine]
 
 
-def visit_leftovers(store: Store, tree: str, item_id: str, phase: str) -> list[str]:
+def visit_leftovers(tx: Transaction, tree: str, item_id: str, phase: str) -> list[str]:
     """What earlier attempts of a visit left in `tree`: its success will commit them, so
     its receipt lists them too (a retry that wrote the same bytes changed nothing)."""
-    with store.reader() as tx:
-        return _visit_paths(_leftovers(tx).get(tree, {}), item_id, phase)
+    return _visit_paths(_leftovers(tx).get(tree, {}), item_id, phase)
 
 
 def _rewritten(
@@ -413,11 +412,12 @@ def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | 
     return commit
 
 
-def _settle_intended(store: Store, root: Path, tree: str) -> list[str]:
-    """Commits made just before a crash cut off their ledger entries: recognise, record them."""
+def _settle_intended(store: Store, root: Path, tree: str, owed: list[dict[str, Any]]) -> list[str]:
+    """Commits made just before a crash cut off their ledger entries: recognise, record them
+    (`owed`: the tree's pending entries, as just read)."""
     workdir = tree_path(root, tree)
     found: dict[str, list[dict[str, Any]]] = {}
-    for entry in _tree_entries(store, tree):
+    for entry in owed:
         if entry.get("intended"):
             found.setdefault(entry["intended"], []).append(entry)
     settled = []
@@ -446,7 +446,10 @@ def flush_tree(store: Store, root: Path, tree: str, hold: Collection[str] = ()) 
     """Save what a tree owes: owed immediate commits, then the batch of the runs that are
     settled (all but those in `hold`, whose overlapping company is still at work)."""
     workdir = tree_path(root, tree)
-    commits = _settle_intended(store, root, tree)
+    owed = _tree_entries(store, tree)
+    if not owed:
+        return []  # nothing on record for this tree: one read, no git
+    commits = _settle_intended(store, root, tree, owed)
     held = set(hold)
     for entry in _tree_entries(store, tree):
         if entry["immediate"] and entry["succeeded"] and not entry["own_committed"]:

@@ -579,9 +579,10 @@ def _with_visit_leftovers(
 ) -> tuple[str, ...]:
     with store.reader() as tx:
         run = tx.get_run(run_id)
-    if run is None:
-        return tuple(touched)
-    return tuple(sorted({*touched, *visit_leftovers(store, tree, run.item_id, run.phase)}))
+        if run is None:
+            return tuple(touched)
+        left = visit_leftovers(tx, tree, run.item_id, run.phase)
+    return tuple(sorted({*touched, *left}))
 
 
 def settle_indeterminate(

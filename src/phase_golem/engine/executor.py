@@ -146,6 +146,8 @@ def key_new_visits(ctx: EngineContext, run_ids: list[str]) -> int:
     first attempt (DESIGN §6); a retry, even of a run that died before it started, copies it.
     Returns how many runs it keyed.
     """
+    if not run_ids:
+        return 0
     with ctx.store.reader() as tx:
         runs = [r for r in (tx.get_run(i) for i in run_ids) if r and not r.idempotency_key]
         items = {r.item_id: tx.get_item(r.item_id) for r in runs}

@@ -46,6 +46,7 @@ from phase_golem.engine.executor import (
 )
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
+from phase_golem.engine.offloop import settle_then_cancel
 from phase_golem.engine.output import save_on_halt, save_run_output
 from phase_golem.engine.recovery import (
     Recovered,
@@ -107,6 +108,7 @@ class Scheduler:
         self._waited_for: set[str] = set()  # runs whose agent elsewhere we said we wait for
         self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
         self._claim_more = False  # the last decide keyed runs after claiming
+        self._to_key: list[str] = []  # runs the last decide queued without their key
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
 
@@ -179,7 +181,8 @@ class Scheduler:
                     changed = True
                     continue
                 run = self._enqueue(tx, item, action)
-                new_visits.append(run.id)  # retries already carry their key
+                if not run.idempotency_key:  # retries and known trees carry their key
+                    new_visits.append(run.id)
                 self._count(run)
                 phase = "triage" if isinstance(action, Triage) else action.phase
                 labels.append(
@@ -204,11 +207,20 @@ class Scheduler:
                 self._claimed = [(run, tx.get_item(run.item_id)) for run in claimed]
         if alone:
             self._claimed = self._claim_alone(request)
-        if key_new_visits(self.ctx, new_visits):
-            self._claim_more = True  # the newly keyed runs may start too
+        self._to_key = new_visits  # keyed off the loop next (it may run git)
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
         return changed, None
+
+    async def _key_new_visits(self) -> None:
+        """Key the visits the last decide queued without a key, in a worker thread: it may
+        run git, which must not hold up the loop (DESIGN §3 "Cost rules")."""
+        run_ids, self._to_key = self._to_key, []
+        if not run_ids:
+            return
+        keyed: int = await settle_then_cancel(key_new_visits, self.ctx, run_ids)
+        if keyed:
+            self._claim_more = True  # the newly keyed runs may start too
 
     def _note_pause(self, state: PauseState | None) -> bool:
         """Say once when the scheduler becomes paused or resumed; True while paused."""
@@ -615,6 +627,7 @@ class Scheduler:
             self._sweep()
             self.intake.fire()
             changed, halt = self._decide()
+            await self._key_new_visits()
             self._claim_and_start()
             if not self.tasks and self.paused is None:
                 if self._cap_reached():

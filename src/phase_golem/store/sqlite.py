@@ -131,6 +131,22 @@ class _Migrations:
         )
 
 
+def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = _dict_row
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    return conn
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo what is open; a failed statement may already have ended the transaction."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
 class SqliteStore:
     # The file lives under .phase-golem/, whose process lock admits one orchestrator.
     shared = False
@@ -163,20 +179,19 @@ class SqliteStore:
             raise StoreFault(f"{path}: cannot open the database: {exc.strerror or exc}") from None
         os.close(fd)
         try:
-            self._conn = sqlite3.connect(
-                path,
-                timeout=busy_timeout_ms / 1000,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            self._conn.row_factory = _dict_row
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._conn = _connect(path, busy_timeout_ms)
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {synchronous}")
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+            # Readers have their own connection (and lock): in WAL a read sees the last
+            # commit and never waits for a writer's fsync, so a reader in one thread is
+            # not held up by a commit in another. `query_only`: it cannot write.
+            self._read_conn = _connect(path, busy_timeout_ms)
+            self._read_conn.execute("PRAGMA query_only = ON")
         except sqlite3.Error as exc:
             raise StoreFault(f"cannot open the database: {sqlite_fault(exc, path)}") from None
+        self._read_lock = threading.Lock()
         self._files = self._identity()
 
     def _identity(self) -> tuple[tuple[int, int], tuple[int, int] | None]:
@@ -217,10 +232,7 @@ class SqliteStore:
             raise StoreFault(sqlite_fault(exc, self.path)) from None
 
     def _rollback(self) -> None:
-        """Undo what is open; a failed statement may already have ended the transaction."""
-        if self._conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
+        _rollback(self._conn)
 
     def _migrate(self) -> None:
         if self._applied_versions() == known_versions("sqlite"):
@@ -260,7 +272,7 @@ class SqliteStore:
             published = self._keeper.published
             if published is not None and version == self._seen_version:
                 return published
-            with self.reader() as tx:
+            with self._reading(self._conn) as tx:  # at the version just read
                 refreshed = self._keeper.refresh(tx)
             self._seen_version = version
             return refreshed
@@ -313,21 +325,28 @@ class SqliteStore:
 
     @contextmanager
     def reader(self) -> Iterator[Transaction]:
-        with self._lock:
-            self._check_files()
-            with self._sqlite_errors():
-                self._conn.execute("BEGIN")
-            try:
-                yield SqliteTransaction(self._conn, self._clock(), writable=False)
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise StoreFault(sqlite_fault(exc, self.path)) from None
-            except BaseException:
-                self._rollback()
-                raise
-            with self._sqlite_errors():
-                self._conn.execute("COMMIT")
+        """A read of the last commit, on the readers' connection (no writer waits it)."""
+        with self._read_lock, self._reading(self._read_conn) as tx:
+            yield tx
+
+    @contextmanager
+    def _reading(self, conn: sqlite3.Connection) -> Iterator[Transaction]:
+        self._check_files()
+        with self._sqlite_errors():
+            conn.execute("BEGIN")
+        try:
+            yield SqliteTransaction(conn, self._clock(), writable=False)
+        except sqlite3.Error as exc:
+            _rollback(conn)
+            raise StoreFault(sqlite_fault(exc, self.path)) from None
+        except BaseException:
+            _rollback(conn)
+            raise
+        with self._sqlite_errors():
+            conn.execute("COMMIT")
 
     def close(self) -> None:
+        with self._read_lock, contextlib.suppress(sqlite3.Error):
+            self._read_conn.close()
         with self._lock, contextlib.suppress(sqlite3.Error):
             self._conn.close()

@@ -350,14 +350,12 @@ def commit_paths(
     if not paths:
         return None
     message = printable(redact_text(message))  # no secret or escape reaches history
-    head, head_tree = head_and_tree(root)
-    index = git_dir(root) / PRIVATE_INDEX
+    gitdir = git_dir(root)
+    index = gitdir / PRIVATE_INDEX
     env = {"GIT_INDEX_FILE": str(index), "GIT_LITERAL_PATHSPECS": "1"}
+    kept = False
     try:
-        if head is not None:
-            _git_out(root, env, "read-tree", head)
-        else:
-            _git_out(root, env, "read-tree", "--empty")
+        head, head_tree = _private_index(root, gitdir, env)
         usable = _committable(root, env, paths)
         if not usable:
             return None
@@ -366,20 +364,53 @@ def commit_paths(
             root, env, "add", "-A", "--pathspec-from-file=-", "--pathspec-file-nul", stdin=spec
         )
         tree = _git_out(root, env, "write-tree").strip()
+        if head is not None and tree == head_tree:
+            os.replace(index, gitdir / f"{KEPT_INDEX}{head}-{tree}")  # still HEAD's tree
+            kept = True
+            refresh_index(root, usable)  # committed before a crash cut the refresh off, perhaps
+            return None
+        parents = ["-p", head] if head is not None else []
+        commit = _git_out(root, {}, "commit-tree", tree, *parents, stdin=message).strip()
+        if before_publish is not None:
+            before_publish(commit)
+        update = ["update-ref", "-m", "phase-golem: commit", "HEAD", commit]
+        with locked_operation(root, ("HEAD",)):
+            run_git(root, *(update + ([head] if head is not None else [""])))
+        os.replace(index, gitdir / f"{KEPT_INDEX}{commit}-{tree}")  # the next one starts here
+        kept = True
     finally:
-        index.unlink(missing_ok=True)
-    if head is not None and tree == head_tree:
-        refresh_index(root, usable)  # committed before a crash cut the refresh off, perhaps
-        return None
-    parents = ["-p", head] if head is not None else []
-    commit = _git_out(root, {}, "commit-tree", tree, *parents, stdin=message).strip()
-    if before_publish is not None:
-        before_publish(commit)
-    update = ["update-ref", "-m", "phase-golem: commit", "HEAD", commit]
-    with locked_operation(root, ("HEAD",)):
-        run_git(root, *(update + ([head] if head is not None else [""])))
+        if not kept:
+            index.unlink(missing_ok=True)
     refresh_index(root, usable)
     return commit
+
+
+# The private index of our last commit, named for that commit and its tree: while HEAD is
+# still that commit it is HEAD's tree exactly, so the next commit starts from it instead of
+# asking git for HEAD and reading its tree again (two git processes fewer per commit).
+KEPT_INDEX = PRIVATE_INDEX + "-"
+
+
+def _private_index(root: Path, gitdir: Path, env: dict[str, str]) -> tuple[str | None, str | None]:
+    """The private index at HEAD's tree, and (HEAD, its tree): our last commit's kept
+    index when HEAD is still that commit (read from git's files), else read from HEAD."""
+    head = git_state(root).head
+    found: tuple[str, str] | None = None
+    for kept in gitdir.glob(KEPT_INDEX + "*"):
+        commit, _, tree = kept.name.removeprefix(KEPT_INDEX).partition("-")
+        if found is None and head is not None and commit == head and tree:
+            os.replace(kept, env["GIT_INDEX_FILE"])  # in use now: never kept half-built
+            found = (commit, tree)
+        else:
+            kept.unlink(missing_ok=True)
+    if found is not None:
+        return found
+    head, head_tree = head_and_tree(root)
+    if head is not None:
+        _git_out(root, env, "read-tree", head)
+    else:
+        _git_out(root, env, "read-tree", "--empty")
+    return head, head_tree
 
 
 def _git_out(
