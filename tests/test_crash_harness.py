@@ -90,8 +90,11 @@ def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
 
 def _co_owned_leftovers(db: Path) -> dict[str, dict[str, Any]]:
     """Recorded leftovers of the root tree that more than one item's runs could have written."""
-    rows = _query(db, "SELECT value FROM meta WHERE key = 'git:leftovers'")
-    recorded: dict[str, dict[str, Any]] = json.loads(rows[0][0]).get(".", {}) if rows else {}
+    rows = _query(db, "SELECT path, owners, runs, blob FROM leftovers WHERE tree = '.'")
+    recorded = {
+        str(path): {"owners": json.loads(owners), "runs": json.loads(runs), "blob": blob}
+        for path, owners, runs, blob in rows
+    }
     return {path: owner for path, owner in recorded.items() if len(owner["owners"]) > 1}
 
 

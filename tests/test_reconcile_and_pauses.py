@@ -16,7 +16,6 @@ from phase_golem.domain.items import Item, ItemStatus, PhasePool, new_item
 from phase_golem.domain.pipelines import AgentCli, PhaseConfig, PipelineConfig, Settings
 from phase_golem.domain.runs import Run, RunKind
 from phase_golem.engine.agent_pauses import (
-    PAUSES_KEY,
     agent_for_item,
     last_resumed,
     pause_agent,
@@ -102,6 +101,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 def test_a_pause_is_stored_with_its_event_and_resume_records_when(store: Store) -> None:
     with store.transaction() as tx:
         tx.create_item(_item())
+        tx.create_run(_run())  # the pause names the run that caused it (a foreign key)
         assert pause_agent(tx, "claude", "rate-limited 5 times in a row", _run())
         assert not pause_agent(tx, "claude", "again", _run())  # paused already
     with store.reader() as tx:
@@ -121,9 +121,9 @@ def test_a_pause_is_stored_with_its_event_and_resume_records_when(store: Store) 
         assert tx.events()[-1].kind is EventKind.AGENT_RESUMED
 
 
-def test_a_damaged_pause_record_reads_as_no_pause(store: Store) -> None:
-    with store.transaction() as tx:
-        tx.set_meta(PAUSES_KEY, "{not json")
+def test_the_old_meta_key_is_no_longer_read(store: Store) -> None:
+    with store.transaction() as tx:  # the pauses live in their own tables now
+        tx.set_meta("agent_pauses", '{"paused": {"claude": {"reason": "x", "since": "t"}}}')
     with store.reader() as tx:
         assert paused_agents(tx) == {}
 

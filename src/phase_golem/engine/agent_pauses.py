@@ -6,7 +6,7 @@ paused no run that needs it starts — items that need it wait where they are, h
 concurrency slot — and everything else goes on. `phase-golem resume-agent NAME` lets it
 run again.
 
-The pauses live in the store's meta table as one JSON value, changed together with a
+The pauses live in the store's own tables (`agent_pauses`), changed together with a
 ledger event in the same transaction, so a pause survives restarts and every process sees
 it. A resume also remembers when it happened, so the rate-limit streak that caused the
 pause is not counted again afterwards.
@@ -24,7 +24,6 @@ from phase_golem.domain.runs import Run, RunKind, Step
 from phase_golem.domain.scheduling import RunningTask
 from phase_golem.domain.snapshot import CANDIDATE_STATUSES, BacklogSnapshot
 from phase_golem.engine.pause_records import (
-    PAUSES_KEY,
     AgentPause,
     last_resumed,
     load_pauses,
@@ -35,7 +34,6 @@ from phase_golem.engine.preflight import phase_agent
 from phase_golem.store import Store, Transaction
 
 __all__ = [
-    "PAUSES_KEY",
     "AgentPause",
     "Holds",
     "agent_for_item",

@@ -11,7 +11,6 @@ successful attempt of the same item and phase — never under another item's mes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -27,14 +26,14 @@ from phase_golem.domain.commits import (
 )
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import parse_timestamp
-from phase_golem.engine.git_view import LEFTOVERS_KEY
 
 # Re-exported: `show`'s read-only view moved to engine/git_view.py (no git, light to import).
 from phase_golem.engine.git_view import ROOT_TREE as ROOT_TREE  # noqa: PLC0414
 from phase_golem.engine.git_view import git_view as git_view  # noqa: PLC0414
+from phase_golem.engine.git_view import leftovers_by_tree, save_leftovers_by_tree
 from phase_golem.engine.git_view import leftovers_of as leftovers_of  # noqa: PLC0414
 from phase_golem.engine.receipts import note_commit
-from phase_golem.store import Store, Transaction
+from phase_golem.store import PendingCommit, Store, Transaction
 from phase_golem.workspace.git import (
     commit_paths,
     dirty_paths,
@@ -43,8 +42,6 @@ from phase_golem.workspace.git import (
     run_git,
 )
 from phase_golem.workspace.snapshot import file_blob_id
-
-PENDING_KEY = "git:pending"
 
 
 @dataclass
@@ -126,23 +123,40 @@ def tree_path(root: Path, key: str) -> Path:
 
 
 # ---- what the store keeps ----------------------------------------------------------------
-# `git:pending`: a list of owed changes, one per finished run, until its commit is made.
-# `git:leftovers`: {tree: {path: {"owners": [[item, phase], ...], "runs": [...], "blob": id}}}.
-def _load(tx: Transaction, key: str) -> Any:
-    text = tx.get_meta(key)
-    return json.loads(text) if text else None
-
-
+# Owed changes (the `pending_commits` table): one per finished run, until its commit is made.
+# Leftovers (the `leftovers` table): {tree: {path: {"owners": [...], "runs": [...], "blob": id}}}.
 def _pending(tx: Transaction) -> list[dict[str, Any]]:
-    return list(_load(tx, PENDING_KEY) or [])
+    return [asdict(entry) for entry in tx.pending_commits()]
+
+
+def _save_pending(tx: Transaction, entries: Iterable[Mapping[str, Any]]) -> None:
+    tx.save_pending_commits([_pending_entry(e) for e in entries])
+
+
+def _pending_entry(entry: Mapping[str, Any]) -> PendingCommit:
+    change = _change_of(entry)
+    return PendingCommit(
+        run_id=change.run_id,
+        item_id=change.item_id,
+        tree=str(entry["tree"]),
+        phase=change.phase,
+        touched=change.touched,
+        own=change.own,
+        succeeded=change.succeeded,
+        immediate=change.immediate,
+        summary=change.summary,
+        overlapped=change.overlapped,
+        own_committed=bool(entry.get("own_committed")),
+        intended=entry.get("intended"),
+    )
 
 
 def _leftovers(tx: Transaction) -> dict[str, dict[str, dict[str, Any]]]:
-    return dict(_load(tx, LEFTOVERS_KEY) or {})
+    return leftovers_by_tree(tx)
 
 
-def _save(tx: Transaction, key: str, value: Any) -> None:
-    tx.set_meta(key, json.dumps(value, sort_keys=True))
+def _save_leftovers(tx: Transaction, leftovers: Mapping[str, Mapping[str, Any]]) -> None:
+    save_leftovers_by_tree(tx, {k: v for k, v in leftovers.items() if v})
 
 
 def record_change(tx: Transaction, tree: str, change: RunChange) -> None:
@@ -153,7 +167,7 @@ def record_change(tx: Transaction, tree: str, change: RunChange) -> None:
     """
     if change.touched or (change.succeeded and _inherited(_leftovers(tx).get(tree, {}), change)):
         entry = {"tree": tree, "own_committed": False, "intended": None, **asdict(change)}
-        _save(tx, PENDING_KEY, [*_pending(tx), entry])
+        _save_pending(tx, [*_pending(tx), entry])
     tx.append_event(
         EventKind.RUN_WORKSPACE,
         item_id=change.item_id,
@@ -210,7 +224,7 @@ def _update_pending(
             kept.append({**entry, **marks})
         else:
             kept.append(entry)
-    _save(tx, PENDING_KEY, kept)
+    _save_pending(tx, kept)
 
 
 # ---- committing ----------------------------------------------------------------------------
@@ -330,7 +344,7 @@ def _record_commit(
     taken = {p: [tuple(o) for o in owner.get("owners", [])] for p, owner in recorded.items()}
     taken = {p: owners for p, owners in taken.items() if p in saved}
     leftovers[tree] = {p: o for p, o in recorded.items() if p not in saved}
-    _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
+    _save_leftovers(tx, leftovers)
     written_by_others = {p for c in overlapping for p in c.touched} & saved
     for change in runs:
         # A run's part: what it touched, less what is certainly another run's own.
@@ -528,7 +542,7 @@ def remember_leftovers_in(
                 data={"tree": tree, "path": path},
             )
     leftovers[tree] = kept
-    _save(tx, LEFTOVERS_KEY, {k: v for k, v in leftovers.items() if v})
+    _save_leftovers(tx, leftovers)
 
 
 def pending_runs(store: Store) -> list[tuple[str, str, tuple[str, ...]]]:

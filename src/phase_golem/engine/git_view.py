@@ -1,27 +1,52 @@
 """`show`'s view of an item's git history: its commits, what each run touched, leftovers.
 
-Read from the ledger and the store's `git:leftovers` record only, so `show` needs neither
-git nor the commit machinery of `engine/commits.py` (which keeps those records).
+Read from the ledger and the store's leftovers table only, so `show` needs neither git
+nor the commit machinery of `engine/commits.py` (which keeps those records).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from phase_golem.domain.events import EventKind, LedgerEvent
-from phase_golem.store import Store, Transaction
+from phase_golem.store import Leftover, Store, Transaction
 
-# `git:leftovers`: {tree: {path: {"owners": [[item, phase], ...], "runs": [...], "blob": id}}}.
-LEFTOVERS_KEY = "git:leftovers"
 ROOT_TREE = "."
+
+
+def leftovers_by_tree(tx: Transaction) -> dict[str, dict[str, dict[str, Any]]]:
+    """The store's leftovers as the commit rules read them:
+    `{tree: {path: {"owners": [[item, phase], ...], "runs": [...], "blob": id}}}`."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in tx.leftovers():
+        found.setdefault(row.tree, {})[row.path] = {
+            "owners": [list(o) for o in row.owners],
+            "runs": list(row.runs),
+            "blob": row.blob,
+        }
+    return found
+
+
+def save_leftovers_by_tree(tx: Transaction, leftovers: Mapping[str, Mapping[str, Any]]) -> None:
+    """Replace the store's leftovers with `leftovers` (shaped as `leftovers_by_tree`)."""
+    rows = [
+        Leftover(
+            tree,
+            path,
+            tuple((str(o[0]), str(o[1])) for o in owner.get("owners", [])),
+            tuple(str(r) for r in owner.get("runs", [])),
+            owner.get("blob"),
+        )
+        for tree, paths in leftovers.items()
+        for path, owner in paths.items()
+    ]
+    tx.save_leftovers(rows)
 
 
 def leftovers_in(tx: Transaction, item_id: str | None = None) -> dict[str, dict[str, Any]]:
     """`{path: owner}` of every tree (paths prefixed by their worktree), of one item or all."""
-    text = tx.get_meta(LEFTOVERS_KEY)
-    everything: dict[str, dict[str, dict[str, Any]]] = dict(json.loads(text) if text else {})
+    everything = leftovers_by_tree(tx)
     found: dict[str, dict[str, Any]] = {}
     for tree, paths in everything.items():
         for path, owner in paths.items():

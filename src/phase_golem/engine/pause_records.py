@@ -1,4 +1,4 @@
-"""The agent pauses as stored (one JSON value in the meta table), for every reader.
+"""The agent pauses as stored (the `agent_pauses` and `agent_resumes` tables), for every reader.
 
 Kept apart from `agent_pauses.py` (the rules that pause, resume and hold runs) so that a
 read-only command like `status` can show the pauses without importing the engine.
@@ -6,13 +6,10 @@ read-only command like `status` can show the pauses without importing the engine
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from phase_golem.store import Transaction
-
-PAUSES_KEY = "agent_pauses"
+from phase_golem.store import PausedAgent, Transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,23 +27,28 @@ class AgentPause:
 
 
 def load_pauses(tx: Transaction) -> dict[str, dict[str, Any]]:
-    raw = tx.get_meta(PAUSES_KEY)
-    try:
-        data = json.loads(raw) if raw else {}
-    except ValueError:
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    paused = data.get("paused")
-    resumed = data.get("resumed")
+    """`{"paused": {agent: {"reason", "since", "run_id"}}, "resumed": {agent: when}}`."""
+    paused, resumed = tx.agent_pauses()
     return {
-        "paused": paused if isinstance(paused, dict) else {},
-        "resumed": resumed if isinstance(resumed, dict) else {},
+        "paused": {
+            p.agent: {"reason": p.reason, "since": p.since, "run_id": p.run_id} for p in paused
+        },
+        "resumed": dict(resumed),
     }
 
 
 def save_pauses(tx: Transaction, data: dict[str, dict[str, Any]]) -> None:
-    tx.set_meta(PAUSES_KEY, json.dumps(data, sort_keys=True, separators=(",", ":")))
+    paused = [
+        PausedAgent(
+            str(agent),
+            str(entry.get("reason", "")),
+            str(entry.get("since", "")),
+            entry.get("run_id"),
+        )
+        for agent, entry in data.get("paused", {}).items()
+    ]
+    resumed = {str(a): str(at) for a, at in data.get("resumed", {}).items() if at}
+    tx.save_agent_pauses(paused, resumed)
 
 
 def paused_agents(tx: Transaction) -> dict[str, AgentPause]:

@@ -15,11 +15,15 @@ from phase_golem.store.base import (
     Transaction,
 )
 from phase_golem.store.snapshot import BacklogSnapshot
+from phase_golem.store.state import Leftover, PausedAgent, PendingCommit
 
 __all__ = [
     "BacklogSnapshot",
     "ConflictError",
+    "Leftover",
     "NotFoundError",
+    "PausedAgent",
+    "PendingCommit",
     "Store",
     "StoreError",
     "Transaction",

@@ -26,6 +26,7 @@ from phase_golem.domain.text import storable
 from phase_golem.store.outbox import OutboxAccess, OutboxBase
 from phase_golem.store.pages import PageReads, PagesBase
 from phase_golem.store.snapshot import BacklogSnapshot
+from phase_golem.store.state import StateAccess, StateBase
 
 RUN_COUNTER = "__run__"
 # The store-wide change sequence (DESIGN §3): bumped once by every transaction that writes
@@ -63,8 +64,9 @@ class ConflictError(StoreError):
     pass
 
 
-class Transaction(PageReads, OutboxAccess, Protocol):
-    """What callers may do inside one unit of work (the read commands' pages: pages.py)."""
+class Transaction(PageReads, OutboxAccess, StateAccess, Protocol):
+    """What callers may do inside one unit of work (the read commands' pages: pages.py;
+    owed commits, leftovers and agent pauses: state.py)."""
 
     @property
     def now(self) -> datetime: ...
@@ -179,7 +181,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class TransactionBase(PagesBase, OutboxBase, abc.ABC):
+class TransactionBase(PagesBase, OutboxBase, StateBase, abc.ABC):
     """The rules of every store, written once over a few row-level primitives."""
 
     def __init__(

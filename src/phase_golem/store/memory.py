@@ -28,6 +28,7 @@ from phase_golem.domain.runs import Run, RunStatus, Step
 from phase_golem.store.base import CHANGE_COUNTER, Transaction, TransactionBase
 from phase_golem.store.keeper import SnapshotKeeper
 from phase_golem.store.snapshot import BacklogSnapshot
+from phase_golem.store.state import Leftover, PausedAgent, PendingCommit
 
 
 @dataclass
@@ -41,6 +42,10 @@ class _State:
     receipts: dict[str, Receipt] = field(default_factory=dict)  # insertion order = recorded
     change_seqs: dict[tuple[str, str], int] = field(default_factory=dict)  # (table, id) → seq
     notifications: dict[int, Notification] = field(default_factory=dict)
+    pending: tuple[PendingCommit, ...] = ()
+    leftovers: tuple[Leftover, ...] = ()
+    paused: tuple[PausedAgent, ...] = ()
+    resumed: tuple[tuple[str, str], ...] = ()
 
     def copy(self) -> _State:
         return _State(
@@ -53,6 +58,10 @@ class _State:
             dict(self.receipts),
             dict(self.change_seqs),
             dict(self.notifications),
+            self.pending,
+            self.leftovers,
+            self.paused,
+            self.resumed,
         )
 
 
@@ -242,6 +251,26 @@ class MemoryTransaction(TransactionBase):
 
     def _store_meta(self, key: str, value: str) -> None:
         self.state.meta[key] = value
+
+    # -- owed commits, leftovers, agent pauses (store/state.py)
+    def _load_pending(self) -> list[PendingCommit]:
+        return list(self.state.pending)
+
+    def _replace_pending(self, entries: Sequence[PendingCommit]) -> None:
+        self.state.pending = tuple(entries)
+
+    def _load_leftovers(self) -> list[Leftover]:
+        return list(self.state.leftovers)
+
+    def _replace_leftovers(self, entries: Sequence[Leftover]) -> None:
+        self.state.leftovers = tuple(entries)
+
+    def _load_pauses(self) -> tuple[list[PausedAgent], dict[str, str]]:
+        return list(self.state.paused), dict(self.state.resumed)
+
+    def _replace_pauses(self, paused: Sequence[PausedAgent], resumed: Mapping[str, str]) -> None:
+        self.state.paused = tuple(paused)
+        self.state.resumed = tuple(sorted(resumed.items()))
 
     # -- pages for the read commands (store/pages.py)
     def _count_items(self, include_archived: bool) -> ItemCounts:

@@ -35,6 +35,7 @@ from phase_golem.store.codec import (
     run_to_row,
     schedule_from_row,
 )
+from phase_golem.store.sql_state import SqlStateRows
 
 BUMP_COUNTER = (
     "INSERT INTO id_counters (name, high_water) VALUES (?, 1) ON CONFLICT (name) "
@@ -49,7 +50,7 @@ INSERT_EVENT = (
 )
 
 
-class SqlTransaction(TransactionBase):
+class SqlTransaction(SqlStateRows, TransactionBase):
     """Everything but running a statement, which each database does its own way."""
 
     RUN_TOTALS = sql_pages.RUN_TOTALS
