@@ -138,3 +138,26 @@ def test_a_project_that_is_not_on_sqlite_has_nothing_to_migrate(
     _point_at(project, pg_url)
     result = project.pg("migrate-store", "--to", pg_url)
     _one_line_error(result, "SQLite")
+
+
+def test_the_engines_own_state_moves_too(finished: Repo, pg_server: Any) -> None:
+    """Owed commits, leftovers and agent pauses live in tables of their own: copied too."""
+    from phase_golem.store.postgres import PostgresStore
+    from phase_golem.store.sqlite import SqliteStore
+    from phase_golem.store.state import Leftover, PausedAgent
+
+    sqlite = SqliteStore(finished.root / ".phase-golem" / "state.db")
+    with sqlite.transaction() as tx:
+        run_id = tx.list_runs()[0].id
+        tx.save_leftovers([Leftover("root", "notes.md", (("WRK-001", "build"),), (run_id,))])
+        tx.save_agent_pauses([PausedAgent("claude", "rate limited", "2026-12-03T00:00:00Z")], {})
+    sqlite.close()
+    url = pg_server.new_database()
+    assert finished.pg("migrate-store", "--to", url).code == 0
+    moved = PostgresStore(url)
+    try:
+        with moved.reader() as tx:
+            assert [(x.path, x.runs) for x in tx.leftovers()] == [("notes.md", (run_id,))]
+            assert [p.agent for p in tx.agent_pauses()[0]] == ["claude"]
+    finally:
+        moved.close()

@@ -38,6 +38,10 @@ TABLES = (
     "schedules",
     "meta",
     "notifications",
+    "pending_commits",
+    "leftovers",
+    "agent_pauses",
+    "agent_resumes",
 )
 # Tables whose primary key is an identity column: its sequence continues after the copy.
 IDENTITY = {"ledger": "seq", "receipts": "seq", "notifications": "id"}
