@@ -103,11 +103,11 @@ def test_a_claim_alone_waits_for_every_live_run_and_takes_only_one(store: Store)
 
 
 def test_two_workers_on_one_database_keep_exclusivity(
-    request: pytest.FixtureRequest, kind: str, tmp_path: Path, store: Store
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    if kind != "postgres":
-        pytest.skip("two stores on one database: PostgreSQL (one process per SQLite file)")
-    other = open_kind(request, kind, tmp_path, FakeClock())  # the same database, its own pool
+    """PostgreSQL only: two workers share one database there (SQLite has one process)."""
+    store = open_kind(request, "postgres", tmp_path, FakeClock())
+    other = open_kind(request, "postgres", tmp_path, FakeClock())  # the same database
     try:
         items = [add(store) for _ in range(2)]
         for item in items:
@@ -119,3 +119,4 @@ def test_two_workers_on_one_database_keep_exclusivity(
         assert worker_a("worker-a", 1, [items[0]], False) != []  # non-destructive may go
     finally:
         other.close()
+        store.close()
