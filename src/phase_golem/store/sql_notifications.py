@@ -55,14 +55,18 @@ def update_params(n: Notification) -> tuple[Any, ...]:
     return (n.status.value, n.attempts, n.next_attempt_at, n.last_error, n.sent_at, n.id)
 
 
+def _with_statuses(statuses: Sequence[NotificationStatus] | None) -> tuple[str, list[Any]]:
+    """The select, narrowed to `statuses` when given; the callers add their own terms."""
+    if statuses is None:
+        return SELECT + " WHERE 1 = 1", []
+    marks = ", ".join("?" for _ in statuses)
+    return SELECT + f" WHERE status IN ({marks})", [s.value for s in statuses]
+
+
 def list_query(
     statuses: Sequence[NotificationStatus] | None, due_by: str | None, limit: int | None
 ) -> tuple[str, list[Any]]:
-    sql = SELECT + " WHERE 1 = 1"
-    params: list[Any] = []
-    if statuses is not None:
-        sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
-        params += [s.value for s in statuses]
+    sql, params = _with_statuses(statuses)
     if due_by is not None:
         sql += " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
         params.append(due_by)
@@ -77,11 +81,7 @@ def page_query(
     statuses: Sequence[NotificationStatus] | None, before_id: int | None, limit: int
 ) -> tuple[str, list[Any]]:
     """Newest first below `before_id`: the primary key pages it, whatever the table holds."""
-    sql = SELECT + " WHERE 1 = 1"
-    params: list[Any] = []
-    if statuses is not None:
-        sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
-        params += [s.value for s in statuses]
+    sql, params = _with_statuses(statuses)
     if before_id is not None:
         sql += " AND id < ?"
         params.append(before_id)
