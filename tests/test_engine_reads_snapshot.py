@@ -24,7 +24,7 @@ from phase_golem.engine.backlog import NewItemRequest, add_item
 from phase_golem.engine.executor import EngineContext
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
-from phase_golem.project import init_project, load_project
+from phase_golem.project import Project, init_project, load_project
 from phase_golem.store.sqlite import SqliteStore, SqliteTransaction
 from tests.conftest import make_git_repo
 
@@ -45,18 +45,37 @@ phases = [
 """
 
 
-def test_other_writers_are_seen_and_the_backlog_is_decoded_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _project(tmp_path: Path, items: int) -> Project:
+    """A committed project in a fresh git repository with `items` new items."""
     root = make_git_repo(tmp_path / "repo")
     (root / "phase-golem.toml").write_text(CONFIG, encoding="utf-8")
     init_project(root, "WRK", None)
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-qm", "start"], cwd=root, check=True)
     project = load_project(root, None)
-    store, settings = project.store(), project.config.settings
-    for n in range(12):
-        add_item(store, settings, NewItemRequest(f"Item {n}"))
+    for n in range(items):
+        add_item(project.store(), project.config.settings, NewItemRequest(f"Item {n}"))
+    return project
+
+
+def _phase_complete(request: AgentRequest) -> AgentOutcome:
+    """What an agent that finishes every phase at once answers (triage: small, low risk)."""
+    triage = request.phase == "triage"
+    result = PhaseResult(
+        item_id=request.item_id,
+        phase=request.phase,
+        result=ResultCode.PHASE_COMPLETE,
+        summary="done",
+        assessments=Assessments(Size.SMALL, None, Level.LOW, None) if triage else None,
+    )
+    return AgentOutcome(result, None, None, StreamInfo())
+
+
+def test_other_writers_are_seen_and_the_backlog_is_decoded_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project(tmp_path, 12)
+    root, store, settings = project.root, project.store(), project.config.settings
     other = SqliteStore(project.state_dir / "state.db")  # another writer on the same file
     calls = {"agent": 0, "full": 0}
     listing = SqliteTransaction._load_items
@@ -80,15 +99,7 @@ def test_other_writers_are_seen_and_the_backlog_is_decoded_once(
                 tx.create_item(new_item(tx.allocate_item_id("WRK"), "Added meanwhile", tx.now))
                 first = tx.require_item("WRK-012")
                 tx.save_item(touch(first, tx.now, title="Renamed"), EventKind.ITEM_UPDATED)
-        assessments = Assessments(Size.SMALL, None, Level.LOW, None)
-        result = PhaseResult(
-            item_id=request.item_id,
-            phase=request.phase,
-            result=ResultCode.PHASE_COMPLETE,
-            summary="done",
-            assessments=assessments if request.phase == "triage" else None,
-        )
-        return AgentOutcome(result, None, None, StreamInfo())
+        return _phase_complete(request)
 
     ctx = EngineContext(root, root, settings, store, "test", agent_runner=agent)
     summary = asyncio.run(Scheduler(ctx, RunOptions(), lambda line: None).run())
@@ -107,13 +118,8 @@ def test_no_run_claimed_by_the_scheduler_waits_without_its_agent(
 ) -> None:
     """Runs a decide claims and then keys more are all started, not left claimed until a
     lease sweep finds them (that once cost a second per phase run)."""
-    root = make_git_repo(tmp_path / "repo")
-    (root / "phase-golem.toml").write_text(CONFIG, encoding="utf-8")
-    init_project(root, "WRK", None)
-    project = load_project(root, None)
-    store, settings = project.store(), project.config.settings
-    for n in range(6):
-        add_item(store, settings, NewItemRequest(f"Item {n}"))
+    project = _project(tmp_path, 6)
+    root, store, settings = project.root, project.store(), project.config.settings
     stranded: list[str] = []
     real_wait = Scheduler._wait
 
@@ -135,15 +141,7 @@ def test_no_run_claimed_by_the_scheduler_waits_without_its_agent(
         max_result_bytes: int,
         on_start: Callable[[int], None] | None = None,
     ) -> AgentOutcome:
-        triage = request.phase == "triage"
-        result = PhaseResult(
-            item_id=request.item_id,
-            phase=request.phase,
-            result=ResultCode.PHASE_COMPLETE,
-            summary="done",
-            assessments=Assessments(Size.SMALL, None, Level.LOW, None) if triage else None,
-        )
-        return AgentOutcome(result, None, None, StreamInfo())
+        return _phase_complete(request)
 
     ctx = EngineContext(root, root, settings, store, "test", agent_runner=agent)
     summary = asyncio.run(Scheduler(ctx, RunOptions(), lambda line: None).run())
