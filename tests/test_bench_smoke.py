@@ -17,16 +17,21 @@ pytestmark = pytest.mark.serial
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
-def test_snapshot_benchmark_runs() -> None:
+def _output(script: str, *args: str, timeout: float = DEADLINE_SECONDS) -> list[str]:
+    """The lines a bench script printed; it must exit 0."""
     completed = subprocess.run(
-        [sys.executable, str(BENCH / "snapshot.py"), "--quick"],
+        [sys.executable, str(BENCH / script), *args],
         capture_output=True,
         text=True,
-        timeout=DEADLINE_SECONDS,
+        timeout=timeout,
         check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    lines = completed.stdout.splitlines()
+    return completed.stdout.splitlines()
+
+
+def test_snapshot_benchmark_runs() -> None:
+    lines = _output("snapshot.py", "--quick")
     assert lines[0].split() == ["items", "snapshot", "deepcopy", "ratio", "write+publish"]
     rows = [line.split() for line in lines[1:3]]
     assert [row[0] for row in rows] == ["30", "100"]
@@ -34,43 +39,20 @@ def test_snapshot_benchmark_runs() -> None:
 
 
 def test_throughput_benchmark_runs() -> None:
-    completed = subprocess.run(
-        [sys.executable, str(BENCH / "throughput.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_SECONDS,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    rows = dict(line.split() for line in completed.stdout.splitlines()[1:])
+    lines = _output("throughput.py", "--quick")
+    rows = dict(line.split() for line in lines[1:])
     assert rows["phase_runs"] == "25"  # 5 items x (triage + 4 phases)
     assert rows["raw_commits_per_phase_run"].endswith("x")
 
 
 def test_workspace_snapshot_benchmark_runs() -> None:
-    completed = subprocess.run(
-        [sys.executable, str(BENCH / "workspace_snapshot.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_SECONDS,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    lines = completed.stdout.splitlines()
+    lines = _output("workspace_snapshot.py", "--quick")
     assert lines[0].split() == ["files", "ours_ms", "naive_ms", "naive/ours"]
     assert lines[1].split()[0] == "200" and lines[1].endswith("x")
 
 
 def _rows(script: str, *args: str) -> dict[str, str]:
-    completed = subprocess.run(
-        [sys.executable, str(BENCH / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    lines = completed.stdout.splitlines()
+    lines = _output(script, *args, timeout=600)
     assert lines[0] == "measure value"
     return dict(line.split(maxsplit=1) for line in lines[1:])
 
@@ -94,15 +76,7 @@ def test_restart_benchmark_runs() -> None:
 
 
 def test_cli_benchmark_runs() -> None:
-    completed = subprocess.run(
-        [sys.executable, str(BENCH / "cli.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    lines = completed.stdout.splitlines()
+    lines = _output("cli.py", "--quick", timeout=600)
     labels = [line.split("  ")[0].strip() for line in lines]
     assert "phase-golem --version" in labels and "phase-golem status (100 items)" in labels
     growth = [line for line in lines if line.startswith(("status:", "log --limit 20:"))]
@@ -111,15 +85,7 @@ def test_cli_benchmark_runs() -> None:
 
 
 def test_redaction_benchmark_runs() -> None:
-    completed = subprocess.run(
-        [sys.executable, str(BENCH / "redaction.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    lines = completed.stdout.splitlines()
+    lines = _output("redaction.py", "--quick", timeout=300)
     assert lines[0].split() == ["input", "size", "seconds", "x", "prev"]
     measured = {line.split()[0] for line in lines[1:] if line.split()[1] == "100,000"}
     assert {"letters", "token-words", "pem-no-end", "transcript"} <= measured
@@ -127,15 +93,7 @@ def test_redaction_benchmark_runs() -> None:
 
 def test_web_pages_benchmark_runs() -> None:
     pytest.importorskip("starlette", reason="the dashboard needs the [web] extra")
-    completed = subprocess.run(
-        [sys.executable, str(BENCH / "web_pages.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_SECONDS,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr
-    lines = completed.stdout.splitlines()
+    lines = _output("web_pages.py", "--quick")
     assert lines[0].split() == ["page", "100_ms", "1000_ms", "ratio", "html_ratio"]
     rows = {line.split()[0]: line.split() for line in lines[1:6]}
     assert {"/", "/items/WRK-00001", "/notifications"} <= set(rows)
