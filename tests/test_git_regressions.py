@@ -102,12 +102,13 @@ def test_a_file_a_failed_and_a_successful_run_both_saw_is_committed_naming_both(
     # commit and `show` name the failed run that overlapped (DESIGN §8).
     # The order a slow machine need not keep is enforced: WRK-002's plan begins, WRK-001's
     # writes its junk and fails, and only then does WRK-002's write its file and succeed.
+    # (The junk must wait for WRK-002's start: written before it, it is WRK-001's alone.)
     began, failed = tmp_path / "began", tmp_path / "wrk-001-failed"
     rules = f"""\
   - match: {{item: WRK-001, phase: plan}}
     fail_times: 9
+    wait_before_write: '{began}-WRK-002'
     write: {{"notes/junk-of-WRK-001.md": "half-baked\\n"}}
-    wait_for: '{began}-WRK-002'
   - match: {{item: WRK-002, phase: plan}}
     key_log: '{began}-{{item}}'
     wait_before_write: '{failed}'
