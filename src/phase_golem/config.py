@@ -76,6 +76,7 @@ __all__ = [
 ]
 
 _PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_REMOTE_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MAX_DURATION_SECONDS = YEAR
@@ -386,6 +387,7 @@ def build_settings(raw: ConfigFile, base_dir: Path | None = None) -> tuple[Setti
         max_result_bytes=execution_raw.max_result_bytes,
         max_triage_attempts=execution_raw.max_triage_attempts,
         max_follow_ups=execution_raw.max_follow_ups,
+        remote=_remote(check, execution_raw.remote, url),
     )
     if execution.isolation is Isolation.WORKTREE:
         pipelines = _worktree_pipelines(check.problems, pipelines)
@@ -416,6 +418,18 @@ def build_settings(raw: ConfigFile, base_dir: Path | None = None) -> tuple[Setti
         ),
     )
     return settings, check.problems
+
+
+def _remote(check: Checker, remote: str | None, url: str) -> str | None:
+    """The shared git remote: as configured, else `origin` when the store is shared."""
+    if remote is None:
+        return "origin" if StorageConfig(url).is_shared else None
+    if not _REMOTE_PATTERN.fullmatch(remote):
+        check.problems.append(
+            f"execution.remote: {shown(remote)} is not a git remote name (as `git remote` lists)"
+        )
+        return None
+    return remote
 
 
 def _public_url(problems: list[str], url: str | None) -> str | None:

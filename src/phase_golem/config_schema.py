@@ -107,6 +107,8 @@ class ExecutionSection(Lenient):
     max_triage_attempts: Annotated[int, bounded(1, 100, inclusive_low=True)] = 3
     # How many follow-ups one result may create; the rest are reported, not created.
     max_follow_ups: Annotated[int, bounded(0, 10_000, inclusive_low=True)] = 20
+    # The git remote item branches and merges go through (default with PostgreSQL: origin).
+    remote: str | None = None
 
 
 class AgentSection(Strict):

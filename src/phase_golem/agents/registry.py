@@ -22,9 +22,10 @@ def adapter_for(
     root: Path | None = None,
     base_branch: str = "main",
     merge_strategy: MergeStrategy = MergeStrategy.MERGE_COMMIT,
+    remote: str | None = None,
 ) -> AgentAdapter:
     if cli is AgentCli.MERGE:
-        return MergeAdapter(base_branch, merge_strategy.value, root or base_dir)
+        return MergeAdapter(base_branch, merge_strategy.value, root or base_dir, remote)
     if cli is AgentCli.CLAUDE:
         return ClaudeAdapter()
     if cli is AgentCli.CODEX:

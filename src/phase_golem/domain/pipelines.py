@@ -145,6 +145,8 @@ class ExecutionConfig:
     max_result_bytes: int = 1_048_576
     max_triage_attempts: int = 3
     max_follow_ups: int = 20
+    # The git remote workers on several machines share item branches through (DESIGN §14).
+    remote: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,11 @@ class ServeConfig:
 @dataclass(frozen=True, slots=True)
 class StorageConfig:
     url: str = "sqlite:///.phase-golem/state.db"
+
+    @property
+    def is_shared(self) -> bool:
+        """A database workers in other clones and on other hosts use too (PostgreSQL)."""
+        return self.url.startswith(("postgresql://", "postgres://"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,6 +318,7 @@ def adapter_of(ctx: EngineContext, phase: PhaseConfig | None) -> AgentAdapter:
         root=ctx.root,
         base_branch=ctx.base_branch,
         merge_strategy=ctx.settings.execution.merge_strategy,
+        remote=ctx.settings.execution.remote,
     )
 
 

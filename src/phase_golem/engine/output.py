@@ -20,6 +20,7 @@ from phase_golem.engine.commits import (
 from phase_golem.engine.completion import Completion
 from phase_golem.engine.executor import EngineContext
 from phase_golem.workspace.git import GitError
+from phase_golem.workspace.remote import push_item_branch
 from phase_golem.workspace.worktrees import remove_worktree
 
 
@@ -28,6 +29,7 @@ def save_run_output(
 ) -> None:
     """Commit what the run owes git: at once, or as the tree's batch once it is idle."""
     change, tree = completion.change, completion.tree
+    made: list[str] = []
     try:
         if change is not None and tree is not None:
             commits = []
@@ -40,6 +42,8 @@ def save_run_output(
                 known = None if None in blobs else {p: b for m in blobs if m for p, b in m.items()}
                 ctx.known.committed(tree_path(ctx.root, tree), made[-1], known)
         in_worktree = tree is not None and tree != ROOT_TREE
+        if in_worktree and made:
+            _push(ctx, completion.item_id, emit)
         kept = (
             in_worktree
             and completion.completed
@@ -49,6 +53,17 @@ def save_run_output(
             emit(f"[{completion.item_id}] its worktree is kept: git would not remove it")
     except GitError as exc:
         emit(f"[{completion.item_id}] git: {exc} (kept as owed; retried on halt)")
+
+
+def _push(ctx: EngineContext, item_id: str, emit: Callable[[str], None]) -> None:
+    """Other workers pick the item up from the shared remote: its branch goes there now."""
+    remote = ctx.settings.execution.remote
+    if remote is None:
+        return
+    try:
+        push_item_branch(ctx.root, remote, item_id)
+    except GitError as exc:
+        emit(f"[{item_id}] git: {exc} (this clone pushes it when it next runs {item_id})")
 
 
 def save_on_halt(ctx: EngineContext, reason: str, emit: Callable[[str], None]) -> None:

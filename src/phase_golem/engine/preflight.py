@@ -16,7 +16,7 @@ from phase_golem.agents.sim import ScenarioError, load_scenario
 from phase_golem.config import resolve_workflow_path
 from phase_golem.domain.dependencies import find_cycle
 from phase_golem.domain.items import Item, ItemStatus
-from phase_golem.domain.pipelines import AgentCli, PhaseConfig, Settings
+from phase_golem.domain.pipelines import AgentCli, Isolation, PhaseConfig, Settings
 
 
 def phase_agent(settings: Settings, phase: PhaseConfig | None) -> AgentCli:
@@ -84,6 +84,17 @@ def _dependency_problems(items: Sequence[Item], archived_ids: set[str]) -> list[
     return problems
 
 
+def _shared_store_problems(settings: Settings) -> list[str]:
+    """Workers of a shared store each work in their own clone (on their own host): their
+    work meets only on item branches through the remote (DESIGN §14)."""
+    if settings.storage.is_shared and settings.execution.isolation is not Isolation.WORKTREE:
+        return [
+            "storage.url is PostgreSQL: each worker works in its own clone and their work "
+            'meets on item branches, which needs [execution] isolation = "worktree"'
+        ]
+    return []
+
+
 def preflight(
     settings: Settings,
     base_dir: Path,
@@ -91,7 +102,7 @@ def preflight(
     items: Sequence[Item],
     archived_ids: set[str],
 ) -> list[str]:
-    problems = _workflow_problems(settings, base_dir)
+    problems = _shared_store_problems(settings) + _workflow_problems(settings, base_dir)
     problems += _item_problems(settings, items)
     duplicates = [item_id for item_id, n in Counter(i.id for i in items).items() if n > 1]
     problems += [f"duplicate item ID {item_id}" for item_id in duplicates]

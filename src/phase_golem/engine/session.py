@@ -13,7 +13,7 @@ from pathlib import Path
 from phase_golem.agents.process import kill_all_groups
 from phase_golem.domain.errors import DomainError
 from phase_golem.domain.items import Item, ItemStatus, split_item_id
-from phase_golem.domain.pipelines import Isolation
+from phase_golem.domain.pipelines import Isolation, Settings
 from phase_golem.domain.runs import Run
 from phase_golem.engine.commits import pending_runs, save_all, tree_key, unaccounted_changes
 from phase_golem.engine.executor import EngineContext, run_directory
@@ -40,6 +40,7 @@ from phase_golem.workspace.git import (
     identity_problem,
     repository_problem,
 )
+from phase_golem.workspace.remote import push_unpushed, remote_exists
 from phase_golem.workspace.worktrees import existing_worktrees, worktrees_dir
 
 
@@ -180,7 +181,7 @@ def _adopted_paths(ctx: EngineContext, adopted: list[Run]) -> set[str]:
     return paths
 
 
-def _repository_problems(root: Path, isolation: Isolation) -> list[str]:
+def _repository_problems(root: Path, settings: Settings) -> list[str]:
     """The repository's state, checked with the rest of preflight (the clean tree waits
     for recovery, which may commit or explain what is dirty)."""
     try:
@@ -191,11 +192,36 @@ def _repository_problems(root: Path, isolation: Isolation) -> list[str]:
         identity = identity_problem(root)
         if identity is not None:
             problems.append(identity)
-        if isolation is Isolation.WORKTREE and head_commit(root) is None:
+        if settings.execution.isolation is Isolation.WORKTREE and head_commit(root) is None:
             problems.append("worktree isolation needs a first commit to branch from")
+        remote = settings.execution.remote
+        if remote is not None and not remote_exists(root, remote):
+            problems.append(
+                f"execution.remote: this clone has no git remote {remote!r} to share item "
+                f"branches through (add it: git remote add {remote} URL)"
+            )
         return problems
     except GitError as exc:
         return [f"git: {exc}"]
+
+
+def _push_unpushed(ctx: EngineContext, emit: Callable[[str], None]) -> None:
+    """Item commits a kill kept from the shared remote go there before any new run."""
+    remote = ctx.settings.execution.remote
+    if remote is None:
+        return
+    try:
+        pushed, kept = push_unpushed(ctx.root, remote)
+    except GitError as exc:
+        emit(f"[recovery] git: {exc}")
+        return
+    for branch in pushed:
+        emit(f"[recovery] pushed {branch} to {remote}: its last commits had not reached it")
+    for branch in kept:
+        emit(
+            f"[recovery] {branch} here and on {remote} have diverged: merged when this "
+            "worker next runs its item, kept here meanwhile"
+        )
 
 
 class _CutShort(Exception):
@@ -246,7 +272,7 @@ def run_session(
         active = store.snapshot().items()
         archived = _archived_dependencies(store, active)
         problems = preflight(settings, project.config.base_dir, project.root, active, archived)
-        problems += _repository_problems(project.root, settings.execution.isolation)
+        problems += _repository_problems(project.root, settings)
         if len(problems) == 1:
             raise ProjectError(problems[0])
         if problems:  # every problem at once: one fix-and-retry, not one per problem
@@ -267,6 +293,7 @@ def run_session(
         for run in recovered.adopt:
             emit(f"[recovery] {run.id}: its agent outlived the last orchestrator; adopting it")
         _settle_the_tree(ctx, recovered, emit)
+        _push_unpushed(ctx, emit)
         scheduler = Scheduler(ctx, options, emit, recovered=recovered)
         if watch is not None:
             watch(scheduler)

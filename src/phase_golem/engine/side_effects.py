@@ -37,7 +37,8 @@ def check_side_effect(
     template = phase.reconcile if phase is not None else None
     if template is None and phase is not None and phase.agent is AgentCli.MERGE:
         # The built-in merge knows how to tell: is the item's branch in the base branch?
-        template = merge_check_command(root, current_branch(root) or "main")
+        base = current_branch(root) or "main"
+        template = merge_check_command(root, base, settings.execution.remote)
     if template is None:
         return None
     timeout = settings.execution.reconcile_timeout_seconds

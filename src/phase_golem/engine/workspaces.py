@@ -33,6 +33,7 @@ from phase_golem.safe_files import (
     read_bounded,
 )
 from phase_golem.workspace.git import GitError, is_ancestor
+from phase_golem.workspace.remote import sync_item_branch
 from phase_golem.workspace.snapshot import WorkspaceSnapshot, take_snapshot, touched_paths
 from phase_golem.workspace.worktrees import ensure_worktree
 
@@ -101,7 +102,10 @@ def prepare_workspace(
     """The run's tree (a worktree is made on the item's first phase) and its before-snapshot."""
     workdir = run_workdir(root, settings, item, run)
     branch = None
-    if workdir != root:
+    remote = settings.execution.remote
+    if workdir != root and remote is not None:  # what other workers did to it comes first
+        branch = sync_item_branch(root, workdir, remote, item.id, base)
+    elif workdir != root:
         branch = ensure_worktree(root, workdir, item.id, base)
     stale, freshness = _staleness(workdir, item, phase)
     snapshot = snapshots(workdir)
