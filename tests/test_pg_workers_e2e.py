@@ -1,9 +1,10 @@
 """Many `phase-golem run` workers on one PostgreSQL database (DESIGN §14), end to end.
 
-Each worker is a real `phase-golem run` process in its own clone of one origin
-repository, with the simulated agent; the database is all they share. Four of them
-finish one backlog: every item done once, no run claimed twice, every side effect
-exactly once, and no destructive run beside any other run, whichever worker ran it. Then
+Each worker is a real `phase-golem run` process in its own clone of one bare origin
+repository, with the simulated agent; the database and the remote are all they share.
+Four of them finish one backlog: every item done once, no run claimed twice, every side
+effect exactly once, and every item's work on the remote's main once, under its own item,
+whichever workers ran its phases. Then
 a worker is SIGKILLed while its agent is in the middle of a side effect: another worker on
 this host leaves the run alone while that orphan agent lives (under the dead worker's
 clone, not adoptable from its own), even after the lease expired, and once it has exited
@@ -26,7 +27,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXE, Repo, git_in, make_git_repo
-from tests.e2e import commit_all, interval
+from tests.e2e import commit_all
 from tests.waiting import DEADLINE_SECONDS, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
@@ -54,6 +55,7 @@ def _config(url: str, log: Path, execution: str) -> str:
         '    { name = "build", is_destructive = true },\n'
         '    { name = "ship", is_destructive = false, side_effect = true, '
         f"reconcile = {reconcile} }},\n"
+        '    { name = "merge", is_destructive = true, side_effect = true, agent = "merge" },\n'
         "]\n"
     )
 
@@ -65,6 +67,8 @@ def _scenario(log: Path, ship_gate: Path | None) -> str:
         "rules:\n"
         "  - match: {phase: triage}\n"
         "    assessments: {size: small, risk: low, complexity: low, impact: medium}\n"
+        "  - match: {phase: build}\n"
+        '    write: {"src/{item}.txt": "built {item}\\n"}\n'
         "  - match: {phase: ship}\n"
         f"{gate}"
         f"    side_effect_log: {str(log)!r}\n"
@@ -72,28 +76,31 @@ def _scenario(log: Path, ship_gate: Path | None) -> str:
 
 
 class Fleet:
-    """An origin repository, its clones (one per worker) and their `run` processes."""
+    """A bare origin repository, its clones (one per worker) and their `run` processes."""
 
     def __init__(self, tmp_path: Path, url: str, *, execution: str, gated: bool) -> None:
         self.tmp = tmp_path
         self.log = tmp_path / "side-effects.log"
         self.gate = tmp_path / "ship-gate"  # a ship agent acts once the test opens it
-        origin = Repo(make_git_repo(tmp_path / "origin"))
-        (origin.root / "phase-golem.toml").write_text(
+        seed = Repo(make_git_repo(tmp_path / "seed"))
+        (seed.root / "phase-golem.toml").write_text(
             _config(url, self.log, execution), encoding="utf-8"
         )
         scenario = _scenario(self.log, self.gate if gated else None)
-        (origin.root / "scenario.yaml").write_text(scenario, "utf-8")
-        (origin.root / "check.py").write_text(CHECK, encoding="utf-8")
-        origin.ok("init")
-        commit_all(origin, "project set-up")
-        self.origin = origin
+        (seed.root / "scenario.yaml").write_text(scenario, "utf-8")
+        (seed.root / "check.py").write_text(CHECK, encoding="utf-8")
+        seed.ok("init")
+        commit_all(seed, "project set-up")
+        self.origin = tmp_path / "origin.git"
+        subprocess.run(
+            ["git", "clone", "-q", "--bare", str(seed.root), str(self.origin)], check=True
+        )
         self.clones: list[Repo] = []
         self.workers: list[subprocess.Popen[str]] = []
 
     def clone(self) -> Repo:
         path = self.tmp / f"clone-{len(self.clones)}"
-        subprocess.run(["git", "clone", "-q", str(self.origin.root), str(path)], check=True)
+        subprocess.run(["git", "clone", "-q", str(self.origin), str(path)], check=True)
         git_in(path, "config", "user.email", "t@example.com")
         git_in(path, "config", "user.name", "Test")
         repo = Repo(path)
@@ -154,7 +161,8 @@ def _runs(repo: Repo) -> list[dict[str, Any]]:
     return runs
 
 
-FOUR = ("max_concurrent = 2\nmax_wip = 8\nlease_seconds = 20", False)
+WORKTREES = 'isolation = "worktree"\n'
+FOUR = (WORKTREES + "max_concurrent = 2\nmax_wip = 8\nlease_seconds = 20", False)
 
 
 @pytest.mark.parametrize("fleet", [FOUR], indirect=True)
@@ -175,24 +183,28 @@ def test_four_workers_finish_one_backlog_each_item_once(fleet: Fleet) -> None:
     ]
     visits = collections.Counter((r["item_id"], r["phase"]) for r in runs)
     assert set(visits.values()) == {1}, visits  # each phase of each item ran once
-    assert len(visits) == 8 * 4  # triage, plan, build, ship
+    assert len(visits) == 8 * 5  # triage, plan, build, ship, merge
     events = clones[3].ok("log", "--json").json_lines()
     claims = collections.Counter(e["run_id"] for e in events if e["kind"] == "run.claimed")
     assert set(claims.values()) == {1} and len(claims) == len(runs)  # no double claim
     assert len({r["worker_id"] for r in runs}) >= 2, "the work was not shared at all"
     assert sorted(fleet.side_effects()) == sorted(f"{i['id']} ship" for i in items)
-    # A destructive run (build, shared isolation) never ran beside any other run.
-    for build in (r for r in runs if r["phase"] == "build"):
-        start, end = interval(build)
-        beside = [
-            r["id"]
-            for r in runs
-            if r["id"] != build["id"] and interval(r)[0] < end and start < interval(r)[1]
-        ]
-        assert beside == [], (build["id"], build["worker_id"], beside)
+    # Every item's work is on the remote's main, committed once under its own item.
+    on_main = git_in(fleet.origin, "ls-tree", "-r", "--name-only", "main").split()
+    subjects = git_in(fleet.origin, "log", "--format=%s", "main").splitlines()
+    for item in items:
+        assert f"src/{item['id']}.txt" in on_main, (item["id"], on_main)
+        built = [s for s in subjects if s.startswith(f"[{item['id']}][build]")]
+        assert len(built) == 1, (item["id"], subjects)
+        assert git_in(fleet.origin, "show", f"main:src/{item['id']}.txt") == f"built {item['id']}\n"
+    # The phases of one item ran on more than one worker, and still met on its branch.
+    by_item = collections.defaultdict(set)
+    for r in runs:
+        by_item[r["item_id"]].add(r["worker_id"])
+    assert any(len(workers) > 1 for workers in by_item.values()), by_item
 
 
-KILL = ("max_concurrent = 1\nmax_wip = 1\nlease_seconds = 4", True)
+KILL = (WORKTREES + "max_concurrent = 1\nmax_wip = 1\nlease_seconds = 4", True)
 
 
 @pytest.mark.parametrize("fleet", [KILL], indirect=True)

@@ -138,6 +138,12 @@ def test_repository_problems(repo: Path, tmp_path: Path) -> None:
     assert "detached" in (repository_problem(repo) or "")
 
 
+def started_here(repo: Path, *runs: str) -> None:
+    """A run's directory is in the clone that started it: its owed commits are this clone's."""
+    for run in runs:
+        (repo / ".phase-golem" / "runs" / run).mkdir(parents=True, exist_ok=True)
+
+
 def owed(
     run: str,
     touched: tuple[str, ...],
@@ -154,6 +160,7 @@ def test_a_crash_between_the_store_and_git_is_repaired_at_start(repo: Path) -> N
     store = MemoryStore()
     (repo / "src").mkdir()
     (repo / "src" / "a.txt").write_text("a\n")
+    started_here(repo, "run-1")
     with store.transaction() as tx:  # what the complete transaction records
         record_change(tx, ".", owed("run-1", ("src/a.txt",), immediate=True))
     # ... and the orchestrator died before committing. The next start:
@@ -167,6 +174,7 @@ def test_a_crash_between_the_store_and_git_is_repaired_at_start(repo: Path) -> N
 def test_leftovers_are_kept_recorded_and_taken_by_a_later_success(repo: Path) -> None:
     store = MemoryStore()
     (repo / "junk.txt").write_text("half\n")
+    started_here(repo, "run-1", "run-2", "run-3")
     with store.transaction() as tx:
         record_change(tx, ".", owed("run-1", ("junk.txt",), succeeded=False))
     flush_tree(store, repo, ".")

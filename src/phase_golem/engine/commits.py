@@ -11,7 +11,7 @@ successful attempt of the same item and phase — never under another item's mes
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,16 @@ def tree_path(root: Path, key: str) -> Path:
     return root if key == ROOT_TREE else root / key
 
 
+# Called with a tree once a commit was made there and before it is recorded: the commit
+# goes to the shared remote first (DESIGN §14), so no worker sees the run's work as saved
+# while the remote lacks it. A failure leaves the work owed, to be published again.
+Publish = Callable[[str], None]
+
+
+def _no_publish(_tree: str) -> None:
+    return None
+
+
 # ---- what the store keeps ----------------------------------------------------------------
 # Owed changes (the `pending_commits` table): one per finished run, until its commit is made.
 # Leftovers (the `leftovers` table): {tree: {path: {"owners": [...], "runs": [...], "blob": id}}}.
@@ -195,14 +205,30 @@ def _change_of(entry: Mapping[str, Any]) -> RunChange:
     )
 
 
-def pending_trees(store: Store) -> list[str]:
-    with store.reader() as tx:
-        return sorted({entry["tree"] for entry in _pending(tx)})
+def _ours(root: Path, entry: Mapping[str, Any]) -> bool:
+    """Made by a run of this clone: with a store that workers in other clones share, their
+    owed commits are theirs to make (a run's directory is in the clone that started it)."""
+    return (root / ".phase-golem" / "runs" / str(entry["run_id"])).is_dir()
 
 
-def _tree_entries(store: Store, tree: str) -> list[dict[str, Any]]:
+def owed_by_other_clones(tx: Transaction, root: Path) -> set[str]:
+    """Items whose last run's work another clone has yet to commit and push: a worker that
+    started their next phase now would start it without that work (DESIGN §14)."""
+    return {
+        entry.item_id
+        for entry in tx.pending_commits()
+        if entry.tree != ROOT_TREE and entry.succeeded and not _ours(root, asdict(entry))
+    }
+
+
+def pending_trees(store: Store, root: Path) -> list[str]:
     with store.reader() as tx:
-        return [e for e in _pending(tx) if e["tree"] == tree]
+        return sorted({entry["tree"] for entry in _pending(tx) if _ours(root, entry)})
+
+
+def _tree_entries(store: Store, root: Path, tree: str) -> list[dict[str, Any]]:
+    with store.reader() as tx:
+        return [e for e in _pending(tx) if e["tree"] == tree and _ours(root, e)]
 
 
 def _update_pending(
@@ -406,7 +432,9 @@ def _commit(
     return commit_paths(workdir, paths, message, before_publish=remember)
 
 
-def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | None:
+def commit_now(
+    store: Store, root: Path, tree: str, change: RunChange, publish: Publish = _no_publish
+) -> str | None:
     """Commit an immediate result's own paths (and its visit's leftovers) at once."""
     workdir = tree_path(root, tree)
     with store.reader() as tx:
@@ -418,6 +446,8 @@ def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | 
     others = co_writers(change.shared, _recorded_owners(recorded), (), [change])
     message = batch_commit_message([(change.item_id, change.phase, change.summary)], others)
     commit = _commit(store, workdir, tree, list(change.own), message, [change.run_id])
+    if commit:
+        publish(tree)
     saved = committed_paths(workdir, commit) if commit else []
     with store.transaction() as tx:
         if commit:
@@ -426,7 +456,9 @@ def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | 
     return commit
 
 
-def _settle_intended(store: Store, root: Path, tree: str, owed: list[dict[str, Any]]) -> list[str]:
+def _settle_intended(
+    store: Store, root: Path, tree: str, owed: list[dict[str, Any]], publish: Publish
+) -> list[str]:
     """Commits made just before a crash cut off their ledger entries: recognise, record them
     (`owed`: the tree's pending entries, as just read)."""
     workdir = tree_path(root, tree)
@@ -441,6 +473,7 @@ def _settle_intended(store: Store, root: Path, tree: str, owed: list[dict[str, A
         message = run_git(workdir, "log", "-1", "--format=%B", commit).stdout.strip()
         saved = committed_paths(workdir, commit)
         refresh_index(workdir, saved)
+        publish(tree)
         changes = [_change_of(e) for e in entries]
         with store.transaction() as tx:
             done = [c for c in changes if c.succeeded]
@@ -456,21 +489,27 @@ def _settle_intended(store: Store, root: Path, tree: str, owed: list[dict[str, A
     return settled
 
 
-def flush_tree(store: Store, root: Path, tree: str, hold: Collection[str] = ()) -> list[str]:
+def flush_tree(
+    store: Store,
+    root: Path,
+    tree: str,
+    hold: Collection[str] = (),
+    publish: Publish = _no_publish,
+) -> list[str]:
     """Save what a tree owes: owed immediate commits, then the batch of the runs that are
     settled (all but those in `hold`, whose overlapping company is still at work)."""
     workdir = tree_path(root, tree)
-    owed = _tree_entries(store, tree)
+    owed = _tree_entries(store, root, tree)
     if not owed:
         return []  # nothing on record for this tree: one read, no git
-    commits = _settle_intended(store, root, tree, owed)
+    commits = _settle_intended(store, root, tree, owed, publish)
     held = set(hold)
-    for entry in _tree_entries(store, tree):
+    for entry in _tree_entries(store, root, tree):
         if entry["immediate"] and entry["succeeded"] and not entry["own_committed"]:
-            commit = commit_now(store, root, tree, _change_of(entry))  # owed since a crash
+            commit = commit_now(store, root, tree, _change_of(entry), publish)  # since a crash
             if commit:
                 commits.append(commit)
-    entries = [e for e in _tree_entries(store, tree) if e["run_id"] not in held]
+    entries = [e for e in _tree_entries(store, root, tree) if e["run_id"] not in held]
     if not entries:
         return commits
     with store.reader() as tx:
@@ -491,6 +530,8 @@ def flush_tree(store: Store, root: Path, tree: str, hold: Collection[str] = ()) 
         if plan.paths and plan.entries
         else None
     )
+    if commit:
+        publish(tree)
     with store.transaction() as tx:
         if commit:
             saved = committed_paths(workdir, commit)
@@ -581,11 +622,13 @@ def unaccounted_changes(store: Store, root: Path, accounted: Iterable[str] = ())
     return found
 
 
-def save_all(store: Store, root: Path, hold: Collection[str] = ()) -> list[str]:
+def save_all(
+    store: Store, root: Path, hold: Collection[str] = (), publish: Publish = _no_publish
+) -> list[str]:
     """Every owed commit of every tree (at start, after a crash, and on halt); the runs
     in `hold` wait (they overlapped an adopted agent that is still at work)."""
     commits: list[str] = []
-    for tree in pending_trees(store):
+    for tree in pending_trees(store, root):
         if tree_path(root, tree).is_dir():
-            commits += flush_tree(store, root, tree, hold)
+            commits += flush_tree(store, root, tree, hold, publish)
     return commits

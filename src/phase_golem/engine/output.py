@@ -7,10 +7,12 @@ takes the loop down: what is owed stays recorded and is saved on halt or at next
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import PurePosixPath
 
 from phase_golem.engine.commits import (
     COMMITTED_BLOBS,
     ROOT_TREE,
+    Publish,
     commit_now,
     flush_tree,
     halt_commit,
@@ -29,21 +31,20 @@ def save_run_output(
 ) -> None:
     """Commit what the run owes git: at once, or as the tree's batch once it is idle."""
     change, tree = completion.change, completion.tree
-    made: list[str] = []
     try:
         if change is not None and tree is not None:
             commits = []
+            publish = publisher(ctx)
             if change.succeeded and change.immediate:
-                commits.append(commit_now(ctx.store, ctx.root, tree, change))
-            commits += flush_tree(ctx.store, ctx.root, tree, hold=ctx.trees.unsettled(tree))
+                commits.append(commit_now(ctx.store, ctx.root, tree, change, publish))
+            hold = ctx.trees.unsettled(tree)
+            commits += flush_tree(ctx.store, ctx.root, tree, hold, publish)
             made = [c for c in commits if c]
             if made:  # HEAD moved and the index changed; the files are as they were
                 blobs = [COMMITTED_BLOBS.get(c) for c in made]
                 known = None if None in blobs else {p: b for m in blobs if m for p, b in m.items()}
                 ctx.known.committed(tree_path(ctx.root, tree), made[-1], known)
         in_worktree = tree is not None and tree != ROOT_TREE
-        if in_worktree and made:
-            _push(ctx, completion.item_id, emit)
         kept = (
             in_worktree
             and completion.completed
@@ -52,24 +53,27 @@ def save_run_output(
         if kept:
             emit(f"[{completion.item_id}] its worktree is kept: git would not remove it")
     except GitError as exc:
-        emit(f"[{completion.item_id}] git: {exc} (kept as owed; retried on halt)")
+        emit(f"[{completion.item_id}] git: {exc} (kept as owed; retried on halt and at start)")
 
 
-def _push(ctx: EngineContext, item_id: str, emit: Callable[[str], None]) -> None:
-    """Other workers pick the item up from the shared remote: its branch goes there now."""
+def publisher(ctx: EngineContext) -> Publish:
+    """With a shared remote, an item's commit goes there before it is recorded as made:
+    other workers pick the item up from the remote (DESIGN §14)."""
     remote = ctx.settings.execution.remote
     if remote is None:
-        return
-    try:
-        push_item_branch(ctx.root, remote, item_id)
-    except GitError as exc:
-        emit(f"[{item_id}] git: {exc} (this clone pushes it when it next runs {item_id})")
+        return lambda _tree: None
+
+    def publish(tree: str) -> None:
+        if tree != ROOT_TREE:  # an item's worktree: its branch; the root's is not ours
+            push_item_branch(ctx.root, remote, PurePosixPath(tree).name)
+
+    return publish
 
 
 def save_on_halt(ctx: EngineContext, reason: str, emit: Callable[[str], None]) -> None:
     """Everything still owed, then what the orchestrator itself wrote (the halt commit)."""
     try:
-        save_all(ctx.store, ctx.root)
+        save_all(ctx.store, ctx.root, publish=publisher(ctx))
         halt_commit(ctx.store, ctx.root, reason)
     except GitError as exc:
         emit(f"git: could not save the final state: {exc}")

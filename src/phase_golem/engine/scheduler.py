@@ -34,6 +34,7 @@ from phase_golem.domain.scheduling import (
 )
 from phase_golem.engine.agent_pauses import Holds, paused_agents
 from phase_golem.engine.approvals import BEFORE, request_approval
+from phase_golem.engine.commits import owed_by_other_clones
 from phase_golem.engine.completion import Completion, phase_config
 from phase_golem.engine.control import PAUSE_KEY, PauseState, pause_state
 from phase_golem.engine.enqueue import enqueue, needs_approval, promote
@@ -156,6 +157,7 @@ class Scheduler:
                 for r in backlog.runs_by_id.values()
             }
             running.update(holds.held_items(backlog, set(running)))
+            running.update(self._git_owed(tx, set(running)))
             choice = self.selection.choose(backlog, running, tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
@@ -246,6 +248,14 @@ class Scheduler:
             self.emit(pauses[name].line())
         self._paused_reported = set(pauses)
         return Holds(self.ctx.settings, frozenset(pauses))
+
+    def _git_owed(self, tx: Transaction, running: set[str]) -> dict[str, RunningTask]:
+        """With a shared remote, an item waits (no slot held) while another clone still
+        owes the remote its last run's commit."""
+        if self.ctx.settings.execution.remote is None:
+            return {}
+        owed = owed_by_other_clones(tx, self.ctx.root) - running
+        return {item_id: RunningTask("", False, waiting=True) for item_id in owed}
 
     def _count(self, run: Run) -> None:
         """A visit counts toward `--cap` (and `step`) once, however many tries it takes."""

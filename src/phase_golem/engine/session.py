@@ -19,6 +19,7 @@ from phase_golem.engine.commits import pending_runs, save_all, tree_key, unaccou
 from phase_golem.engine.executor import EngineContext, run_directory
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.notify import BackgroundDelivery, Deliverer
+from phase_golem.engine.output import publisher
 from phase_golem.engine.preflight import preflight
 from phase_golem.engine.recovery import (
     Recovered,
@@ -81,7 +82,7 @@ def _settle_the_tree(ctx: EngineContext, recovered: Recovered, emit: Callable[[s
     root = ctx.root
     try:
         held = _overlapping_adopted(ctx, recovered)
-        for commit in save_all(ctx.store, root, hold=held):
+        for commit in save_all(ctx.store, root, hold=held, publish=publisher(ctx)):
             emit(f"[recovery] committed the output of runs finished before a crash: {commit[:12]}")
         if ctx.settings.execution.isolation is Isolation.WORKTREE:
             removed, kept = prune_worktrees(ctx.store, root)
