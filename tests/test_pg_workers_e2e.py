@@ -60,10 +60,11 @@ def _config(url: str, log: Path, execution: str) -> str:
     )
 
 
-def _scenario(log: Path, ship_gate: Path | None) -> str:
+def _scenario(log: Path, ship_gate: Path | None, delay: float = 0.1) -> str:
     gate = f"    wait_for: {str(ship_gate)!r}\n" if ship_gate else ""
     return (
-        'defaults: {result: phase_complete, summary: "{phase} done for {item}", delay: 0.1}\n'
+        f'defaults: {{result: phase_complete, summary: "{{phase}} done for {{item}}", '
+        f"delay: {delay}}}\n"
         "rules:\n"
         "  - match: {phase: triage}\n"
         "    assessments: {size: small, risk: low, complexity: low, impact: medium}\n"
@@ -78,7 +79,9 @@ def _scenario(log: Path, ship_gate: Path | None) -> str:
 class Fleet:
     """A bare origin repository, its clones (one per worker) and their `run` processes."""
 
-    def __init__(self, tmp_path: Path, url: str, *, execution: str, gated: bool) -> None:
+    def __init__(
+        self, tmp_path: Path, url: str, *, execution: str, gated: bool, delay: float = 0.1
+    ) -> None:
         self.tmp = tmp_path
         self.log = tmp_path / "side-effects.log"
         self.gate = tmp_path / "ship-gate"  # a ship agent acts once the test opens it
@@ -86,7 +89,7 @@ class Fleet:
         (seed.root / "phase-golem.toml").write_text(
             _config(url, self.log, execution), encoding="utf-8"
         )
-        scenario = _scenario(self.log, self.gate if gated else None)
+        scenario = _scenario(self.log, self.gate if gated else None, delay)
         (seed.root / "scenario.yaml").write_text(scenario, "utf-8")
         (seed.root / "check.py").write_text(CHECK, encoding="utf-8")
         seed.ok("init")
@@ -149,8 +152,8 @@ class Fleet:
 
 @pytest.fixture
 def fleet(tmp_path: Path, pg_url: str, request: pytest.FixtureRequest) -> Iterator[Fleet]:
-    execution, gated = request.param
-    made = Fleet(tmp_path, pg_url, execution=execution, gated=gated)
+    execution, gated, *delay = request.param
+    made = Fleet(tmp_path, pg_url, execution=execution, gated=gated, delay=(delay or [0.1])[0])
     yield made
     made.gate.touch()  # a held agent never outlives its test
     made.stop_all()
