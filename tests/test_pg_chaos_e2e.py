@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXE, Repo, git_in
-from tests.test_pg_workers_e2e import WORKTREES, Fleet
+from tests.test_pg_workers_e2e import WORKTREES, Fleet, fleet  # noqa: F401 (the fixture)
 from tests.waiting import DEADLINE_SECONDS, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]

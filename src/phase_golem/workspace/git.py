@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -269,14 +270,25 @@ def _lock_files(root: Path, refs: Sequence[str]) -> list[Path]:
     return locks
 
 
+def _mark_name() -> str:
+    """One mark per thread: runs prepare and complete in worker threads at once, and one
+    command's end must not take away the mark of another still at work."""
+    if threading.current_thread() is threading.main_thread():
+        return INDEX_OPERATION_MARK
+    return f"{INDEX_OPERATION_MARK}.{threading.get_native_id()}"
+
+
 @contextmanager
-def locked_operation(root: Path, refs: Sequence[str] = ()) -> Iterator[None]:
+def locked_operation(
+    root: Path, refs: Sequence[str] = (), extra: Sequence[Path] = ()
+) -> Iterator[None]:
     """Mark a git command of ours that takes the real index lock or a ref's lock, so that
     a kill in the middle of it is known at the next start and the stale locks can go.
-    The mark names our pid and the very lock files the command may take."""
-    mark = git_dir(root) / INDEX_OPERATION_MARK
-    lines = [str(os.getpid()), *(str(lock) for lock in _lock_files(root, refs))]
-    mark.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    The mark names our pid and the very lock files the command may take (`extra`: more
+    inside this repository's git directories, such as a worktree being added)."""
+    mark = git_dir(root) / _mark_name()
+    locks = [*_lock_files(root, refs), *extra]
+    mark.write_text("\n".join([str(os.getpid()), *map(str, locks)]) + "\n", encoding="utf-8")
     try:
         yield
     finally:
@@ -310,14 +322,20 @@ def clear_stale_locks(root: Path) -> bool:
         if (directory / private).exists():
             (directory / private).unlink(missing_ok=True)
             cleared = True
-    mark = directory / INDEX_OPERATION_MARK
+    for mark in sorted(directory.glob(INDEX_OPERATION_MARK + "*")):
+        cleared = _clear_marked(root, mark) or cleared
+    return cleared
+
+
+def _clear_marked(root: Path, mark: Path) -> bool:
+    """The locks one mark names, removed when the command of ours that held them is gone."""
     try:
         text = read_bounded(mark, 16384, follow_symlinks=False).decode("utf-8")
         pid = int(text.splitlines()[0].strip() if text.strip() else 0)
     except (OSError, ValueError):
-        return cleared
+        return False
     if pid and pid_alive(pid):
-        return cleared
+        return False
     for lock in _marked_locks(root, text):
         lock.unlink(missing_ok=True)
     mark.unlink(missing_ok=True)

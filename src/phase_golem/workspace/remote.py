@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from phase_golem.workspace.git import GitError, is_ancestor, run_git
+from phase_golem.workspace.git import GitError, is_ancestor, locked_operation, run_git
 from phase_golem.workspace.worktrees import BRANCH_PREFIX, ensure_worktree, item_branch
 
 
@@ -27,7 +27,9 @@ def fetch(root: Path, remote: str, branches: Sequence[str], maybe: Sequence[str]
     a glob refspec that matches nothing fetches nothing) into their tracking refs."""
     specs = [f"+refs/heads/{b}:{tracking_ref(remote, b)}" for b in branches]
     specs += [f"+refs/heads/{b}*:{tracking_ref(remote, b)}*" for b in maybe]
-    completed = run_git(root, "fetch", "-q", "--no-tags", remote, *specs, check=False)
+    refs = [tracking_ref(remote, b) for b in (*branches, *maybe)]
+    with locked_operation(root, refs):
+        completed = run_git(root, "fetch", "-q", "--no-tags", remote, *specs, check=False)
     if completed.returncode != 0:
         detail = completed.stderr.strip().splitlines()
         raise GitError(f"git fetch from {remote} failed: {detail[-1] if detail else '?'}")
@@ -43,12 +45,13 @@ def ref_tips(root: Path, refs: list[str]) -> dict[str, str]:
 def push(root: Path, remote: str, commit: str, branch: str) -> bool:
     """Push `commit` to the remote's `branch`; False when the remote refused a
     non-fast-forward (it moved on: fetch and try again), GitError for anything else."""
-    completed = run_git(
-        root, "push", "-q", "--porcelain", remote, f"{commit}:refs/heads/{branch}", check=False
-    )
-    if completed.returncode == 0:
-        run_git(root, "update-ref", tracking_ref(remote, branch), commit)
-        return True
+    with locked_operation(root, [tracking_ref(remote, branch)]):
+        completed = run_git(
+            root, "push", "-q", "--porcelain", remote, f"{commit}:refs/heads/{branch}", check=False
+        )
+        if completed.returncode == 0:
+            run_git(root, "update-ref", tracking_ref(remote, branch), commit)
+            return True
     said = f"{completed.stdout}\n{completed.stderr}"
     if "[rejected]" in said or "non-fast-forward" in said or "fetch first" in said:
         return False
@@ -82,7 +85,8 @@ def sync_item_branch(root: Path, workdir: Path, remote: str, item_id: str, base:
             push(root, remote, local, branch)  # a commit a crash kept from the remote
         return branch
     if is_ancestor(root, local, theirs):
-        run_git(workdir, "merge", "--ff-only", "-q", theirs)
+        with locked_operation(workdir, ["HEAD"]):
+            run_git(workdir, "merge", "--ff-only", "-q", theirs)
         return branch
     _merge_diverged(workdir, remote, item_id, theirs)
     push(root, remote, run_git(workdir, "rev-parse", "HEAD").stdout.strip(), branch)
@@ -94,9 +98,11 @@ def _merge_diverged(workdir: Path, remote: str, item_id: str, theirs: str) -> No
     both are kept (a merge); when they conflict nothing changes and the run stops."""
     branch = item_branch(item_id)
     message = f"[{item_id}][sync] Merge {remote}'s {branch} into this clone's"
-    merged = run_git(workdir, "merge", "--no-edit", "-q", "-m", message, theirs, check=False)
+    with locked_operation(workdir, ["HEAD"]):
+        merged = run_git(workdir, "merge", "--no-edit", "-q", "-m", message, theirs, check=False)
+        if merged.returncode != 0:
+            run_git(workdir, "merge", "--abort", check=False)
     if merged.returncode != 0:
-        run_git(workdir, "merge", "--abort", check=False)
         raise GitError(
             f"{branch} here and on {remote} have diverged and do not merge cleanly: "
             f"merge them by hand in {workdir}, push, then unblock {item_id}"

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phase_golem.workspace.git import GitError, commit_paths, dirty_paths, run_git
+from phase_golem.workspace.git import (
+    GitError,
+    commit_paths,
+    dirty_paths,
+    git_dir,
+    locked_operation,
+    run_git,
+)
 
 BRANCH_PREFIX = "phase-golem/"
 
@@ -35,10 +42,14 @@ def ensure_worktree(root: Path, workdir: Path, item_id: str, base: str) -> str:
         return branch
     workdir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     run_git(root, "worktree", "prune")
-    if branch_exists(root, branch):
-        run_git(root, "worktree", "add", "-q", str(workdir), branch)
-    else:
-        run_git(root, "worktree", "add", "-q", "-b", branch, str(workdir), base)
+    # A kill mid-add leaves the new worktree's index lock: the mark names it (and the
+    # branch's), so the next start clears it instead of refusing to go on.
+    adding = git_dir(root) / "worktrees" / workdir.name / "index.lock"
+    with locked_operation(root, [f"refs/heads/{branch}"], extra=[adding]):
+        if branch_exists(root, branch):
+            run_git(root, "worktree", "add", "-q", str(workdir), branch)
+        else:
+            run_git(root, "worktree", "add", "-q", "-b", branch, str(workdir), base)
     return branch
 
 
@@ -60,7 +71,8 @@ def remove_worktree(root: Path, item_id: str, *, delete_merged_branch: bool) -> 
             return False
     run_git(root, "worktree", "prune")
     if delete_merged_branch:
-        run_git(root, "branch", "-q", "-d", item_branch(item_id), check=False)
+        with locked_operation(root, [f"refs/heads/{item_branch(item_id)}"]):
+            run_git(root, "branch", "-q", "-d", item_branch(item_id), check=False)
     return True
 
 
