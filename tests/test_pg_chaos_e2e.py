@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 
 from tests.conftest import EXE, Repo, git_in
-from tests.test_pg_workers_e2e import WORKTREES, Fleet, fleet  # noqa: F401 (the fixture)
+from tests.test_pg_workers_e2e import WORKTREES, Fleet
+from tests.test_pg_workers_e2e import fleet as fleet  # noqa: PLC0414 (the fixture)
 from tests.waiting import DEADLINE_SECONDS, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
-ITEMS = 6
+ITEMS = 10
 KILLS = 8
 CHAOS = (WORKTREES + "max_concurrent = 2\nmax_wip = 4\nlease_seconds = 3", False, 0.4)
 
@@ -59,6 +60,9 @@ class Workers:
             worker.send_signal(signal.SIGKILL)  # its agents live on, as orphans
         worker.wait(timeout=DEADLINE_SECONDS)
 
+    def any_live(self) -> bool:
+        return any(worker.poll() is None for worker in self.live.values())
+
     def stop_all(self) -> None:
         for worker in self.live.values():
             if worker.poll() is None:
@@ -89,14 +93,20 @@ def test_workers_killed_at_random_lose_nothing_and_repeat_nothing(fleet: Fleet, 
     try:
         for index in range(len(clones)):
             workers.start(index)
-        for _ in range(KILLS):
+        kills = 0
+        while kills < KILLS and workers.any_live():
             done = _committed(clones[0])
             # Some progress between kills, so every kill lands somewhere new.
-            wait_until(lambda: _committed(clones[0]) > done, "a run to commit")  # noqa: B023
+            wait_until(
+                lambda: _committed(clones[0]) > done or not workers.any_live(),  # noqa: B023
+                "a run to commit",
+            )
             victim = rng.randrange(len(clones))
             if workers.live[victim].poll() is None:
                 workers.kill(victim, group=rng.random() < 0.5)
+                kills += 1
             workers.start(victim)
+        assert kills >= KILLS // 2, f"only {kills} kills landed: the backlog was too short"
         for index, worker in workers.live.items():
             code = worker.wait(timeout=DEADLINE_SECONDS)
             assert code == 0, (index, code, workers.output(index)[-3000:])
@@ -107,7 +117,10 @@ def test_workers_killed_at_random_lose_nothing_and_repeat_nothing(fleet: Fleet, 
 
 def _check_nothing_lost_nothing_twice(fleet: Fleet, repo: Repo) -> None:
     items = repo.ok("status", "--all", "--json").json()
-    assert len(items) == ITEMS and {i["status"] for i in items} == {"done"}, items
+    stuck = {i["id"]: repo.ok("log", "--item", i["id"]).out for i in items if i["status"] != "done"}
+    for item_id, log in stuck.items():
+        print(f"--- {item_id}\n{log}")  # shown with the failure: how it got stuck
+    assert len(items) == ITEMS and not stuck, sorted(stuck)
     runs = _runs(repo)
     assert not [r for r in runs if r["status"] in ("active", "queued")], runs
     committed = collections.Counter(
