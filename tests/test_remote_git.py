@@ -107,6 +107,7 @@ def test_diverged_branches_are_merged_both_kept(remote: Remote) -> None:
     remote_git.push_item_branch(survivor, "origin", "WRK-001")
     assert push_unpushed(dead, "origin") == ([], [BRANCH])  # told, kept, not forced
     sync_item_branch(dead, worktree(dead), "origin", "WRK-001", "main")
+    remote_git.push_item_branch(dead, "origin", "WRK-001")  # with the next run's commit
     on_remote = git_in(remote.bare, "ls-tree", "--name-only", BRANCH).split()
     assert {"kept-here.txt", "went-on.txt", "first.txt"} <= set(on_remote)
 

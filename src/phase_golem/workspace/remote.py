@@ -3,14 +3,18 @@
 Each worker has its own clone, and an item's work moves between workers only on its branch
 `phase-golem/<ID>` on the shared remote. A worker that picks an item up first brings that
 branch to what the remote holds (`sync_item_branch`); after every run it committed it pushes
-the branch (`push_item_branch`). Nobody else works on an item while one of its runs is live
-(claims are exclusive), so the remote's branch normally only ever fast-forwards; what a
-worker killed between its commit and its push left behind is pushed when its clone next
-sees the item, or merged with what others did meanwhile (a conflict stops, naming it).
+the branch (`push_item_branch`, before the commit is recorded as made). Nobody else works on an item
+while one of its runs is live or its last commit is unpushed, so the remote's branch
+normally only ever fast-forwards; what a worker killed between its commit and its push left
+behind is pushed when that worker starts again (`push_unpushed`), or, when others went on
+from the remote meanwhile, merged with their work at the item's next run in that clone (a
+conflict stops the run, naming the branch).
 """
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,14 +26,32 @@ def tracking_ref(remote: str, branch: str) -> str:
     return f"refs/remotes/{remote}/{branch}"
 
 
+# What git says when another git process holds a ref's lock (a fetch and a push, or the
+# merge agent and a run starting, at the same moment): worth another try, not a failure.
+_LOCK_CONTENTION = ("cannot lock ref", ".lock': File exists", "Unable to create")
+_TRIES = 6
+
+
+def _patiently(root: Path, args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """`git ARGS`, tried again (with a growing pause) while another git holds a lock."""
+    for attempt in range(_TRIES):
+        completed = run_git(root, *args, check=False)
+        said = completed.stderr
+        if completed.returncode == 0 or not any(mark in said for mark in _LOCK_CONTENTION):
+            return completed
+        time.sleep(0.05 * 2**attempt)
+    return completed
+
+
 def fetch(root: Path, remote: str, branches: Sequence[str], maybe: Sequence[str] = ()) -> None:
     """Bring the remote's `branches` (which must exist there) and `maybe` (which need not:
     a glob refspec that matches nothing fetches nothing) into their tracking refs."""
     specs = [f"+refs/heads/{b}:{tracking_ref(remote, b)}" for b in branches]
     specs += [f"+refs/heads/{b}*:{tracking_ref(remote, b)}*" for b in maybe]
     refs = [tracking_ref(remote, b) for b in (*branches, *maybe)]
+    args = ("fetch", "-q", "--no-tags", "--no-write-fetch-head", remote, *specs)
     with locked_operation(root, refs):
-        completed = run_git(root, "fetch", "-q", "--no-tags", remote, *specs, check=False)
+        completed = _patiently(root, args)
     if completed.returncode != 0:
         detail = completed.stderr.strip().splitlines()
         raise GitError(f"git fetch from {remote} failed: {detail[-1] if detail else '?'}")
@@ -46,9 +68,8 @@ def push(root: Path, remote: str, commit: str, branch: str) -> bool:
     """Push `commit` to the remote's `branch`; False when the remote refused a
     non-fast-forward (it moved on: fetch and try again), GitError for anything else."""
     with locked_operation(root, [tracking_ref(remote, branch)]):
-        completed = run_git(
-            root, "push", "-q", "--porcelain", remote, f"{commit}:refs/heads/{branch}", check=False
-        )
+        args = ("push", "-q", "--porcelain", remote, f"{commit}:refs/heads/{branch}")
+        completed = _patiently(root, args)
         if completed.returncode == 0:
             run_git(root, "update-ref", tracking_ref(remote, branch), commit)
             return True
@@ -81,15 +102,12 @@ def sync_item_branch(root: Path, workdir: Path, remote: str, item_id: str, base:
         return branch
     ensure_worktree(root, workdir, item_id, base)
     if theirs is None or theirs == local or is_ancestor(root, theirs, local):
-        if theirs != local:
-            push(root, remote, local, branch)  # a commit a crash kept from the remote
-        return branch
+        return branch  # the remote has it, or lacks only commits this clone pushes itself
     if is_ancestor(root, local, theirs):
         with locked_operation(workdir, ["HEAD"]):
             run_git(workdir, "merge", "--ff-only", "-q", theirs)
         return branch
-    _merge_diverged(workdir, remote, item_id, theirs)
-    push(root, remote, run_git(workdir, "rev-parse", "HEAD").stdout.strip(), branch)
+    _merge_diverged(workdir, remote, item_id, theirs)  # pushed with the run's own commit
     return branch
 
 
