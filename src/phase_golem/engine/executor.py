@@ -369,7 +369,18 @@ def fail_internally(ctx: EngineContext, run_id: str, error: BaseException) -> bo
         if run.is_active:
             return end_interrupted(tx, run, EndingKind.INTERNAL, message, data={"error": message})
         item = tx.get_item(run.item_id)
-        return item is not None and block_item(tx, item, message, None, run)
+        if item is None or _moved_on(tx, run):
+            return False
+        return block_item(tx, item, message, None, run)
+
+
+def _moved_on(tx: Transaction, run: Run) -> bool:
+    """Another worker ended the run meanwhile (its lease had run out) and its item has a
+    newer run queued or at work: the item is fine, and blocking it would stop that run."""
+    return any(
+        other.item_id == run.item_id and other.id != run.id and other.is_active
+        for other in tx.snapshot().runs_by_id.values()
+    )
 
 
 class NotRunnable(Exception):

@@ -1,0 +1,77 @@
+"""A bug of ours after a run already ended (DESIGN §6): the item blocks for a human, unless
+another worker ended the run meanwhile and a newer run of the item is already at work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import MappingProxyType
+
+from phase_golem.domain.events import EventKind
+from phase_golem.domain.items import ItemStatus, PhasePool, format_timestamp, new_item, touch
+from phase_golem.domain.items import transition as move
+from phase_golem.domain.pipelines import PhaseConfig, PipelineConfig, Settings
+from phase_golem.domain.runs import Run, RunKind, RunStatus, finish
+from phase_golem.engine.executor import EngineContext, fail_internally
+from phase_golem.store import Store
+from phase_golem.store.memory import MemoryStore
+
+SETTINGS = Settings(
+    pipelines=MappingProxyType(
+        {"feature": PipelineConfig("feature", (PhaseConfig("plan", False),))}
+    )
+)
+
+
+def _ended_run(store: Store) -> Run:
+    """An item in its plan phase whose plan run has ended (crashed, say)."""
+    with store.transaction() as tx:
+        item = new_item(tx.allocate_item_id("WRK"), "Planned", tx.now)
+        tx.create_item(item)
+        for status in (ItemStatus.SCOPING, ItemStatus.READY, ItemStatus.IN_PROGRESS):
+            item = move(item, status, tx.now)
+        item = touch(item, tx.now, phase="plan", phase_pool=PhasePool.MAIN, pipeline_type="feature")
+        tx.save_item(item, EventKind.ITEM_TRANSITION)
+        run = Run(
+            id=tx.allocate_run_id(),
+            item_id=item.id,
+            phase="plan",
+            kind=RunKind.PHASE,
+            queued_at=format_timestamp(tx.now),
+            pool=PhasePool.MAIN,
+        )
+        tx.create_run(run)
+        ended = finish(run, RunStatus.CRASHED, format_timestamp(tx.now))
+        tx.save_run(ended, EventKind.RUN_FINISHED)
+        return ended
+
+
+def _status(store: Store, item_id: str) -> ItemStatus:
+    with store.reader() as tx:
+        return tx.require_item(item_id).status
+
+
+def test_a_bug_after_the_run_ended_blocks_its_item(tmp_path: Path) -> None:
+    store = MemoryStore()
+    run = _ended_run(store)
+    ctx = EngineContext(tmp_path, tmp_path, SETTINGS, store, "host:1:1")
+    assert fail_internally(ctx, run.id, RuntimeError("boom")) is True
+    assert _status(store, run.item_id) is ItemStatus.BLOCKED
+
+
+def test_a_run_another_worker_ended_and_retried_leaves_the_retry_alone(tmp_path: Path) -> None:
+    store = MemoryStore()
+    run = _ended_run(store)
+    with store.transaction() as tx:  # the other worker's recovery queued the retry
+        retry = Run(
+            id=tx.allocate_run_id(),
+            item_id=run.item_id,
+            phase="plan",
+            kind=RunKind.PHASE,
+            queued_at=format_timestamp(tx.now),
+            pool=PhasePool.MAIN,
+            retry_of=run.id,
+        )
+        tx.create_run(retry)
+    ctx = EngineContext(tmp_path, tmp_path, SETTINGS, store, "host:1:1")
+    assert fail_internally(ctx, run.id, RuntimeError("ended elsewhere")) is False
+    assert _status(store, run.item_id) is ItemStatus.IN_PROGRESS
