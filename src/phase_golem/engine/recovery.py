@@ -174,6 +174,8 @@ def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) 
     current = tx.get_run(run.id)
     if current is None or not current.is_active or current.step is not run.step:
         return False
+    if (current.worker_id, current.lease_until) != (run.worker_id, run.lease_until):
+        return False  # a worker took it over since it was read (adopted its live agent)
     uncertain = "the orchestrator stopped while it ran"
     data = {"recovered": True}
     end_interrupted(

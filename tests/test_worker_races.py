@@ -1,17 +1,21 @@
-"""A bug of ours after a run already ended (DESIGN §6): the item blocks for a human, unless
-another worker ended the run meanwhile and a newer run of the item is already at work."""
+"""Races between workers over one run (DESIGN §6, §14): a bug of ours after a run already
+ended blocks the item for a human, unless another worker ended the run meanwhile and a
+newer run of the item is already at work; and a sweep never ends a run another worker took
+over after the sweep read it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from types import MappingProxyType
 
+from phase_golem.agents.orphans import AgentTable
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import ItemStatus, PhasePool, format_timestamp, new_item, touch
 from phase_golem.domain.items import transition as move
 from phase_golem.domain.pipelines import PhaseConfig, PipelineConfig, Settings
-from phase_golem.domain.runs import Run, RunKind, RunStatus, finish
+from phase_golem.domain.runs import Run, RunKind, RunStatus, Step, advance_step, finish
 from phase_golem.engine.executor import EngineContext, fail_internally
+from phase_golem.engine.recovery import recover_all
 from phase_golem.store import Store
 from phase_golem.store.memory import MemoryStore
 
@@ -75,3 +79,41 @@ def test_a_run_another_worker_ended_and_retried_leaves_the_retry_alone(tmp_path:
     ctx = EngineContext(tmp_path, tmp_path, SETTINGS, store, "host:1:1")
     assert fail_internally(ctx, run.id, RuntimeError("ended elsewhere")) is False
     assert _status(store, run.item_id) is ItemStatus.IN_PROGRESS
+
+
+def test_a_sweep_never_ends_a_run_another_worker_took_over_since_it_read_it(
+    tmp_path: Path,
+) -> None:
+    # The sweep reads a run whose worker died (lease expired); before its transaction a
+    # worker restarted in that clone adopts the run's live agent (new owner, new lease).
+    store = MemoryStore()
+    with store.transaction() as tx:
+        item = new_item(tx.allocate_item_id("WRK"), "Planned", tx.now)
+        tx.create_item(item)
+        for status in (ItemStatus.SCOPING, ItemStatus.READY, ItemStatus.IN_PROGRESS):
+            item = move(item, status, tx.now)
+        item = touch(item, tx.now, phase="plan", phase_pool=PhasePool.MAIN, pipeline_type="feature")
+        tx.save_item(item, EventKind.ITEM_TRANSITION)
+        queued = Run(
+            id=tx.allocate_run_id(),
+            item_id=item.id,
+            phase="plan",
+            kind=RunKind.PHASE,
+            queued_at=format_timestamp(tx.now),
+            pool=PhasePool.MAIN,
+        )
+        tx.create_run(queued)
+        read_by_sweep = advance_step(queued, Step.STARTED).replace(
+            worker_id="host:1:1", lease_until="2000-01-01T00:00:00+00:00"
+        )
+        tx.save_run(read_by_sweep, EventKind.RUN_STARTED)
+    with store.transaction() as tx:
+        adopted = read_by_sweep.replace(
+            worker_id="host:2:2", lease_until="2999-01-01T00:00:00+00:00"
+        )
+        tx.save_run(adopted, EventKind.RUN_UPDATED, {"adopted_by": "host:2:2"})
+    recover_all(store, SETTINGS, tmp_path, [read_by_sweep], AgentTable(tmp_path))
+    with store.reader() as tx:
+        current = tx.get_run(read_by_sweep.id)
+    assert current is not None and current.status is RunStatus.ACTIVE
+    assert current.worker_id == "host:2:2"
