@@ -102,10 +102,10 @@ def test_workers_killed_at_random_lose_nothing_and_repeat_nothing(fleet: Fleet, 
                 "a run to commit",
             )
             victim = rng.randrange(len(clones))
-            if workers.live[victim].poll() is None:
+            if workers.live[victim].poll() is None:  # an exited worker stays exited
                 workers.kill(victim, group=rng.random() < 0.5)
                 kills += 1
-            workers.start(victim)
+                workers.start(victim)
         assert kills >= KILLS // 2, f"only {kills} kills landed: the backlog was too short"
         for index, worker in workers.live.items():
             code = worker.wait(timeout=DEADLINE_SECONDS)
