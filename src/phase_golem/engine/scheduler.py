@@ -110,6 +110,7 @@ class Scheduler:
         self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
         self._claim_more = False  # the last decide keyed runs after claiming
         self._to_key: list[str] = []  # runs the last decide queued without their key
+        self._owed_elsewhere = False  # items wait for another clone's push (shared remote)
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
 
@@ -255,6 +256,7 @@ class Scheduler:
         if self.ctx.settings.execution.remote is None:
             return {}
         owed = owed_by_other_clones(tx, self.ctx.root) - running
+        self._owed_elsewhere = bool(owed)  # their next phases come: no halt meanwhile
         return {item_id: RunningTask("", False, waiting=True) for item_id in owed}
 
     def _count(self, run: Run) -> None:
@@ -647,7 +649,8 @@ class Scheduler:
                     return halt
                 if changed:
                     continue
-                if self._next_due() is None and not queued and not self.intake.busy:
+                idle = not queued and not self.intake.busy and not self._owed_elsewhere
+                if self._next_due() is None and idle:
                     return HaltReason.ALL_DONE_OR_BLOCKED
             self._store_changed()
             while True:
