@@ -128,8 +128,12 @@ def _check_nothing_lost_nothing_twice(fleet: Fleet, repo: Repo) -> None:
     )
     assert len(committed) == ITEMS * 5 and set(committed.values()) == {1}, committed
     assert sorted(fleet.side_effects()) == sorted(f"{i['id']} ship" for i in items)
+    on_main = set(git_in(fleet.origin, "ls-tree", "-r", "--name-only", "main").split())
     for item in items:
         path = f"src/{item['id']}.txt"
+        if path not in on_main:  # shown with the failure: where its work went
+            print(git_in(fleet.origin, "log", "--graph", "--all", "--format=%h %d %s"))
+            print(repo.ok("log", "--item", item["id"]).out)
         assert git_in(fleet.origin, "show", f"main:{path}") == f"built {item['id']}\n"
         touching = git_in(fleet.origin, "log", "--format=%s", "--no-merges", "main", "--", path)
         subjects = touching.splitlines()

@@ -96,6 +96,19 @@ def test_a_commit_a_kill_kept_from_the_remote_is_pushed_at_start(remote: Remote)
     assert push_unpushed(clone, "origin") == ([], [])  # nothing more to do
 
 
+def test_a_killed_runs_leftover_in_the_way_is_set_aside_not_lost(remote: Remote) -> None:
+    dead, survivor = remote.clone(), remote.clone()
+    sync_item_branch(dead, worktree(dead), "origin", "WRK-001", "main")
+    (worktree(dead) / "a.txt").write_text("half written\n", encoding="utf-8")  # then killed
+    sync_item_branch(survivor, worktree(survivor), "origin", "WRK-001", "main")
+    commit_file(worktree(survivor), "a.txt", "the retry's\n")
+    remote_git.push_item_branch(survivor, "origin", "WRK-001")
+    sync_item_branch(dead, worktree(dead), "origin", "WRK-001", "main")
+    assert (worktree(dead) / "a.txt").read_text(encoding="utf-8") == "the retry's\n"
+    assert "WRK-001's leftovers" in git_in(dead, "stash", "list")
+    assert git_in(dead, "show", "stash@{0}^3:a.txt") == "half written\n"
+
+
 def test_diverged_branches_are_merged_both_kept(remote: Remote) -> None:
     dead, survivor = remote.clone(), remote.clone()
     sync_item_branch(dead, worktree(dead), "origin", "WRK-001", "main")

@@ -18,7 +18,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from phase_golem.workspace.git import GitError, is_ancestor, locked_operation, run_git
+from phase_golem.workspace.git import (
+    GitError,
+    dirty_paths,
+    is_ancestor,
+    locked_operation,
+    run_git,
+)
 from phase_golem.workspace.worktrees import BRANCH_PREFIX, ensure_worktree, item_branch
 
 
@@ -103,12 +109,24 @@ def sync_item_branch(root: Path, workdir: Path, remote: str, item_id: str, base:
     ensure_worktree(root, workdir, item_id, base)
     if theirs is None or theirs == local or is_ancestor(root, theirs, local):
         return branch  # the remote has it, or lacks only commits this clone pushes itself
+    _set_aside_leftovers(workdir, remote, item_id)
     if is_ancestor(root, local, theirs):
         with locked_operation(workdir, ["HEAD"]):
             run_git(workdir, "merge", "--ff-only", "-q", theirs)
         return branch
     _merge_diverged(workdir, remote, item_id, theirs)  # pushed with the run's own commit
     return branch
+
+
+def _set_aside_leftovers(workdir: Path, remote: str, item_id: str) -> None:
+    """What runs of the item killed in this clone left in its worktree would stand in the
+    way of the work others did meanwhile (often the same file, written again by the retry):
+    it is set aside as a stash (`git stash list` shows it, nothing is lost), not overwritten."""
+    if not dirty_paths(workdir):
+        return
+    message = f"phase-golem: {item_id}'s leftovers in this clone, set aside for {remote}'s branch"
+    with locked_operation(workdir, ["HEAD", "refs/stash"]):
+        run_git(workdir, "stash", "push", "-q", "--include-untracked", "-m", message)
 
 
 def _merge_diverged(workdir: Path, remote: str, item_id: str, theirs: str) -> None:
