@@ -42,6 +42,15 @@ class StoreFault(StoreError):
     """The store's files or disk failed under us (not a missing row or a conflict)."""
 
 
+class StoreUnavailable(StoreFault):
+    """The connection to a database server was lost in the middle of a transaction (a
+    restarted server, a network cut): that transaction rolled back (unless the break
+    came during its COMMIT, when it may have committed), and the store reconnects at its
+    next use, waiting a bounded while for the server to answer again (store/pg_conn.py).
+    Whoever can safely do its work again carries on; anyone else stops as on any
+    StoreFault."""
+
+
 def fault_of(exc: BaseException) -> Exception | None:
     """The fault `exc` is (to stop on, not to blame a run for), or None for anything else."""
     if isinstance(exc, (StoreFault, MachineFault)):
