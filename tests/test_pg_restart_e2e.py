@@ -6,7 +6,9 @@ worker's pooled and LISTEN connections dead under it, and an outage the worker m
 lease heartbeat and then the agent's completion find the server down — which lasts until the
 worker has said it waits for the database. Either way the run's completion is not lost: the
 worker finishes by itself with exit 0, the item is done, its side effect happened once, and no
-run is left active.
+run is left active. And when the server stays away longer than the worker waits for it, the
+worker stops with exit 3 and one error line, and the next `run` finishes the item, its side
+effect still done once.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import pytest
 
 from tests.pg_server import PgServer, find_bin_dir
 from tests.test_pg_workers_e2e import Fleet
-from tests.waiting import wait_until
+from tests.waiting import DEADLINE_SECONDS, wait_until
 
 pytest.importorskip("psycopg")
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 EXECUTION = "max_concurrent = 1\nmax_wip = 1\nlease_seconds = 3"
-WAITING_LINE = "waiting for PostgreSQL"
+WAITING_LINE = "waiting for PostgreSQL"  # pg_conn.WAITING
 
 
 @pytest.fixture
@@ -70,15 +72,24 @@ def _start_one_worker(tmp_path: Path, server: PgServer) -> tuple[Fleet, Any, str
     return fleet, worker, url
 
 
-def _check_finished(fleet: Fleet, worker: Any) -> None:
-    fleet.finish(worker)  # exit 0, no traceback
+def _check_finished(fleet: Fleet, worker: Any, *, interrupted: int = 0) -> None:
+    """Exit 0, the item done, its side effect once, no run active; every run committed but
+    the `interrupted` ship runs, which crashed (and were retried)."""
     repo = fleet.clones[0]
+    code = worker.wait(timeout=DEADLINE_SECONDS)
+    out, err = (
+        (fleet.tmp / f"{repo.root.name}.{kind}").read_text(encoding="utf-8")
+        for kind in ("out", "err")
+    )
+    assert code == 0, f"the worker exited {code}:\n{out[-3000:]}\n{err[-3000:]}"
+    assert "Traceback" not in err, err
     items = repo.ok("status", "--all", "--json").json()
     assert [i["status"] for i in items] == ["done"], items
     assert fleet.side_effects() == [f"{items[0]['id']} ship"]  # acted once
     runs = repo.ok("runs", "--json").json()
     assert [r for r in runs if r["status"] == "active"] == []
-    assert {r["status"] for r in runs} == {"committed"}, runs
+    crashed = [r for r in runs if r["status"] != "committed"]
+    assert [(r["phase"], r["status"]) for r in crashed] == [("ship", "crashed")] * interrupted
 
 
 @pytest.fixture
@@ -117,3 +128,21 @@ def test_an_outage_met_by_the_heartbeat_and_the_completion_is_ridden_through(
     server.start()
     _check_finished(fleet, worker)
     assert err.read_text(encoding="utf-8").count(WAITING_LINE) >= 1
+
+
+def test_a_server_away_too_long_stops_the_worker_in_one_line_and_the_next_run_finishes(
+    tmp_path: Path, server: PgServer, cleanup: list[Fleet]
+) -> None:
+    fleet, worker, _ = _start_one_worker(tmp_path, server)
+    cleanup.append(fleet)
+    server.stop()  # and kept down until the worker has given up (after its bounded wait)
+    code = worker.wait(timeout=DEADLINE_SECONDS)
+    err = (fleet.tmp / f"{fleet.clones[0].root.name}.err").read_text(encoding="utf-8")
+    assert code == 3, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("phase-golem: error:")]
+    assert len(errors) == 1 and "PostgreSQL did not answer for" in errors[0], err
+    assert fleet.side_effects() == []  # its agent was stopped at the gate, before acting
+    server.start()
+    fleet.gate.touch()
+    _check_finished(fleet, fleet.start(fleet.clones[0]), interrupted=1)

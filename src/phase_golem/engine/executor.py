@@ -63,7 +63,7 @@ from phase_golem.engine.workspaces import (
     run_workdir,
     save_manifest,
 )
-from phase_golem.faults import fault_of
+from phase_golem.faults import fault_of, once_more_if_lost
 from phase_golem.host import this_host
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import GitError
@@ -450,15 +450,22 @@ def _complete(
     change = measure_change(
         ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
     )
-    return complete_run(
-        ctx.store,
-        ctx.settings,
-        prepared.run.id,
-        outcome,
-        reconciled,
-        change=change,
-        workdir=workspace.workdir,
-    )
+    run_id = prepared.run.id
+
+    def complete() -> Completion:
+        return complete_run(
+            ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
+            workdir=workspace.workdir,
+        )  # fmt: skip
+
+    def undone() -> bool:  # the lost transaction rolled back: the run is still live
+        with ctx.store.reader() as tx:
+            run = tx.get_run(run_id)
+        return run is not None and run.is_active
+
+    # A completion is the one thing an agent's work comes down to: not lost to a server
+    # restarted under its transaction.
+    return once_more_if_lost(complete, undone)
 
 
 def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -80,12 +79,12 @@ def lost(conn: Conn, exc: BaseException) -> bool:
 class Connections:
     """The pool, replaced whole after an outage; each connection goes back to its own."""
 
-    def __init__(self, url: str, where: str, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, url: str, where: str) -> None:
         self._url = url
         self._where = where
-        self._sleep = sleep
         self._pool = self._new_pool()
         self._lent: dict[int, ConnectionPool[Conn]] = {}
+        self._down_since: float | None = None  # when the current outage began (monotonic)
 
     def _new_pool(self) -> ConnectionPool[Conn]:
         return ConnectionPool(
@@ -130,8 +129,13 @@ class Connections:
         return conn
 
     def _await_server(self, cause: BaseException) -> None:
-        deadline = time.monotonic() + OUTAGE_SECONDS
-        delay, said = FIRST_DELAY_SECONDS, False
+        """One outage has one deadline, whoever waits: a caller after the first one that
+        gave up gives up after one more try, instead of waiting as long again."""
+        said = self._down_since is not None  # an earlier caller said it waits
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        deadline = self._down_since + OUTAGE_SECONDS
+        delay = FIRST_DELAY_SECONDS
         while True:
             try:
                 connect(self._url).close()
@@ -147,11 +151,12 @@ class Connections:
                         self._where, first_line(cause), WAITING, OUTAGE_SECONDS,
                     )  # fmt: skip
                     said = True
-                self._sleep(delay)
+                time.sleep(delay)
                 delay = min(delay * 2, MAX_DELAY_SECONDS)
                 continue
             if said:
                 log.warning("%s: PostgreSQL answers again; carrying on", self._where)
+            self._down_since = None
             return
 
     def unavailable(self, exc: BaseException) -> StoreUnavailable:
