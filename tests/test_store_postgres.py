@@ -24,6 +24,7 @@ from phase_golem.domain.runs import Run, RunKind
 from phase_golem.faults import StoreFault
 from phase_golem.store import StoreError, open_store
 from tests.conftest import Repo
+from tests.e2e import commit_all
 from tests.test_store_snapshot import apply
 from tests.test_store_snapshot import ops as snapshot_ops
 from tests.waiting import DEADLINE_SECONDS, wait_until
@@ -224,23 +225,26 @@ def test_bad_url_and_server_down_are_one_line(pg_server: Any, tmp_path: Path) ->
     assert "secretpw" not in message and "\n" not in message
 
 
-@pytest.mark.parametrize("kind", ["bad", "down"])
+@pytest.mark.parametrize("command", ["status", "run"])
+@pytest.mark.parametrize("kind", ["bad", "unparsable", "down", "no_database"])
 def test_cli_with_an_unusable_postgresql_url_exits_3(
-    git_repo: Repo, pg_server: Any, kind: str
+    git_repo: Repo, pg_server: Any, kind: str, command: str
 ) -> None:
-    url = (
-        "postgresql://u@h/db?sslmode=nonsense"
-        if kind == "bad"
-        else f"postgresql://golem@127.0.0.1:{pg_server.port + 1}/nope"
-    )
+    url = {
+        "bad": "postgresql://u@h/db?sslmode=nonsense",
+        "unparsable": "postgresql://u:secretpw@[::1/db",
+        "down": f"postgresql://golem@127.0.0.1:{pg_server.port + 1}/nope",
+        "no_database": f"postgresql://golem@127.0.0.1:{pg_server.port}/no_such_database",
+    }[kind]
     git_repo.ok("init")
     config = git_repo.root / "phase-golem.toml"
     config.write_text(config.read_text() + f'\n[storage]\nurl = "{url}"\n', encoding="utf-8")
-    result = git_repo.pg("status")
+    commit_all(git_repo, "store on PostgreSQL")  # `run` wants a clean tree
+    result = git_repo.pg(command)
     assert result.code == 3, result
     lines = [line for line in result.err.splitlines() if line.strip()]
     assert len(lines) == 1 and "PostgreSQL" in lines[0], result.err
-    assert "Traceback" not in result.err
+    assert "Traceback" not in result.err and "secretpw" not in result.err
 
 
 # --- the snapshot stays exact while others write (test_store_snapshot.py, on PostgreSQL) --
