@@ -185,6 +185,29 @@ def test_a_claim_alone_stops_at_the_pause_flag(pg_url: str) -> None:
     store.close()
 
 
+def test_a_claim_alone_notifies_on_commit_and_only_when_it_claimed(pg_url: str) -> None:
+    import psycopg
+
+    store = PostgresStore(pg_url)
+    queue_runs(store, 1)
+    lease = datetime.now(UTC) + timedelta(minutes=5)
+    with psycopg.connect(pg_url, autocommit=True) as listener:
+        listener.execute("LISTEN phase_golem_changes")
+        assert store.claim_runs("me", 2, lease, item_ids={"WRK-009"}) == []  # nothing due
+        got = store.claim_runs("me", 2, lease)
+        assert got is not None and [r.item_id for r in got] == ["WRK-001"]
+        listener.execute("NOTIFY phase_golem_changes, 'end'")  # delivered after the claims'
+        heard = []
+        for note in listener.notifies(timeout=DEADLINE_SECONDS):
+            heard.append(note.payload)
+            if note.payload == "end":
+                break
+    assert heard == ["", "end"]  # one wake-up: the claim that claimed; the idle one none
+    with store.reader() as tx:  # and what it claimed was committed (the implicit transaction)
+        assert [r.worker_id for r in tx.list_runs()] == ["me"]
+    store.close()
+
+
 def test_other_processes_commits_are_seen_and_wake_listeners(pg_url: str) -> None:
     one, two = PostgresStore(pg_url), PostgresStore(pg_url)
     woken = threading.Event()

@@ -71,6 +71,18 @@ logged AS (
 SELECT claimed.* FROM claimed JOIN logged ON logged.run_id = claimed.id
 ORDER BY claimed.queued_at, claimed.id
 """
+CHANNEL = "phase_golem_changes"
+# The store's claim of its own (PostgresStore.claim_runs) also wakes the listeners, from the
+# same statement and only when it claimed something: `woke` is read (and so run, once) only
+# when a run was claimed, and the NOTIFY it queues is sent on commit like any other.
+CLAIM_AND_WAKE = CLAIM.replace(
+    "\nSELECT claimed.* FROM claimed JOIN logged ON logged.run_id = claimed.id\n",
+    f""",
+woke AS (SELECT pg_notify('{CHANNEL}', '') FROM (SELECT 1 FROM claimed LIMIT 1) AS one)
+SELECT claimed.* FROM claimed JOIN logged ON logged.run_id = claimed.id CROSS JOIN woke
+""",
+)
+assert CLAIM_AND_WAKE != CLAIM, "the claim's last SELECT changed"
 
 
 def claim_params(

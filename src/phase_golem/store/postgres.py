@@ -31,7 +31,7 @@ from phase_golem.store.codec import run_from_row
 from phase_golem.store.keeper import SnapshotKeeper
 from phase_golem.store.migrate import VERSION_TABLE, apply_migrations, known_versions
 from phase_golem.store.pg_conn import Conn, Connections, connect, describe_url, first_line, lost
-from phase_golem.store.pg_tx import CLAIM, PostgresTransaction, claim_params
+from phase_golem.store.pg_tx import CHANNEL, CLAIM_AND_WAKE, PostgresTransaction, claim_params
 from phase_golem.store.snapshot import BacklogSnapshot
 
 # Advisory lock keys: a database is one project, so one constant key each is one per project.
@@ -40,7 +40,7 @@ MIGRATE_LOCK_KEY = 0x5047_4D47  # "PGMG": migrations, so two workers starting at
 # Sent with the first statement of a transaction, in one round trip (pg_tx.py).
 WRITE_BEGIN = ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 READ_BEGIN = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
-CHANNEL = "phase_golem_changes"
+CLAIM_LOCK = WRITE_BEGIN[1]  # the store's claim: an implicit transaction (_pipelined_claim)
 _CHANGE_VERSION = (
     f"SELECT (SELECT high_water FROM id_counters WHERE name = '{CHANGE_COUNTER}') "
     "+ (SELECT coalesce(max(seq), 0) FROM ledger) AS version"
@@ -227,10 +227,11 @@ class PostgresStore:
         unless_flag: str | None = None,
         alone: bool = False,
     ) -> list[Run] | None:
-        """`Transaction.claim_runs` as a transaction of its own in ONE round trip: BEGIN, the
-        lock, the claim statement, NOTIFY and COMMIT are pipelined, so the lock is held only
-        while the server runs them. Claims nothing while the meta key `unless_flag` holds a
-        value (the scheduler's pause flag). None: use a transaction (a claim notifies)."""
+        """`Transaction.claim_runs` as a transaction of its own in ONE round trip: the lock
+        and the claim statement (which notifies when it claimed anything) are pipelined, so
+        the lock is held only while the server runs them. Claims nothing while the meta key
+        `unless_flag` holds a value (the scheduler's pause flag). None: use a transaction
+        (a claim writes an outbox row)."""
         stamp = format_timestamp(self._clock())
         params = claim_params(worker_id, limit, lease_until, item_ids, stamp, unless_flag, alone)
         if params is None or limit <= 0:
@@ -260,21 +261,17 @@ class PostgresStore:
 
     @staticmethod
     def _pipelined_claim(conn: Conn, params: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            with conn.pipeline():
-                for statement in WRITE_BEGIN:
-                    conn.execute(statement)
-                cursor = conn.cursor()
-                cursor.execute(CLAIM, params)
-                conn.execute(f"NOTIFY {CHANNEL}")
-                conn.execute("COMMIT")
-            rows: list[dict[str, Any]] = cursor.fetchall()
-            return rows
-        except psycopg.Error:
-            if not conn.closed:
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute("ROLLBACK")
-            raise
+        """The lock and the claim (which notifies) in one pipeline on an autocommit
+        connection: the two statements before its Sync are one implicit transaction, which
+        the Sync commits (or, after an error, rolls back), so no BEGIN, COMMIT or ROLLBACK
+        is sent. The lock is taken before the claim's statement starts, and so before its
+        snapshot: it sees every claim committed before it."""
+        with conn.pipeline():
+            conn.execute(CLAIM_LOCK)
+            cursor = conn.cursor()
+            cursor.execute(CLAIM_AND_WAKE, params)
+        rows: list[dict[str, Any]] = cursor.fetchall()
+        return rows
 
     def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
         """Call `on_change` (from a thread) after every commit that wrote; returns `stop`."""
