@@ -3,16 +3,30 @@ server that stays away (store/pg_conn.py). Each test that stops its server has i
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from phase_golem.agents.base import AgentAdapter, AgentRequest
+from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.items import new_item
+from phase_golem.engine.backlog import NewItemRequest, add_item
+from phase_golem.engine.executor import EngineContext
+from phase_golem.engine.scheduler import Scheduler
+from phase_golem.engine.selection import RunOptions
 from phase_golem.faults import StoreFault, StoreUnavailable, once_more_if_lost
+from phase_golem.project import init_project, load_project
 from phase_golem.store import pg_conn
+from tests.conftest import make_git_repo
 from tests.pg_server import PgServer, find_bin_dir
+from tests.test_engine_reads_snapshot import _phase_complete
 from tests.waiting import wait_until
 
 pytest.importorskip("psycopg")
@@ -120,3 +134,72 @@ def test_once_more_if_lost_repeats_only_what_did_not_commit() -> None:
     with pytest.raises(StoreUnavailable):
         once_more_if_lost(lose_first, lambda: False)  # it may have committed: not again
     assert calls == [1]
+
+
+ENGINE_CONFIG = """\
+[execution]
+max_wip = 2
+max_concurrent = 2
+default_phase_cap = 100000
+
+[agent]
+cli = "sim"
+
+[pipelines.feature]
+phases = [
+    { name = "plan", is_destructive = false },
+    { name = "ship", is_destructive = false },
+]
+"""
+
+
+def test_the_engine_carries_on_past_a_decision_and_a_completion_cut_off_midway(
+    tmp_path: Path, pg_url: str, pg_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real scheduler on PostgreSQL; the connection of one decision and of one completion
+    is killed in the middle of its transaction. The decision is made again, the completion
+    recorded by its second try: every phase of every item ran once and is committed."""
+    root = make_git_repo(tmp_path / "repo")
+    config = ENGINE_CONFIG + f'\n[storage]\nurl = "{pg_url}"\n'
+    (root / "phase-golem.toml").write_text(config, encoding="utf-8")
+    init_project(root, "WRK", None)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "commit", "-qm", "start"], cwd=root, check=True)
+    project = load_project(root, None)
+    store, settings = project.store(), project.config.settings
+    for n in range(3):
+        add_item(store, settings, NewItemRequest(f"Item {n}"))
+    lose = {"scheduling": 2, "completion": 0}  # the 2nd decision; the completion once armed
+    real = PostgresStore.transaction
+
+    @contextmanager
+    def cut_off(self: PostgresStore, **kwargs: Any) -> Iterator[Any]:
+        kind = "scheduling" if kwargs.get("scheduling") else "completion"
+        lose[kind] -= 1
+        with real(self, **kwargs) as tx:
+            if lose[kind] == 0:
+                tx.get_item("NONE-001")  # the transaction has begun on the server
+                pid = tx.conn.info.backend_pid
+                pg_server.admin(f"SELECT pg_terminate_backend({pid}, 60000)")
+            yield tx
+
+    monkeypatch.setattr(PostgresStore, "transaction", cut_off)
+
+    async def agent(adapter: AgentAdapter, request: AgentRequest, **_: Any) -> AgentOutcome:
+        if request.item_id == "WRK-002" and request.phase == "plan":
+            lose["completion"] = 1  # the next transaction of the run: its completion
+        return _phase_complete(request)
+
+    lines: list[str] = []
+    ctx = EngineContext(root, root, settings, store, "test", agent_runner=agent)
+    summary = asyncio.run(Scheduler(ctx, RunOptions(), lines.append).run())
+    assert sorted(summary.items_completed) == ["WRK-001", "WRK-002", "WRK-003"], lines
+    assert lose["scheduling"] < 0 and lose["completion"] < 0  # both were cut off
+    assert any("lost the PostgreSQL connection" in line and "carrying on" in line for line in lines)
+    with store.reader() as tx:
+        runs = tx.list_runs()
+    assert sorted((r.item_id, r.phase) for r in runs) == sorted(
+        (f"WRK-00{n}", phase) for n in (1, 2, 3) for phase in ("triage", "plan", "ship")
+    )
+    assert {r.status.value for r in runs} == {"committed"}
+    project.close()
