@@ -17,6 +17,7 @@ import pytest
 from phase_golem.agents.base import AgentAdapter, AgentRequest
 from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.items import new_item
+from phase_golem.engine import executor
 from phase_golem.engine.backlog import NewItemRequest, add_item
 from phase_golem.engine.executor import EngineContext
 from phase_golem.engine.scheduler import Scheduler
@@ -169,25 +170,37 @@ def test_the_engine_carries_on_past_a_decision_and_a_completion_cut_off_midway(
     store, settings = project.store(), project.config.settings
     for n in range(3):
         add_item(store, settings, NewItemRequest(f"Item {n}"))
-    lose = {"scheduling": 2, "completion": 0}  # the 2nd decision; the completion once armed
-    real = PostgresStore.transaction
+    lose = {"scheduling": 2, "completion": 1}  # the 2nd decision; the armed completion
+    armed: dict[str, Any] = {}  # the run whose completion is cut off, and its thread
+    real_transaction, real_complete = PostgresStore.transaction, executor.complete_run
+
+    def completing(store: Any, settings: Any, run_id: str, *args: Any, **kwargs: Any) -> Any:
+        if run_id == armed.get("run"):
+            armed["thread"] = threading.get_ident()
+        return real_complete(store, settings, run_id, *args, **kwargs)
 
     @contextmanager
     def cut_off(self: PostgresStore, **kwargs: Any) -> Iterator[Any]:
-        kind = "scheduling" if kwargs.get("scheduling") else "completion"
-        lose[kind] -= 1
-        with real(self, **kwargs) as tx:
-            if lose[kind] == 0:
+        if kwargs.get("scheduling"):
+            kind = "scheduling"
+        elif armed.get("thread") == threading.get_ident():
+            kind = "completion"
+        else:
+            kind = "other"
+        lose[kind] = lose.get(kind, 0) - 1
+        with real_transaction(self, **kwargs) as tx:
+            if lose[kind] == 0 and kind != "other":
                 tx.get_item("NONE-001")  # the transaction has begun on the server
                 pid = tx.conn.info.backend_pid
                 pg_server.admin(f"SELECT pg_terminate_backend({pid}, 60000)")
             yield tx
 
     monkeypatch.setattr(PostgresStore, "transaction", cut_off)
+    monkeypatch.setattr(executor, "complete_run", completing)
 
     async def agent(adapter: AgentAdapter, request: AgentRequest, **_: Any) -> AgentOutcome:
         if request.item_id == "WRK-002" and request.phase == "plan":
-            lose["completion"] = 1  # the next transaction of the run: its completion
+            armed["run"] = request.run_id  # its completion's transaction is cut off
         return _phase_complete(request)
 
     lines: list[str] = []

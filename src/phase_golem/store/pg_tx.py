@@ -73,8 +73,8 @@ ORDER BY claimed.queued_at, claimed.id
 """
 CHANNEL = "phase_golem_changes"
 # The store's claim of its own (PostgresStore.claim_runs) also wakes the listeners, from the
-# same statement and only when it claimed something: `woke` is read (and so run, once) only
-# when a run was claimed, and the NOTIFY it queues is sent on commit like any other.
+# same statement and only when it claimed something: `woke` has one row (one pg_notify) when
+# a run was claimed and none otherwise, and the NOTIFY it queues is sent on commit.
 CLAIM_AND_WAKE = CLAIM.replace(
     "\nSELECT claimed.* FROM claimed JOIN logged ON logged.run_id = claimed.id\n",
     f""",

@@ -122,9 +122,11 @@ class PostgresStore:
     def _reopen(self, broken: Conn, cause: BaseException) -> Conn:
         """Another connection for a transaction whose first round trip found its own dead
         (a restarted server): nothing of it had happened, so it simply starts again, once
-        the server answers (pg_conn.py)."""
-        self._conns.put(broken)  # the pool discards a broken connection
-        return self._conns.recover(cause)
+        the server answers (pg_conn.py). The broken one goes back only then: when the
+        server stays away, whoever holds it still puts it back, once."""
+        fresh = self._conns.recover(cause)
+        self._conns.put(broken)  # its pool, closed by now, discards it
+        return fresh
 
     def schema_version(self) -> int:
         return self._scalar("SELECT max(version) AS version FROM schema_migrations")
