@@ -154,12 +154,12 @@ phases = [
 """
 
 
-def test_the_engine_carries_on_past_a_decision_and_a_completion_cut_off_midway(
+def test_the_engine_carries_on_past_transactions_cut_off_midway(
     tmp_path: Path, pg_url: str, pg_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The real scheduler on PostgreSQL; the connection of one decision and of one completion
-    is killed in the middle of its transaction. The decision is made again, the completion
-    recorded by its second try: every phase of every item ran once and is committed."""
+    """The real scheduler on PostgreSQL; the connection of a decision, of a run's start and of
+    a run's completion is killed in the middle of its transaction. Each is done again: every
+    phase of every item ran once and is committed, none waited out a lease."""
     root = make_git_repo(tmp_path / "repo")
     config = ENGINE_CONFIG + f'\n[storage]\nurl = "{pg_url}"\n'
     (root / "phase-golem.toml").write_text(config, encoding="utf-8")
@@ -170,44 +170,58 @@ def test_the_engine_carries_on_past_a_decision_and_a_completion_cut_off_midway(
     store, settings = project.store(), project.config.settings
     for n in range(3):
         add_item(store, settings, NewItemRequest(f"Item {n}"))
-    lose = {"scheduling": 2, "completion": 1}  # the 2nd decision; the armed completion
-    armed: dict[str, Any] = {}  # the run whose completion is cut off, and its thread
-    real_transaction, real_complete = PostgresStore.transaction, executor.complete_run
+    decisions = {"left": 2}  # the 2nd decision is cut off
+    armed: dict[str, str] = {}  # the runs whose start and completion are cut off
+    cut: set[int] = set()  # the threads whose next transaction is cut off
+    done: list[str] = []
+    real_transaction = PostgresStore.transaction
+    real_start, real_complete = executor._start, executor.complete_run
+
+    def arming(what: str, run_id: str) -> None:
+        if armed.get(what) in (run_id, "next"):
+            del armed[what]
+            cut.add(threading.get_ident())
+
+    def starting(ctx: Any, run_id: str, workspace: Any) -> Any:
+        arming("start", run_id)
+        return real_start(ctx, run_id, workspace)
 
     def completing(store: Any, settings: Any, run_id: str, *args: Any, **kwargs: Any) -> Any:
-        if run_id == armed.get("run"):
-            armed["thread"] = threading.get_ident()
+        arming("completion", run_id)
         return real_complete(store, settings, run_id, *args, **kwargs)
 
     @contextmanager
     def cut_off(self: PostgresStore, **kwargs: Any) -> Iterator[Any]:
         if kwargs.get("scheduling"):
-            kind = "scheduling"
-        elif armed.get("thread") == threading.get_ident():
-            kind = "completion"
+            decisions["left"] -= 1
+            now = decisions["left"] == 0
         else:
-            kind = "other"
-        lose[kind] = lose.get(kind, 0) - 1
+            now = threading.get_ident() in cut
+            cut.discard(threading.get_ident())
         with real_transaction(self, **kwargs) as tx:
-            if lose[kind] == 0 and kind != "other":
+            if now:
                 tx.get_item("NONE-001")  # the transaction has begun on the server
                 pid = tx.conn.info.backend_pid
                 pg_server.admin(f"SELECT pg_terminate_backend({pid}, 60000)")
+                done.append("decision" if kwargs.get("scheduling") else "run")
             yield tx
 
     monkeypatch.setattr(PostgresStore, "transaction", cut_off)
+    monkeypatch.setattr(executor, "_start", starting)
     monkeypatch.setattr(executor, "complete_run", completing)
 
     async def agent(adapter: AgentAdapter, request: AgentRequest, **_: Any) -> AgentOutcome:
         if request.item_id == "WRK-002" and request.phase == "plan":
-            armed["run"] = request.run_id  # its completion's transaction is cut off
+            armed["completion"] = request.run_id
+        if request.item_id == "WRK-003" and request.phase == "triage":
+            armed["start"] = "next"  # the next run started, whichever it is
         return _phase_complete(request)
 
     lines: list[str] = []
     ctx = EngineContext(root, root, settings, store, "test", agent_runner=agent)
     summary = asyncio.run(Scheduler(ctx, RunOptions(), lines.append).run())
     assert sorted(summary.items_completed) == ["WRK-001", "WRK-002", "WRK-003"], lines
-    assert lose["scheduling"] < 0 and lose["completion"] < 0  # both were cut off
+    assert sorted(done) == ["decision", "run", "run"]  # all three were cut off
     assert any("lost the PostgreSQL connection" in line and "carrying on" in line for line in lines)
     with store.reader() as tx:
         runs = tx.list_runs()

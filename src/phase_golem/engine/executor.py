@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -322,12 +323,15 @@ def adapter_of(ctx: EngineContext, phase: PhaseConfig | None) -> AgentAdapter:
 
 
 def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
-    with ctx.store.transaction() as tx:
-        run = tx.get_run(run_id)
-        if run is not None and run.is_active:
-            host = ctx.host
-            here = run.replace(pid=pid, host_id=host.host_id, boot_id=host.boot_id)
-            tx.save_run(here, EventKind.RUN_UPDATED, {"pid": pid, "host_id": host.host_id})
+    def record() -> None:
+        with ctx.store.transaction() as tx:
+            run = tx.get_run(run_id)
+            if run is not None and run.is_active:
+                host = ctx.host
+                here = run.replace(pid=pid, host_id=host.host_id, boot_id=host.boot_id)
+                tx.save_run(here, EventKind.RUN_UPDATED, {"pid": pid, "host_id": host.host_id})
+
+    once_more_if_lost(record, lambda: True)  # the same pid again, if it had committed
 
 
 def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> Completion | None:
@@ -382,7 +386,9 @@ def _prepare(ctx: EngineContext, run_id: str) -> _Prepared | Completion | NotRun
         workspace = _workspace(ctx, run_id)
         if workspace.stale is not None:
             return stale_completion(ctx, run_id, workspace.stale)
-        return _start(ctx, run_id, workspace)
+        # A start cut off midway (a restarted server) rolled back: the run is still claimed.
+        start = partial(_start, ctx, run_id, workspace)
+        return once_more_if_lost(start, partial(_live, ctx, run_id, Step.CLAIMED))
     except NotRunnable as exc:
         cancel_run(ctx, run_id, str(exc))
         return exc
@@ -458,14 +464,16 @@ def _complete(
             workdir=workspace.workdir,
         )  # fmt: skip
 
-    def undone() -> bool:  # the lost transaction rolled back: the run is still live
-        with ctx.store.reader() as tx:
-            run = tx.get_run(run_id)
-        return run is not None and run.is_active
-
     # A completion is the one thing an agent's work comes down to: not lost to a server
-    # restarted under its transaction.
-    return once_more_if_lost(complete, undone)
+    # restarted under its transaction (which rolled back if the run is still live).
+    return once_more_if_lost(complete, lambda: _live(ctx, run_id))
+
+
+def _live(ctx: EngineContext, run_id: str, step: Step | None = None) -> bool:
+    """The run is still active (and at `step`): what a lost transaction did rolled back."""
+    with ctx.store.reader() as tx:
+        run = tx.get_run(run_id)
+    return run is not None and run.is_active and (step is None or run.step is step)
 
 
 def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:
