@@ -23,7 +23,7 @@ from phase_golem.engine.executor import EngineContext
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.faults import StoreFault, StoreUnavailable, once_more_if_lost
-from phase_golem.project import init_project, load_project
+from phase_golem.project import Project, init_project, load_project
 from phase_golem.store import pg_conn
 from tests.conftest import make_git_repo
 from tests.pg_server import PgServer, find_bin_dir
@@ -154,12 +154,8 @@ phases = [
 """
 
 
-def test_the_engine_carries_on_past_transactions_cut_off_midway(
-    tmp_path: Path, pg_url: str, pg_server: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The real scheduler on PostgreSQL; the connection of a decision, of a run's start and of
-    a run's completion is killed in the middle of its transaction. Each is done again: every
-    phase of every item ran once and is committed, none waited out a lease."""
+def _pg_project(tmp_path: Path, pg_url: str, items: int) -> Project:
+    """A committed project in a fresh git repository, stored on PostgreSQL, with `items`."""
     root = make_git_repo(tmp_path / "repo")
     config = ENGINE_CONFIG + f'\n[storage]\nurl = "{pg_url}"\n'
     (root / "phase-golem.toml").write_text(config, encoding="utf-8")
@@ -167,61 +163,84 @@ def test_the_engine_carries_on_past_transactions_cut_off_midway(
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
     subprocess.run(["git", "commit", "-qm", "start"], cwd=root, check=True)
     project = load_project(root, None)
-    store, settings = project.store(), project.config.settings
-    for n in range(3):
-        add_item(store, settings, NewItemRequest(f"Item {n}"))
-    decisions = {"left": 2}  # the 2nd decision is cut off
-    armed: dict[str, str] = {}  # the runs whose start and completion are cut off
-    cut: set[int] = set()  # the threads whose next transaction is cut off
-    done: list[str] = []
-    real_transaction = PostgresStore.transaction
-    real_start, real_complete = executor._start, executor.complete_run
+    for n in range(items):
+        add_item(project.store(), project.config.settings, NewItemRequest(f"Item {n}"))
+    return project
 
-    def arming(what: str, run_id: str) -> None:
-        if armed.get(what) in (run_id, "next"):
-            del armed[what]
-            cut.add(threading.get_ident())
 
-    def starting(ctx: Any, run_id: str, workspace: Any) -> Any:
-        arming("start", run_id)
-        return real_start(ctx, run_id, workspace)
+class CutOff:
+    """Kills the server connection of chosen transactions midway (they have begun on the
+    server): the `decision`-th decision, and the next transaction of the thread that starts
+    or completes an armed run (`armed["start"]`, `armed["completion"]`: a run id, or "next")."""
 
-    def completing(store: Any, settings: Any, run_id: str, *args: Any, **kwargs: Any) -> Any:
-        arming("completion", run_id)
-        return real_complete(store, settings, run_id, *args, **kwargs)
+    def __init__(self, server: Any, monkeypatch: pytest.MonkeyPatch, decision: int) -> None:
+        self.server = server
+        self.decisions_left = decision
+        self.armed: dict[str, str] = {}
+        self.cut: set[int] = set()  # the threads whose next transaction is cut off
+        self.done: list[str] = []
+        self._transaction = PostgresStore.transaction
+        self._start, self._complete = executor._start, executor.complete_run
+
+        def transaction(store: PostgresStore, **kwargs: Any) -> Any:  # binds to its store
+            return self.transaction(store, **kwargs)
+
+        monkeypatch.setattr(PostgresStore, "transaction", transaction)
+        monkeypatch.setattr(executor, "_start", self.start)
+        monkeypatch.setattr(executor, "complete_run", self.complete)
+
+    def _arm(self, what: str, run_id: str) -> None:
+        if self.armed.get(what) in (run_id, "next"):
+            del self.armed[what]
+            self.cut.add(threading.get_ident())
+
+    def start(self, ctx: Any, run_id: str, workspace: Any) -> Any:
+        self._arm("start", run_id)
+        return self._start(ctx, run_id, workspace)
+
+    def complete(self, store: Any, settings: Any, run_id: str, *args: Any, **kw: Any) -> Any:
+        self._arm("completion", run_id)
+        return self._complete(store, settings, run_id, *args, **kw)
 
     @contextmanager
-    def cut_off(self: PostgresStore, **kwargs: Any) -> Iterator[Any]:
+    def transaction(self, store: PostgresStore, **kwargs: Any) -> Iterator[Any]:
         if kwargs.get("scheduling"):
-            decisions["left"] -= 1
-            now = decisions["left"] == 0
+            self.decisions_left -= 1
+            now = self.decisions_left == 0
         else:
-            now = threading.get_ident() in cut
-            cut.discard(threading.get_ident())
-        with real_transaction(self, **kwargs) as tx:
+            now = threading.get_ident() in self.cut
+            self.cut.discard(threading.get_ident())
+        with self._transaction(store, **kwargs) as tx:
             if now:
                 tx.get_item("NONE-001")  # the transaction has begun on the server
                 pid = tx.conn.info.backend_pid
-                pg_server.admin(f"SELECT pg_terminate_backend({pid}, 60000)")
-                done.append("decision" if kwargs.get("scheduling") else "run")
+                self.server.admin(f"SELECT pg_terminate_backend({pid}, 60000)")
+                self.done.append("decision" if kwargs.get("scheduling") else "run")
             yield tx
 
-    monkeypatch.setattr(PostgresStore, "transaction", cut_off)
-    monkeypatch.setattr(executor, "_start", starting)
-    monkeypatch.setattr(executor, "complete_run", completing)
+
+def test_the_engine_carries_on_past_transactions_cut_off_midway(
+    tmp_path: Path, pg_url: str, pg_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real scheduler on PostgreSQL; the connection of a decision, of a run's start and of
+    a run's completion is killed in the middle of its transaction. Each is done again: every
+    phase of every item ran once and is committed, none waited out a lease."""
+    project = _pg_project(tmp_path, pg_url, 3)
+    root, store, settings = project.root, project.store(), project.config.settings
+    cut = CutOff(pg_server, monkeypatch, decision=2)
 
     async def agent(adapter: AgentAdapter, request: AgentRequest, **_: Any) -> AgentOutcome:
         if request.item_id == "WRK-002" and request.phase == "plan":
-            armed["completion"] = request.run_id
+            cut.armed["completion"] = request.run_id
         if request.item_id == "WRK-003" and request.phase == "triage":
-            armed["start"] = "next"  # the next run started, whichever it is
+            cut.armed["start"] = "next"  # the next run started, whichever it is
         return _phase_complete(request)
 
     lines: list[str] = []
     ctx = EngineContext(root, root, settings, store, "test", agent_runner=agent)
     summary = asyncio.run(Scheduler(ctx, RunOptions(), lines.append).run())
     assert sorted(summary.items_completed) == ["WRK-001", "WRK-002", "WRK-003"], lines
-    assert sorted(done) == ["decision", "run", "run"]  # all three were cut off
+    assert sorted(cut.done) == ["decision", "run", "run"]  # all three were cut off
     assert any("lost the PostgreSQL connection" in line and "carrying on" in line for line in lines)
     with store.reader() as tx:
         runs = tx.list_runs()
