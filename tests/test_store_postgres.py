@@ -24,6 +24,7 @@ from phase_golem.domain.runs import Run, RunKind
 from phase_golem.faults import StoreFault
 from phase_golem.store import StoreError, open_store
 from tests.conftest import Repo
+from tests.e2e import commit_all
 from tests.test_store_snapshot import apply
 from tests.test_store_snapshot import ops as snapshot_ops
 from tests.waiting import DEADLINE_SECONDS, wait_until
@@ -184,6 +185,29 @@ def test_a_claim_alone_stops_at_the_pause_flag(pg_url: str) -> None:
     store.close()
 
 
+def test_a_claim_alone_notifies_on_commit_and_only_when_it_claimed(pg_url: str) -> None:
+    import psycopg
+
+    store = PostgresStore(pg_url)
+    queue_runs(store, 1)
+    lease = datetime.now(UTC) + timedelta(minutes=5)
+    with psycopg.connect(pg_url, autocommit=True) as listener:
+        listener.execute("LISTEN phase_golem_changes")
+        assert store.claim_runs("me", 2, lease, item_ids={"WRK-009"}) == []  # nothing due
+        got = store.claim_runs("me", 2, lease)
+        assert got is not None and [r.item_id for r in got] == ["WRK-001"]
+        listener.execute("NOTIFY phase_golem_changes, 'end'")  # delivered after the claims'
+        heard = []
+        for note in listener.notifies(timeout=DEADLINE_SECONDS):
+            heard.append(note.payload)
+            if note.payload == "end":
+                break
+    assert heard == ["", "end"]  # one wake-up: the claim that claimed; the idle one none
+    with store.reader() as tx:  # and what it claimed was committed (the implicit transaction)
+        assert [r.worker_id for r in tx.list_runs()] == ["me"]
+    store.close()
+
+
 def test_other_processes_commits_are_seen_and_wake_listeners(pg_url: str) -> None:
     one, two = PostgresStore(pg_url), PostgresStore(pg_url)
     woken = threading.Event()
@@ -224,23 +248,26 @@ def test_bad_url_and_server_down_are_one_line(pg_server: Any, tmp_path: Path) ->
     assert "secretpw" not in message and "\n" not in message
 
 
-@pytest.mark.parametrize("kind", ["bad", "down"])
+@pytest.mark.parametrize("command", ["status", "run"])
+@pytest.mark.parametrize("kind", ["bad", "unparsable", "down", "no_database"])
 def test_cli_with_an_unusable_postgresql_url_exits_3(
-    git_repo: Repo, pg_server: Any, kind: str
+    git_repo: Repo, pg_server: Any, kind: str, command: str
 ) -> None:
-    url = (
-        "postgresql://u@h/db?sslmode=nonsense"
-        if kind == "bad"
-        else f"postgresql://golem@127.0.0.1:{pg_server.port + 1}/nope"
-    )
+    url = {
+        "bad": "postgresql://u@h/db?sslmode=nonsense",
+        "unparsable": "postgresql://u:secretpw@[::1/db",
+        "down": f"postgresql://golem@127.0.0.1:{pg_server.port + 1}/nope",
+        "no_database": f"postgresql://golem@127.0.0.1:{pg_server.port}/no_such_database",
+    }[kind]
     git_repo.ok("init")
     config = git_repo.root / "phase-golem.toml"
     config.write_text(config.read_text() + f'\n[storage]\nurl = "{url}"\n', encoding="utf-8")
-    result = git_repo.pg("status")
+    commit_all(git_repo, "store on PostgreSQL")  # `run` wants a clean tree
+    result = git_repo.pg(command)
     assert result.code == 3, result
     lines = [line for line in result.err.splitlines() if line.strip()]
     assert len(lines) == 1 and "PostgreSQL" in lines[0], result.err
-    assert "Traceback" not in result.err
+    assert "Traceback" not in result.err and "secretpw" not in result.err
 
 
 # --- the snapshot stays exact while others write (test_store_snapshot.py, on PostgreSQL) --

@@ -11,13 +11,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import sqlite3
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 from phase_golem.store.base import StoreError
 
 if TYPE_CHECKING:  # asyncio costs read commands ~15 ms of start-up; only `run` needs it
     import asyncio
+
+T = TypeVar("T")
 
 MACHINE_ERRNOS = frozenset(
     {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EACCES, errno.EPERM}
@@ -40,6 +42,26 @@ class MachineFault(Exception):
 
 class StoreFault(StoreError):
     """The store's files or disk failed under us (not a missing row or a conflict)."""
+
+
+class StoreUnavailable(StoreFault):
+    """The connection to a database server was lost in the middle of a transaction (a
+    restarted server, a network cut): that transaction rolled back (unless the break
+    came during its COMMIT, when it may have committed), and the store reconnects at its
+    next use, waiting a bounded while for the server to answer again (store/pg_conn.py).
+    Whoever can safely do its work again carries on; anyone else stops as on any
+    StoreFault."""
+
+
+def once_more_if_lost(attempt: Callable[[], T], undone: Callable[[], bool]) -> T:
+    """`attempt()`, and once more when its connection was lost mid-transaction and
+    `undone()` (asked of the reconnected store) says none of it committed."""
+    try:
+        return attempt()
+    except StoreUnavailable:
+        if not undone():
+            raise
+        return attempt()
 
 
 def fault_of(exc: BaseException) -> Exception | None:

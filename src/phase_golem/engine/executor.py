@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -63,7 +64,7 @@ from phase_golem.engine.workspaces import (
     run_workdir,
     save_manifest,
 )
-from phase_golem.faults import fault_of
+from phase_golem.faults import fault_of, once_more_if_lost
 from phase_golem.host import this_host
 from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import GitError
@@ -323,12 +324,15 @@ def adapter_of(ctx: EngineContext, phase: PhaseConfig | None) -> AgentAdapter:
 
 
 def _record_pid(ctx: EngineContext, run_id: str, pid: int) -> None:
-    with ctx.store.transaction() as tx:
-        run = tx.get_run(run_id)
-        if run is not None and run.is_active:
-            host = ctx.host
-            here = run.replace(pid=pid, host_id=host.host_id, boot_id=host.boot_id)
-            tx.save_run(here, EventKind.RUN_UPDATED, {"pid": pid, "host_id": host.host_id})
+    def record() -> None:
+        with ctx.store.transaction() as tx:
+            run = tx.get_run(run_id)
+            if run is not None and run.is_active:
+                host = ctx.host
+                here = run.replace(pid=pid, host_id=host.host_id, boot_id=host.boot_id)
+                tx.save_run(here, EventKind.RUN_UPDATED, {"pid": pid, "host_id": host.host_id})
+
+    once_more_if_lost(record, lambda: True)  # the same pid again, if it had committed
 
 
 def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> Completion | None:
@@ -394,7 +398,9 @@ def _prepare(ctx: EngineContext, run_id: str) -> _Prepared | Completion | NotRun
         workspace = _workspace(ctx, run_id)
         if workspace.stale is not None:
             return stale_completion(ctx, run_id, workspace.stale)
-        return _start(ctx, run_id, workspace)
+        # A start cut off midway (a restarted server) rolled back: the run is still claimed.
+        start = partial(_start, ctx, run_id, workspace)
+        return once_more_if_lost(start, partial(_live, ctx, run_id, Step.CLAIMED))
     except NotRunnable as exc:
         cancel_run(ctx, run_id, str(exc))
         return exc
@@ -462,15 +468,24 @@ def _complete(
     change = measure_change(
         ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
     )
-    return complete_run(
-        ctx.store,
-        ctx.settings,
-        prepared.run.id,
-        outcome,
-        reconciled,
-        change=change,
-        workdir=workspace.workdir,
-    )
+    run_id = prepared.run.id
+
+    def complete() -> Completion:
+        return complete_run(
+            ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
+            workdir=workspace.workdir,
+        )  # fmt: skip
+
+    # A completion is the one thing an agent's work comes down to: not lost to a server
+    # restarted under its transaction (which rolled back if the run is still live).
+    return once_more_if_lost(complete, lambda: _live(ctx, run_id))
+
+
+def _live(ctx: EngineContext, run_id: str, step: Step | None = None) -> bool:
+    """The run is still active (and at `step`): what a lost transaction did rolled back."""
+    with ctx.store.reader() as tx:
+        run = tx.get_run(run_id)
+    return run is not None and run.is_active and (step is None or run.step is step)
 
 
 def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:

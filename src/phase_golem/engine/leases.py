@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from phase_golem.domain.items import parse_timestamp
 from phase_golem.domain.pipelines import ExecutionConfig
 from phase_golem.domain.runs import Run, Step
-from phase_golem.faults import StoreFault
+from phase_golem.faults import StoreFault, StoreUnavailable
 from phase_golem.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -33,13 +33,18 @@ def heartbeat_seconds(execution: ExecutionConfig) -> float:
 def renew(store: Store, run_id: str, worker_id: str, lease_seconds: float) -> bool:
     """Extend our lease on a run; False when it is no longer ours (or no longer active).
 
-    A busy database must not take the run down (the next beat tries again); a store whose
-    disk or files failed (StoreFault) is raised, and stops the run (see `leased`).
+    A busy database must not take the run down (the next beat tries again), nor a
+    connection lost mid-renewal (the store reconnects at the next beat, waiting a while
+    for its server); a store whose disk or files failed, or whose server stayed away
+    (StoreFault), is raised, and stops the run (see `leased`).
     """
     try:
         with store.transaction() as tx:
             until = tx.now + timedelta(seconds=lease_seconds)
             return tx.renew_lease(run_id, worker_id, until)
+    except StoreUnavailable as exc:
+        log.warning("could not renew the lease of %s: %s", run_id, exc)
+        return True
     except StoreFault:
         raise
     except StoreError as exc:

@@ -60,7 +60,13 @@ from phase_golem.engine.retries import max_attempts
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.source_loop import SourceIntake
 from phase_golem.engine.summary import HaltReason, RunSummary
-from phase_golem.faults import MachineFault, StoreFault, abandon_tasks, fault_of
+from phase_golem.faults import (
+    MachineFault,
+    StoreFault,
+    StoreUnavailable,
+    abandon_tasks,
+    fault_of,
+)
 from phase_golem.store import BacklogSnapshot, Transaction
 
 IDLE_CHECK_SECONDS = 1.0
@@ -70,6 +76,7 @@ LISTENING_CHECK_SECONDS = 30.0
 MIN_WAIT_SECONDS = 0.05  # a backstop: whatever the clock says, never spin
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 BREAKER_LIMIT = 2
+LOST_CONNECTION_LIMIT = 5  # connections lost mid-transaction in one session before it stops
 
 
 class ClaimRequest(NamedTuple):
@@ -626,6 +633,21 @@ class Scheduler:
             tx.append_event(EventKind.SCHEDULER_STARTED, data={"worker_id": self.ctx.worker_id})
         self._take_up(self._recovered)
         self.intake.start()
+        for lost in range(1, LOST_CONNECTION_LIMIT + 1):
+            try:
+                return await self._cycles()
+            except StoreUnavailable as exc:
+                # What the lost transaction did rolled back: deciding again from the store
+                # is safe (the store waits for its server first). A run task whose store
+                # call was lost is gone from ours; its lease runs out and the sweep takes
+                # it over. Only a connection lost again and again stops the worker.
+                if lost == LOST_CONNECTION_LIMIT:
+                    raise
+                self.emit(f"{exc}; carrying on")
+        raise AssertionError("unreachable")
+
+    async def _cycles(self) -> HaltReason:
+        """decide → claim → start → wait, until something says stop."""
         while True:
             if self.stop.is_set():
                 await self._drain(cancel=True)

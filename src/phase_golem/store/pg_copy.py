@@ -20,13 +20,9 @@ import psycopg
 from phase_golem.faults import StoreFault, sqlite_fault
 from phase_golem.store.base import CHANGE_COUNTER, StoreError
 from phase_golem.store.migrate import known_versions
-from phase_golem.store.postgres import (
-    CHANNEL,
-    WRITE_LOCK_KEY,
-    PostgresStore,
-    connect,
-    describe_url,
-)
+from phase_golem.store.pg_conn import connect, describe_url
+from phase_golem.store.pg_tx import CHANNEL
+from phase_golem.store.postgres import WRITE_LOCK_KEY, PostgresStore
 
 # Parents before children (runs.retry_of points at an earlier run: rows go in rowid order).
 TABLES = (

@@ -71,6 +71,18 @@ logged AS (
 SELECT claimed.* FROM claimed JOIN logged ON logged.run_id = claimed.id
 ORDER BY claimed.queued_at, claimed.id
 """
+CHANNEL = "phase_golem_changes"
+# The store's claim of its own (PostgresStore.claim_runs) also wakes the listeners, from the
+# same statement and only when it claimed something: `woke` has one row (one pg_notify) when
+# a run was claimed and none otherwise, and the NOTIFY it queues is sent on commit.
+CLAIM_AND_WAKE = CLAIM.replace(
+    "\nSELECT claimed.* FROM claimed JOIN logged ON logged.run_id = claimed.id\n",
+    f""",
+woke AS (SELECT pg_notify('{CHANNEL}', '') FROM (SELECT 1 FROM claimed LIMIT 1) AS one)
+SELECT claimed.* FROM claimed JOIN logged ON logged.run_id = claimed.id CROSS JOIN woke
+""",
+)
+assert CLAIM_AND_WAKE != CLAIM, "the claim's last SELECT changed"
 
 
 def claim_params(
@@ -122,7 +134,7 @@ class PostgresTransaction(SqlTransaction):
         snapshots: Callable[[TransactionBase], BacklogSnapshot] | None = None,
         keep_base: bool = False,
         begin: tuple[str, ...] = (),
-        reopen: Callable[[psycopg.Connection[dict[str, Any]]], Any] | None = None,
+        reopen: Callable[[psycopg.Connection[dict[str, Any]], BaseException], Any] | None = None,
     ) -> None:
         super().__init__(now, writable=writable, snapshots=snapshots, keep_base=keep_base)
         self.conn = conn
@@ -142,7 +154,7 @@ class PostgresTransaction(SqlTransaction):
         if not self._begin:
             cursor = self.conn.cursor(row_factory=row_factory or dict_row)
             return cursor.execute(sql, params)
-        for attempt in (1, 2):
+        for attempt in (1, 2, 3):
             try:
                 with self.conn.pipeline():
                     for statement in self._begin:
@@ -151,10 +163,12 @@ class PostgresTransaction(SqlTransaction):
                     cursor.execute(sql, params)
                 self._begin = ()
                 return cursor
-            except psycopg.OperationalError:
-                if attempt == 2 or self._reopen is None or not self.conn.broken:
+            except psycopg.OperationalError as exc:
+                # Its connection is dead (a restarted server), and so nothing of it has
+                # happened: again on a new one, once the server answers (pg_conn.py).
+                if attempt == 3 or self._reopen is None or not self.conn.closed:
                     raise
-                self.conn = self._reopen(self.conn)
+                self.conn = self._reopen(self.conn, exc)
         raise AssertionError("unreachable")
 
     def _run(self, sql: str, params: Sequence[Any]) -> psycopg.Cursor[dict[str, Any]]:

@@ -21,8 +21,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from phase_golem.clock import utc_now
 from phase_golem.domain.items import format_timestamp
@@ -32,7 +30,8 @@ from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, Tran
 from phase_golem.store.codec import run_from_row
 from phase_golem.store.keeper import SnapshotKeeper
 from phase_golem.store.migrate import VERSION_TABLE, apply_migrations, known_versions
-from phase_golem.store.pg_tx import CLAIM, PostgresTransaction, claim_params
+from phase_golem.store.pg_conn import Conn, Connections, connect, describe_url, first_line, lost
+from phase_golem.store.pg_tx import CHANNEL, CLAIM_AND_WAKE, PostgresTransaction, claim_params
 from phase_golem.store.snapshot import BacklogSnapshot
 
 # Advisory lock keys: a database is one project, so one constant key each is one per project.
@@ -41,49 +40,12 @@ MIGRATE_LOCK_KEY = 0x5047_4D47  # "PGMG": migrations, so two workers starting at
 # Sent with the first statement of a transaction, in one round trip (pg_tx.py).
 WRITE_BEGIN = ("BEGIN", f"SELECT pg_advisory_xact_lock({WRITE_LOCK_KEY})")
 READ_BEGIN = ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",)
-CHANNEL = "phase_golem_changes"
-CONNECT_TIMEOUT_SECONDS = 10
-POOL_SIZE = 4
+CLAIM_LOCK = WRITE_BEGIN[1]  # the store's claim: an implicit transaction (_pipelined_claim)
 _CHANGE_VERSION = (
     f"SELECT (SELECT high_water FROM id_counters WHERE name = '{CHANGE_COUNTER}') "
     "+ (SELECT coalesce(max(seq), 0) FROM ledger) AS version"
 )
 _CHANGE_SEQ = f"SELECT high_water FROM id_counters WHERE name = '{CHANGE_COUNTER}'"
-
-
-def describe_url(url: str) -> str:
-    """Where a URL points, without its password: `host:port/dbname`."""
-    try:
-        info = psycopg.conninfo.conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "an unparsable PostgreSQL url"
-    host = info.get("host") or "localhost"
-    port = info.get("port") or "5432"
-    return f"{host}:{port}/{info.get('dbname') or info.get('user') or ''}"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())[:300]
-
-
-def connect(url: str, **kwargs: Any) -> psycopg.Connection[dict[str, Any]]:
-    """One connection, or a StoreFault naming where and why not (one line)."""
-    try:
-        conn: psycopg.Connection[dict[str, Any]] = psycopg.connect(
-            url,
-            autocommit=True,
-            row_factory=dict_row,
-            connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            **kwargs,
-        )
-    except psycopg.ProgrammingError as exc:
-        raise StoreError(f"bad PostgreSQL storage url: {_first_line(exc)}") from None
-    except psycopg.Error as exc:
-        raise StoreFault(
-            f"cannot connect to PostgreSQL at {describe_url(url)}: {_first_line(exc)}"
-        ) from None
-    return conn
 
 
 class _Migrations:
@@ -119,22 +81,11 @@ class PostgresStore:
         try:
             self._migrate(first)
         except psycopg.Error as exc:
-            cause = _first_line(exc)
+            cause = first_line(exc)
             raise StoreFault(f"{self.where}: cannot prepare the database: {cause}") from None
         finally:
             first.close()
-        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=POOL_SIZE,
-            kwargs={
-                "autocommit": True,
-                "row_factory": dict_row,
-                "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-            },
-            open=True,
-            name="phase-golem",
-        )
+        self._conns = Connections(url, self.where)
 
     def _migrate(self, conn: psycopg.Connection[dict[str, Any]]) -> None:
         try:
@@ -156,47 +107,45 @@ class PostgresStore:
             raise
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+    def _connection(self) -> Iterator[Conn]:
+        conn = self._conns.get()
         try:
-            with self._pool.connection() as conn:
-                yield conn
-        except PoolTimeout as exc:
-            raise self._no_connection(exc) from None
+            yield conn
+        finally:
+            self._conns.put(conn)
 
-    def _no_connection(self, exc: BaseException) -> StoreFault:
-        return StoreFault(f"{self.where}: no PostgreSQL connection: {_first_line(exc)}")
+    def _fault(self, exc: psycopg.Error, conn: Conn | None = None) -> StoreFault:
+        if conn is not None and lost(conn, exc):
+            return self._conns.unavailable(exc)
+        return StoreFault(f"{self.where}: PostgreSQL error: {first_line(exc)}")
 
-    def _fault(self, exc: psycopg.Error) -> StoreFault:
-        return StoreFault(f"{self.where}: PostgreSQL error: {_first_line(exc)}")
-
-    def _getconn(self) -> psycopg.Connection[dict[str, Any]]:
-        try:
-            return self._pool.getconn()
-        except PoolTimeout as exc:
-            raise self._no_connection(exc) from None
-
-    def _reopen(self, broken: psycopg.Connection[dict[str, Any]]) -> Any:
+    def _reopen(self, broken: Conn, cause: BaseException) -> Conn:
         """Another connection for a transaction whose first round trip found its own dead
-        (a restarted server): nothing of it had happened, so it simply starts again."""
-        self._pool.putconn(broken)  # the pool discards a broken connection
-        return self._getconn()
+        (a restarted server): nothing of it had happened, so it simply starts again, once
+        the server answers (pg_conn.py). The broken one goes back only then: when the
+        server stays away, whoever holds it still puts it back, once."""
+        fresh = self._conns.recover(cause)
+        self._conns.put(broken)  # its pool, closed by now, discards it
+        return fresh
 
     def schema_version(self) -> int:
         return self._scalar("SELECT max(version) AS version FROM schema_migrations")
 
     def _scalar(self, sql: str) -> int:
-        """One autocommit query (retried once on a connection the server dropped)."""
-        for attempt in (1, 2):
-            with self._connection() as conn:
+        """One autocommit query; on a connection the server dropped, again on a new one."""
+        conn = self._conns.get()
+        try:
+            for attempt in (1, 2, 3):
                 try:
                     row = conn.execute(sql).fetchone()
-                except psycopg.OperationalError as exc:
-                    if attempt == 2:
-                        raise self._fault(exc) from None
-                    continue
                 except psycopg.Error as exc:
-                    raise self._fault(exc) from None
+                    if attempt == 3 or not lost(conn, exc):
+                        raise self._fault(exc, conn) from None
+                    conn = self._reopen(conn, exc)
+                    continue
                 return int(next(iter(row.values())) or 0) if row else 0
+        finally:
+            self._conns.put(conn)
         raise AssertionError("unreachable")
 
     def data_version(self) -> int:
@@ -222,7 +171,7 @@ class PostgresStore:
         self, begin: tuple[str, ...], tx_of: Callable[..., PostgresTransaction]
     ) -> Iterator[PostgresTransaction]:
         """A transaction on a pooled connection; its BEGIN goes with its first statement."""
-        tx = tx_of(self._getconn(), begin=begin, reopen=self._reopen)
+        tx = tx_of(self._conns.get(), begin=begin, reopen=self._reopen)
         try:
             try:
                 yield tx
@@ -230,12 +179,12 @@ class PostgresStore:
                     tx.conn.execute(f"NOTIFY {CHANNEL}; COMMIT" if tx.wrote else "COMMIT")
             except psycopg.Error as exc:
                 self._rollback(tx)
-                raise self._fault(exc) from None
+                raise self._fault(exc, tx.conn) from None
             except BaseException:
                 self._rollback(tx)
                 raise
         finally:
-            self._pool.putconn(tx.conn)
+            self._conns.put(tx.conn)
 
     @contextmanager
     def transaction(
@@ -280,40 +229,51 @@ class PostgresStore:
         unless_flag: str | None = None,
         alone: bool = False,
     ) -> list[Run] | None:
-        """`Transaction.claim_runs` as a transaction of its own in ONE round trip: BEGIN, the
-        lock, the claim statement, NOTIFY and COMMIT are pipelined, so the lock is held only
-        while the server runs them. Claims nothing while the meta key `unless_flag` holds a
-        value (the scheduler's pause flag). None: use a transaction (a claim notifies)."""
+        """`Transaction.claim_runs` as a transaction of its own in ONE round trip: the lock
+        and the claim statement (which notifies when it claimed anything) are pipelined, so
+        the lock is held only while the server runs them. Claims nothing while the meta key
+        `unless_flag` holds a value (the scheduler's pause flag). None: use a transaction
+        (a claim writes an outbox row)."""
         stamp = format_timestamp(self._clock())
         params = claim_params(worker_id, limit, lease_until, item_ids, stamp, unless_flag, alone)
         if params is None or limit <= 0:
             return None if params is None else []
         with self._lock:
-            conn = self._getconn()
+            conn = self._conns.get()
             try:
-                rows = self._pipelined_claim(conn, params)
+                try:
+                    rows = self._pipelined_claim(conn, params)
+                except psycopg.Error as exc:
+                    if not lost(conn, exc):
+                        raise self._fault(exc, conn) from None
+                    # A dead connection (a restarted server): the claim again on a new one.
+                    # Had the first one committed after all, its runs would be ours, unrun,
+                    # and taken over by the sweep after their lease: never claimed twice.
+                    conn = self._reopen(conn, exc)
+                    try:
+                        rows = self._pipelined_claim(conn, params)
+                    except psycopg.Error as again:
+                        raise self._fault(again, conn) from None
             finally:
-                self._pool.putconn(conn)
+                self._conns.put(conn)
             claimed = [run_from_row(row) for row in rows]
             if claimed:
                 self._keeper.publish(int(rows[0]["change_seq"]), (), claimed)
             return claimed
 
-    def _pipelined_claim(self, conn: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            with conn.pipeline():
-                for statement in WRITE_BEGIN:
-                    conn.execute(statement)
-                cursor = conn.cursor()
-                cursor.execute(CLAIM, params)
-                conn.execute(f"NOTIFY {CHANNEL}")
-                conn.execute("COMMIT")
-            rows: list[dict[str, Any]] = cursor.fetchall()
-            return rows
-        except psycopg.Error as exc:
-            with contextlib.suppress(psycopg.Error):
-                conn.execute("ROLLBACK")
-            raise self._fault(exc) from None
+    @staticmethod
+    def _pipelined_claim(conn: Conn, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The lock and the claim (which notifies) in one pipeline on an autocommit
+        connection: the two statements before its Sync are one implicit transaction, which
+        the Sync commits (or, after an error, rolls back), so no BEGIN, COMMIT or ROLLBACK
+        is sent. The lock is taken before the claim's statement starts, and so before its
+        snapshot: it sees every claim committed before it."""
+        with conn.pipeline():
+            conn.execute(CLAIM_LOCK)
+            cursor = conn.cursor()
+            cursor.execute(CLAIM_AND_WAKE, params)
+        rows: list[dict[str, Any]] = cursor.fetchall()
+        return rows
 
     def listen(self, on_change: Callable[[], None]) -> Callable[[], None]:
         """Call `on_change` (from a thread) after every commit that wrote; returns `stop`."""
@@ -323,7 +283,7 @@ class PostgresStore:
 
     def close(self) -> None:
         with self._lock:
-            self._pool.close()
+            self._conns.close()
 
 
 class _Listener(threading.Thread):
