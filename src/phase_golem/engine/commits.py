@@ -11,7 +11,8 @@ successful attempt of the same item and phase — never under another item's mes
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -61,12 +62,20 @@ class TreeTracker:
     # Runs whose agent is done but whose completion is still being recorded (in a worker
     # thread): they write nothing more, but their group's batch must wait for them.
     settling: dict[str, set[str]] = field(default_factory=dict)
+    # Runs enter and leave on the event loop; their output is saved in a worker thread
+    # (engine/output.py), which asks `unsettled` meanwhile.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def epoch(self, tree: str) -> int:
         """How many runs have entered this tree: unchanged means none came in since."""
-        return self.entries.get(tree, 0)
+        with self._lock:
+            return self.entries.get(tree, 0)
 
     def enter(self, tree: str, run_id: str) -> None:
+        with self._lock:
+            self._enter(tree, run_id)
+
+    def _enter(self, tree: str, run_id: str) -> None:
         self.entries[tree] = self.entries.get(tree, 0) + 1
         running = self.active.setdefault(tree, set())
         if running:
@@ -90,21 +99,28 @@ class TreeTracker:
 
         `settling`: its completion is not recorded yet; `settled` says when it is.
         """
-        self.active.get(tree, set()).discard(run_id)
-        if settling:
-            self.settling.setdefault(tree, set()).add(run_id)
-        was_shared = run_id in self.overlapped
-        self.overlapped.discard(run_id)
-        return was_shared
+        with self._lock:
+            self.active.get(tree, set()).discard(run_id)
+            if settling:
+                self.settling.setdefault(tree, set()).add(run_id)
+            was_shared = run_id in self.overlapped
+            self.overlapped.discard(run_id)
+            return was_shared
 
     def settled(self, tree: str, run_id: str) -> None:
-        self.settling.get(tree, set()).discard(run_id)
+        with self._lock:
+            self.settling.get(tree, set()).discard(run_id)
 
     def idle(self, tree: str) -> bool:
-        return not self.active.get(tree)
+        with self._lock:
+            return not self.active.get(tree)
 
     def unsettled(self, tree: str) -> set[str]:
         """Finished runs whose group still has a run active in this tree: not yet to save."""
+        with self._lock:
+            return self._unsettled(tree)
+
+    def _unsettled(self, tree: str) -> set[str]:
         present = self.active.get(tree, set()) | self.settling.get(tree, set())
         open_groups = {self.groups[r] for r in present if r in self.groups}
         closed = [r for r, g in self.groups.items() if g not in open_groups]
@@ -456,21 +472,30 @@ def _settle_intended(store: Store, root: Path, tree: str, owed: list[dict[str, A
     return settled
 
 
-def flush_tree(store: Store, root: Path, tree: str, hold: Collection[str] = ()) -> list[str]:
+def flush_tree(
+    store: Store,
+    root: Path,
+    tree: str,
+    hold: Collection[str] | Callable[[], Collection[str]] = (),
+) -> list[str]:
     """Save what a tree owes: owed immediate commits, then the batch of the runs that are
-    settled (all but those in `hold`, whose overlapping company is still at work)."""
+    settled (all but those in `hold`, whose overlapping company is still at work).
+
+    `hold` may be asked for only once the owed entries are read (a callable), so a run that
+    finished meanwhile in an open group is held, never committed without its company."""
     workdir = tree_path(root, tree)
     owed = _tree_entries(store, tree)
     if not owed:
         return []  # nothing on record for this tree: one read, no git
     commits = _settle_intended(store, root, tree, owed)
-    held = set(hold)
     for entry in _tree_entries(store, tree):
         if entry["immediate"] and entry["succeeded"] and not entry["own_committed"]:
             commit = commit_now(store, root, tree, _change_of(entry))  # owed since a crash
             if commit:
                 commits.append(commit)
-    entries = [e for e in _tree_entries(store, tree) if e["run_id"] not in held]
+    owed = _tree_entries(store, tree)
+    held = set(hold() if callable(hold) else hold)
+    entries = [e for e in owed if e["run_id"] not in held]
     if not entries:
         return commits
     with store.reader() as tx:

@@ -2,10 +2,15 @@
 
 Called by the scheduler once a run's completion is in the store. A git problem never
 takes the loop down: what is owed stays recorded and is saved on halt or at next start.
+The scheduler hands completions to a `Committer`, which saves them in one worker thread,
+off the event loop (DESIGN §3 "Cost rules"); runs that finish while a commit is under
+way are saved together next, as one batch per tree.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 
 from phase_golem.engine.commits import (
@@ -33,7 +38,9 @@ def save_run_output(
             commits = []
             if change.succeeded and change.immediate:
                 commits.append(commit_now(ctx.store, ctx.root, tree, change))
-            commits += flush_tree(ctx.store, ctx.root, tree, hold=ctx.trees.unsettled(tree))
+            commits += flush_tree(
+                ctx.store, ctx.root, tree, hold=lambda: ctx.trees.unsettled(tree)
+            )
             made = [c for c in commits if c]
             if made:  # HEAD moved and the index changed; the files are as they were
                 blobs = [COMMITTED_BLOBS.get(c) for c in made]
@@ -58,3 +65,56 @@ def save_on_halt(ctx: EngineContext, reason: str, emit: Callable[[str], None]) -
         halt_commit(ctx.store, ctx.root, reason)
     except GitError as exc:
         emit(f"git: could not save the final state: {exc}")
+
+
+class Committer:
+    """Saves completed runs' output in a worker thread, one batch at a time, in order.
+
+    Completions handed over while a batch is being saved wait for the next one, so the
+    runs that finished together cost one round of git per tree. A fault in the thread
+    (the store failed) is raised again on the loop by `check` and `drain`.
+    """
+
+    def __init__(self, ctx: EngineContext, emit: Callable[[str], None]) -> None:
+        self._ctx = ctx
+        self._emit = emit
+        self._queued: list[Completion] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+
+    def save(self, completion: Completion) -> None:
+        """Queue a completion's output; it is saved soon, after those queued before it."""
+        self._queued.append(completion)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._work())
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def emit(line: str) -> None:
+            loop.call_soon_threadsafe(self._emit, line)
+
+        while self._queued and self._failure is None:
+            batch, self._queued = self._queued, []
+            work = asyncio.ensure_future(asyncio.to_thread(self._save_all, batch, emit))
+            while not work.done():  # a cancel never abandons a commit half made
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(work)
+            self._failure = work.exception()
+
+    def _save_all(self, batch: list[Completion], emit: Callable[[str], None]) -> None:
+        for completion in batch:
+            save_run_output(self._ctx, completion, emit)
+
+    def check(self) -> None:
+        """Raise, on the loop, what failed in the thread (a store or machine fault)."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    async def drain(self) -> None:
+        """Wait until everything handed over is saved (before the halt commit)."""
+        while self._worker is not None and not self._worker.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._worker)
+        self.check()

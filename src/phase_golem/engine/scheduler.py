@@ -8,6 +8,7 @@ arrives; it never spins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -47,7 +48,7 @@ from phase_golem.engine.executor import (
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
 from phase_golem.engine.offloop import settle_then_cancel
-from phase_golem.engine.output import save_on_halt, save_run_output
+from phase_golem.engine.output import Committer, save_on_halt
 from phase_golem.engine.recovery import (
     Recovered,
     adopt_run,
@@ -111,6 +112,7 @@ class Scheduler:
         self._to_key: list[str] = []  # runs the last decide queued without their key
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
+        self.committer = Committer(self.ctx, emit)  # run output goes to git off the loop
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: Mapping[str, Item]) -> bool:
@@ -453,7 +455,7 @@ class Scheduler:
             completion.worklog_outcome,
             completion.message,
         )
-        save_run_output(self.ctx, completion, self.emit)
+        self.committer.save(completion)
 
     def _collect(self, task: asyncio.Task[Completion]) -> None:
         """Account for one finished task; a failure of ours never takes the loop down."""
@@ -590,8 +592,11 @@ class Scheduler:
         stop_listening = self._listen()
         try:
             halt = await self._loop()
+            await self.committer.drain()  # every run's output is in git before the halt commit
         except (StoreFault, MachineFault):
             await abandon_tasks(self.tasks)
+            with contextlib.suppress(BaseException):
+                await self.committer.drain()
             raise
         finally:
             await self.intake.settle()
@@ -615,6 +620,7 @@ class Scheduler:
         self._take_up(self._recovered)
         self.intake.start()
         while True:
+            self.committer.check()  # a fault while saving run output stops the loop
             if self.stop.is_set():
                 await self._drain(cancel=True)
                 return HaltReason.SHUTDOWN_REQUESTED
