@@ -38,9 +38,7 @@ def save_run_output(
             commits = []
             if change.succeeded and change.immediate:
                 commits.append(commit_now(ctx.store, ctx.root, tree, change))
-            commits += flush_tree(
-                ctx.store, ctx.root, tree, hold=lambda: ctx.trees.unsettled(tree)
-            )
+            commits += flush_tree(ctx.store, ctx.root, tree, hold=lambda: ctx.trees.unsettled(tree))
             made = [c for c in commits if c]
             if made:  # HEAD moved and the index changed; the files are as they were
                 blobs = [COMMITTED_BLOBS.get(c) for c in made]
