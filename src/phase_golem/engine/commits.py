@@ -36,8 +36,10 @@ from phase_golem.engine.git_view import leftovers_of as leftovers_of  # noqa: PL
 from phase_golem.engine.receipts import note_commit
 from phase_golem.store import PendingCommit, Store, Transaction
 from phase_golem.workspace.git import (
+    COMMIT_PARENTS,
     commit_paths,
     dirty_paths,
+    git_state,
     is_ancestor,
     refresh_index,
     run_git,
@@ -248,6 +250,10 @@ def _update_pending(
 # to the index is known without listing it again (engine/known_trees.py).
 COMMITTED_BLOBS: dict[str, dict[str, str | None]] = {}
 _REMEMBERED_COMMITS = 8
+# Per commit of ours: the blobs our unbroken chain of commits up to it gave its paths, so
+# a path owed twice (two runs saw it change) is known to be at HEAD already, without git.
+_AT_COMMIT: dict[str, dict[str, str | None]] = {}
+_KEPT_PATHS = 10_000
 
 
 def committed_paths(workdir: Path, commit: str) -> list[str]:
@@ -262,6 +268,12 @@ def committed_paths(workdir: Path, commit: str) -> list[str]:
     COMMITTED_BLOBS[commit] = blobs
     while len(COMMITTED_BLOBS) > _REMEMBERED_COMMITS:
         del COMMITTED_BLOBS[next(iter(COMMITTED_BLOBS))]
+    parent = COMMIT_PARENTS.get(commit)
+    earlier = _AT_COMMIT.get(parent) if parent is not None else None
+    fits = earlier is not None and len(earlier) < _KEPT_PATHS
+    _AT_COMMIT[commit] = {**earlier, **blobs} if earlier is not None and fits else dict(blobs)
+    while len(_AT_COMMIT) > _REMEMBERED_COMMITS:
+        del _AT_COMMIT[next(iter(_AT_COMMIT))]
     return sorted(blobs)
 
 
@@ -419,7 +431,21 @@ def _commit(
         with store.transaction() as tx:
             _update_pending(tx, tree, run_ids, intended=commit)
 
+    if _already_at_head(workdir, paths):
+        return None  # what git would find after building the tree, known without it
     return commit_paths(workdir, paths, message, before_publish=remember)
+
+
+def _already_at_head(workdir: Path, paths: Sequence[str]) -> bool:
+    """Every path is exactly as our commits up to HEAD left it (two runs that saw the same
+    file both owe it): a commit would change nothing. Told from the blobs those commits
+    gave their paths, without git; bytes git stores otherwise (a filter) never match
+    the file's own blob id, so then git looks as before."""
+    head = git_state(workdir).head if paths else None
+    blobs = _AT_COMMIT.get(head) if head is not None else None
+    if not blobs:
+        return False
+    return all(p in blobs and blobs[p] == file_blob_id(workdir / p) for p in paths)
 
 
 def commit_now(store: Store, root: Path, tree: str, change: RunChange) -> str | None:
