@@ -352,9 +352,13 @@ class Scheduler:
                 else 1
             )
             self.emit(f"[{run.item_id}][{run.phase}] Starting (attempt {run.attempt}/{limit})")
-            task = asyncio.create_task(execute_run(self.ctx, run.id), name=run.id)
+            task = asyncio.create_task(self._execute(run, item), name=run.id)
             self.tasks[task] = run
             self.started_at[run.id] = time.monotonic()
+
+    async def _execute(self, run: Run, item: Item | None) -> Completion:
+        await self.committer.before_start(run, item)  # what it starts from is in git
+        return await execute_run(self.ctx, run.id)
 
     def running(self) -> list[tuple[Run, float]]:
         """The runs in flight with their age in seconds (read by the live panel's thread)."""
