@@ -140,7 +140,7 @@ class Committer:
             batch, self._queued = self._queued, []
             work = asyncio.ensure_future(asyncio.to_thread(self._save_all, batch, emit))
             while not work.done():  # a cancel never abandons a commit half made
-                with contextlib.suppress(asyncio.CancelledError):
+                with contextlib.suppress(BaseException):  # its outcome is read below
                     await asyncio.shield(work)
             self._failure = work.exception()
             self._saved(batch)
