@@ -90,3 +90,25 @@ def test_our_own_commit_is_applied_not_forgotten(tmp_path: Path) -> None:
         git_module.run_git, snapshot_module.run_git = original, original
     assert calls == ["status"] and fresh == snapshot_of(root)
     assert git_state(root).head == commit
+
+
+def test_a_path_owed_twice_is_not_committed_again_once_at_head(tmp_path: Path) -> None:
+    """Two of our commits in a row: a path either of them saved, unchanged since, is known
+    to be at HEAD without git; a new edit, or a commit not ours, means git looks again."""
+    from phase_golem.engine.commits import _already_at_head
+
+    root = _repo(tmp_path)
+    (root / "b.txt").write_text("b\n")
+    first = commit_paths(root, ["dirty.txt"], "first")
+    assert first is not None
+    committed_paths(root, first)
+    second = commit_paths(root, ["b.txt"], "second")
+    assert second is not None
+    committed_paths(root, second)
+    assert _already_at_head(root, ["dirty.txt", "b.txt"])
+    assert not _already_at_head(root, ["a.txt"])  # not saved by our chain: git must look
+    (root / "b.txt").write_text("b again\n")
+    assert not _already_at_head(root, ["b.txt"])
+    git_in(root, "commit", "-qam", "by hand")  # HEAD moved under us
+    (root / "b.txt").write_text("b\n")
+    assert not _already_at_head(root, ["dirty.txt"])

@@ -11,6 +11,7 @@ successful attempt of the same item and phase — never under another item's mes
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,8 +36,10 @@ from phase_golem.engine.git_view import leftovers_of as leftovers_of  # noqa: PL
 from phase_golem.engine.receipts import note_commit
 from phase_golem.store import PendingCommit, Store, Transaction
 from phase_golem.workspace.git import (
+    COMMIT_PARENTS,
     commit_paths,
     dirty_paths,
+    git_state,
     is_ancestor,
     refresh_index,
     run_git,
@@ -61,12 +64,20 @@ class TreeTracker:
     # Runs whose agent is done but whose completion is still being recorded (in a worker
     # thread): they write nothing more, but their group's batch must wait for them.
     settling: dict[str, set[str]] = field(default_factory=dict)
+    # Runs enter and leave on the event loop; their output is saved in a worker thread
+    # (engine/output.py), which asks `unsettled` meanwhile.
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def epoch(self, tree: str) -> int:
         """How many runs have entered this tree: unchanged means none came in since."""
-        return self.entries.get(tree, 0)
+        with self._lock:
+            return self.entries.get(tree, 0)
 
     def enter(self, tree: str, run_id: str) -> None:
+        with self._lock:
+            self._enter(tree, run_id)
+
+    def _enter(self, tree: str, run_id: str) -> None:
         self.entries[tree] = self.entries.get(tree, 0) + 1
         running = self.active.setdefault(tree, set())
         if running:
@@ -90,21 +101,28 @@ class TreeTracker:
 
         `settling`: its completion is not recorded yet; `settled` says when it is.
         """
-        self.active.get(tree, set()).discard(run_id)
-        if settling:
-            self.settling.setdefault(tree, set()).add(run_id)
-        was_shared = run_id in self.overlapped
-        self.overlapped.discard(run_id)
-        return was_shared
+        with self._lock:
+            self.active.get(tree, set()).discard(run_id)
+            if settling:
+                self.settling.setdefault(tree, set()).add(run_id)
+            was_shared = run_id in self.overlapped
+            self.overlapped.discard(run_id)
+            return was_shared
 
     def settled(self, tree: str, run_id: str) -> None:
-        self.settling.get(tree, set()).discard(run_id)
+        with self._lock:
+            self.settling.get(tree, set()).discard(run_id)
 
     def idle(self, tree: str) -> bool:
-        return not self.active.get(tree)
+        with self._lock:
+            return not self.active.get(tree)
 
     def unsettled(self, tree: str) -> set[str]:
         """Finished runs whose group still has a run active in this tree: not yet to save."""
+        with self._lock:
+            return self._unsettled(tree)
+
+    def _unsettled(self, tree: str) -> set[str]:
         present = self.active.get(tree, set()) | self.settling.get(tree, set())
         open_groups = {self.groups[r] for r in present if r in self.groups}
         closed = [r for r, g in self.groups.items() if g not in open_groups]
@@ -258,6 +276,10 @@ def _update_pending(
 # to the index is known without listing it again (engine/known_trees.py).
 COMMITTED_BLOBS: dict[str, dict[str, str | None]] = {}
 _REMEMBERED_COMMITS = 8
+# Per commit of ours: the blobs our unbroken chain of commits up to it gave its paths, so
+# a path owed twice (two runs saw it change) is known to be at HEAD already, without git.
+_AT_COMMIT: dict[str, dict[str, str | None]] = {}
+_KEPT_PATHS = 10_000
 
 
 def committed_paths(workdir: Path, commit: str) -> list[str]:
@@ -272,6 +294,12 @@ def committed_paths(workdir: Path, commit: str) -> list[str]:
     COMMITTED_BLOBS[commit] = blobs
     while len(COMMITTED_BLOBS) > _REMEMBERED_COMMITS:
         del COMMITTED_BLOBS[next(iter(COMMITTED_BLOBS))]
+    parent = COMMIT_PARENTS.get(commit)
+    earlier = _AT_COMMIT.get(parent) if parent is not None else None
+    fits = earlier is not None and len(earlier) < _KEPT_PATHS
+    _AT_COMMIT[commit] = {**earlier, **blobs} if earlier is not None and fits else dict(blobs)
+    while len(_AT_COMMIT) > _REMEMBERED_COMMITS:
+        del _AT_COMMIT[next(iter(_AT_COMMIT))]
     return sorted(blobs)
 
 
@@ -429,7 +457,21 @@ def _commit(
         with store.transaction() as tx:
             _update_pending(tx, tree, run_ids, intended=commit)
 
+    if _already_at_head(workdir, paths):
+        return None  # what git would find after building the tree, known without it
     return commit_paths(workdir, paths, message, before_publish=remember)
+
+
+def _already_at_head(workdir: Path, paths: Sequence[str]) -> bool:
+    """Every path is exactly as our commits up to HEAD left it (two runs that saw the same
+    file both owe it): a commit would change nothing. Told from the blobs those commits
+    gave their paths, without git; bytes git stores otherwise (a filter) never match
+    the file's own blob id, so then git looks as before."""
+    head = git_state(workdir).head if paths else None
+    blobs = _AT_COMMIT.get(head) if head is not None else None
+    if not blobs:
+        return False
+    return all(p in blobs and blobs[p] == file_blob_id(workdir / p) for p in paths)
 
 
 def commit_now(
@@ -493,23 +535,27 @@ def flush_tree(
     store: Store,
     root: Path,
     tree: str,
-    hold: Collection[str] = (),
+    hold: Collection[str] | Callable[[], Collection[str]] = (),
     publish: Publish = _no_publish,
 ) -> list[str]:
     """Save what a tree owes: owed immediate commits, then the batch of the runs that are
-    settled (all but those in `hold`, whose overlapping company is still at work)."""
+    settled (all but those in `hold`, whose overlapping company is still at work).
+
+    `hold` may be asked for only once the owed entries are read (a callable), so a run that
+    finished meanwhile in an open group is held, never committed without its company."""
     workdir = tree_path(root, tree)
     owed = _tree_entries(store, root, tree)
     if not owed:
         return []  # nothing on record for this tree: one read, no git
     commits = _settle_intended(store, root, tree, owed, publish)
-    held = set(hold)
     for entry in _tree_entries(store, root, tree):
         if entry["immediate"] and entry["succeeded"] and not entry["own_committed"]:
             commit = commit_now(store, root, tree, _change_of(entry), publish)  # since a crash
             if commit:
                 commits.append(commit)
-    entries = [e for e in _tree_entries(store, root, tree) if e["run_id"] not in held]
+    owed = _tree_entries(store, root, tree)
+    held = set(hold() if callable(hold) else hold)
+    entries = [e for e in owed if e["run_id"] not in held]
     if not entries:
         return commits
     with store.reader() as tx:

@@ -433,7 +433,10 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
             )
     except asyncio.CancelledError:
         completed = cancel_run(ctx, run_id)
-        record_unfinished(ctx, prepared.run, prepared.item, _left(ctx, prepared))
+        try:
+            record_unfinished(ctx, prepared.run, prepared.item, _left(ctx, prepared))
+        finally:
+            ctx.trees.settled(workspace.tree, run_id)  # what it touched is on record
         item = prepared.item
         outcome_text, message = ("Cancelled", "Shutdown requested")
         if completed is not None:  # a stopped side effect its check says happened
@@ -489,9 +492,10 @@ def _live(ctx: EngineContext, run_id: str, step: Step | None = None) -> bool:
 
 
 def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:
-    """The run leaves its tree: what it changed there, and whether it had company."""
+    """The run leaves its tree: what it changed there, and whether it had company. It
+    stays settling (its group's batch waits) until the caller has recorded the change."""
     workspace = prepared.workspace
-    overlapped = ctx.trees.leave(workspace.tree, prepared.run.id)
+    overlapped = ctx.trees.leave(workspace.tree, prepared.run.id, settling=True)
     return measure_change(
         ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
     )

@@ -18,6 +18,10 @@ run is in the tree (a person editing during `run`); such an edit is then found b
 next run's after-snapshot and counted as that run's, exactly as an edit made while a run
 works is today. A fresh snapshot is one `git status`, plus `git ls-files` only when the
 index changed since it was last listed.
+
+Fresh snapshots of one tree are taken one at a time, and a look asked for while another
+is under way shares the next one to start after it was asked for: runs that finish
+together cost one `git status`, and each still sees the tree as it was after it asked.
 """
 
 from __future__ import annotations
@@ -40,6 +44,16 @@ class KnownTree:
     reusable: bool  # no run of ours was in the tree while it was taken
 
 
+@dataclass(slots=True)
+class _Looks:
+    """One tree's fresh snapshots: how many began, the last that ended, one under way."""
+
+    started: int = 0
+    finished: int = 0
+    last: WorkspaceSnapshot | None = None
+    busy: bool = False
+
+
 class KnownTrees:
     """Per working tree, the last snapshot taken and what proves it still holds."""
 
@@ -47,6 +61,8 @@ class KnownTrees:
         self._exclude = exclude
         self._known: dict[Path, KnownTree] = {}
         self._lock = threading.Lock()  # runs prepare and complete in worker threads
+        self._looks: dict[Path, _Looks] = {}  # fresh snapshots under way, per tree
+        self._looking = threading.Condition(threading.Lock())
         self.taken = 0  # fresh snapshots (git run)
         self.reused = 0  # snapshots served from what was known
 
@@ -75,6 +91,32 @@ class KnownTrees:
         return known if known is not None else self.take(workdir, tracker, tree)
 
     def take(self, workdir: Path, tracker: TreeTracker, tree: str) -> WorkspaceSnapshot:
+        """A fresh snapshot, begun after this call: the caller's own, or one another thread
+        began meanwhile (after this call) and shares."""
+        with self._looking:
+            looks = self._looks.setdefault(workdir, _Looks())
+            asked = looks.started  # any look numbered above this began after the ask
+            while True:
+                if looks.finished > asked and looks.last is not None:
+                    return looks.last
+                if not looks.busy:
+                    break
+                self._looking.wait()
+            looks.busy = True
+            looks.started += 1
+            number = looks.started
+        snapshot: WorkspaceSnapshot | None = None
+        try:
+            snapshot = self._take(workdir, tracker, tree)
+            return snapshot
+        finally:
+            with self._looking:
+                looks.busy = False
+                if snapshot is not None:
+                    looks.finished, looks.last = number, snapshot
+                self._looking.notify_all()
+
+    def _take(self, workdir: Path, tracker: TreeTracker, tree: str) -> WorkspaceSnapshot:
         """A fresh snapshot (git status; the index listed again only if it changed)."""
         epoch, idle = tracker.epoch(tree), tracker.idle(tree)
         state = git_state(workdir)  # read before git looks: a change after it shows later

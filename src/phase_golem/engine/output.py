@@ -2,13 +2,20 @@
 
 Called by the scheduler once a run's completion is in the store. A git problem never
 takes the loop down: what is owed stays recorded and is saved on halt or at next start.
+The scheduler hands completions to a `Committer`, which saves them in one worker thread,
+off the event loop (DESIGN §3 "Cost rules"); runs that finish while a commit is under
+way are saved together next, as one batch per tree.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
+from phase_golem.domain.items import Item
+from phase_golem.domain.runs import Run, RunKind
 from phase_golem.engine.commits import (
     COMMITTED_BLOBS,
     ROOT_TREE,
@@ -19,8 +26,9 @@ from phase_golem.engine.commits import (
     save_all,
     tree_path,
 )
-from phase_golem.engine.completion import Completion
+from phase_golem.engine.completion import Completion, phase_config
 from phase_golem.engine.executor import EngineContext
+from phase_golem.engine.workspaces import run_workdir
 from phase_golem.workspace.git import GitError
 from phase_golem.workspace.remote import push_item_branch
 from phase_golem.workspace.worktrees import remove_worktree
@@ -37,7 +45,7 @@ def save_run_output(
             publish = publisher(ctx)
             if change.succeeded and change.immediate:
                 commits.append(commit_now(ctx.store, ctx.root, tree, change, publish))
-            hold = ctx.trees.unsettled(tree)
+            hold = lambda: ctx.trees.unsettled(tree)  # noqa: E731 (asked once entries are read)
             commits += flush_tree(ctx.store, ctx.root, tree, hold, publish)
             made = [c for c in commits if c]
             if made:  # HEAD moved and the index changed; the files are as they were
@@ -77,3 +85,105 @@ def save_on_halt(ctx: EngineContext, reason: str, emit: Callable[[str], None]) -
         halt_commit(ctx.store, ctx.root, reason)
     except GitError as exc:
         emit(f"git: could not save the final state: {exc}")
+
+
+class Committer:
+    """Saves completed runs' output in a worker thread, one batch at a time, in order.
+
+    Completions handed over while a batch is being saved wait for the next one, so the
+    runs that finished together cost one round of git per tree. A run that must start
+    from the commits made before it (in an item's worktree, or a destructive or
+    side-effect phase) waits (`ready`) until they are saved, exactly as when they were
+    made on the loop. A fault in the thread (the store failed) is raised again on the
+    loop by `check` and `drain`.
+    """
+
+    def __init__(self, ctx: EngineContext, emit: Callable[[str], None]) -> None:
+        self._ctx = ctx
+        self._emit = emit
+        self._queued: list[Completion] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._failure: BaseException | None = None
+        self._owed: dict[str, int] = {}  # item id → its completions not saved yet
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+
+    def save(self, completion: Completion) -> None:
+        """Queue a completion's output; it is saved soon, after those queued before it."""
+        self._queued.append(completion)
+        self._owed[completion.item_id] = self._owed.get(completion.item_id, 0) + 1
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._work())
+
+    async def ready(self, item_id: str | None) -> None:
+        """Return once every completion of this item (None: of any) handed over so far
+        is saved."""
+        while self._owed.get(item_id) if item_id is not None else self._owed:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting.setdefault(item_id or "", []).append(waiter)
+            await waiter
+
+    async def before_start(self, run: Run, item: Item | None) -> None:
+        """Wait until the output a claimed run must start from is in git: in its item's
+        worktree, that of the item's earlier runs; for a destructive or side-effect phase,
+        everything handed over so far. (A run in the shared tree may start while the batch
+        of other runs is being committed: their files are in the tree either way, and
+        when it overlapped them their commit waited for its group anyway.)"""
+        if item is None or run.side_effect or _destructive(self._ctx, run, item):
+            await self.ready(None)
+        elif run_workdir(self._ctx.root, self._ctx.settings, item, run) != self._ctx.root:
+            await self.ready(item.id)
+
+    def _saved(self, batch: list[Completion]) -> None:
+        for completion in batch:
+            left = self._owed.get(completion.item_id, 1) - 1
+            if left > 0:
+                self._owed[completion.item_id] = left
+                continue
+            self._owed.pop(completion.item_id, None)
+            self._wake(completion.item_id)
+        if not self._owed:
+            self._wake("")  # those waiting for everything
+
+    def _wake(self, key: str) -> None:
+        for waiter in self._waiting.pop(key, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+
+        def emit(line: str) -> None:
+            loop.call_soon_threadsafe(self._emit, line)
+
+        while self._queued and self._failure is None:
+            batch, self._queued = self._queued, []
+            work = asyncio.ensure_future(asyncio.to_thread(self._save_all, batch, emit))
+            while not work.done():  # a cancel never abandons a commit half made
+                with contextlib.suppress(BaseException):  # its outcome is read below
+                    await asyncio.shield(work)
+            self._failure = work.exception()
+            self._saved(batch)
+        if self._failure is not None:  # nothing more is saved: nobody waits for it
+            self._saved(self._queued)
+
+    def _save_all(self, batch: list[Completion], emit: Callable[[str], None]) -> None:
+        for completion in batch:
+            save_run_output(self._ctx, completion, emit)
+
+    def check(self) -> None:
+        """Raise, on the loop, what failed in the thread (a store or machine fault)."""
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise failure
+
+    async def drain(self) -> None:
+        """Wait until everything handed over is saved (before the halt commit)."""
+        while self._worker is not None and not self._worker.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._worker)
+        self.check()
+
+
+def _destructive(ctx: EngineContext, run: Run, item: Item) -> bool:
+    phase = phase_config(ctx.settings, item, run) if run.kind is RunKind.PHASE else None
+    return phase is not None and phase.is_destructive

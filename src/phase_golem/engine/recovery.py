@@ -373,7 +373,8 @@ async def adopt_run(
     ctx.trees.enter(tree, run_id)  # runs we start meanwhile share its tree
 
     def left() -> WorkspaceChange | None:
-        shared = ctx.trees.leave(tree, run_id) or overlapped
+        # Settling until its change is on record, so no batch of its group goes without it.
+        shared = ctx.trees.leave(tree, run_id, settling=True) or overlapped
         directory = run_directory(ctx.root, run_id)
         return change_since_start(ctx.root, ctx.settings, item, run, directory, overlapped=shared)
 
@@ -401,11 +402,17 @@ async def adopt_run(
     except asyncio.CancelledError:
         stop_processes(agent_pids(run, ctx.root))
         cancel_run(ctx, run_id)
-        unfinished = left()
-        if unfinished is not None:
-            record_unfinished(ctx, run, item, unfinished)
+        try:
+            unfinished = left()
+            if unfinished is not None:
+                record_unfinished(ctx, run, item, unfinished)
+        finally:
+            ctx.trees.settled(tree, run_id)
         raise
-    change = left()
-    return complete_run(
-        ctx.store, ctx.settings, run_id, outcome, reconciled, change=change, workdir=workdir
-    )
+    try:
+        change = left()
+        return complete_run(
+            ctx.store, ctx.settings, run_id, outcome, reconciled, change=change, workdir=workdir
+        )
+    finally:
+        ctx.trees.settled(tree, run_id)

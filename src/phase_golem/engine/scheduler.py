@@ -8,6 +8,7 @@ arrives; it never spins.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -48,7 +49,7 @@ from phase_golem.engine.executor import (
 from phase_golem.engine.files import append_worklog
 from phase_golem.engine.leases import sweep_due
 from phase_golem.engine.offloop import settle_then_cancel
-from phase_golem.engine.output import save_on_halt, save_run_output
+from phase_golem.engine.output import Committer, save_on_halt
 from phase_golem.engine.recovery import (
     Recovered,
     adopt_run,
@@ -120,6 +121,7 @@ class Scheduler:
         self._owed_elsewhere = False  # items wait for another clone's push (shared remote)
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
+        self.committer = Committer(self.ctx, emit)  # run output goes to git off the loop
 
     # ---- decide ---------------------------------------------------------------------
     def _destructive(self, run: Run, items: Mapping[str, Item]) -> bool:
@@ -369,9 +371,13 @@ class Scheduler:
                 else 1
             )
             self.emit(f"[{run.item_id}][{run.phase}] Starting (attempt {run.attempt}/{limit})")
-            task = asyncio.create_task(execute_run(self.ctx, run.id), name=run.id)
+            task = asyncio.create_task(self._execute(run, item), name=run.id)
             self.tasks[task] = run
             self.started_at[run.id] = time.monotonic()
+
+    async def _execute(self, run: Run, item: Item | None) -> Completion:
+        await self.committer.before_start(run, item)  # what it starts from is in git
+        return await execute_run(self.ctx, run.id)
 
     def running(self) -> list[tuple[Run, float]]:
         """The runs in flight with their age in seconds (read by the live panel's thread)."""
@@ -472,7 +478,7 @@ class Scheduler:
             completion.worklog_outcome,
             completion.message,
         )
-        save_run_output(self.ctx, completion, self.emit)
+        self.committer.save(completion)
 
     def _collect(self, task: asyncio.Task[Completion]) -> None:
         """Account for one finished task; a failure of ours never takes the loop down."""
@@ -609,8 +615,11 @@ class Scheduler:
         stop_listening = self._listen()
         try:
             halt = await self._loop()
+            await self.committer.drain()  # every run's output is in git before the halt commit
         except (StoreFault, MachineFault):
             await abandon_tasks(self.tasks)
+            with contextlib.suppress(BaseException):
+                await self.committer.drain()
             raise
         finally:
             await self.intake.settle()
@@ -649,6 +658,7 @@ class Scheduler:
     async def _cycles(self) -> HaltReason:
         """decide → claim → start → wait, until something says stop."""
         while True:
+            self.committer.check()  # a fault while saving run output stops the loop
             if self.stop.is_set():
                 await self._drain(cancel=True)
                 return HaltReason.SHUTDOWN_REQUESTED

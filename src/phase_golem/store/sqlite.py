@@ -38,6 +38,7 @@ from phase_golem.store.migrate import (
 )
 from phase_golem.store.snapshot import BacklogSnapshot
 from phase_golem.store.sql_tx import SqlTransaction
+from phase_golem.store.sqlite_group import CommitGroups
 
 __all__ = ["SqliteStore", "SqliteTransaction", "migration_files", "migration_scripts"]
 
@@ -162,6 +163,9 @@ class SqliteStore:
         self.path = path
         self._clock = clock
         self._lock = threading.RLock()
+        self._groups = CommitGroups(
+            self._lock, lambda: self._conn, self._commit_group, self._lost_group
+        )
         self._keeper = SnapshotKeeper()
         # The data_version our snapshot was last refreshed at: while it stands still no
         # other connection committed, so the snapshot is current without any query.
@@ -234,6 +238,14 @@ class SqliteStore:
     def _rollback(self) -> None:
         _rollback(self._conn)
 
+    def _commit_group(self) -> None:
+        """COMMIT what the open group wrote (under the lock); a StoreFault if it fails."""
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreFault(sqlite_fault(exc, self.path)) from None
+
     def _migrate(self) -> None:
         if self._applied_versions() == known_versions("sqlite"):
             return  # the common case, checked without taking the write lock
@@ -272,6 +284,7 @@ class SqliteStore:
             published = self._keeper.published
             if published is not None and version == self._seen_version:
                 return published
+            self._groups.settle()  # a group left open for a writer that queued: commit it
             with self._reading(self._conn) as tx:  # at the version just read
                 refreshed = self._keeper.refresh(tx)
             self._seen_version = version
@@ -291,19 +304,13 @@ class SqliteStore:
     def transaction(
         self, *, now: datetime | None = None, scheduling: bool = False
     ) -> Iterator[Transaction]:
+        """One unit of work, durable when the `with` ends (sqlite_group.py: transactions of
+        several threads that queue for the writer share one COMMIT and its fsync)."""
         # `scheduling` needs nothing extra here: BEGIN IMMEDIATE already makes this
         # process the only writer until COMMIT.
-        with self._lock:
+        with self._groups.writing(self._begin):
             self._check_files()
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                self._rollback()
-                cause = sqlite_fault(exc, self.path)
-                if "locked" in str(exc) or "busy" in str(exc):  # contention, not a fault
-                    raise StoreError(f"could not start a write: {cause}") from None
-                raise StoreFault(f"could not start a write: {cause}") from None
-            try:
+            with self._groups.member(self._sqlite_errors):
                 version = self.data_version()
                 tx = SqliteTransaction(
                     self._conn,
@@ -313,15 +320,23 @@ class SqliteStore:
                     keep_base=self._keeper.published is not None,
                 )
                 yield tx
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise StoreFault(sqlite_fault(exc, self.path)) from None
-            except BaseException:
-                self._rollback()
-                raise
             if not self._keeper.committed(tx):
                 self._seen_version = None  # the next snapshot reads the rows it missed
+
+    def _begin(self) -> None:
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._rollback()
+            cause = sqlite_fault(exc, self.path)
+            if "locked" in str(exc) or "busy" in str(exc):  # contention, not a fault
+                raise StoreError(f"could not start a write: {cause}") from None
+            raise StoreFault(f"could not start a write: {cause}") from None
+
+    def _lost_group(self) -> None:
+        """A shared commit failed: what its members published is not in the database."""
+        self._keeper.invalidate()
+        self._seen_version = None
 
     @contextmanager
     def reader(self) -> Iterator[Transaction]:
@@ -348,5 +363,6 @@ class SqliteStore:
     def close(self) -> None:
         with self._read_lock, contextlib.suppress(sqlite3.Error):
             self._read_conn.close()
-        with self._lock, contextlib.suppress(sqlite3.Error):
+        with self._lock, contextlib.suppress(sqlite3.Error, StoreFault):
+            self._groups.settle()
             self._conn.close()

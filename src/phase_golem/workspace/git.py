@@ -394,6 +394,9 @@ def commit_paths(
         update = ["update-ref", "-m", "phase-golem: commit", "HEAD", commit]
         with locked_operation(root, ("HEAD",)):
             run_git(root, *(update + ([head] if head is not None else [""])))
+        COMMIT_PARENTS[commit] = head
+        while len(COMMIT_PARENTS) > _REMEMBERED_PARENTS:
+            del COMMIT_PARENTS[next(iter(COMMIT_PARENTS))]
         os.replace(index, gitdir / f"{KEPT_INDEX}{commit}-{tree}")  # the next one starts here
         kept = True
     finally:
@@ -402,6 +405,10 @@ def commit_paths(
     refresh_index(root, usable)
     return commit
 
+
+# The parent of each of our last few commits (HEAD when it was made; None: the first).
+COMMIT_PARENTS: dict[str, str | None] = {}
+_REMEMBERED_PARENTS = 8
 
 # The private index of our last commit, named for that commit and its tree: while HEAD is
 # still that commit it is HEAD's tree exactly, so the next commit starts from it instead of
