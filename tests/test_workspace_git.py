@@ -239,3 +239,16 @@ def test_a_run_still_recording_its_completion_holds_its_group() -> None:
     tracker.settled(".", "a")
     assert tracker.unsettled(".") == set()
     assert tracker.epoch(".") == 2  # two runs ever entered
+
+
+def test_a_run_entering_before_anothers_after_snapshot_overlaps_it() -> None:
+    # a's agent exited, but its after-snapshot is still to come: what b writes meanwhile
+    # would show in it, so a and b overlapped (neither may claim such a path alone).
+    tracker = TreeTracker()
+    tracker.enter(".", "a")
+    tracker.finish(".", "a")
+    assert tracker.idle(".")  # a writes nothing more: a snapshot now may be reused
+    tracker.enter(".", "b")
+    assert not tracker.idle(".")
+    assert tracker.leave(".", "a", settling=True) is True  # taken after b came in
+    assert tracker.leave(".", "b") is True

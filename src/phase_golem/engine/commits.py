@@ -64,6 +64,10 @@ class TreeTracker:
     # Runs whose agent is done but whose completion is still being recorded (in a worker
     # thread): they write nothing more, but their group's batch must wait for them.
     settling: dict[str, set[str]] = field(default_factory=dict)
+    # Runs whose agent exited but whose after-snapshot is still to come: still in the tree
+    # (a run entering now overlaps them: its files would show in that snapshot), but no
+    # longer writing, so they do not keep the tree from being idle.
+    finishing: dict[str, set[str]] = field(default_factory=dict)
     # Runs enter and leave on the event loop; their output is saved in a worker thread
     # (engine/output.py), which asks `unsettled` meanwhile.
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -103,6 +107,7 @@ class TreeTracker:
         """
         with self._lock:
             self.active.get(tree, set()).discard(run_id)
+            self.finishing.get(tree, set()).discard(run_id)
             if settling:
                 self.settling.setdefault(tree, set()).add(run_id)
             was_shared = run_id in self.overlapped
@@ -113,9 +118,15 @@ class TreeTracker:
         with self._lock:
             self.settling.get(tree, set()).discard(run_id)
 
-    def idle(self, tree: str) -> bool:
+    def finish(self, tree: str, run_id: str) -> None:
+        """Its agent exited: it writes nothing more, but stays until its after-snapshot."""
         with self._lock:
-            return not self.active.get(tree)
+            self.finishing.setdefault(tree, set()).add(run_id)
+
+    def idle(self, tree: str) -> bool:
+        """No run is writing in the tree (those finishing have stopped)."""
+        with self._lock:
+            return not self.active.get(tree, set()) - self.finishing.get(tree, set())
 
     def unsettled(self, tree: str) -> set[str]:
         """Finished runs whose group still has a run active in this tree: not yet to save."""

@@ -452,31 +452,28 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         log.exception("run %s failed inside phase-golem", run_id)
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, f"internal error: {exc!r}", StreamInfo())
         reconciled = None
-    overlapped = ctx.trees.leave(workspace.tree, run_id, settling=True)
+    ctx.trees.finish(workspace.tree, run_id)
     try:
-        return await see_through(_complete, ctx, prepared, overlapped, outcome, reconciled)
+        return await see_through(_complete, ctx, prepared, outcome, reconciled)
     finally:
+        ctx.trees.leave(workspace.tree, run_id)  # gone already, unless the thread failed
         ctx.trees.settled(workspace.tree, run_id)  # its completion is on record (or failed)
 
 
 def _complete(
     ctx: EngineContext,
     prepared: _Prepared,
-    overlapped: bool,
     outcome: AgentOutcome,
     reconciled: Reconciliation | None,
 ) -> Completion:
     """After the agent: what it changed (git), then the complete transaction (a thread)."""
-    workspace = prepared.workspace
-    change = measure_change(
-        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
-    )
+    change = _measured(ctx, prepared)
     run_id = prepared.run.id
 
     def complete() -> Completion:
         return complete_run(
             ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
-            workdir=workspace.workdir,
+            workdir=prepared.workspace.workdir,
         )  # fmt: skip
 
     # A completion is the one thing an agent's work comes down to: not lost to a server
@@ -494,10 +491,18 @@ def _live(ctx: EngineContext, run_id: str, step: Step | None = None) -> bool:
 def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:
     """The run leaves its tree: what it changed there, and whether it had company. It
     stays settling (its group's batch waits) until the caller has recorded the change."""
+    ctx.trees.finish(prepared.workspace.tree, prepared.run.id)
+    return _measured(ctx, prepared)
+
+
+def _measured(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:
+    """The after-snapshot first, and only then the run leaves its tree: a run that entered
+    before that snapshot could have written what it shows, so the two overlapped."""
     workspace = prepared.workspace
+    after = ctx.fresh_tree(workspace.workdir)
     overlapped = ctx.trees.leave(workspace.tree, prepared.run.id, settling=True)
     return measure_change(
-        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, ctx.fresh_tree
+        ctx.root, workspace.workdir, prepared.item, workspace.snapshot, overlapped, lambda _: after
     )
 
 

@@ -373,10 +373,23 @@ async def adopt_run(
     ctx.trees.enter(tree, run_id)  # runs we start meanwhile share its tree
 
     def left() -> WorkspaceChange | None:
-        # Settling until its change is on record, so no batch of its group goes without it.
+        # The after-snapshot before it leaves (a run entering until then overlapped it);
+        # settling until its change is on record, so no batch of its group goes without it.
+        ctx.trees.finish(tree, run_id)
+        after = ctx.fresh_tree(workdir) if workdir.is_dir() else None
         shared = ctx.trees.leave(tree, run_id, settling=True) or overlapped
+        if after is None:
+            return None
         directory = run_directory(ctx.root, run_id)
-        return change_since_start(ctx.root, ctx.settings, item, run, directory, overlapped=shared)
+        return change_since_start(
+            ctx.root,
+            ctx.settings,
+            item,
+            run,
+            directory,
+            overlapped=shared,
+            snapshots=lambda _: after,
+        )
 
     try:
         async with leased(ctx.store, run_id, ctx.worker_id, ctx.settings.execution):
