@@ -149,8 +149,7 @@ def project(git_repo: Repo) -> Iterator[Repo]:
 # --- a real PostgreSQL server, one per test session (per xdist worker) -------------------
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[Any]:
+def _new_pg_server() -> Any:
     from tests.pg_server import PgServer, find_bin_dir
 
     bin_dir = find_bin_dir()
@@ -159,6 +158,22 @@ def pg_server() -> Iterator[Any]:
     pytest.importorskip("psycopg", reason="the postgres extra is not installed")
     server = PgServer(bin_dir)
     server.start()
+    return server
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[Any]:
+    """A server of this test's own, for tests that stop or restart it."""
+    server = _new_pg_server()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    server = _new_pg_server()
     try:
         # A migrated template, so each test's fresh database is one file copy away.
         from phase_golem.store.postgres import PostgresStore

@@ -26,7 +26,7 @@ from phase_golem.faults import StoreFault, StoreUnavailable, once_more_if_lost
 from phase_golem.project import Project, init_project, load_project
 from phase_golem.store import pg_conn
 from tests.conftest import make_git_repo
-from tests.pg_server import PgServer, find_bin_dir
+from tests.pg_server import PgServer
 from tests.test_engine_reads_snapshot import _phase_complete
 from tests.waiting import wait_until
 
@@ -38,16 +38,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def server() -> Iterator[PgServer]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL binaries (initdb) on this machine; .ci/run installs them")
-    made = PgServer(bin_dir)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.remove()
+def server(own_pg_server: PgServer) -> PgServer:
+    return own_pg_server
 
 
 def _add(store: PostgresStore, item_id: str) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.pg_server import PgServer, find_bin_dir
+from tests.pg_server import PgServer
 from tests.test_pg_workers_e2e import WORKTREES, Fleet
 from tests.waiting import DEADLINE_SECONDS, wait_until
 
@@ -32,16 +32,8 @@ WAITING_LINE = "waiting for PostgreSQL"  # pg_conn.WAITING
 
 
 @pytest.fixture
-def server() -> Iterator[PgServer]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL binaries (initdb) on this machine; .ci/run installs them")
-    made = PgServer(bin_dir)
-    made.start()
-    try:
-        yield made
-    finally:
-        made.remove()
+def server(own_pg_server: PgServer) -> PgServer:
+    return own_pg_server
 
 
 def _rows(url: str, sql: str) -> list[dict[str, Any]]:

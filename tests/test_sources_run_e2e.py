@@ -180,10 +180,14 @@ class Terminal:
         os.close(self.leader)
 
 
-def test_the_live_panel_shows_a_source_run_in_progress(git_repo: Repo) -> None:
+def test_the_live_panel_shows_a_source_run_in_progress(git_repo: Repo, tmp_path: Path) -> None:
     script(git_repo.root / "scripts" / "slow.py", SLOW)
+    # The created item's plan waits, so its events never push the source's line off the panel.
+    held = tmp_path / "plan-gate"
     repo = project(
-        git_repo, '[[sources]]\nname = "slow"\ncommand = "scripts/slow.py"\nevery = "1h"\n'
+        git_repo,
+        '[[sources]]\nname = "slow"\ncommand = "scripts/slow.py"\nevery = "1h"\n',
+        f"  - match: {{phase: plan}}\n    wait_for: {str(held)!r}\n",
     )
     terminal = Terminal(repo, "run")
     try:
@@ -196,6 +200,7 @@ def test_the_live_panel_shows_a_source_run_in_progress(git_repo: Repo) -> None:
             "the source run's outcome and its count in the totals",
         )
     finally:
+        held.touch()
         terminal.close()
     (item,) = state_rows(repo.root, "SELECT title FROM items WHERE source = 'slow'")
     assert item["title"] == "Slow one"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from phase_golem.agents.orphans import AgentTable
 from phase_golem.domain.events import EventKind
@@ -16,7 +17,7 @@ from phase_golem.domain.pipelines import PhaseConfig, PipelineConfig, Settings
 from phase_golem.domain.runs import Run, RunKind, RunStatus, Step, advance_step, finish
 from phase_golem.engine.executor import EngineContext, fail_internally
 from phase_golem.engine.recovery import recover_all
-from phase_golem.store import Store
+from phase_golem.store import Store, Transaction
 from phase_golem.store.memory import MemoryStore
 
 SETTINGS = Settings(
@@ -26,25 +27,31 @@ SETTINGS = Settings(
 )
 
 
+def _queued_plan(tx: Transaction, **fields: Any) -> Run:
+    """Inside a transaction: an item in its plan phase, and a plan run of it queued."""
+    item = new_item(tx.allocate_item_id("WRK"), "Planned", tx.now)
+    tx.create_item(item)
+    for status in (ItemStatus.SCOPING, ItemStatus.READY, ItemStatus.IN_PROGRESS):
+        item = move(item, status, tx.now)
+    item = touch(item, tx.now, phase="plan", phase_pool=PhasePool.MAIN, pipeline_type="feature")
+    tx.save_item(item, EventKind.ITEM_TRANSITION)
+    run = Run(
+        id=tx.allocate_run_id(),
+        item_id=item.id,
+        phase="plan",
+        kind=RunKind.PHASE,
+        queued_at=format_timestamp(tx.now),
+        pool=PhasePool.MAIN,
+        **fields,
+    )
+    tx.create_run(run)
+    return run
+
+
 def _ended_run(store: Store) -> Run:
     """An item in its plan phase whose plan run has ended (crashed, say)."""
     with store.transaction() as tx:
-        item = new_item(tx.allocate_item_id("WRK"), "Planned", tx.now)
-        tx.create_item(item)
-        for status in (ItemStatus.SCOPING, ItemStatus.READY, ItemStatus.IN_PROGRESS):
-            item = move(item, status, tx.now)
-        item = touch(item, tx.now, phase="plan", phase_pool=PhasePool.MAIN, pipeline_type="feature")
-        tx.save_item(item, EventKind.ITEM_TRANSITION)
-        run = Run(
-            id=tx.allocate_run_id(),
-            item_id=item.id,
-            phase="plan",
-            kind=RunKind.PHASE,
-            queued_at=format_timestamp(tx.now),
-            pool=PhasePool.MAIN,
-        )
-        tx.create_run(run)
-        ended = finish(run, RunStatus.CRASHED, format_timestamp(tx.now))
+        ended = finish(_queued_plan(tx), RunStatus.CRASHED, format_timestamp(tx.now))
         tx.save_run(ended, EventKind.RUN_FINISHED)
         return ended
 
@@ -88,21 +95,7 @@ def test_a_sweep_never_ends_a_run_another_worker_took_over_since_it_read_it(
     # worker restarted in that clone adopts the run's live agent (new owner, new lease).
     store = MemoryStore()
     with store.transaction() as tx:
-        item = new_item(tx.allocate_item_id("WRK"), "Planned", tx.now)
-        tx.create_item(item)
-        for status in (ItemStatus.SCOPING, ItemStatus.READY, ItemStatus.IN_PROGRESS):
-            item = move(item, status, tx.now)
-        item = touch(item, tx.now, phase="plan", phase_pool=PhasePool.MAIN, pipeline_type="feature")
-        tx.save_item(item, EventKind.ITEM_TRANSITION)
-        queued = Run(
-            id=tx.allocate_run_id(),
-            item_id=item.id,
-            phase="plan",
-            kind=RunKind.PHASE,
-            queued_at=format_timestamp(tx.now),
-            pool=PhasePool.MAIN,
-        )
-        tx.create_run(queued)
+        queued = _queued_plan(tx)
         read_by_sweep = advance_step(queued, Step.STARTED).replace(
             worker_id="host:1:1", lease_until="2000-01-01T00:00:00+00:00"
         )
