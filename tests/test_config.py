@@ -289,3 +289,13 @@ def test_serve_public_url_links_notifications_and_must_be_an_http_url() -> None:
     for bad in ("golem.example", "ftp://golem.example", "https://golem.example/?a=1"):
         message = problems_of(f'[serve]\npublic_url = "{bad}"\n')
         assert "serve.public_url" in message and bad in message, bad
+
+
+def test_the_shared_remote_defaults_to_origin_on_postgresql_and_is_checked() -> None:
+    sqlite = parse_config_text("[execution]\n", "phase-golem.toml")
+    assert sqlite.execution.remote is None  # one clone: nothing to share through
+    shared = '[storage]\nurl = "postgresql://u@db/x"\n'
+    assert parse_config_text(shared, "t.toml").execution.remote == "origin"
+    named = parse_config_text(shared + '[execution]\nremote = "team"\n', "t.toml")
+    assert named.execution.remote == "team"
+    assert "execution.remote" in problems_of('[execution]\nremote = "../elsewhere"\n')

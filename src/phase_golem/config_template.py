@@ -24,6 +24,8 @@ max_wip = 1                 # items in_progress at once
 max_concurrent = 1          # agents running at once
 # isolation = "shared"      # shared (one working tree) | worktree (one per item, on its own
 #                           # branch; the pipelines below then end with a merge phase)
+# remote = "origin"         # the git remote item branches and merges go through when
+#                           # workers in several clones share a PostgreSQL store
 # lease_seconds = 60        # a run's claim, renewed while its agent lives; expired = crashed
 # reconcile_timeout_seconds = 60   # how long a side-effect phase's reconcile command may take
 # backoff = {{ base_seconds = 10, factor = 2, max_seconds = 600, max_transient = 5 }}
