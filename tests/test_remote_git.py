@@ -212,3 +212,24 @@ def test_the_check_cannot_tell_when_the_remote_is_gone(remote: Remote) -> None:
     clone = remote.clone()
     git_in(clone, "remote", "set-url", "origin", str(remote.tmp / "gone.git"))
     assert merge_agent.check(clone, "WRK-001", "main", "origin") == 2
+
+
+def test_in_an_items_worktree_a_retry_that_wrote_the_same_bytes_still_owes_them(
+    remote: Remote,
+) -> None:
+    # An attempt killed in this clone left its file; another clone's worker recovered the
+    # run without seeing it; the retry here writes the same bytes. The file is still owed.
+    from datetime import UTC, datetime
+
+    from phase_golem.domain.items import new_item
+    from phase_golem.engine.workspaces import measure_change, snapshot_of
+
+    clone = remote.clone()
+    tree = worktree(clone)
+    sync_item_branch(clone, tree, "origin", "WRK-001", "main")
+    (tree / "a.txt").write_text("built\n", encoding="utf-8")  # the killed attempt's
+    before = snapshot_of(tree)
+    (tree / "a.txt").write_text("built\n", encoding="utf-8")  # the retry's, the same
+    item = new_item("WRK-001", "Built", datetime.now(UTC))
+    change = measure_change(clone, tree, item, before, False)
+    assert change.touched == ("a.txt",) and change.own == ("a.txt",)

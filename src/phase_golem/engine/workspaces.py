@@ -32,7 +32,7 @@ from phase_golem.safe_files import (
     ensure_run_directory,
     read_bounded,
 )
-from phase_golem.workspace.git import GitError, is_ancestor
+from phase_golem.workspace.git import GitError, dirty_paths, is_ancestor
 from phase_golem.workspace.remote import sync_item_branch
 from phase_golem.workspace.snapshot import WorkspaceSnapshot, take_snapshot, touched_paths
 from phase_golem.workspace.worktrees import ensure_worktree
@@ -163,7 +163,13 @@ def measure_change(
     snapshots: Callable[[Path], WorkspaceSnapshot] = snapshot_of,
 ) -> WorkspaceChange:
     after = snapshots(workdir)
-    touched = without_orchestrator_paths(touched_paths(before, after))
+    touched = touched_paths(before, after)
+    if workdir != root:
+        # An item's own worktree: whatever is uncommitted there is that item's work, also
+        # what an attempt killed in this clone left and another clone's worker recovered
+        # without seeing it (a retry that writes the same bytes changes nothing).
+        touched = sorted({*touched, *dirty_paths(workdir)})
+    touched = without_orchestrator_paths(touched)
     own_folder = change_folder(workdir, item, create=False).relative_to(workdir).as_posix()
     own_prefixes = [own_folder] if own_folder.startswith(CHANGES_DIR) else []
     own = split_touched(touched, own_prefixes, overlapped)
