@@ -14,12 +14,16 @@ from phase_golem.project import ProjectError
 
 
 def _listen(host: str, port: int) -> socket.socket:
-    """Bound before the app is made: with --port 0 the URL names the port the kernel chose."""
+    """Bound (and listening) before the app is made: with --port 0 the URL names the port
+    the kernel chose."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # Listening before the URL is printed: a client that connects as soon as it reads
+        # the URL waits in the backlog while the server starts, instead of being refused.
+        sock.listen(socket.SOMAXCONN)
     except OSError as exc:
         sock.close()
         raise ProjectError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
