@@ -63,10 +63,15 @@ def fetch(root: Path, remote: str, branches: Sequence[str], maybe: Sequence[str]
         raise GitError(f"git fetch from {remote} failed: {detail[-1] if detail else '?'}")
 
 
+def _listed(root: Path, patterns: Sequence[str]) -> dict[str, str]:
+    """ref → commit for every ref matching `patterns` (one git process)."""
+    listed = run_git(root, "for-each-ref", "--format=%(refname) %(objectname)", *patterns)
+    return dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+
+
 def ref_tips(root: Path, refs: list[str]) -> dict[str, str]:
     """The commit each ref that exists points at (one git process for all of them)."""
-    listed = run_git(root, "for-each-ref", "--format=%(refname) %(objectname)", *refs)
-    tips = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+    tips = _listed(root, refs)
     return {ref: tips[ref] for ref in refs if ref in tips}
 
 
@@ -154,14 +159,7 @@ def push_unpushed(root: Path, remote: str) -> tuple[list[str], list[str]]:
     and its push) are pushed. Returns (pushed, diverged: kept here, merged at their next run)."""
     fetch(root, remote, [], [BRANCH_PREFIX])
     mine = f"refs/heads/{BRANCH_PREFIX}"
-    listed = run_git(
-        root,
-        "for-each-ref",
-        "--format=%(refname) %(objectname)",
-        mine,
-        tracking_ref(remote, BRANCH_PREFIX),
-    )
-    tips = dict(line.split(" ", 1) for line in listed.stdout.splitlines() if " " in line)
+    tips = _listed(root, [mine, tracking_ref(remote, BRANCH_PREFIX)])
     pushed: list[str] = []
     diverged: list[str] = []
     for ref, local in sorted(tips.items()):
