@@ -5,18 +5,34 @@ over after the sweep read it."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import pytest
+
+from phase_golem.agents.base import StreamInfo
 from phase_golem.agents.orphans import AgentTable
+from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import ItemStatus, PhasePool, format_timestamp, new_item, touch
 from phase_golem.domain.items import transition as move
 from phase_golem.domain.pipelines import PhaseConfig, PipelineConfig, Settings
-from phase_golem.domain.runs import Run, RunKind, RunStatus, Step, advance_step, finish
-from phase_golem.engine.executor import EngineContext, fail_internally
-from phase_golem.engine.recovery import recover_all
+from phase_golem.domain.results import PhaseResult, ResultCode
+from phase_golem.domain.runs import (
+    EndedElsewhere,
+    Holder,
+    Run,
+    RunKind,
+    RunStatus,
+    Step,
+    advance_step,
+    finish,
+)
+from phase_golem.engine.completion import complete_run
+from phase_golem.engine.executor import EngineContext, cancel_run, fail_internally
+from phase_golem.engine.recovery import adopt_run, recover_all, take_over
 from phase_golem.store import Store, Transaction
 from phase_golem.store.memory import MemoryStore
 
@@ -110,3 +126,74 @@ def test_a_sweep_never_ends_a_run_another_worker_took_over_since_it_read_it(
         current = tx.get_run(read_by_sweep.id)
     assert current is not None and current.status is RunStatus.ACTIVE
     assert current.worker_id == "host:2:2"
+
+
+def _started_by(store: Store, worker: str, lease: str) -> Run:
+    with store.transaction() as tx:
+        started = advance_step(_queued_plan(tx), Step.STARTED)
+        started = started.replace(worker_id=worker, lease_until=lease)
+        tx.save_run(started, EventKind.RUN_STARTED)
+        return started
+
+
+def _complete_plan(store: Store, run: Run, holder: Holder | None = None) -> None:
+    result = PhaseResult(run.item_id, "plan", ResultCode.PHASE_COMPLETE, "planned")
+    outcome = AgentOutcome(result, None, None, StreamInfo())
+    complete_run(store, SETTINGS, run.id, outcome, holder=holder)
+
+
+def _ledger_size(store: Store) -> int:
+    with store.reader() as tx:
+        return len(list(tx.events()))
+
+
+def test_a_completion_of_a_run_that_ended_elsewhere_writes_nothing(tmp_path: Path) -> None:
+    # A worker whose lease ran out under load finishes its agent after another worker
+    # already completed the run and its item: the late completion must not move the item
+    # again (it used to raise "cannot move from done to done" out of the worker).
+    store = MemoryStore()
+    run = _started_by(store, "host:1:1", "2999-01-01T00:00:00+00:00")
+    _complete_plan(store, run, Holder("host:1:1"))
+    assert _status(store, run.item_id) is ItemStatus.DONE
+    events = _ledger_size(store)
+    with pytest.raises(EndedElsewhere):
+        _complete_plan(store, run, Holder("host:1:1"))
+    with pytest.raises(EndedElsewhere):
+        _complete_plan(store, run)
+    assert _ledger_size(store) == events
+
+
+def test_a_sweeps_completion_of_a_run_adopted_since_it_read_it_is_refused(
+    tmp_path: Path,
+) -> None:
+    # The sweep reads a lapsed side-effect run and asks its reconcile check (slow); in
+    # between a restarted worker adopts the run's live agent. The sweep's completion from
+    # the check must not end the run under the adopter, who completes it itself.
+    store = MemoryStore()
+    read_by_sweep = _started_by(store, "host:1:1", "2000-01-01T00:00:00+00:00")
+    ctx = EngineContext(tmp_path, tmp_path, SETTINGS, store, "host:2:2")
+    taken = take_over(ctx, [read_by_sweep])[read_by_sweep.id]
+    assert taken is not None and taken.worker_id == "host:2:2"
+    with pytest.raises(EndedElsewhere):
+        _complete_plan(store, read_by_sweep, Holder.of_lapsed(read_by_sweep))
+    assert _status(store, read_by_sweep.item_id) is ItemStatus.IN_PROGRESS
+    _complete_plan(store, read_by_sweep, Holder("host:2:2"))
+    assert _status(store, read_by_sweep.item_id) is ItemStatus.DONE
+
+
+def test_two_workers_adopting_one_run_only_the_first_takes_it(tmp_path: Path) -> None:
+    store = MemoryStore()
+    seen = _started_by(store, "host:1:1", "2000-01-01T00:00:00+00:00")
+    first = EngineContext(tmp_path, tmp_path, SETTINGS, store, "host:2:2")
+    second = EngineContext(tmp_path, tmp_path, SETTINGS, store, "host:3:3")
+    take_over(first, [seen])
+    late = take_over(second, [seen])[seen.id]
+    assert late is not None and late.worker_id == "host:2:2"
+    # The loser neither adopts nor cancels it, nor ends it for a bug of its own.
+    with pytest.raises(EndedElsewhere):
+        asyncio.run(adopt_run(second, seen.id, taken=late))
+    assert cancel_run(second, seen.id) is None
+    assert fail_internally(second, seen.id, RuntimeError("late")) is False
+    with store.reader() as tx:
+        current = tx.get_run(seen.id)
+    assert current is not None and current.is_active and current.worker_id == "host:2:2"

@@ -74,6 +74,11 @@ class RunRuleError(DomainError):
     pass
 
 
+class EndedElsewhere(RunRuleError):
+    """The run was ended, or taken over, by another worker meanwhile: it is not ours to
+    end. Not a fault of anyone's (a lease ran out, two workers raced): nothing is done."""
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
     id: str
@@ -125,6 +130,30 @@ class Run:
 
 
 RUN_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Run))
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Who may end an active run: the worker holding it (whatever its lease says now), or a
+    sweeper that saw its lease run out — and then only while nobody has taken it over, so
+    a run is ended once however many workers race for it (DESIGN §14)."""
+
+    worker_id: str | None
+    lapsed: tuple[Step, str | None] | None = None  # (step, lease_until) the sweeper saw
+
+    @classmethod
+    def of_lapsed(cls, run: Run) -> Holder:
+        return cls(run.worker_id, (run.step, run.lease_until))
+
+    def holds(self, run: Run) -> bool:
+        if not run.is_active or run.worker_id != self.worker_id:
+            return False
+        return self.lapsed is None or (run.step, run.lease_until) == self.lapsed
+
+    def check(self, run: Run) -> None:
+        """Raise EndedElsewhere unless this holder may still end `run`."""
+        if not self.holds(run):
+            raise EndedElsewhere(f"run {run.id} was ended or taken over elsewhere meanwhile")
 
 
 def advance_step(run: Run, step: Step) -> Run:

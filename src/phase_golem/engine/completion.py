@@ -37,7 +37,15 @@ from phase_golem.domain.items import (
 from phase_golem.domain.pipelines import ApprovalGate, PhaseConfig, Settings
 from phase_golem.domain.redaction import redact, redact_text
 from phase_golem.domain.results import PhaseResult, ResultCode, result_to_dict
-from phase_golem.domain.runs import ErrorClass, Mutation, Run, RunKind, RunStatus, finish
+from phase_golem.domain.runs import (
+    ErrorClass,
+    Holder,
+    Mutation,
+    Run,
+    RunKind,
+    RunStatus,
+    finish,
+)
 from phase_golem.domain.transitions import (
     Outcome,
     Resolution,
@@ -305,6 +313,7 @@ def complete_run(
     change: WorkspaceChange | None = None,
     workdir: Path | None = None,
     touched: Sequence[str] = (),
+    holder: Holder | None = None,
 ) -> Completion:
     """Apply one agent outcome; everything it changes commits together or not at all.
 
@@ -328,6 +337,7 @@ def complete_run(
         run = tx.get_run(run_id)
         if run is None:
             raise LookupError(f"no run {run_id}")
+        (holder or Holder(run.worker_id)).check(run)
         spend = _spend(run, outcome)
         item = _charge(tx, run, spend)
         done = Completion(run, item.id, item.title, "Failed", outcome.error or "")

@@ -31,6 +31,7 @@ from phase_golem.domain.pipelines import PhaseConfig, Settings
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.runs import (
     ErrorClass,
+    Holder,
     Mutation,
     Run,
     RunKind,
@@ -349,13 +350,15 @@ def cancel_run(ctx: EngineContext, run_id: str, why: str = "stop requested") -> 
             None, ErrorClass.CRASHED, f"stopped while it ran ({why})", StreamInfo()
         )
         try:
-            return complete_run(ctx.store, ctx.settings, run_id, stopped, reconciled)
+            return complete_run(
+                ctx.store, ctx.settings, run_id, stopped, reconciled, holder=ours(ctx)
+            )
         except RunRuleError:
             return None  # it ended meanwhile
     with ctx.store.transaction() as tx:
         run = tx.get_run(run_id)
-        if run is None or not run.is_active:
-            return None
+        if run is None or not ours(ctx).holds(run):
+            return None  # ended, or taken over by a worker that adopted its agent
         uncertain = f"it was stopped while it ran ({why})"
         end_interrupted(
             tx, run, EndingKind.CANCELLED, why, reconciled=reconciled, uncertain=uncertain
@@ -371,6 +374,8 @@ def fail_internally(ctx: EngineContext, run_id: str, error: BaseException) -> bo
         if run is None:
             return False
         if run.is_active:
+            if not ours(ctx).holds(run):
+                return False  # a worker that adopted it ends it
             return end_interrupted(tx, run, EndingKind.INTERNAL, message, data={"error": message})
         item = tx.get_item(run.item_id)
         if item is None or _moved_on(tx, run):
@@ -406,7 +411,9 @@ def _prepare(ctx: EngineContext, run_id: str) -> _Prepared | Completion | NotRun
         return exc
     except (LookupError, GitError) as exc:
         outcome = AgentOutcome(None, ErrorClass.INTERNAL, str(exc), StreamInfo())
-        return complete_run(ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root)
+        return complete_run(
+            ctx.store, ctx.settings, run_id, outcome, workdir=ctx.root, holder=ours(ctx)
+        )
 
 
 async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
@@ -473,12 +480,17 @@ def _complete(
     def complete() -> Completion:
         return complete_run(
             ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
-            workdir=prepared.workspace.workdir,
+            workdir=prepared.workspace.workdir, holder=ours(ctx),
         )  # fmt: skip
 
     # A completion is the one thing an agent's work comes down to: not lost to a server
     # restarted under its transaction (which rolled back if the run is still live).
     return once_more_if_lost(complete, lambda: _live(ctx, run_id))
+
+
+def ours(ctx: EngineContext) -> Holder:
+    """This worker, as the holder of the runs it claimed or adopted."""
+    return Holder(ctx.worker_id)
 
 
 def _live(ctx: EngineContext, run_id: str, step: Step | None = None) -> bool:

@@ -49,6 +49,7 @@ from phase_golem.domain.items import (
 from phase_golem.domain.pipelines import Settings
 from phase_golem.domain.runs import (
     ErrorClass,
+    Holder,
     Run,
     RunRuleError,
     RunStatus,
@@ -138,9 +139,11 @@ def recover_run(
         lost = AgentOutcome(None, ErrorClass.CRASHED, LOST, StreamInfo())
         workdir = root / change.tree if change is not None else None
         try:
+            held = Holder.of_lapsed(run)  # unless a worker adopted it while the check ran
             return complete_run(
-                store, settings, run.id, lost, reconciled, change=change, workdir=workdir
-            )
+                store, settings, run.id, lost, reconciled, change=change, workdir=workdir,
+                holder=held,
+            )  # fmt: skip
         except RunRuleError:
             return None  # its owner finished it while the check ran
     with store.transaction() as tx:
@@ -172,10 +175,8 @@ def _end_lost_run(tx: Transaction, run: Run, reconciled: Reconciliation | None) 
     a side effect that may have acted and no check could tell — waits for a human.
     False when someone else ended it first."""
     current = tx.get_run(run.id)
-    if current is None or not current.is_active or current.step is not run.step:
-        return False
-    if (current.worker_id, current.lease_until) != (run.worker_id, run.lease_until):
-        return False  # a worker took it over since it was read (adopted its live agent)
+    if current is None or not Holder.of_lapsed(run).holds(current):
+        return False  # ended, or a worker took it over since it was read (adopted it)
     uncertain = "the orchestrator stopped while it ran"
     data = {"recovered": True}
     end_interrupted(
@@ -318,20 +319,21 @@ def sweep_expired_leases(
     return recover_all(store, settings, root, expired, AgentTable(root), host)
 
 
-def take_over(ctx: EngineContext, run_ids: list[str]) -> dict[str, Run | None]:
+def take_over(ctx: EngineContext, seen: list[Run]) -> dict[str, Run | None]:
     """Adopted runs become ours: our worker id and a fresh lease, on the record, for all
-    of them in one transaction (a restart adopts every live agent at once)."""
+    of them in one transaction (a restart adopts every live agent at once). A run another
+    worker ended or took over since it was `seen` stays as it is now (not ours)."""
     taken: dict[str, Run | None] = {}
     with ctx.store.transaction() as tx:
         lease = format_timestamp(tx.now + timedelta(seconds=ctx.settings.execution.lease_seconds))
-        for run_id in run_ids:
-            run = tx.get_run(run_id)
-            if run is None or not run.is_active:
-                taken[run_id] = run
+        for run in seen:
+            current = tx.get_run(run.id)
+            if current is None or not Holder.of_lapsed(run).holds(current):
+                taken[run.id] = current
                 continue
-            mine = run.replace(worker_id=ctx.worker_id, lease_until=lease)
+            mine = current.replace(worker_id=ctx.worker_id, lease_until=lease)
             tx.save_run(mine, EventKind.RUN_UPDATED, {"adopted_by": ctx.worker_id})
-            taken[run_id] = mine
+            taken[run.id] = mine
     return taken
 
 
@@ -348,22 +350,21 @@ async def adopt_run(
     *,
     overlapped: bool = False,
     agents: list[AgentProcess] | None = None,
-    taken: Run | None = None,
+    taken: Run | None,
 ) -> Completion:
     """Finish a run whose agent outlived the orchestrator that started it (DESIGN §6).
 
     Waits (polling twice a second: the agent is not our child) for the agent to exit, but
     no longer than its phase timeout counted from when it started; then classifies its
-    result file exactly as if we had run it. `taken` is the run as `take_over` made it
-    ours already (else this does it).
+    result file exactly as if we had run it. `taken` is the run as `take_over` left it.
     """
-    run = taken if taken is not None else take_over(ctx, [run_id])[run_id]
+    run = taken
     with ctx.store.reader() as tx:
         item = tx.get_item(run.item_id) if run is not None else None
     if run is None or item is None:
         raise LookupError(f"no run {run_id} to adopt")
-    if not run.is_active:  # its owner finished it after all: nothing left to adopt
-        raise asyncio.CancelledError
+    # Its owner finished it after all, or another worker adopted it first.
+    Holder(ctx.worker_id).check(run)
     limit = timeout_seconds(ctx, item, run)
     started = parse_timestamp(run.started_at) if run.started_at else utc_now()
     deadline = started + timedelta(seconds=limit)
@@ -425,7 +426,8 @@ async def adopt_run(
     try:
         change = left()
         return complete_run(
-            ctx.store, ctx.settings, run_id, outcome, reconciled, change=change, workdir=workdir
-        )
+            ctx.store, ctx.settings, run_id, outcome, reconciled, change=change, workdir=workdir,
+            holder=Holder(ctx.worker_id),
+        )  # fmt: skip
     finally:
         ctx.trees.settled(tree, run_id)

@@ -24,7 +24,7 @@ from phase_golem.domain.items import (
     Item,
 )
 from phase_golem.domain.pipelines import Isolation
-from phase_golem.domain.runs import Run, RunKind, Step, backing_off
+from phase_golem.domain.runs import EndedElsewhere, Run, RunKind, Step, backing_off
 from phase_golem.domain.scheduling import (
     Promote,
     RunningTask,
@@ -416,7 +416,7 @@ class Scheduler:
 
     def _take_up(self, recovered: Recovered) -> None:
         """Adopt live agents; finish reconciled runs like ours; count what waits for a human."""
-        taken = take_over(self.ctx, [run.id for run in recovered.adopt])
+        taken = take_over(self.ctx, recovered.adopt)
         for run in recovered.adopt:
             self._start_adoption(
                 run,
@@ -496,6 +496,9 @@ class Scheduler:
         fault = fault_of(error)
         if fault is not None:  # the disk or the database failed: stop (see run())
             raise fault
+        if isinstance(error, EndedElsewhere):  # its lease ran out; another worker ended it
+            self.emit(f"[{run.item_id}][{run.phase}] Ended elsewhere: {error}")
+            return
         self.emit(f"[{run.item_id}][{run.phase}] Internal error: {error!r}")
         self.state.breaker += 1
         if fail_internally(self.ctx, run.id, error):
