@@ -23,14 +23,7 @@ from tests.test_pg_workers_e2e import WORKTREES, Fleet
 from tests.test_pg_workers_e2e import fleet as fleet  # noqa: PLC0414 (the fixture)
 from tests.waiting import DEADLINE_SECONDS, wait_until
 
-# Opt-in for now (CHAOS=1 ./dev test -m serial -k chaos): it still finds, about one run in
-# seven, a race between workers that ends one of them with "cannot move from done to done"
-# (two endings of one item's last phase); issue 18 stays open until it is fixed.
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.serial,
-    pytest.mark.skipif(not os.environ.get("CHAOS"), reason="opt-in: CHAOS=1 (see above)"),
-]
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 ITEMS = 10
 KILLS = 8
