@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from phase_golem.domain.items import parse_timestamp
@@ -24,6 +25,10 @@ from phase_golem.store import Store, StoreError
 log = logging.getLogger(__name__)
 
 MIN_HEARTBEAT_SECONDS = 0.05
+# Renewals get threads of their own: queued behind the starts, completions and git of
+# many runs in the default pool, a renewal came late on a busy machine and another worker
+# took over a run that was alive and well.
+_RENEWALS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lease")
 
 
 def heartbeat_seconds(execution: ExecutionConfig) -> float:
@@ -62,8 +67,8 @@ async def _heartbeat(
     interval = heartbeat_seconds(execution)
     while True:
         try:
-            renewed = await asyncio.to_thread(
-                renew, store, run_id, worker_id, execution.lease_seconds
+            renewed = await asyncio.get_running_loop().run_in_executor(
+                _RENEWALS, renew, store, run_id, worker_id, execution.lease_seconds
             )
         except StoreFault as fault:
             on_fault(fault)

@@ -384,15 +384,19 @@ class Scheduler:
         now = time.monotonic()
         return [(run, now - self.started_at.get(run.id, now)) for run in list(self.tasks.values())]
 
-    def _sweep(self) -> None:
-        """Every half lease: take over runs whose owner stopped renewing their lease."""
+    async def _sweep(self) -> None:
+        """Every half lease: take over runs whose owner stopped renewing their lease. In a
+        thread (reconcile checks and git are slow): a loop held up here would delay our
+        own runs' lease renewals, and let other workers take them over."""
         now = time.monotonic()
         if not sweep_due(self._last_sweep, now, self.ctx.settings.execution):
             return
         self._last_sweep = now
         ours = {run.id for run in self.tasks.values()}
         ctx = self.ctx
-        recovered = sweep_expired_leases(ctx.store, ctx.settings, ctx.root, ours, ctx.host)
+        recovered = await settle_then_cancel(
+            sweep_expired_leases, ctx.store, ctx.settings, ctx.root, ours, ctx.host
+        )
         for run_id in recovered.runs:
             self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
         for run in recovered.adopt:
@@ -671,7 +675,7 @@ class Scheduler:
                 if self.stop.is_set():
                     return HaltReason.SHUTDOWN_REQUESTED
                 return HaltReason.CIRCUIT_BREAKER_TRIPPED
-            self._sweep()
+            await self._sweep()
             self.intake.fire()
             changed, halt = self._decide()
             await self._key_new_visits()
