@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from datetime import datetime
+from typing import Any
 
 from phase_golem.agents.orphans import AgentProcess
 from phase_golem.clock import utc_now
@@ -23,9 +22,9 @@ from phase_golem.domain.items import (
     NO_GUARDRAILS,
     Item,
 )
-from phase_golem.domain.pipelines import Isolation
-from phase_golem.domain.runs import EndedElsewhere, Run, RunKind, Step, backing_off
+from phase_golem.domain.runs import EndedElsewhere, Run, Step, backing_off
 from phase_golem.domain.scheduling import (
+    Action,
     Promote,
     RunningTask,
     RunPhase,
@@ -35,9 +34,18 @@ from phase_golem.domain.scheduling import (
 )
 from phase_golem.engine.agent_pauses import Holds, paused_agents
 from phase_golem.engine.approvals import BEFORE, request_approval
+from phase_golem.engine.claims import (
+    ClaimPolicy,
+    ClaimRequest,
+    can_claim_alone,
+    claim_alone,
+    claim_in,
+    is_destructive,
+    startable_runs,
+)
 from phase_golem.engine.commits import owed_by_other_clones
 from phase_golem.engine.completion import Completion, phase_config
-from phase_golem.engine.control import PAUSE_KEY, PauseState, pause_state
+from phase_golem.engine.control import PauseState, pause_state
 from phase_golem.engine.enqueue import enqueue, needs_approval, promote
 from phase_golem.engine.executor import (
     EngineContext,
@@ -46,7 +54,7 @@ from phase_golem.engine.executor import (
     fail_internally,
     key_new_visits,
 )
-from phase_golem.engine.files import append_worklog
+from phase_golem.engine.finishing import account_for
 from phase_golem.engine.leases import sweep_due
 from phase_golem.engine.offloop import settle_then_cancel
 from phase_golem.engine.output import Committer, save_on_halt
@@ -61,6 +69,7 @@ from phase_golem.engine.retries import max_attempts
 from phase_golem.engine.selection import LoopState, RunOptions, Selection
 from phase_golem.engine.source_loop import SourceIntake
 from phase_golem.engine.summary import HaltReason, RunSummary
+from phase_golem.engine.wakeups import StopSignals, Wakeups
 from phase_golem.faults import (
     MachineFault,
     StoreFault,
@@ -70,21 +79,8 @@ from phase_golem.faults import (
 )
 from phase_golem.store import BacklogSnapshot, Transaction
 
-IDLE_CHECK_SECONDS = 1.0
-# With a store that announces commits (PostgreSQL's LISTEN/NOTIFY) nothing is polled: this is
-# only a backstop against a notification lost with a dropped connection.
-LISTENING_CHECK_SECONDS = 30.0
-MIN_WAIT_SECONDS = 0.05  # a backstop: whatever the clock says, never spin
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 BREAKER_LIMIT = 2
 LOST_CONNECTION_LIMIT = 5  # connections lost mid-transaction in one session before it stops
-
-
-class ClaimRequest(NamedTuple):
-    free: int  # how many runs to claim (0: none)
-    lease: datetime
-    item_ids: frozenset[str] | None
-    alone: bool = False  # one destructive run, only if nothing runs anywhere
 
 
 class Scheduler:
@@ -106,10 +102,8 @@ class Scheduler:
         self.tasks: dict[asyncio.Task[Completion], Run] = {}
         self.started_at: dict[str, float] = {}
         self.stop = asyncio.Event()
-        self.stop_signal: int | None = None  # the signal that asked us to stop, if one did
-        self._woken = asyncio.Event()  # a commit somewhere (stores that announce commits)
-        self._listening = False
-        self._seen_version = -1
+        self.signals = StopSignals(self.stop)  # the first one that asked us to stop
+        self.wakeups = Wakeups(ctx.store)
         self._recovered = recovered or Recovered()
         self._counted: set[tuple[str, str, int]] = set()
         self._last_sweep = time.monotonic()
@@ -122,15 +116,9 @@ class Scheduler:
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
         self.committer = Committer(self.ctx, emit)  # run output goes to git off the loop
+        self.claims = ClaimPolicy(self.ctx, self._counted)
 
     # ---- decide ---------------------------------------------------------------------
-    def _destructive(self, run: Run, items: Mapping[str, Item]) -> bool:
-        item = items.get(run.item_id)
-        if item is None or run.kind is RunKind.TRIAGE:
-            return False
-        phase = phase_config(self.ctx.settings, item, run)
-        return phase is not None and phase.is_destructive
-
     def _cap_reached(self) -> bool:
         return self.selection.cap_reached()
 
@@ -155,52 +143,12 @@ class Scheduler:
                 return False, None
             # The snapshot as this lock sees it: no table is listed to decide (DESIGN §3).
             backlog = tx.snapshot()
-            changed_here: dict[str, Item] = {}  # what this decision promoted or gated
             self.scope = self.selection.scope_of(backlog)
-            holds = self._holds(tx)
-            running = {
-                r.item_id: RunningTask(
-                    r.phase,
-                    self._destructive(r, backlog.items_by_id),
-                    waiting=self._waiting(r, tx.now) or holds.run_held(r, backlog.get(r.item_id)),
-                )
-                for r in backlog.runs_by_id.values()
-            }
-            running.update(holds.held_items(backlog, set(running)))
-            running.update(self._git_owed(tx, set(running)))
-            choice = self.selection.choose(backlog, running, tx.now)
+            choice = self.selection.choose(backlog, self._running(tx, backlog), tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
                 return False, choice.halt
-            labels: list[str] = []
-            new_visits: list[str] = []
-            changed = False
-            for action in choice.actions:
-                item = changed_here.get(action.item_id) or backlog.items_by_id[action.item_id]
-                if isinstance(action, Promote):
-                    if self._cap_reached():
-                        continue
-                    changed_here[item.id] = self._promote(tx, item, action)
-                    labels.append(f"promote {item.id}")
-                    changed = True
-                    continue
-                if self._cap_reached():
-                    break
-                if isinstance(action, RunPhase) and self._needs_approval(tx, item, action.phase):
-                    changed_here[item.id] = request_approval(tx, item, action.phase, BEFORE)
-                    self.state.summary.items_blocked.add(item.id)
-                    labels.append(f"{item.id} waits for approval before {action.phase}")
-                    changed = True
-                    continue
-                run = self._enqueue(tx, item, action)
-                if not run.idempotency_key:  # retries and known trees carry their key
-                    new_visits.append(run.id)
-                self._count(run)
-                phase = "triage" if isinstance(action, Triage) else action.phase
-                labels.append(
-                    f"triage {item.id}" if isinstance(action, Triage) else f"{item.id} → {phase}"
-                )
-                changed = True
+            labels, new_visits = self._act(tx, backlog, choice.actions)
             # Runs queued without their key (git had to look, or an earlier session died
             # before keying them) are keyed before anything claims them, so a retry of one
             # killed before its start always has a key to copy (DESIGN §6).
@@ -210,19 +158,62 @@ class Scheduler:
                 if r.step is Step.QUEUED and not r.idempotency_key and r.id not in new_visits
             ]
             request = self._claim_request(tx)
-            alone = getattr(self.ctx.store, "claim_runs", None) is not None
-            if not alone:  # claim in the same transaction: one commit
-                free, lease, item_ids, exclusive = request
-                claimed = tx.claim_runs(
-                    self.ctx.worker_id, free, lease, item_ids=item_ids, alone=exclusive
-                )
-                self._claimed = [(run, tx.get_item(run.item_id)) for run in claimed]
-        if alone:
-            self._claimed = self._claim_alone(request)
+            separately = can_claim_alone(self.ctx)
+            if not separately:  # claim in the same transaction: one commit
+                self._claimed = claim_in(self.ctx, tx, request)
+        if separately:
+            self._claimed = claim_alone(self.ctx, request)
         self._to_key = new_visits  # keyed off the loop next (it may run git)
         if labels:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
-        return changed, None
+        return bool(labels), None
+
+    def _running(self, tx: Transaction, backlog: BacklogSnapshot) -> dict[str, RunningTask]:
+        """What holds an item's slot for this decision: its live run, a paused agent, or
+        (with a shared remote) another clone's commit not yet pushed."""
+        holds = self._holds(tx)
+        running = {
+            r.item_id: RunningTask(
+                r.phase,
+                is_destructive(self.ctx.settings, r, backlog.items_by_id),
+                waiting=self._waiting(r, tx.now) or holds.run_held(r, backlog.get(r.item_id)),
+            )
+            for r in backlog.runs_by_id.values()
+        }
+        running.update(holds.held_items(backlog, set(running)))
+        running.update(self._git_owed(tx, set(running)))
+        return running
+
+    def _act(
+        self, tx: Transaction, backlog: BacklogSnapshot, actions: Sequence[Action]
+    ) -> tuple[list[str], list[str]]:
+        """Carry out the chosen actions within the cap: what was done (a label each) and
+        the runs queued without an idempotency key."""
+        labels: list[str] = []
+        new_visits: list[str] = []
+        changed_here: dict[str, Item] = {}  # what this decision promoted or gated
+        for action in actions:
+            item = changed_here.get(action.item_id) or backlog.items_by_id[action.item_id]
+            if isinstance(action, Promote):
+                if not self._cap_reached():
+                    changed_here[item.id] = self._promote(tx, item, action)
+                    labels.append(f"promote {item.id}")
+                continue
+            if self._cap_reached():
+                break
+            if isinstance(action, RunPhase) and self._needs_approval(tx, item, action.phase):
+                changed_here[item.id] = request_approval(tx, item, action.phase, BEFORE)
+                self.state.summary.items_blocked.add(item.id)
+                labels.append(f"{item.id} waits for approval before {action.phase}")
+                continue
+            run = self._enqueue(tx, item, action)
+            if not run.idempotency_key:  # retries and known trees carry their key
+                new_visits.append(run.id)
+            self._count(run)
+            labels.append(
+                f"triage {item.id}" if isinstance(action, Triage) else f"{item.id} → {action.phase}"
+            )
+        return labels, new_visits
 
     async def _key_new_visits(self) -> None:
         """Key the visits the last decide queued without a key, in a worker thread: it may
@@ -276,80 +267,11 @@ class Scheduler:
             self.state.summary.phases_executed += 1
             self.state.stepped = self.options.step_item is not None
 
-    def _claimable(self, tx: Transaction) -> tuple[frozenset[str] | None, bool]:
-        """Items whose queued runs may start now: in scope, within the cap, tree rule kept;
-        and whether the one run to claim must run alone (a destructive one).
-
-        A run queued by an earlier session counts toward the cap when claimed; once the cap
-        is reached only retries of visits already counted may start. In shared isolation a
-        destructive run starts only when nothing else runs, and nothing starts beside a
-        running destructive one (a retry that became due included), whichever worker runs
-        them: every worker's live runs are in the snapshot, and the claim checks it again
-        in its own transaction (`alone`), so two workers cannot both pass.
-        """
-        now = tx.now
-        backlog = tx.snapshot()  # the live runs are kept in memory, refreshed by sequence
-        running = [r for r in backlog.runs() if r.step is not Step.QUEUED]
-        due = [
-            r
-            for r in backlog.runs()
-            if r.step is Step.QUEUED
-            and r.idempotency_key  # keyed first (see _decide)
-            and not backing_off(r, now)
-            and (self.scope is None or r.item_id in self.scope)
-        ]
-        items = backlog.items_by_id
-        holds = Holds.read(tx, self.ctx.settings)
-        due = [r for r in due if not holds.run_held(r, items.get(r.item_id))]
-        shared = self.ctx.settings.execution.isolation is Isolation.SHARED
-        if any(r.exclusive or (shared and self._destructive(r, items)) for r in running):
-            return frozenset(), False
-        if self._cap_reached():
-            due = [r for r in due if (r.item_id, r.phase, r.visit) in self._counted]
-        if not shared:
-            return frozenset(r.item_id for r in due), False
-        if due and not running and self._destructive(due[0], items):
-            return frozenset({due[0].item_id}), True  # its turn: it runs alone
-        allowed = {r.item_id for r in due if not self._destructive(r, items)}
-        return frozenset(allowed), False
-
     def _claim_request(self, tx: Transaction) -> ClaimRequest:
-        """How many runs to claim (0: none), their lease, of which items, and whether alone."""
         free = self.ctx.settings.execution.max_concurrent - len(self.tasks)
         if self.options.step_item is not None:
             free = 1 - len(self.tasks)
-        lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
-        if free <= 0 or pause_state(tx) is not None:  # the flag, read under the claim's lock
-            return ClaimRequest(0, lease, None)
-        item_ids, alone = self._claimable(tx)
-        return ClaimRequest(free, lease, item_ids, alone)
-
-    def _claim(self, tx: Transaction) -> list[tuple[Run, Item | None]]:
-        """Claim what may start now, up to our free slots (with each run's item)."""
-        free, lease, item_ids, alone = self._claim_request(tx)
-        if free <= 0:
-            return []
-        claimed = tx.claim_runs(self.ctx.worker_id, free, lease, item_ids=item_ids, alone=alone)
-        return [(run, tx.get_item(run.item_id)) for run in claimed]
-
-    def _claim_alone(self, request: ClaimRequest) -> list[tuple[Run, Item | None]] | None:
-        """Claim in a round trip of its own where the store can (PostgreSQL: the decide lock
-        is then not held across the claim's round trips); None where it cannot. The pause
-        flag is checked again by the claim itself, so a pause committed after this
-        decision still stops it."""
-        claim = getattr(self.ctx.store, "claim_runs", None)
-        free, lease, item_ids, alone = request
-        if claim is None:
-            return None
-        if free <= 0:
-            return []
-        claimed: list[Run] | None = claim(
-            self.ctx.worker_id, free, lease, item_ids, unless_flag=PAUSE_KEY, alone=alone
-        )
-        if claimed is None:
-            return None
-        backlog = self.ctx.store.snapshot()
-        return [(run, backlog.get(run.item_id)) for run in claimed]
+        return self.claims.request(tx, free, self.scope, self._cap_reached())
 
     def _claim_and_start(self) -> None:
         """Start what the last decide claimed, then claim on our own what it could not:
@@ -360,7 +282,7 @@ class Scheduler:
         self._start(claimed or [])
         if more:
             with self.ctx.store.transaction() as tx:
-                self._start(self._claim(tx))
+                self._start(claim_in(self.ctx, tx, self._claim_request(tx)))
 
     def _start(self, claimed: list[tuple[Run, Item | None]]) -> None:
         for run, item in claimed:
@@ -446,42 +368,8 @@ class Scheduler:
         self.started_at[run.id] = time.monotonic()
 
     def _finished(self, completion: Completion) -> None:
-        summary = self.state.summary
-        run = completion.run
-        self.started_at.pop(run.id, None)
-        self.emit(
-            f"[{run.item_id}][{run.phase}] {completion.worklog_outcome}: {completion.message}"
-        )
-        summary.cost_usd += run.cost_usd
-        if completion.follow_ups:
-            summary.follow_ups_created += len(completion.follow_ups)
-            self.emit(f"Follow-ups: {', '.join(completion.follow_ups)} added to the backlog")
-        for title, why in completion.skipped_follow_ups:
-            self.emit(f"Follow-up {title!r} skipped: {why}")
-        for source, target in completion.merged:
-            summary.items_merged += 1
-            self.emit(f"{source} merged into {target}")
-            append_worklog(
-                self.ctx.root, utc_now(), source, "", "triage", "Merged", f"Merged into {target}"
-            )
-        if completion.completed:
-            summary.items_completed.append(completion.item_id)
-            self.emit(f"{completion.item_id} completed and archived")
-        if completion.blocked:
-            summary.items_blocked.add(completion.item_id)
-        if completion.completed or (completion.blocked and not completion.exhausted):
-            self.state.breaker = 0
-        elif completion.exhausted:
-            self.state.breaker += 1
-        append_worklog(
-            self.ctx.root,
-            utc_now(),
-            completion.item_id,
-            completion.title,
-            run.phase,
-            completion.worklog_outcome,
-            completion.message,
-        )
+        self.started_at.pop(completion.run.id, None)
+        account_for(completion, self.state, self.ctx.root, self.emit)
         self.committer.save(completion)
 
     def _collect(self, task: asyncio.Task[Completion]) -> None:
@@ -535,37 +423,26 @@ class Scheduler:
         """The next future moment something waits for: a backoff, a sleeping item, or
         the next intake source time."""
         backlog = self.ctx.store.snapshot()
-        due = next_moment(self._startable(backlog), backlog, utc_now(), self._in_scope)
-        return self.intake.earliest(due)
-
-    def _startable(self, backlog: BacklogSnapshot) -> list[Run]:
-        """Live runs in scope, but not those waiting for a human to resume their agent."""
-        active = [r for r in backlog.runs_by_id.values() if self._in_scope(r.item_id)]
-        if not active:
-            return active
-        with self.ctx.store.reader() as tx:
-            holds = Holds.read(tx, self.ctx.settings)
-        return holds.startable(backlog, active)
+        startable = startable_runs(self.ctx, backlog, self._in_scope)
+        return self.intake.earliest(next_moment(startable, backlog, utc_now(), self._in_scope))
 
     def _has_queued(self) -> bool:
-        return bool(self._startable(self.ctx.store.snapshot()))
+        return bool(startable_runs(self.ctx, self.ctx.store.snapshot(), self._in_scope))
 
     async def _wait(self, due: datetime | None) -> bool:
         """Sleep until a run finishes, `due` comes, a signal, or a commit is announced (else a
         second passes, when the store cannot announce commits)."""
-        if self._woken.is_set():
-            self._woken.clear()
+        if self.wakeups.announced():
             return False  # the caller checks what changed
-        timeout = LISTENING_CHECK_SECONDS if self._listening else IDLE_CHECK_SECONDS
-        if due is not None:
-            timeout = min(timeout, max((due - utc_now()).total_seconds(), MIN_WAIT_SECONDS))
         stopper: asyncio.Future[Any] = asyncio.ensure_future(self.stop.wait())
-        woken: asyncio.Future[Any] = asyncio.ensure_future(self._woken.wait())
+        woken = self.wakeups.waiter()
         waiting: set[asyncio.Future[Any]] = {stopper, woken, *self.tasks, *self.intake.pending()}
-        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            waiting, timeout=self.wakeups.timeout(due), return_when=asyncio.FIRST_COMPLETED
+        )
         stopper.cancel()
         woken.cancel()
-        self._woken.clear()
+        self.wakeups.after_wait()
         finished = [t for t in self.tasks if t in done]
         for task in finished:
             self._collect(task)
@@ -575,9 +452,7 @@ class Scheduler:
         return bool(finished)
 
     def _store_changed(self) -> bool:
-        version = self.ctx.store.data_version()
-        changed = version != self._seen_version
-        self._seen_version = version
+        changed = self.wakeups.store_changed()
         if changed:
             self.intake.refresh()  # `sources run` elsewhere, say, moved a schedule
             self._stop_ended_runs()
@@ -592,34 +467,9 @@ class Scheduler:
                 task.cancel()
 
     # ---- the loop ---------------------------------------------------------------------
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            loop.add_signal_handler(sig, self._stop_on, sig)
-
-    def _stop_on(self, sig: int) -> None:
-        if self.stop_signal is None:  # the first signal names the exit code (128 + it)
-            self.stop_signal = sig
-        self.stop.set()
-
-    def _remove_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in STOP_SIGNALS:
-            loop.remove_signal_handler(sig)
-
-    def _listen(self) -> Callable[[], None] | None:
-        """Have the store wake the loop on every commit, where it can (PostgreSQL)."""
-        listen = getattr(self.ctx.store, "listen", None)
-        if listen is None:
-            return None
-        loop = asyncio.get_running_loop()
-        stop: Callable[[], None] = listen(lambda: loop.call_soon_threadsafe(self._woken.set))
-        self._listening = True
-        return stop
-
     async def run(self) -> RunSummary:
-        self._install_signals()
-        stop_listening = self._listen()
+        self.signals.install()
+        stop_listening = self.wakeups.listen()
         try:
             halt = await self._loop()
             await self.committer.drain()  # every run's output is in git before the halt commit
@@ -630,12 +480,12 @@ class Scheduler:
             raise
         finally:
             await self.intake.settle()
-            self._remove_signals()
+            self.signals.remove()
             if stop_listening is not None:
                 stop_listening()
         summary = self.state.summary
         summary.halt_reason = halt
-        summary.stop_signal = self.stop_signal if halt is HaltReason.SHUTDOWN_REQUESTED else None
+        summary.stop_signal = self.signals.first if halt is HaltReason.SHUTDOWN_REQUESTED else None
         save_on_halt(self.ctx, halt.value, self.emit)
         summary.waiting = waiting_on_dependencies(self.ctx.store.snapshot())
         with self.ctx.store.reader() as tx:
