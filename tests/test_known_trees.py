@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phase_golem.engine.commits import TreeTracker, committed_paths
+from phase_golem.engine.commits import committed_paths
 from phase_golem.engine.known_trees import KnownTrees
+from phase_golem.engine.trees import TreeTracker
 from phase_golem.engine.workspaces import SNAPSHOT_EXCLUDES, snapshot_of
 from phase_golem.workspace.git import commit_paths, git_state, run_git
 from tests.conftest import git_in

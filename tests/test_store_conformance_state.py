@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from phase_golem.domain.runs import RunStatus
-from phase_golem.engine.commits import leftovers_of, pending_runs
+from phase_golem.engine.git_view import leftovers_of
+from phase_golem.engine.owed import pending_runs
 from phase_golem.engine.pause_records import last_resumed, paused_agents
 from phase_golem.store import Leftover, PausedAgent, PendingCommit, Store, StoreError
 from phase_golem.store.sqlite import SqliteStore

@@ -9,15 +9,10 @@ from pathlib import Path
 import pytest
 
 from phase_golem.domain.commits import RunChange
-from phase_golem.engine.commits import (
-    TreeTracker,
-    commit_now,
-    flush_tree,
-    record_change,
-    save_all,
-    unaccounted_changes,
-)
+from phase_golem.engine.commits import commit_now, flush_tree, save_all, unaccounted_changes
 from phase_golem.engine.git_view import leftovers_of
+from phase_golem.engine.owed import record_change
+from phase_golem.engine.trees import TreeTracker
 from phase_golem.store.memory import MemoryStore
 from phase_golem.workspace.git import (
     INDEX_OPERATION_MARK,

@@ -7,13 +7,13 @@ changes are saved as a batch once no run is active in it; destructive, triage an
 subphase results commit their own paths at once. Paths of runs that did not succeed
 become *leftovers*: kept in the tree, recorded, shown by `show`, and committed by a later
 successful attempt of the same item and phase — never under another item's message.
+The records are kept by engine/owed.py; this module makes the commits they call for.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,23 @@ from phase_golem.domain.items import parse_timestamp
 # Re-exported: `show`'s read-only view moved to engine/git_view.py (no git, light to import).
 from phase_golem.engine.git_view import ROOT_TREE as ROOT_TREE  # noqa: PLC0414
 from phase_golem.engine.git_view import git_view as git_view  # noqa: PLC0414
-from phase_golem.engine.git_view import leftovers_by_tree, save_leftovers_by_tree
 from phase_golem.engine.git_view import leftovers_of as leftovers_of  # noqa: PLC0414
+from phase_golem.engine.owed import (
+    change_of,
+    inherited,
+    leftovers_now,
+    owed_entries,
+    pending_trees,
+    recorded_owners,
+    remember_leftovers,
+    save_leftovers,
+    tree_entries,
+    update_owed,
+    with_inherited,
+)
 from phase_golem.engine.receipts import note_commit
-from phase_golem.store import PendingCommit, Store, Transaction
+from phase_golem.engine.trees import tree_path
+from phase_golem.store import Store, Transaction
 from phase_golem.workspace.git import (
     COMMIT_PARENTS,
     commit_paths,
@@ -46,111 +59,6 @@ from phase_golem.workspace.git import (
 )
 from phase_golem.workspace.snapshot import file_blob_id
 
-
-@dataclass
-class TreeTracker:
-    """Which runs are in which working tree now, and which of them overlapped.
-
-    Runs that shared a tree, directly or through a chain of others, form one group; a
-    group's batch is saved once none of its runs is still active, so a tree that is never
-    idle (a steady stream of concurrent runs) still gets its commits as it goes.
-    """
-
-    active: dict[str, set[str]] = field(default_factory=dict)
-    overlapped: set[str] = field(default_factory=set)
-    groups: dict[str, int] = field(default_factory=dict)  # run id → group number
-    _next_group: int = 0
-    entries: dict[str, int] = field(default_factory=dict)  # tree → runs that ever entered
-    # Runs whose agent is done but whose completion is still being recorded (in a worker
-    # thread): they write nothing more, but their group's batch must wait for them.
-    settling: dict[str, set[str]] = field(default_factory=dict)
-    # Runs whose agent exited but whose after-snapshot is still to come: still in the tree
-    # (a run entering now overlaps them: its files would show in that snapshot), but no
-    # longer writing, so they do not keep the tree from being idle.
-    finishing: dict[str, set[str]] = field(default_factory=dict)
-    # Runs enter and leave on the event loop; their output is saved in a worker thread
-    # (engine/output.py), which asks `unsettled` meanwhile.
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def epoch(self, tree: str) -> int:
-        """How many runs have entered this tree: unchanged means none came in since."""
-        with self._lock:
-            return self.entries.get(tree, 0)
-
-    def enter(self, tree: str, run_id: str) -> None:
-        with self._lock:
-            self._enter(tree, run_id)
-
-    def _enter(self, tree: str, run_id: str) -> None:
-        self.entries[tree] = self.entries.get(tree, 0) + 1
-        running = self.active.setdefault(tree, set())
-        if running:
-            self.overlapped.update(running | {run_id})
-            merged = {self.groups[r] for r in running if r in self.groups}
-            group = min(merged) if merged else self._new_group()
-            for other, number in list(self.groups.items()):
-                if number in merged:
-                    self.groups[other] = group
-        else:
-            group = self._new_group()
-        self.groups[run_id] = group
-        running.add(run_id)
-
-    def _new_group(self) -> int:
-        self._next_group += 1
-        return self._next_group
-
-    def leave(self, tree: str, run_id: str, *, settling: bool = False) -> bool:
-        """Forget the run; True when another run shared its tree while it ran.
-
-        `settling`: its completion is not recorded yet; `settled` says when it is.
-        """
-        with self._lock:
-            self.active.get(tree, set()).discard(run_id)
-            self.finishing.get(tree, set()).discard(run_id)
-            if settling:
-                self.settling.setdefault(tree, set()).add(run_id)
-            was_shared = run_id in self.overlapped
-            self.overlapped.discard(run_id)
-            return was_shared
-
-    def settled(self, tree: str, run_id: str) -> None:
-        with self._lock:
-            self.settling.get(tree, set()).discard(run_id)
-
-    def finish(self, tree: str, run_id: str) -> None:
-        """Its agent exited: it writes nothing more, but stays until its after-snapshot."""
-        with self._lock:
-            self.finishing.setdefault(tree, set()).add(run_id)
-
-    def idle(self, tree: str) -> bool:
-        """No run is writing in the tree (those finishing have stopped)."""
-        with self._lock:
-            return not self.active.get(tree, set()) - self.finishing.get(tree, set())
-
-    def unsettled(self, tree: str) -> set[str]:
-        """Finished runs whose group still has a run active in this tree: not yet to save."""
-        with self._lock:
-            return self._unsettled(tree)
-
-    def _unsettled(self, tree: str) -> set[str]:
-        present = self.active.get(tree, set()) | self.settling.get(tree, set())
-        open_groups = {self.groups[r] for r in present if r in self.groups}
-        closed = [r for r, g in self.groups.items() if g not in open_groups]
-        for run_id in closed:
-            if not any(run_id in runs for runs in (*self.active.values(), *self.settling.values())):
-                del self.groups[run_id]
-        return {r for r, g in self.groups.items() if g in open_groups}
-
-
-def tree_key(root: Path, workdir: Path) -> str:
-    return ROOT_TREE if workdir == root else workdir.relative_to(root).as_posix()
-
-
-def tree_path(root: Path, key: str) -> Path:
-    return root if key == ROOT_TREE else root / key
-
-
 # Called with a tree once a commit was made there and before it is recorded: the commit
 # goes to the shared remote first (DESIGN §14), so no worker sees the run's work as saved
 # while the remote lacks it. A failure leaves the work owed, to be published again.
@@ -159,127 +67,6 @@ Publish = Callable[[str], None]
 
 def _no_publish(_tree: str) -> None:
     return None
-
-
-# ---- what the store keeps ----------------------------------------------------------------
-# Owed changes (the `pending_commits` table): one per finished run, until its commit is made.
-# Leftovers (the `leftovers` table): {tree: {path: {"owners": [...], "runs": [...], "blob": id}}}.
-def _pending(tx: Transaction) -> list[dict[str, Any]]:
-    return [asdict(entry) for entry in tx.pending_commits()]
-
-
-def _save_pending(tx: Transaction, entries: Iterable[Mapping[str, Any]]) -> None:
-    tx.save_pending_commits([_pending_entry(e) for e in entries])
-
-
-def _pending_entry(entry: Mapping[str, Any]) -> PendingCommit:
-    change = _change_of(entry)
-    return PendingCommit(
-        run_id=change.run_id,
-        item_id=change.item_id,
-        tree=str(entry["tree"]),
-        phase=change.phase,
-        touched=change.touched,
-        own=change.own,
-        succeeded=change.succeeded,
-        immediate=change.immediate,
-        summary=change.summary,
-        overlapped=change.overlapped,
-        own_committed=bool(entry.get("own_committed")),
-        intended=entry.get("intended"),
-    )
-
-
-def _leftovers(tx: Transaction) -> dict[str, dict[str, dict[str, Any]]]:
-    return leftovers_by_tree(tx)
-
-
-def _save_leftovers(tx: Transaction, leftovers: Mapping[str, Mapping[str, Any]]) -> None:
-    save_leftovers_by_tree(tx, {k: v for k, v in leftovers.items() if v})
-
-
-def record_change(tx: Transaction, tree: str, change: RunChange) -> None:
-    """Inside the complete transaction: the run's change, owed to git until committed.
-
-    A success is owed even when its own difference is empty: it may still take the
-    leftovers of an earlier attempt that wrote the same bytes.
-    """
-    if change.touched or (change.succeeded and _inherited(_leftovers(tx).get(tree, {}), change)):
-        entry = {"tree": tree, "own_committed": False, "intended": None, **asdict(change)}
-        _save_pending(tx, [*_pending(tx), entry])
-    tx.append_event(
-        EventKind.RUN_WORKSPACE,
-        item_id=change.item_id,
-        run_id=change.run_id,
-        data={
-            "tree": tree,
-            "touched": list(change.touched),
-            "shared": list(change.shared),
-            "succeeded": change.succeeded,
-        },
-    )
-
-
-def _change_of(entry: Mapping[str, Any]) -> RunChange:
-    return RunChange(
-        run_id=entry["run_id"],
-        item_id=entry["item_id"],
-        phase=entry["phase"],
-        touched=tuple(entry["touched"]),
-        own=tuple(entry["own"]),
-        succeeded=bool(entry["succeeded"]),
-        immediate=bool(entry["immediate"]),
-        summary=entry.get("summary") or "",
-        overlapped=bool(entry.get("overlapped", tuple(entry["own"]) != tuple(entry["touched"]))),
-    )
-
-
-def _ours(root: Path, entry: Mapping[str, Any]) -> bool:
-    """Made by a run of this clone: with a store that workers in other clones share, their
-    owed commits are theirs to make (a run's directory is in the clone that started it)."""
-    return (root / ".phase-golem" / "runs" / str(entry["run_id"])).is_dir()
-
-
-def owed_by_other_clones(tx: Transaction, root: Path) -> set[str]:
-    """Items whose last run's work another clone has yet to commit and push: a worker that
-    started their next phase now would start it without that work (DESIGN §14)."""
-    return {
-        entry.item_id
-        for entry in tx.pending_commits()
-        if entry.tree != ROOT_TREE and entry.succeeded and not _ours(root, asdict(entry))
-    }
-
-
-def pending_trees(store: Store, root: Path) -> list[str]:
-    with store.reader() as tx:
-        return sorted({entry["tree"] for entry in _pending(tx) if _ours(root, entry)})
-
-
-def _tree_entries(store: Store, root: Path, tree: str) -> list[dict[str, Any]]:
-    with store.reader() as tx:
-        return [e for e in _pending(tx) if e["tree"] == tree and _ours(root, e)]
-
-
-def _update_pending(
-    tx: Transaction,
-    tree: str,
-    runs: Iterable[str],
-    *,
-    drop: bool = False,
-    own_committed: bool = False,
-    intended: str | None = None,
-) -> None:
-    chosen = set(runs)
-    kept = []
-    for entry in _pending(tx):
-        if entry["tree"] == tree and entry["run_id"] in chosen:
-            if drop:
-                continue
-            marks = {"intended": intended} | ({"own_committed": True} if own_committed else {})
-            kept.append({**entry, **marks})
-        else:
-            kept.append(entry)
-    _save_pending(tx, kept)
 
 
 # ---- committing ----------------------------------------------------------------------------
@@ -312,22 +99,6 @@ def committed_paths(workdir: Path, commit: str) -> list[str]:
     while len(_AT_COMMIT) > _REMEMBERED_COMMITS:
         del _AT_COMMIT[next(iter(_AT_COMMIT))]
     return sorted(blobs)
-
-
-def _inherited(leftovers: Mapping[str, Mapping[str, Any]], change: RunChange) -> list[str]:
-    """Leftovers of earlier attempts of this item and phase alone: a success takes them."""
-    return _visit_paths(leftovers, change.item_id, change.phase)
-
-
-def _visit_paths(leftovers: Mapping[str, Mapping[str, Any]], item_id: str, phase: str) -> list[str]:
-    mine = [[item_id, phase]]
-    return [path for path, owner in leftovers.items() if owner.get("owners") == mine]
-
-
-def visit_leftovers(tx: Transaction, tree: str, item_id: str, phase: str) -> list[str]:
-    """What earlier attempts of a visit left in `tree`: its success will commit them, so
-    its receipt lists them too (a retry that wrote the same bytes changed nothing)."""
-    return _visit_paths(_leftovers(tx).get(tree, {}), item_id, phase)
 
 
 def _rewritten(
@@ -366,29 +137,13 @@ def _taking(
 ) -> RunChange:
     """A success with the leftovers it takes: its visit's own, and co-owned ones it wrote
     again (its own when it was alone in the tree, shared with its company otherwise)."""
-    change = _with_inherited(change, _inherited(leftovers, change))
+    change = with_inherited(change, inherited(leftovers, change))
     again = _rewritten(tx, workdir, leftovers, change)
     if not again:
         return change
     touched = tuple(sorted({*change.touched, *again}))
     own = change.own if change.overlapped else tuple(sorted({*change.own, *again}))
     return replace(change, touched=touched, own=own)
-
-
-def _recorded_owners(
-    leftovers: Mapping[str, Mapping[str, Any]],
-) -> dict[str, list[list[str]]]:
-    return {path: list(owner.get("owners", [])) for path, owner in leftovers.items()}
-
-
-def _with_inherited(change: RunChange, inherited: Sequence[str]) -> RunChange:
-    if not inherited:
-        return change
-    return replace(
-        change,
-        touched=tuple(sorted({*change.touched, *inherited})),
-        own=tuple(sorted({*change.own, *inherited})),
-    )
 
 
 def _record_commit(
@@ -404,12 +159,12 @@ def _record_commit(
     each visit that could have written some of it without succeeding, so `show` of
     every item involved lists the commit as shared."""
     saved = set(paths)
-    leftovers = _leftovers(tx)
+    leftovers = leftovers_now(tx)
     recorded = leftovers.get(tree, {})
     taken = {p: [tuple(o) for o in owner.get("owners", [])] for p, owner in recorded.items()}
     taken = {p: owners for p, owners in taken.items() if p in saved}
     leftovers[tree] = {p: o for p, o in recorded.items() if p not in saved}
-    _save_leftovers(tx, leftovers)
+    save_leftovers(tx, leftovers)
     written_by_others = {p for c in overlapping for p in c.touched} & saved
     for change in runs:
         # A run's part: what it touched, less what is certainly another run's own.
@@ -466,7 +221,7 @@ def _commit(
 
     def remember(commit: str) -> None:
         with store.transaction() as tx:
-            _update_pending(tx, tree, run_ids, intended=commit)
+            update_owed(tx, tree, run_ids, intended=commit)
 
     if _already_at_head(workdir, paths):
         return None  # what git would find after building the tree, known without it
@@ -491,12 +246,12 @@ def commit_now(
     """Commit an immediate result's own paths (and its visit's leftovers) at once."""
     workdir = tree_path(root, tree)
     with store.reader() as tx:
-        owed = any(e["run_id"] == change.run_id for e in _pending(tx) if e["tree"] == tree)
-        recorded = _leftovers(tx).get(tree, {})
+        owed = any(e["run_id"] == change.run_id for e in owed_entries(tx) if e["tree"] == tree)
+        recorded = leftovers_now(tx).get(tree, {})
         change = _taking(tx, workdir, recorded, change)
     if not change.own and not owed:
         return None  # nothing to commit and nothing on record: no git, no transaction
-    others = co_writers(change.shared, _recorded_owners(recorded), (), [change])
+    others = co_writers(change.shared, recorded_owners(recorded), (), [change])
     message = batch_commit_message([(change.item_id, change.phase, change.summary)], others)
     commit = _commit(store, workdir, tree, list(change.own), message, [change.run_id])
     if commit:
@@ -505,7 +260,7 @@ def commit_now(
     with store.transaction() as tx:
         if commit:
             _record_commit(tx, tree, commit, message, saved, [change])
-        _update_pending(tx, tree, [change.run_id], drop=not change.shared, own_committed=True)
+        update_owed(tx, tree, [change.run_id], drop=not change.shared, own_committed=True)
     return commit
 
 
@@ -527,7 +282,7 @@ def _settle_intended(
         saved = committed_paths(workdir, commit)
         refresh_index(workdir, saved)
         publish(tree)
-        changes = [_change_of(e) for e in entries]
+        changes = [change_of(e) for e in entries]
         with store.transaction() as tx:
             done = [c for c in changes if c.succeeded]
             lost = [c for c in changes if not c.succeeded and set(c.touched) & set(saved)]
@@ -535,9 +290,7 @@ def _settle_intended(
             for entry, change in zip(entries, changes, strict=True):
                 immediate_own = entry["immediate"] and not entry["own_committed"]
                 finished = not immediate_own or not change.shared
-                _update_pending(
-                    tx, tree, [change.run_id], drop=finished, own_committed=immediate_own
-                )
+                update_owed(tx, tree, [change.run_id], drop=finished, own_committed=immediate_own)
         settled.append(commit)
     return settled
 
@@ -555,33 +308,33 @@ def flush_tree(
     `hold` may be asked for only once the owed entries are read (a callable), so a run that
     finished meanwhile in an open group is held, never committed without its company."""
     workdir = tree_path(root, tree)
-    owed = _tree_entries(store, root, tree)
+    owed = tree_entries(store, root, tree)
     if not owed:
         return []  # nothing on record for this tree: one read, no git
     commits = _settle_intended(store, root, tree, owed, publish)
-    for entry in _tree_entries(store, root, tree):
+    for entry in tree_entries(store, root, tree):
         if entry["immediate"] and entry["succeeded"] and not entry["own_committed"]:
-            commit = commit_now(store, root, tree, _change_of(entry), publish)  # since a crash
+            commit = commit_now(store, root, tree, change_of(entry), publish)  # since a crash
             if commit:
                 commits.append(commit)
-    owed = _tree_entries(store, root, tree)
+    owed = tree_entries(store, root, tree)
     held = set(hold() if callable(hold) else hold)
     entries = [e for e in owed if e["run_id"] not in held]
     if not entries:
         return commits
     with store.reader() as tx:
-        leftovers = _leftovers(tx).get(tree, {})
+        leftovers = leftovers_now(tx).get(tree, {})
         group = [
             _taking(tx, workdir, leftovers, c) if c.succeeded and not c.immediate else c
-            for c in map(_change_of, entries)
+            for c in map(change_of, entries)
         ]
     plan = plan_batch(group)
     unsure = plan.shared_paths
-    others = co_writers(unsure, _recorded_owners(leftovers), plan.overlapping, plan.entries)
+    others = co_writers(unsure, recorded_owners(leftovers), plan.overlapping, plan.entries)
     message = batch_commit_message([(c.item_id, c.phase, c.summary) for c in plan.entries], others)
     run_ids = [c.run_id for c in group]
     # Leftovers are known from the plan, so they are recorded before git is touched.
-    _remember_leftovers(store, tree, workdir, group, plan.paths)
+    remember_leftovers(store, tree, workdir, group, plan.paths)
     commit = (
         _commit(store, workdir, tree, list(plan.paths), message, run_ids)
         if plan.paths and plan.entries
@@ -593,60 +346,10 @@ def flush_tree(
         if commit:
             saved = committed_paths(workdir, commit)
             _record_commit(tx, tree, commit, message, saved, plan.entries, plan.overlapping)
-        _update_pending(tx, tree, run_ids, drop=True)
+        update_owed(tx, tree, run_ids, drop=True)
     if commit:
         commits.append(commit)
     return commits
-
-
-def _remember_leftovers(
-    store: Store, tree: str, workdir: Path, group: Sequence[RunChange], committing: Sequence[str]
-) -> None:
-    taken = set(committing)
-    if not any(not c.succeeded and set(c.touched) - taken for c in group):
-        return  # nothing to remember: no transaction
-    with store.transaction() as tx:
-        remember_leftovers_in(tx, tree, workdir, group, taken)
-
-
-def remember_leftovers_in(
-    tx: Transaction,
-    tree: str,
-    workdir: Path,
-    group: Sequence[RunChange],
-    taken: Collection[str] = (),
-) -> None:
-    """Inside the caller's transaction: what the failed runs of `group` touched and is not
-    being committed (`taken`) stays in the tree as their leftover (DESIGN §8)."""
-    leftovers = _leftovers(tx)
-    kept = dict(leftovers.get(tree, {}))
-    for change in group:
-        if change.succeeded:
-            continue
-        for path in change.touched:
-            if path in taken:
-                continue
-            owner = dict(kept.get(path) or {})
-            owners = {tuple(o) for o in owner.get("owners", [])}
-            owners.add((change.item_id, change.phase))
-            owner["owners"] = sorted([list(o) for o in owners])
-            owner["runs"] = sorted({*owner.get("runs", []), change.run_id})
-            owner["blob"] = file_blob_id(workdir / path)
-            kept[path] = owner
-            tx.append_event(
-                EventKind.RUN_LEFTOVERS,
-                item_id=change.item_id,
-                run_id=change.run_id,
-                data={"tree": tree, "path": path},
-            )
-    leftovers[tree] = kept
-    _save_leftovers(tx, leftovers)
-
-
-def pending_runs(store: Store) -> list[tuple[str, str, tuple[str, ...]]]:
-    """(tree, run id, touched paths) of every change still owed to git."""
-    with store.reader() as tx:
-        return [(e["tree"], e["run_id"], tuple(e["touched"])) for e in _pending(tx)]
 
 
 def halt_commit(store: Store, root: Path, reason: str) -> str | None:
@@ -666,7 +369,7 @@ def halt_commit(store: Store, root: Path, reason: str) -> str | None:
 def unaccounted_changes(store: Store, root: Path, accounted: Iterable[str] = ()) -> list[str]:
     """Dirty paths that no run and no leftover record explains: the user's own edits."""
     with store.reader() as tx:
-        leftovers = _leftovers(tx).get(ROOT_TREE, {})
+        leftovers = leftovers_now(tx).get(ROOT_TREE, {})
     explained = set(accounted)
     found = []
     for path in dirty_paths(root):

@@ -57,7 +57,7 @@ from phase_golem.domain.transitions import (
 from phase_golem.engine.agent_pauses import agent_for_run, last_resumed, pause_agent
 from phase_golem.engine.approvals import AFTER, request_approval
 from phase_golem.engine.backlog_effects import ingest_follow_ups, merge_duplicates
-from phase_golem.engine.commits import record_change, visit_leftovers
+from phase_golem.engine.owed import record_change, visit_leftovers
 from phase_golem.engine.receipts import may_commit, prepare_receipt
 from phase_golem.engine.reconcile import Reconciliation
 from phase_golem.engine.retries import backoff_seconds, max_attempts, queue_retry

@@ -39,7 +39,6 @@ from phase_golem.domain.runs import (
     Step,
     advance_step,
 )
-from phase_golem.engine.commits import TreeTracker, record_change, tree_key
 from phase_golem.engine.completion import (
     Completion,
     block_item,
@@ -51,10 +50,12 @@ from phase_golem.engine.files import append_worklog, change_folder
 from phase_golem.engine.known_trees import KnownTrees
 from phase_golem.engine.leases import leased
 from phase_golem.engine.offloop import see_through, settle_then_cancel
+from phase_golem.engine.owed import record_change
 from phase_golem.engine.preflight import phase_agent
 from phase_golem.engine.prompts import PromptContext, build_phase_prompt, build_triage_prompt
 from phase_golem.engine.reconcile import Reconciliation
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
+from phase_golem.engine.trees import TreeTracker, tree_key
 from phase_golem.engine.workspaces import (
     SNAPSHOT_EXCLUDES,
     Workspace,

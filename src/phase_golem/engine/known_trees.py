@@ -30,7 +30,7 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from phase_golem.engine.commits import TreeTracker
+from phase_golem.engine.trees import TreeTracker
 from phase_golem.workspace.git import GitState, git_state, tree_status
 from phase_golem.workspace.snapshot import WorkspaceSnapshot, index_entries, snapshot_from
 

@@ -24,10 +24,10 @@ from phase_golem.engine.commits import (
     flush_tree,
     halt_commit,
     save_all,
-    tree_path,
 )
 from phase_golem.engine.completion import Completion, phase_config
 from phase_golem.engine.executor import EngineContext
+from phase_golem.engine.trees import tree_path
 from phase_golem.engine.workspaces import run_workdir
 from phase_golem.workspace.git import GitError
 from phase_golem.workspace.remote import push_item_branch

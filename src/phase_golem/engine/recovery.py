@@ -55,7 +55,6 @@ from phase_golem.domain.runs import (
     RunStatus,
     Step,
 )
-from phase_golem.engine.commits import remember_leftovers_in, tree_key, tree_path
 from phase_golem.engine.completion import (
     Completion,
     complete_run,
@@ -72,8 +71,10 @@ from phase_golem.engine.executor import (
     timeout_seconds,
 )
 from phase_golem.engine.leases import lease_expired, leased
+from phase_golem.engine.owed import remember_leftovers_in
 from phase_golem.engine.reconcile import Reconciliation
 from phase_golem.engine.side_effects import check_side_effect, reconcile_uncertain
+from phase_golem.engine.trees import tree_key, tree_path
 from phase_golem.engine.workspaces import (
     TreeSnapshots,
     WorkspaceChange,

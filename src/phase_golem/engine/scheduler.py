@@ -43,7 +43,6 @@ from phase_golem.engine.claims import (
     is_destructive,
     startable_runs,
 )
-from phase_golem.engine.commits import owed_by_other_clones
 from phase_golem.engine.completion import Completion, phase_config
 from phase_golem.engine.control import PauseState, pause_state
 from phase_golem.engine.enqueue import enqueue, needs_approval, promote
@@ -58,6 +57,7 @@ from phase_golem.engine.finishing import account_for
 from phase_golem.engine.leases import sweep_due
 from phase_golem.engine.offloop import settle_then_cancel
 from phase_golem.engine.output import Committer, save_on_halt
+from phase_golem.engine.owed import owed_by_other_clones
 from phase_golem.engine.recovery import (
     Recovered,
     adopt_run,

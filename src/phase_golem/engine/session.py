@@ -15,11 +15,12 @@ from phase_golem.domain.errors import DomainError
 from phase_golem.domain.items import Item, ItemStatus, split_item_id
 from phase_golem.domain.pipelines import Isolation, Settings
 from phase_golem.domain.runs import Run
-from phase_golem.engine.commits import pending_runs, save_all, tree_key, unaccounted_changes
+from phase_golem.engine.commits import save_all, unaccounted_changes
 from phase_golem.engine.executor import EngineContext, run_directory
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.notify import BackgroundDelivery, Deliverer
 from phase_golem.engine.output import publisher
+from phase_golem.engine.owed import pending_runs
 from phase_golem.engine.preflight import preflight
 from phase_golem.engine.recovery import (
     Recovered,
@@ -28,6 +29,7 @@ from phase_golem.engine.recovery import (
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.engine.summary import RunSummary
+from phase_golem.engine.trees import tree_key
 from phase_golem.engine.workspaces import TreeSnapshots, change_since_start, run_workdir
 from phase_golem.engine.worktree_cleanup import prune_worktrees
 from phase_golem.project import SETUP_FILES, Project, ProjectError, setup_commit_command

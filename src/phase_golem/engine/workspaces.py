@@ -24,8 +24,8 @@ from phase_golem.domain.commits import (
 from phase_golem.domain.items import Item
 from phase_golem.domain.pipelines import Isolation, PhaseConfig, Settings, Staleness
 from phase_golem.domain.runs import Run, RunKind
-from phase_golem.engine.commits import tree_key
 from phase_golem.engine.files import CHANGES_DIR, change_folder
+from phase_golem.engine.trees import tree_key
 from phase_golem.safe_files import (
     IMPORT_LIMIT,
     create_private,

@@ -2,7 +2,7 @@
 
 Each kind is read whole and saved whole inside the caller's transaction (the sets are
 small: one row per finished run not yet committed, per leftover path, per paused agent),
-so the engine's rules in `engine/commits.py` and `engine/agent_pauses.py` keep working on
+so the engine's rules in `engine/owed.py` and `engine/agent_pauses.py` keep working on
 plain values. Adapters implement the load and replace primitives; SQL stores share
 `sql_state.py`.
 """
