@@ -39,14 +39,9 @@ from phase_golem.domain.runs import (
     Step,
     advance_step,
 )
-from phase_golem.engine.completion import (
-    Completion,
-    block_item,
-    complete_run,
-    end_interrupted,
-    phase_config,
-)
+from phase_golem.engine.completion import Completion, complete_run, phase_config
 from phase_golem.engine.files import append_worklog, change_folder
+from phase_golem.engine.interruptions import block_item, end_interrupted
 from phase_golem.engine.known_trees import KnownTrees
 from phase_golem.engine.leases import leased
 from phase_golem.engine.offloop import see_through, settle_then_cancel

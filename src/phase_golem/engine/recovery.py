@@ -55,12 +55,7 @@ from phase_golem.domain.runs import (
     RunStatus,
     Step,
 )
-from phase_golem.engine.completion import (
-    Completion,
-    complete_run,
-    end_interrupted,
-    phase_config,
-)
+from phase_golem.engine.completion import Completion, complete_run, phase_config
 from phase_golem.engine.executor import (
     EngineContext,
     adapter_of,
@@ -70,6 +65,7 @@ from phase_golem.engine.executor import (
     run_directory,
     timeout_seconds,
 )
+from phase_golem.engine.interruptions import end_interrupted
 from phase_golem.engine.leases import lease_expired, leased
 from phase_golem.engine.owed import remember_leftovers_in
 from phase_golem.engine.reconcile import Reconciliation

@@ -22,7 +22,7 @@ from phase_golem.domain.items import Item, ItemStatus, unblock
 from phase_golem.domain.pipelines import Settings
 from phase_golem.domain.runs import Mutation, Run, RunStatus
 from phase_golem.engine.backlog import no_live_run
-from phase_golem.engine.completion import settle_indeterminate
+from phase_golem.engine.interruptions import settle_indeterminate
 from phase_golem.store import NotFoundError, Store, Transaction
 
 

@@ -30,7 +30,7 @@ from phase_golem.domain.source_entries import (
     plan_entry,
 )
 from phase_golem.domain.sources import RunCounts, SourceConfig
-from phase_golem.engine.completion import end_interrupted
+from phase_golem.engine.interruptions import end_interrupted
 from phase_golem.engine.source_fetch import SourceFailure
 from phase_golem.store import Transaction
 
