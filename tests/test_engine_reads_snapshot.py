@@ -21,7 +21,7 @@ from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import Assessments, Level, Size, new_item, touch
 from phase_golem.domain.results import PhaseResult, ResultCode
 from phase_golem.engine.backlog import NewItemRequest, add_item
-from phase_golem.engine.executor import EngineContext
+from phase_golem.engine.context import EngineContext
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.project import Project, init_project, load_project

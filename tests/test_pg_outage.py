@@ -19,7 +19,7 @@ from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.items import new_item
 from phase_golem.engine import executor
 from phase_golem.engine.backlog import NewItemRequest, add_item
-from phase_golem.engine.executor import EngineContext
+from phase_golem.engine.context import EngineContext
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.faults import StoreFault, StoreUnavailable, once_more_if_lost

@@ -20,7 +20,7 @@ from phase_golem.domain.items import ItemStatus, PhasePool, format_timestamp, ne
 from phase_golem.domain.items import transition as move
 from phase_golem.domain.pipelines import PhaseConfig, PipelineConfig, Settings
 from phase_golem.domain.runs import Run, RunKind, RunStatus, finish
-from phase_golem.engine.executor import EngineContext
+from phase_golem.engine.context import EngineContext
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
 from phase_golem.store import Store

@@ -31,7 +31,8 @@ from phase_golem.domain.runs import (
     finish,
 )
 from phase_golem.engine.completion import complete_run
-from phase_golem.engine.executor import EngineContext, cancel_run, fail_internally
+from phase_golem.engine.context import EngineContext
+from phase_golem.engine.executor import cancel_run, fail_internally
 from phase_golem.engine.recovery import adopt_run, recover_all, take_over
 from phase_golem.store import Store, Transaction
 from phase_golem.store.memory import MemoryStore

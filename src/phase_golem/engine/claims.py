@@ -18,8 +18,8 @@ from phase_golem.domain.pipelines import Isolation, Settings
 from phase_golem.domain.runs import Run, RunKind, Step, backing_off
 from phase_golem.engine.agent_pauses import Holds
 from phase_golem.engine.completion import phase_config
+from phase_golem.engine.context import EngineContext
 from phase_golem.engine.control import PAUSE_KEY, pause_state
-from phase_golem.engine.executor import EngineContext
 from phase_golem.store import BacklogSnapshot, Transaction
 
 Visit = tuple[str, str, int]  # (item, phase, visit): what `--cap` counts, once per visit

@@ -18,7 +18,7 @@ from phase_golem.domain.runs import Run, RunKind, interrupted_visit
 from phase_golem.domain.scheduling import Promote, RunPhase, Triage
 from phase_golem.engine.approvals import phase_approved
 from phase_golem.engine.completion import phase_config
-from phase_golem.engine.executor import EngineContext, known_key
+from phase_golem.engine.context import EngineContext, known_key
 from phase_golem.engine.retries import queue_retry
 from phase_golem.store import Transaction
 

@@ -26,7 +26,7 @@ from phase_golem.engine.commits import (
     save_all,
 )
 from phase_golem.engine.completion import Completion, phase_config
-from phase_golem.engine.executor import EngineContext
+from phase_golem.engine.context import EngineContext
 from phase_golem.engine.trees import tree_path
 from phase_golem.engine.workspaces import run_workdir
 from phase_golem.workspace.git import GitError

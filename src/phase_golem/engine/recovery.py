@@ -56,15 +56,8 @@ from phase_golem.domain.runs import (
     Step,
 )
 from phase_golem.engine.completion import Completion, complete_run, phase_config
-from phase_golem.engine.executor import (
-    EngineContext,
-    adapter_of,
-    agent_request,
-    cancel_run,
-    record_unfinished,
-    run_directory,
-    timeout_seconds,
-)
+from phase_golem.engine.context import EngineContext, run_directory, timeout_seconds
+from phase_golem.engine.executor import adapter_of, agent_request, cancel_run, record_unfinished
 from phase_golem.engine.interruptions import end_interrupted
 from phase_golem.engine.leases import lease_expired, leased
 from phase_golem.engine.owed import remember_leftovers_in

@@ -44,15 +44,10 @@ from phase_golem.engine.claims import (
     startable_runs,
 )
 from phase_golem.engine.completion import Completion, phase_config
+from phase_golem.engine.context import EngineContext, key_new_visits
 from phase_golem.engine.control import PauseState, pause_state
 from phase_golem.engine.enqueue import enqueue, needs_approval, promote
-from phase_golem.engine.executor import (
-    EngineContext,
-    cancel_run,
-    execute_run,
-    fail_internally,
-    key_new_visits,
-)
+from phase_golem.engine.executor import cancel_run, execute_run, fail_internally
 from phase_golem.engine.finishing import account_for
 from phase_golem.engine.leases import sweep_due
 from phase_golem.engine.offloop import settle_then_cancel

@@ -16,7 +16,7 @@ from phase_golem.domain.items import Item, ItemStatus, split_item_id
 from phase_golem.domain.pipelines import Isolation, Settings
 from phase_golem.domain.runs import Run
 from phase_golem.engine.commits import save_all, unaccounted_changes
-from phase_golem.engine.executor import EngineContext, run_directory
+from phase_golem.engine.context import EngineContext, run_directory
 from phase_golem.engine.lock import LockHeld, ProcessLock
 from phase_golem.engine.notify import BackgroundDelivery, Deliverer
 from phase_golem.engine.output import publisher

@@ -30,7 +30,7 @@ from phase_golem.engine.sources import (
 )
 
 if TYPE_CHECKING:
-    from phase_golem.engine.executor import EngineContext
+    from phase_golem.engine.context import EngineContext
 
 log = logging.getLogger(__name__)
 

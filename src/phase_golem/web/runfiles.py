@@ -17,7 +17,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import Response
 
-from phase_golem.engine.executor import run_directory
+from phase_golem.engine.context import run_directory
 from phase_golem.safe_files import FileRefused, open_regular
 from phase_golem.web.context import web_of
 from phase_golem.web.pages import refuse
