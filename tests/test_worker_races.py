@@ -1,7 +1,9 @@
-"""Races between workers over one run (DESIGN §6, §14): a bug of ours after a run already
-ended blocks the item for a human, unless another worker ended the run meanwhile and a
-newer run of the item is already at work; and a sweep never ends a run another worker took
-over after the sweep read it."""
+"""Races between workers over one run (DESIGN §6, §14): a run is ended once, by the worker
+that holds it. A bug of ours after a run already ended blocks the item for a human, unless
+another worker ended the run meanwhile and a newer run of the item is already at work; a
+sweep never ends, completes or adopts a run another worker took over after the sweep read
+it; a late completion of a run ended elsewhere writes nothing; an agent whose run was ended
+elsewhere is stopped, one adopted by another worker is left to it."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import ItemStatus, PhasePool, format_timestamp, new_item, touch
 from phase_golem.domain.items import transition as move
-from phase_golem.domain.pipelines import PhaseConfig, PipelineConfig, Settings
+from phase_golem.domain.pipelines import ExecutionConfig, PhaseConfig, PipelineConfig, Settings
 from phase_golem.domain.results import PhaseResult, ResultCode
 from phase_golem.domain.runs import (
     EndedElsewhere,
@@ -33,6 +35,7 @@ from phase_golem.domain.runs import (
 from phase_golem.engine.completion import complete_run
 from phase_golem.engine.context import EngineContext
 from phase_golem.engine.executor import cancel_run, fail_internally
+from phase_golem.engine.leases import leased
 from phase_golem.engine.recovery import adopt_run, recover_all, take_over
 from phase_golem.store import Store, Transaction
 from phase_golem.store.memory import MemoryStore
@@ -198,3 +201,55 @@ def test_two_workers_adopting_one_run_only_the_first_takes_it(tmp_path: Path) ->
     with store.reader() as tx:
         current = tx.get_run(seen.id)
     assert current is not None and current.is_active and current.worker_id == "host:2:2"
+
+
+FAST_LEASE = ExecutionConfig(lease_seconds=0.15)
+
+
+async def _hold_lease_while(store: Store, run: Run, worker: str, meanwhile: Any) -> bool:
+    """Work for up to 2 s under the run's lease while `meanwhile` (another worker) acts;
+    True when the work ran to its end."""
+
+    async def work() -> bool:
+        async with leased(store, run.id, worker, FAST_LEASE):
+            await asyncio.sleep(2.0)
+        return True
+
+    task = asyncio.create_task(work())
+    await asyncio.sleep(0.1)
+    meanwhile()
+    return await task
+
+
+def test_an_agent_whose_run_another_worker_ended_is_stopped() -> None:
+    # Its lease ran out under load; a worker on another host ended the run and retried it.
+    # The agent still at work is stopped at the next beat: its work can never be recorded,
+    # and a side effect it was about to make would be made twice.
+    store = MemoryStore()
+    run = _started_by(store, "host:1:1", "2999-01-01T00:00:00+00:00")
+
+    def end_it() -> None:
+        with store.transaction() as tx:
+            current = tx.get_run(run.id)
+            assert current is not None
+            tx.save_run(
+                finish(current, RunStatus.CRASHED, format_timestamp(tx.now)), EventKind.RUN_FINISHED
+            )
+
+    with pytest.raises(EndedElsewhere):
+        asyncio.run(_hold_lease_while(store, run, "host:1:1", end_it))
+
+
+def test_an_agent_another_worker_adopted_is_left_to_it() -> None:
+    # A worker on this host adopted the run (it watches the same agent): ours stops renewing
+    # but leaves the agent alone.
+    store = MemoryStore()
+    run = _started_by(store, "host:1:1", "2999-01-01T00:00:00+00:00")
+
+    def adopt_it() -> None:
+        with store.transaction() as tx:
+            current = tx.get_run(run.id)
+            assert current is not None
+            tx.save_run(current.replace(worker_id="host:2:2"), EventKind.RUN_UPDATED)
+
+    assert asyncio.run(_hold_lease_while(store, run, "host:1:1", adopt_it)) is True

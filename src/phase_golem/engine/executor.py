@@ -25,6 +25,7 @@ from phase_golem.domain.items import (
 from phase_golem.domain.pipelines import PhaseConfig
 from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.runs import (
+    EndedElsewhere,
     ErrorClass,
     Mutation,
     Run,
@@ -323,6 +324,14 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
             reconciled = await reconcile_uncertain(
                 ctx.store, ctx.settings, ctx.root, run_id, outcome
             )
+    except EndedElsewhere:
+        # Its lease ran out and another worker ended it; its agent is stopped. What the agent
+        # wrote stays in this tree as the visit's leftovers (a retry here takes them).
+        try:
+            record_unfinished(ctx, prepared.run, prepared.item, _left(ctx, prepared))
+        finally:
+            ctx.trees.settled(workspace.tree, run_id)
+        raise
     except asyncio.CancelledError:
         completed = cancel_run(ctx, run_id)
         try:

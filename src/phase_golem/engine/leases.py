@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from phase_golem.domain.items import parse_timestamp
 from phase_golem.domain.pipelines import ExecutionConfig
-from phase_golem.domain.runs import Run, Step
+from phase_golem.domain.runs import EndedElsewhere, Run, Step
 from phase_golem.faults import StoreFault, StoreUnavailable
 from phase_golem.store import Store, StoreError
 
@@ -57,23 +57,41 @@ def renew(store: Store, run_id: str, worker_id: str, lease_seconds: float) -> bo
         return True
 
 
+def ended(store: Store, run_id: str) -> bool:
+    """The run is no longer active in the store (False when the store cannot say now)."""
+    try:
+        with store.reader() as tx:
+            run = tx.get_run(run_id)
+    except StoreError:
+        return False
+    return run is None or not run.is_active
+
+
 async def _heartbeat(
     store: Store,
     run_id: str,
     worker_id: str,
     execution: ExecutionConfig,
     on_fault: Callable[[StoreFault], None],
+    on_ended: Callable[[], None],
 ) -> None:
     interval = heartbeat_seconds(execution)
+    loop = asyncio.get_running_loop()
     while True:
         try:
-            renewed = await asyncio.get_running_loop().run_in_executor(
+            renewed = await loop.run_in_executor(
                 _RENEWALS, renew, store, run_id, worker_id, execution.lease_seconds
             )
         except StoreFault as fault:
             on_fault(fault)
             return
         if not renewed:
+            # Not ours any more. Adopted by a worker on this host: it watches the same
+            # agent, which is left alone. Ended (another worker found the lease run out and
+            # retried the run elsewhere): the agent's work can never be recorded, and a
+            # side effect it is still about to make would be made twice: it is stopped.
+            if await loop.run_in_executor(_RENEWALS, ended, store, run_id):
+                on_ended()
             return
         await asyncio.sleep(interval)
 
@@ -86,21 +104,29 @@ async def leased(
 
     When the store fails under a renewal, the block is cancelled (its agent is stopped)
     and the fault is raised in its place, so the whole run stops at once with its cause.
+    When another worker ended the run meanwhile, the block is cancelled the same way and
+    EndedElsewhere is raised in its place.
     """
     body = asyncio.current_task()
-    faults: list[StoreFault] = []
+    causes: list[Exception] = []
 
-    def stop_the_run(fault: StoreFault) -> None:
-        faults.append(fault)
+    def stop_the_run(cause: Exception) -> None:
+        causes.append(cause)
         if body is not None:
             body.cancel()
 
-    beat = asyncio.create_task(_heartbeat(store, run_id, worker_id, execution, stop_the_run))
+    def ended_elsewhere() -> None:
+        why = f"run {run_id} was ended elsewhere while its agent ran (its lease had run out)"
+        stop_the_run(EndedElsewhere(why))
+
+    beat = asyncio.create_task(
+        _heartbeat(store, run_id, worker_id, execution, stop_the_run, ended_elsewhere)
+    )
     try:
         yield
     except asyncio.CancelledError:
-        if faults:
-            raise faults[0] from None
+        if causes:
+            raise causes[0] from None
         raise
     finally:
         beat.cancel()
