@@ -25,8 +25,9 @@ from tests.waiting import DEADLINE_SECONDS, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
-ITEMS = 10
-KILLS = 8
+ITEMS = int(os.environ.get("CHAOS_ITEMS", "10"))
+KILLS = int(os.environ.get("CHAOS_KILLS", "8"))
+WORKERS = int(os.environ.get("CHAOS_WORKERS", "3"))  # more by hand: CHAOS_WORKERS=6
 CHAOS = (WORKTREES + "max_concurrent = 2\nmax_wip = 4\nlease_seconds = 3", False, 0.4)
 
 
@@ -86,7 +87,7 @@ def _committed(repo: Repo) -> int:
 @pytest.mark.parametrize("seed", [7, 23])
 def test_workers_killed_at_random_lose_nothing_and_repeat_nothing(fleet: Fleet, seed: int) -> None:
     rng = random.Random(seed)
-    clones = [fleet.clone() for _ in range(3)]
+    clones = [fleet.clone() for _ in range(WORKERS)]
     for n in range(1, ITEMS + 1):
         clones[0].ok("add", f"Feature {n}")
     workers = Workers(fleet, clones)
