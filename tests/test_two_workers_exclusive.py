@@ -20,6 +20,7 @@ from phase_golem.domain.items import ItemStatus, PhasePool, format_timestamp, ne
 from phase_golem.domain.items import transition as move
 from phase_golem.domain.pipelines import PhaseConfig, PipelineConfig, Settings
 from phase_golem.domain.runs import Run, RunKind, RunStatus, finish
+from phase_golem.engine.claims import claim_alone
 from phase_golem.engine.context import EngineContext
 from phase_golem.engine.scheduler import Scheduler
 from phase_golem.engine.selection import RunOptions
@@ -78,7 +79,7 @@ def _claim(worker: Scheduler) -> list[str]:
     store's own one-round-trip claim."""
     with worker.ctx.store.transaction() as tx:
         request = worker._claim_request(tx)
-    claimed = worker._claim_alone(request)
+    claimed = claim_alone(worker.ctx, request)
     assert claimed is not None
     return [run.phase for run, _ in claimed]
 
@@ -121,7 +122,7 @@ def test_a_claim_between_the_others_decision_and_its_claim_wins(
         request = b._claim_request(tx)  # B decides: nothing runs, the build may go alone
     assert request.alone and request.item_ids == {build.item_id}
     assert _claim(a) == ["plan"]  # A's claim lands first
-    assert b._claim_alone(request) == []  # B's claim sees it in its own transaction
+    assert claim_alone(b.ctx, request) == []  # B's claim sees it in its own transaction
     with store_b.reader() as tx:
         still = tx.get_run(build.id)
     assert still is not None and still.worker_id is None  # the build waits, unclaimed
