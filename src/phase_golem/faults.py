@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
-from phase_golem.store.base import StoreError
+from phase_golem.store.errors import StoreError
 
 if TYPE_CHECKING:  # asyncio costs read commands ~15 ms of start-up; only `run` needs it
     import asyncio

@@ -8,7 +8,7 @@ import typer
 
 from phase_golem.cli.context import state_of
 from phase_golem.cli.output import print_json
-from phase_golem.store.base import StoreError
+from phase_golem.store.errors import StoreError
 
 
 def migrate_store(

@@ -7,13 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from phase_golem.clock import utc_now
-from phase_golem.store.base import (
-    ConflictError,
-    NotFoundError,
-    Store,
-    StoreError,
-    Transaction,
-)
+from phase_golem.store.base import Store, Transaction
+from phase_golem.store.errors import ConflictError, NotFoundError, StoreError
 from phase_golem.store.snapshot import BacklogSnapshot
 from phase_golem.store.state import Leftover, PausedAgent, PendingCommit
 

@@ -9,22 +9,22 @@ only the row-level primitives of `TransactionBase`; the rules live here, once.
 from __future__ import annotations
 
 import abc
-import dataclasses
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
 from phase_golem.domain.errors import ParseError
-from phase_golem.domain.events import EventKind, LedgerEvent, Schedule
+from phase_golem.domain.events import EventKind, LedgerEvent
 from phase_golem.domain.item_text import item_text_problem, redact_item
 from phase_golem.domain.items import Item, format_item_id, format_timestamp, split_item_id
-from phase_golem.domain.receipts import ArtifactState, Receipt
 from phase_golem.domain.redaction import redact
 from phase_golem.domain.runs import Run, RunStatus, Step, ensure_valid_transition
 from phase_golem.domain.text import storable
+from phase_golem.store.errors import ConflictError, NotFoundError, StoreError
 from phase_golem.store.outbox import OutboxAccess, OutboxBase
 from phase_golem.store.pages import PageReads, PagesBase
+from phase_golem.store.records import RecordsAccess, RecordsBase
 from phase_golem.store.snapshot import BacklogSnapshot
 from phase_golem.store.state import StateAccess, StateBase
 
@@ -52,21 +52,10 @@ def _storable(item: Item) -> Item:
     return redact_item(item)
 
 
-class StoreError(Exception):
-    """A persistence problem the caller can report (not a bug)."""
-
-
-class NotFoundError(StoreError):
-    pass
-
-
-class ConflictError(StoreError):
-    pass
-
-
-class Transaction(PageReads, OutboxAccess, StateAccess, Protocol):
+class Transaction(PageReads, OutboxAccess, StateAccess, RecordsAccess, Protocol):
     """What callers may do inside one unit of work (the read commands' pages: pages.py;
-    owed commits, leftovers and agent pauses: state.py)."""
+    owed commits, leftovers and agent pauses: state.py; receipts, schedules and
+    metadata: records.py)."""
 
     @property
     def now(self) -> datetime: ...
@@ -137,21 +126,6 @@ class Transaction(PageReads, OutboxAccess, StateAccess, Protocol):
         limit: int | None = None,
     ) -> list[LedgerEvent]: ...
 
-    # Receipts (one per committed run; only its commit is filled in later)
-    def save_receipt(self, receipt: Receipt) -> None: ...
-    def get_receipt(self, run_id: str) -> Receipt | None: ...
-    def list_receipts(self, item_id: str | None = None) -> list[Receipt]: ...
-    def set_receipt_commit(self, run_ids: Collection[str], commit: str) -> None: ...
-
-    # Schedules and metadata
-    def get_schedule(self, source: str) -> Schedule | None: ...
-    def save_schedule(self, schedule: Schedule) -> None: ...
-    def list_schedules(self) -> list[Schedule]: ...
-    def delete_schedule(self, source: str) -> None: ...
-    def item_by_external_id(self, source: str, external_id: str) -> Item | None: ...
-    def get_meta(self, key: str) -> str | None: ...
-    def set_meta(self, key: str, value: str) -> None: ...
-
 
 class Store(Protocol):
     """A backlog store. `transaction()` writes; `reader()` only reads.
@@ -181,7 +155,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-class TransactionBase(PagesBase, OutboxBase, StateBase, abc.ABC):
+class TransactionBase(PagesBase, OutboxBase, StateBase, RecordsBase, abc.ABC):
     """The rules of every store, written once over a few row-level primitives."""
 
     def __init__(
@@ -283,31 +257,6 @@ class TransactionBase(PagesBase, OutboxBase, StateBase, abc.ABC):
     def _load_events(
         self, after_seq: int, item_id: str | None, limit: int | None
     ) -> list[LedgerEvent]: ...
-    @abc.abstractmethod
-    def _insert_receipt(self, receipt: Receipt) -> None: ...
-    @abc.abstractmethod
-    def _load_receipt(self, run_id: str) -> Receipt | None: ...
-    @abc.abstractmethod
-    def _load_receipts(self, item_id: str | None) -> list[Receipt]: ...
-    @abc.abstractmethod
-    def _update_receipt(self, receipt: Receipt) -> None: ...
-    @abc.abstractmethod
-    def _load_schedule(self, source: str) -> Schedule | None: ...
-    @abc.abstractmethod
-    def _load_schedules(self) -> list[Schedule]: ...
-    @abc.abstractmethod
-    def _upsert_schedule(self, schedule: Schedule) -> None: ...
-    @abc.abstractmethod
-    def _delete_schedule(self, source: str) -> None: ...
-    @abc.abstractmethod
-    def _load_item_by_external(self, source: str, external_id: str) -> Item | None:
-        """The item a source made for this external id, active or archived."""
-
-    @abc.abstractmethod
-    def _load_meta(self, key: str) -> str | None: ...
-    @abc.abstractmethod
-    def _store_meta(self, key: str, value: str) -> None: ...
-
     # ---- the protocol ---------------------------------------------------------------
     def _require_writable(self) -> None:
         if not self._writable:
@@ -528,92 +477,3 @@ class TransactionBase(PagesBase, OutboxBase, StateBase, abc.ABC):
         limit: int | None = None,
     ) -> list[LedgerEvent]:
         return self._load_events(after_seq, item_id, limit)
-
-    def save_receipt(self, receipt: Receipt) -> None:
-        """Record the receipt of a committed run; a run has at most one."""
-        self._require_writable()
-        run = self._load_run(receipt.run_id)
-        if run is None:
-            raise NotFoundError(f"no run {receipt.run_id} for its receipt")
-        if run.status is not RunStatus.COMMITTED:
-            raise ConflictError(
-                f"run {run.id} is {run.status.value}; only a committed run has a receipt"
-            )
-        if run.item_id != receipt.item_id:
-            raise ConflictError(f"run {run.id} belongs to {run.item_id}, not {receipt.item_id}")
-        if self._load_receipt(receipt.run_id) is not None:
-            raise ConflictError(f"run {run.id} already has a receipt")
-        self._insert_receipt(receipt)
-        not_clean = [a.path for a in receipt.artifacts if a.state is not ArtifactState.PRESENT]
-        self.append_event(
-            EventKind.RECEIPT_RECORDED,
-            item_id=receipt.item_id,
-            run_id=receipt.run_id,
-            data={"artifacts": len(receipt.artifacts), "not_present": not_clean},
-        )
-
-    def get_receipt(self, run_id: str) -> Receipt | None:
-        return self._load_receipt(run_id)
-
-    def list_receipts(self, item_id: str | None = None) -> list[Receipt]:
-        """Oldest first (the order they were recorded in), so the last one of a path wins."""
-        return self._load_receipts(item_id)
-
-    def set_receipt_commit(self, run_ids: Collection[str], commit: str) -> None:
-        """The git commit that recorded these runs' work; set once (again: same value only)."""
-        self._require_writable()
-        if not commit:
-            raise StoreError("a receipt's commit cannot be empty")
-        for run_id in sorted(set(run_ids)):
-            receipt = self._load_receipt(run_id)
-            if receipt is None:
-                raise NotFoundError(f"no receipt for run {run_id}")
-            if receipt.commit == commit:
-                continue
-            if receipt.commit is not None:
-                raise ConflictError(
-                    f"the receipt of {run_id} already names commit {receipt.commit}"
-                )
-            self._update_receipt(dataclasses.replace(receipt, commit=commit))
-            self.append_event(
-                EventKind.RECEIPT_COMMITTED,
-                item_id=receipt.item_id,
-                run_id=run_id,
-                data={"commit": commit},
-            )
-
-    def get_schedule(self, source: str) -> Schedule | None:
-        return self._load_schedule(source)
-
-    def save_schedule(self, schedule: Schedule) -> None:
-        self._require_writable()
-        self._upsert_schedule(schedule)
-        self.append_event(
-            EventKind.SCHEDULE_UPDATED,
-            data={
-                "source": schedule.source,
-                "next_run_at": schedule.next_run_at,
-                "last_run_at": schedule.last_run_at,
-            },
-        )
-
-    def list_schedules(self) -> list[Schedule]:
-        return self._load_schedules()
-
-    def delete_schedule(self, source: str) -> None:
-        """A source no longer configured: its row goes (its items stay)."""
-        self._require_writable()
-        if self._load_schedule(source) is None:
-            return
-        self._delete_schedule(source)
-        self.append_event(EventKind.SCHEDULE_UPDATED, data={"source": source, "removed": True})
-
-    def item_by_external_id(self, source: str, external_id: str) -> Item | None:
-        return self._load_item_by_external(source, external_id)
-
-    def get_meta(self, key: str) -> str | None:
-        return self._load_meta(key)
-
-    def set_meta(self, key: str, value: str) -> None:
-        self._require_writable()
-        self._store_meta(key, value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from phase_golem.store.base import StoreError
+from phase_golem.store.errors import StoreError
 
 VERSION_TABLE = (
     "CREATE TABLE IF NOT EXISTS schema_migrations ("

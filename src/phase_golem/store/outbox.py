@@ -120,7 +120,7 @@ class OutboxBase(abc.ABC):
     def save_notification(self, notification: Notification) -> None:
         self._require_writable()
         if self._load_notification(notification.id) is None:
-            from phase_golem.store.base import NotFoundError
+            from phase_golem.store.errors import NotFoundError
 
             raise NotFoundError(f"no notification {notification.id}")
         self._update_notification(notification)

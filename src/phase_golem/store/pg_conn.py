@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from phase_golem.faults import StoreFault, StoreUnavailable
-from phase_golem.store.base import StoreError
+from phase_golem.store.errors import StoreError
 
 log = logging.getLogger("phase_golem.store.postgres")
 # psycopg's own warnings (one per failed reconnection attempt, per discarded connection, per

@@ -18,7 +18,8 @@ from typing import Any
 import psycopg
 
 from phase_golem.faults import StoreFault, sqlite_fault
-from phase_golem.store.base import CHANGE_COUNTER, StoreError
+from phase_golem.store.base import CHANGE_COUNTER
+from phase_golem.store.errors import StoreError
 from phase_golem.store.migrate import known_versions
 from phase_golem.store.pg_conn import connect, describe_url
 from phase_golem.store.pg_tx import CHANNEL

@@ -26,8 +26,9 @@ from phase_golem.clock import utc_now
 from phase_golem.domain.items import format_timestamp
 from phase_golem.domain.runs import Run
 from phase_golem.faults import StoreFault
-from phase_golem.store.base import CHANGE_COUNTER, StoreError, Transaction, TransactionBase
+from phase_golem.store.base import CHANGE_COUNTER, Transaction, TransactionBase
 from phase_golem.store.codec import run_from_row
+from phase_golem.store.errors import StoreError
 from phase_golem.store.keeper import SnapshotKeeper
 from phase_golem.store.migrate import VERSION_TABLE, apply_migrations, known_versions
 from phase_golem.store.pg_conn import Conn, Connections, connect, describe_url, first_line, lost

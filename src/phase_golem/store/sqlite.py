@@ -26,8 +26,9 @@ from typing import Any
 from phase_golem.clock import utc_now
 from phase_golem.domain.runs import Run
 from phase_golem.faults import StoreFault, sqlite_fault
-from phase_golem.store.base import StoreError, Transaction, TransactionBase
+from phase_golem.store.base import Transaction, TransactionBase
 from phase_golem.store.codec import run_from_row
+from phase_golem.store.errors import StoreError
 from phase_golem.store.keeper import SnapshotKeeper
 from phase_golem.store.migrate import (
     VERSION_TABLE,
