@@ -8,6 +8,7 @@ elsewhere is stopped, one adopted by another worker is left to it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -206,9 +207,11 @@ def test_two_workers_adopting_one_run_only_the_first_takes_it(tmp_path: Path) ->
 FAST_LEASE = ExecutionConfig(lease_seconds=0.15)
 
 
-async def _hold_lease_while(store: Store, run: Run, worker: str, meanwhile: Any) -> bool:
-    """Work for up to 2 s under the run's lease while `meanwhile` (another worker) acts;
-    True when the work ran to its end."""
+async def _hold_lease_while(
+    store: Store, run: Run, worker: str, change: Callable[[Transaction, Run], None]
+) -> bool:
+    """Work for up to 2 s under the run's lease while another worker `change`s the run
+    (in a transaction of its own); True when the work ran to its end."""
 
     async def work() -> bool:
         async with leased(store, run.id, worker, FAST_LEASE):
@@ -217,7 +220,10 @@ async def _hold_lease_while(store: Store, run: Run, worker: str, meanwhile: Any)
 
     task = asyncio.create_task(work())
     await asyncio.sleep(0.1)
-    meanwhile()
+    with store.transaction() as tx:
+        current = tx.get_run(run.id)
+        assert current is not None
+        change(tx, current)
     return await task
 
 
@@ -228,13 +234,9 @@ def test_an_agent_whose_run_another_worker_ended_is_stopped() -> None:
     store = MemoryStore()
     run = _started_by(store, "host:1:1", "2999-01-01T00:00:00+00:00")
 
-    def end_it() -> None:
-        with store.transaction() as tx:
-            current = tx.get_run(run.id)
-            assert current is not None
-            tx.save_run(
-                finish(current, RunStatus.CRASHED, format_timestamp(tx.now)), EventKind.RUN_FINISHED
-            )
+    def end_it(tx: Transaction, current: Run) -> None:
+        ended = finish(current, RunStatus.CRASHED, format_timestamp(tx.now))
+        tx.save_run(ended, EventKind.RUN_FINISHED)
 
     with pytest.raises(EndedElsewhere):
         asyncio.run(_hold_lease_while(store, run, "host:1:1", end_it))
@@ -246,10 +248,7 @@ def test_an_agent_another_worker_adopted_is_left_to_it() -> None:
     store = MemoryStore()
     run = _started_by(store, "host:1:1", "2999-01-01T00:00:00+00:00")
 
-    def adopt_it() -> None:
-        with store.transaction() as tx:
-            current = tx.get_run(run.id)
-            assert current is not None
-            tx.save_run(current.replace(worker_id="host:2:2"), EventKind.RUN_UPDATED)
+    def adopt_it(tx: Transaction, current: Run) -> None:
+        tx.save_run(current.replace(worker_id="host:2:2"), EventKind.RUN_UPDATED)
 
     assert asyncio.run(_hold_lease_while(store, run, "host:1:1", adopt_it)) is True
