@@ -8,6 +8,9 @@ elsewhere is stopped, one adopted by another worker is left to it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
@@ -35,11 +38,15 @@ from phase_golem.domain.runs import (
 )
 from phase_golem.engine.completion import complete_run
 from phase_golem.engine.context import EngineContext
-from phase_golem.engine.executor import cancel_run, fail_internally
+from phase_golem.engine.executor import cancel_run, execute_run, fail_internally
+from phase_golem.engine.git_view import ROOT_TREE
 from phase_golem.engine.leases import leased
 from phase_golem.engine.recovery import adopt_run, recover_all, take_over
+from phase_golem.host import this_host
 from phase_golem.store import Store, Transaction
 from phase_golem.store.memory import MemoryStore
+from tests.conftest import make_git_repo
+from tests.waiting import DEADLINE_SECONDS
 
 SETTINGS = Settings(
     pipelines=MappingProxyType(
@@ -252,3 +259,75 @@ def test_an_agent_another_worker_adopted_is_left_to_it() -> None:
         tx.save_run(current.replace(worker_id="host:2:2"), EventKind.RUN_UPDATED)
 
     assert asyncio.run(_hold_lease_while(store, run, "host:1:1", adopt_it)) is True
+
+
+def test_an_adopted_agent_whose_run_another_worker_ended_is_stopped_and_leaves_its_tree(
+    tmp_path: Path,
+) -> None:
+    # A restarted worker adopted a live agent (not its child); then its own lease ran out
+    # and a worker on another host ended the run. The agent must not act on beside the
+    # retry, and the run must leave the tree (else every later run there seems to overlap it).
+    root = make_git_repo(tmp_path / "repo")
+    settings = dataclasses.replace(SETTINGS, execution=FAST_LEASE)
+    store = MemoryStore()
+    seen = _started_by(store, "host:1:1", "2000-01-01T00:00:00+00:00")
+    env = {**os.environ, "PHASE_GOLEM_RUN_ID": seen.id, "PHASE_GOLEM_ROOT": str(root)}
+    agent = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+    try:
+        host = this_host()
+        with store.transaction() as tx:
+            seen = seen.replace(pid=agent.pid, host_id=host.host_id, boot_id=host.boot_id)
+            tx.save_run(seen, EventKind.RUN_UPDATED)
+        ctx = EngineContext(root, root, settings, store, "host:2:2", host=host)
+        taken = take_over(ctx, [seen])[seen.id]
+
+        async def adopt_then_lose_it() -> None:
+            adopting = asyncio.create_task(adopt_run(ctx, seen.id, taken=taken))
+            await asyncio.sleep(0.3)
+            with store.transaction() as tx:  # the other host's sweep
+                current = tx.get_run(seen.id)
+                assert current is not None
+                tx.save_run(finish(current, RunStatus.CRASHED, tx.stamp), EventKind.RUN_FINISHED)
+            await adopting
+
+        with pytest.raises(EndedElsewhere):
+            asyncio.run(adopt_then_lose_it())
+        assert agent.wait(timeout=DEADLINE_SECONDS) is not None  # stopped, not left to act
+        assert not ctx.trees.active.get(ROOT_TREE) and not ctx.trees.settling.get(ROOT_TREE)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+
+
+def test_an_agent_whose_run_was_cancelled_on_purpose_is_cancelled_as_usual() -> None:
+    # Its item was closed at its source, say: the usual cancel (its worklog line says so),
+    # not "ended elsewhere".
+    store = MemoryStore()
+    run = _started_by(store, "host:1:1", "2999-01-01T00:00:00+00:00")
+
+    def cancel_it(tx: Transaction, current: Run) -> None:
+        tx.save_run(finish(current, RunStatus.CANCELLED, tx.stamp), EventKind.RUN_FINISHED)
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(_hold_lease_while(store, run, "host:1:1", cancel_it))
+
+
+def test_a_claimed_run_another_worker_ended_before_it_started_is_ended_elsewhere(
+    tmp_path: Path,
+) -> None:
+    # Claimed, then held up (waiting for earlier commits, git) past its lease: another
+    # worker's sweep ended it. Its start is refused as ended elsewhere, not as a bug of ours
+    # (which would count toward the circuit breaker).
+    root = make_git_repo(tmp_path / "repo")
+    store = MemoryStore()
+    with store.transaction() as tx:
+        claimed = advance_step(_queued_plan(tx), Step.CLAIMED).replace(
+            worker_id="host:1:1", lease_until="2000-01-01T00:00:00+00:00"
+        )
+        tx.save_run(claimed, EventKind.RUN_CLAIMED)
+    with store.transaction() as tx:
+        tx.save_run(finish(claimed, RunStatus.CRASHED, tx.stamp), EventKind.RUN_FINISHED)
+    ctx = EngineContext(root, root, SETTINGS, store, "host:1:1")
+    with pytest.raises(EndedElsewhere):
+        asyncio.run(execute_run(ctx, claimed.id))

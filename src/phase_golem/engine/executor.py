@@ -27,6 +27,7 @@ from phase_golem.domain.redaction import redact_text
 from phase_golem.domain.runs import (
     EndedElsewhere,
     ErrorClass,
+    Holder,
     Mutation,
     Run,
     RunKind,
@@ -74,10 +75,12 @@ class _Prepared:
     workspace: Workspace
 
 
-def _runnable(tx: Transaction, run_id: str) -> tuple[Run, Item]:
+def _runnable(tx: Transaction, run_id: str, holder: Holder) -> tuple[Run, Item]:
+    """The claimed run and its item, if the run is still ours and its item may go on."""
     run = tx.get_run(run_id)
     if run is None:
         raise LookupError(f"no run {run_id}")
+    holder.check(run)  # its lease ran out before it started, and another worker ended it
     item = tx.require_item(run.item_id)
     if item.archived or item.status in (ItemStatus.BLOCKED, ItemStatus.DONE):
         raise NotRunnable(f"{item.id} is {item.status.value}; run {run.id} is dropped")
@@ -87,7 +90,7 @@ def _runnable(tx: Transaction, run_id: str) -> tuple[Run, Item]:
 def _workspace(ctx: EngineContext, run_id: str) -> Workspace:
     """The run's tree and before-snapshot, found outside any transaction (it runs git)."""
     with ctx.store.reader() as tx:
-        run, item = _runnable(tx, run_id)
+        run, item = _runnable(tx, run_id, ours(ctx))
     phase = phase_config(ctx.settings, item, run)
     return prepare_workspace(
         ctx.root, ctx.settings, item, run, phase, ctx.base_branch, ctx.current_tree
@@ -98,7 +101,7 @@ def _start(ctx: EngineContext, run_id: str, workspace: Workspace) -> _Prepared:
     """Mark the run started and build its prompt from the state it starts from."""
     settings = ctx.settings
     with ctx.store.transaction() as tx:
-        run, item = _runnable(tx, run_id)
+        run, item = _runnable(tx, run_id, ours(ctx))
         previous_failure = None
         if run.retry_of is not None:
             earlier = tx.get_run(run.retry_of)
@@ -327,10 +330,7 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
     except EndedElsewhere:
         # Its lease ran out and another worker ended it; its agent is stopped. What the agent
         # wrote stays in this tree as the visit's leftovers (a retry here takes them).
-        try:
-            record_unfinished(ctx, prepared.run, prepared.item, _left(ctx, prepared))
-        finally:
-            ctx.trees.settled(workspace.tree, run_id)
+        await see_through(_leave_unfinished, ctx, prepared)
         raise
     except asyncio.CancelledError:
         completed = cancel_run(ctx, run_id)
@@ -372,10 +372,14 @@ def _complete(
     run_id = prepared.run.id
 
     def complete() -> Completion:
-        return complete_run(
-            ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
-            workdir=prepared.workspace.workdir, holder=ours(ctx),
-        )  # fmt: skip
+        try:
+            return complete_run(
+                ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
+                workdir=prepared.workspace.workdir, holder=ours(ctx),
+            )  # fmt: skip
+        except EndedElsewhere:  # its lease ran out meanwhile: its files stay as leftovers
+            record_unfinished(ctx, prepared.run, prepared.item, change)
+            raise
 
     # A completion is the one thing an agent's work comes down to: not lost to a server
     # restarted under its transaction (which rolled back if the run is still live).
@@ -387,6 +391,14 @@ def _live(ctx: EngineContext, run_id: str, step: Step | None = None) -> bool:
     with ctx.store.reader() as tx:
         run = tx.get_run(run_id)
     return run is not None and run.is_active and (step is None or run.step is step)
+
+
+def _leave_unfinished(ctx: EngineContext, prepared: _Prepared) -> None:
+    """The run leaves its tree without a completion: what it touched becomes leftovers."""
+    try:
+        record_unfinished(ctx, prepared.run, prepared.item, _left(ctx, prepared))
+    finally:
+        ctx.trees.settled(prepared.workspace.tree, prepared.run.id)
 
 
 def _left(ctx: EngineContext, prepared: _Prepared) -> WorkspaceChange:
@@ -418,7 +430,7 @@ def record_unfinished(ctx: EngineContext, run: Run, item: Item, change: Workspac
 def stale_completion(ctx: EngineContext, run_id: str, reason: str) -> Completion:
     """A destructive phase whose prior phase's commit left history: it never starts."""
     with ctx.store.transaction() as tx:
-        run, item = _runnable(tx, run_id)
+        run, item = _runnable(tx, run_id, ours(ctx))
         _block_stale(tx, run, item, reason)
         ended = tx.get_run(run_id) or run
     return Completion(ended, item.id, item.title, "Blocked", reason, blocked=True)

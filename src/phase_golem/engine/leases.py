@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from phase_golem.domain.items import parse_timestamp
 from phase_golem.domain.pipelines import ExecutionConfig
-from phase_golem.domain.runs import EndedElsewhere, Run, Step
+from phase_golem.domain.runs import EndedElsewhere, Run, RunStatus, Step
 from phase_golem.faults import StoreFault, StoreUnavailable
 from phase_golem.store import Store, StoreError
 
@@ -57,14 +57,16 @@ def renew(store: Store, run_id: str, worker_id: str, lease_seconds: float) -> bo
         return True
 
 
-def ended(store: Store, run_id: str) -> bool:
-    """The run is no longer active in the store (False when the store cannot say now)."""
+def ended_as(store: Store, run_id: str) -> RunStatus | None:
+    """How the run ended, or None while it is live (or when the store cannot say now)."""
     try:
         with store.reader() as tx:
             run = tx.get_run(run_id)
     except StoreError:
-        return False
-    return run is None or not run.is_active
+        return None
+    if run is None:
+        return RunStatus.CANCELLED
+    return None if run.is_active else run.status
 
 
 async def _heartbeat(
@@ -73,10 +75,13 @@ async def _heartbeat(
     worker_id: str,
     execution: ExecutionConfig,
     on_fault: Callable[[StoreFault], None],
-    on_ended: Callable[[], None],
+    on_ended: Callable[[RunStatus], None],
+    at_once: bool,
 ) -> None:
     interval = heartbeat_seconds(execution)
     loop = asyncio.get_running_loop()
+    if not at_once:
+        await asyncio.sleep(interval)
     while True:
         try:
             renewed = await loop.run_in_executor(
@@ -90,17 +95,24 @@ async def _heartbeat(
             # agent, which is left alone. Ended (another worker found the lease run out and
             # retried the run elsewhere): the agent's work can never be recorded, and a
             # side effect it is still about to make would be made twice: it is stopped.
-            if await loop.run_in_executor(_RENEWALS, ended, store, run_id):
-                on_ended()
+            status = await loop.run_in_executor(_RENEWALS, ended_as, store, run_id)
+            if status is not None:
+                on_ended(status)
             return
         await asyncio.sleep(interval)
 
 
 @contextlib.asynccontextmanager
 async def leased(
-    store: Store, run_id: str, worker_id: str, execution: ExecutionConfig
+    store: Store,
+    run_id: str,
+    worker_id: str,
+    execution: ExecutionConfig,
+    *,
+    at_once: bool = True,
 ) -> AsyncIterator[None]:
-    """Keep the run's lease fresh for as long as the block runs.
+    """Keep the run's lease fresh for as long as the block runs: renewed at once (unless
+    `at_once` is False: the lease was just taken), then every third of the lease.
 
     When the store fails under a renewal, the block is cancelled (its agent is stopped)
     and the fault is raised in its place, so the whole run stops at once with its cause.
@@ -110,17 +122,21 @@ async def leased(
     body = asyncio.current_task()
     causes: list[Exception] = []
 
-    def stop_the_run(cause: Exception) -> None:
-        causes.append(cause)
+    def stop_the_run(cause: Exception | None) -> None:
+        if cause is not None:
+            causes.append(cause)
         if body is not None:
             body.cancel()
 
-    def ended_elsewhere() -> None:
+    def ended_elsewhere(status: RunStatus) -> None:
+        if status is RunStatus.CANCELLED:  # stopped on purpose (its item closed): a cancel
+            stop_the_run(None)
+            return
         why = f"run {run_id} was ended elsewhere while its agent ran (its lease had run out)"
         stop_the_run(EndedElsewhere(why))
 
     beat = asyncio.create_task(
-        _heartbeat(store, run_id, worker_id, execution, stop_the_run, ended_elsewhere)
+        _heartbeat(store, run_id, worker_id, execution, stop_the_run, ended_elsewhere, at_once)
     )
     try:
         yield

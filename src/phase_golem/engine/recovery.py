@@ -48,6 +48,7 @@ from phase_golem.domain.items import (
 )
 from phase_golem.domain.pipelines import Settings
 from phase_golem.domain.runs import (
+    EndedElsewhere,
     ErrorClass,
     Holder,
     Run,
@@ -403,9 +404,11 @@ async def adopt_run(
             reconciled = await reconcile_uncertain(
                 ctx.store, ctx.settings, ctx.root, run_id, outcome
             )
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, EndedElsewhere):
+        # Stopped, or ended by another worker after our lease ran out: the agent (not our
+        # child) is stopped, and what it wrote stays as the visit's leftovers.
         stop_processes(agent_pids(run, ctx.root))
-        cancel_run(ctx, run_id)
+        cancel_run(ctx, run_id)  # nothing when another worker ended it
         try:
             unfinished = left()
             if unfinished is not None:
@@ -415,9 +418,14 @@ async def adopt_run(
         raise
     try:
         change = left()
-        return complete_run(
-            ctx.store, ctx.settings, run_id, outcome, reconciled, change=change, workdir=workdir,
-            holder=Holder(ctx.worker_id),
-        )  # fmt: skip
+        try:
+            return complete_run(
+                ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
+                workdir=workdir, holder=Holder(ctx.worker_id),
+            )  # fmt: skip
+        except EndedElsewhere:
+            if change is not None:
+                record_unfinished(ctx, run, item, change)
+            raise
     finally:
         ctx.trees.settled(tree, run_id)

@@ -49,7 +49,7 @@ from phase_golem.engine.control import PauseState, pause_state
 from phase_golem.engine.enqueue import enqueue, needs_approval, promote
 from phase_golem.engine.executor import cancel_run, execute_run, fail_internally
 from phase_golem.engine.finishing import account_for
-from phase_golem.engine.leases import sweep_due
+from phase_golem.engine.leases import leased, sweep_due
 from phase_golem.engine.offloop import settle_then_cancel
 from phase_golem.engine.output import Committer, save_on_halt
 from phase_golem.engine.owed import owed_by_other_clones
@@ -293,8 +293,12 @@ class Scheduler:
             self.started_at[run.id] = time.monotonic()
 
     async def _execute(self, run: Run, item: Item | None) -> Completion:
-        await self.committer.before_start(run, item)  # what it starts from is in git
-        return await execute_run(self.ctx, run.id)
+        # What it starts from must be in git first; that may wait for other runs' commits
+        # and pushes, and the lease the claim just took is kept meanwhile.
+        ctx = self.ctx
+        async with leased(ctx.store, run.id, ctx.worker_id, ctx.settings.execution, at_once=False):
+            await self.committer.before_start(run, item)
+        return await execute_run(ctx, run.id)
 
     def running(self) -> list[tuple[Run, float]]:
         """The runs in flight with their age in seconds (read by the live panel's thread)."""
