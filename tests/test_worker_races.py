@@ -24,7 +24,13 @@ from phase_golem.agents.runner import AgentOutcome
 from phase_golem.domain.events import EventKind
 from phase_golem.domain.items import ItemStatus, PhasePool, format_timestamp, new_item, touch
 from phase_golem.domain.items import transition as move
-from phase_golem.domain.pipelines import ExecutionConfig, PhaseConfig, PipelineConfig, Settings
+from phase_golem.domain.pipelines import (
+    ExecutionConfig,
+    Isolation,
+    PhaseConfig,
+    PipelineConfig,
+    Settings,
+)
 from phase_golem.domain.results import PhaseResult, ResultCode
 from phase_golem.domain.runs import (
     EndedElsewhere,
@@ -36,6 +42,7 @@ from phase_golem.domain.runs import (
     advance_step,
     finish,
 )
+from phase_golem.engine.claims import ClaimPolicy
 from phase_golem.engine.completion import complete_run
 from phase_golem.engine.context import EngineContext
 from phase_golem.engine.executor import cancel_run, execute_run, fail_internally
@@ -43,7 +50,7 @@ from phase_golem.engine.git_view import ROOT_TREE
 from phase_golem.engine.leases import leased
 from phase_golem.engine.recovery import adopt_run, recover_all, take_over
 from phase_golem.host import this_host
-from phase_golem.store import Store, Transaction
+from phase_golem.store import PendingCommit, Store, Transaction
 from phase_golem.store.memory import MemoryStore
 from tests.conftest import make_git_repo
 from tests.waiting import DEADLINE_SECONDS
@@ -331,3 +338,39 @@ def test_a_claimed_run_another_worker_ended_before_it_started_is_ended_elsewhere
     ctx = EngineContext(root, root, SETTINGS, store, "host:1:1")
     with pytest.raises(EndedElsewhere):
         asyncio.run(execute_run(ctx, claimed.id))
+
+
+def test_a_run_whose_item_another_clone_still_owes_a_push_is_not_claimed(
+    tmp_path: Path,
+) -> None:
+    # Clone X completed WRK-001's build and queued its ship; the build's commit is still on
+    # its way to the remote. A worker in another clone that claimed the ship now would start
+    # it without the build's work, and its own push would be refused (found by the chaos
+    # test: the branch diverged and the worker that owed it halted with it unpushed).
+    execution = ExecutionConfig(isolation=Isolation.WORKTREE, remote="origin")
+    settings = dataclasses.replace(SETTINGS, execution=execution)
+    store = MemoryStore()
+    with store.transaction() as tx:
+        queued = _queued_plan(tx, idempotency_key="ik:1")
+        owed = PendingCommit(
+            run_id="run-in-another-clone",
+            item_id=queued.item_id,
+            tree="worktrees/WRK-001",
+            phase="build",
+            touched=("src/a.txt",),
+            own=("src/a.txt",),
+            succeeded=True,
+            immediate=False,
+        )
+        tx.save_pending_commits([owed])
+    ctx = EngineContext(tmp_path, tmp_path, settings, store, "host:1:1")
+    policy = ClaimPolicy(ctx, set())
+    with store.transaction() as tx:  # as the scheduler asks: in its decide transaction
+        assert policy.claimable(tx, None, cap_reached=False) == (frozenset(), False)
+    with store.transaction() as tx:
+        tx.save_pending_commits([])  # pushed and recorded by that clone
+    with store.transaction() as tx:
+        assert policy.claimable(tx, None, cap_reached=False) == (
+            frozenset({queued.item_id}),
+            False,
+        )

@@ -20,6 +20,7 @@ from phase_golem.engine.agent_pauses import Holds
 from phase_golem.engine.completion import phase_config
 from phase_golem.engine.context import EngineContext
 from phase_golem.engine.control import PAUSE_KEY, pause_state
+from phase_golem.engine.owed import owed_by_other_clones
 from phase_golem.store import BacklogSnapshot, Transaction
 
 Visit = tuple[str, str, int]  # (item, phase, visit): what `--cap` counts, once per visit
@@ -68,7 +69,7 @@ class ClaimPolicy:
         is reached only retries of visits already counted may start. In shared isolation a
         destructive run starts only when nothing else runs, and nothing starts beside a
         running destructive one (a retry that became due included), whichever worker runs
-        them.
+        them. With a shared remote, a run whose item another clone still owes a push waits.
         """
         settings = self.ctx.settings
         now = tx.now
@@ -85,6 +86,11 @@ class ClaimPolicy:
         items = backlog.items_by_id
         holds = Holds.read(tx, settings)
         due = [r for r in due if not holds.run_held(r, items.get(r.item_id))]
+        if settings.execution.remote is not None:
+            # The clone that queued it still owes the remote its item's last commit: started
+            # here, the run would start without that work (and its push would be refused).
+            owed = owed_by_other_clones(tx, self.ctx.root)
+            due = [r for r in due if r.item_id not in owed]
         shared = settings.execution.isolation is Isolation.SHARED
 
         def destructive(run: Run) -> bool:
