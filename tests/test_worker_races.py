@@ -42,6 +42,7 @@ from phase_golem.domain.runs import (
     advance_step,
     finish,
 )
+from phase_golem.engine import scheduler as scheduler_module
 from phase_golem.engine.claims import ClaimPolicy
 from phase_golem.engine.completion import complete_run
 from phase_golem.engine.context import EngineContext
@@ -49,6 +50,8 @@ from phase_golem.engine.executor import cancel_run, execute_run, fail_internally
 from phase_golem.engine.git_view import ROOT_TREE
 from phase_golem.engine.leases import leased
 from phase_golem.engine.recovery import adopt_run, recover_all, take_over
+from phase_golem.engine.scheduler import Scheduler
+from phase_golem.engine.selection import RunOptions
 from phase_golem.host import this_host
 from phase_golem.store import PendingCommit, Store, Transaction
 from phase_golem.store.memory import MemoryStore
@@ -374,3 +377,37 @@ def test_a_run_whose_item_another_clone_still_owes_a_push_is_not_claimed(
             frozenset({queued.item_id}),
             False,
         )
+
+
+def test_an_item_waiting_long_for_another_clones_push_is_said_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The clone that owes the push stopped: its work is only there, and the other workers
+    # wait for it; the person watching them is told why nothing moves, once.
+    monkeypatch.setattr(scheduler_module, "OWED_PATIENCE_SECONDS", 0.0)
+    execution = ExecutionConfig(isolation=Isolation.WORKTREE, remote="origin", lease_seconds=0)
+    settings = dataclasses.replace(SETTINGS, execution=execution)
+    store = MemoryStore()
+    with store.transaction() as tx:
+        queued = _queued_plan(tx, idempotency_key="ik:1")
+        owed = PendingCommit(
+            "run-in-another-clone",
+            queued.item_id,
+            "worktrees/WRK-001",
+            "build",
+            (),
+            (),
+            True,
+            False,
+        )
+        tx.save_pending_commits([owed])
+    said: list[str] = []
+    ctx = EngineContext(tmp_path, tmp_path, settings, store, "host:1:1")
+    worker = Scheduler(ctx, RunOptions(), said.append)
+    for _ in range(3):
+        with store.transaction() as tx:
+            assert set(worker._git_owed(tx, set())) == {queued.item_id}
+    assert [line for line in said if "waits for the clone" in line] == [
+        f"[{queued.item_id}] waits for the clone that ran its last phase to push its commit "
+        "(the work is only there; `phase-golem run` in that clone pushes it)"
+    ]

@@ -76,6 +76,7 @@ from phase_golem.store import BacklogSnapshot, Transaction
 
 BREAKER_LIMIT = 2
 LOST_CONNECTION_LIMIT = 5  # connections lost mid-transaction in one session before it stops
+OWED_PATIENCE_SECONDS = 60.0  # a push owed elsewhere for longer than this is said
 
 
 class Scheduler:
@@ -108,6 +109,8 @@ class Scheduler:
         self._claim_more = False  # the last decide keyed runs after claiming
         self._to_key: list[str] = []  # runs the last decide queued without their key
         self._owed_elsewhere = False  # items wait for another clone's push (shared remote)
+        self._owed_since: dict[str, float] = {}  # those items, since when (monotonic)
+        self._said_owed: set[str] = set()  # those of them said to wait for long
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
         self.committer = Committer(self.ctx, emit)  # run output goes to git off the loop
@@ -252,6 +255,17 @@ class Scheduler:
             return {}
         owed = owed_by_other_clones(tx, self.ctx.root) - running
         self._owed_elsewhere = bool(owed)  # their next phases come: no halt meanwhile
+        now = time.monotonic()
+        self._owed_since = {i: self._owed_since.get(i, now) for i in owed}
+        patience = max(self.ctx.settings.execution.lease_seconds, OWED_PATIENCE_SECONDS)
+        for item_id, since in sorted(self._owed_since.items()):
+            if now - since >= patience and item_id not in self._said_owed:
+                self._said_owed.add(item_id)
+                self.emit(
+                    f"[{item_id}] waits for the clone that ran its last phase to push its "
+                    "commit (the work is only there; `phase-golem run` in that clone pushes it)"
+                )
+        self._said_owed &= owed
         return {item_id: RunningTask("", False, waiting=True) for item_id in owed}
 
     def _count(self, run: Run) -> None:
