@@ -406,7 +406,7 @@ def test_an_item_waiting_long_for_another_clones_push_is_said_once(
     worker = Scheduler(ctx, RunOptions(), said.append)
     for _ in range(3):
         with store.transaction() as tx:
-            assert set(worker._git_owed(tx, set())) == {queued.item_id}
+            assert set(worker._git_owed(worker.claims.owed_elsewhere(tx))) == {queued.item_id}
     assert [line for line in said if "waits for the clone" in line] == [
         f"[{queued.item_id}] waits for the clone that ran its last phase to push its commit "
         "(the work is only there; `phase-golem run` in that clone pushes it)"

@@ -49,18 +49,35 @@ class ClaimPolicy:
     ctx: EngineContext
     counted: set[Visit]  # the scheduler's: visits already counted toward the cap
 
+    def owed_elsewhere(self, tx: Transaction) -> frozenset[str]:
+        """Items whose last commit another clone still owes the shared remote (none when
+        there is no remote): their next phase waits for it, here and in decide."""
+        if self.ctx.settings.execution.remote is None:
+            return frozenset()
+        return frozenset(owed_by_other_clones(tx, self.ctx.root))
+
     def request(
-        self, tx: Transaction, free: int, scope: frozenset[str] | None, cap_reached: bool
+        self,
+        tx: Transaction,
+        free: int,
+        scope: frozenset[str] | None,
+        cap_reached: bool,
+        owed: frozenset[str] | None = None,
     ) -> ClaimRequest:
-        """How many runs to claim (0: none), their lease, of which items, and whether alone."""
+        """How many runs to claim (0: none), their lease, of which items, and whether alone.
+        `owed`: `owed_elsewhere` as the caller already read it in this transaction."""
         lease = utc_now() + timedelta(seconds=self.ctx.settings.execution.lease_seconds)
         if free <= 0 or pause_state(tx) is not None:  # the flag, read under the claim's lock
             return ClaimRequest(0, lease, None)
-        item_ids, alone = self.claimable(tx, scope, cap_reached)
+        item_ids, alone = self.claimable(tx, scope, cap_reached, owed)
         return ClaimRequest(free, lease, item_ids, alone)
 
     def claimable(
-        self, tx: Transaction, scope: frozenset[str] | None, cap_reached: bool
+        self,
+        tx: Transaction,
+        scope: frozenset[str] | None,
+        cap_reached: bool,
+        owed: frozenset[str] | None = None,
     ) -> tuple[frozenset[str] | None, bool]:
         """Items whose queued runs may start now: in scope, within the cap, tree rule kept;
         and whether the one run to claim must run alone (a destructive one).
@@ -86,11 +103,10 @@ class ClaimPolicy:
         items = backlog.items_by_id
         holds = Holds.read(tx, settings)
         due = [r for r in due if not holds.run_held(r, items.get(r.item_id))]
-        if settings.execution.remote is not None:
-            # The clone that queued it still owes the remote its item's last commit: started
-            # here, the run would start without that work (and its push would be refused).
-            owed = owed_by_other_clones(tx, self.ctx.root)
-            due = [r for r in due if r.item_id not in owed]
+        # The clone that queued it still owes the remote its item's last commit: started
+        # here, the run would start without that work (and its push would be refused).
+        owed = self.owed_elsewhere(tx) if owed is None else owed
+        due = [r for r in due if r.item_id not in owed]
         shared = settings.execution.isolation is Isolation.SHARED
 
         def destructive(run: Run) -> bool:

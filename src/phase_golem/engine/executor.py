@@ -334,10 +334,7 @@ async def execute_run(ctx: EngineContext, run_id: str) -> Completion:
         raise
     except asyncio.CancelledError:
         completed = cancel_run(ctx, run_id)
-        try:
-            record_unfinished(ctx, prepared.run, prepared.item, _left(ctx, prepared))
-        finally:
-            ctx.trees.settled(workspace.tree, run_id)  # what it touched is on record
+        _leave_unfinished(ctx, prepared)  # what it touched is on record
         item = prepared.item
         outcome_text, message = ("Cancelled", "Shutdown requested")
         if completed is not None:  # a stopped side effect its check says happened
@@ -372,14 +369,8 @@ def _complete(
     run_id = prepared.run.id
 
     def complete() -> Completion:
-        try:
-            return complete_run(
-                ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
-                workdir=prepared.workspace.workdir, holder=ours(ctx),
-            )  # fmt: skip
-        except EndedElsewhere:  # its lease ran out meanwhile: its files stay as leftovers
-            record_unfinished(ctx, prepared.run, prepared.item, change)
-            raise
+        workdir = prepared.workspace.workdir
+        return complete_held(ctx, prepared.run, prepared.item, outcome, reconciled, change, workdir)
 
     # A completion is the one thing an agent's work comes down to: not lost to a server
     # restarted under its transaction (which rolled back if the run is still live).
@@ -391,6 +382,28 @@ def _live(ctx: EngineContext, run_id: str, step: Step | None = None) -> bool:
     with ctx.store.reader() as tx:
         run = tx.get_run(run_id)
     return run is not None and run.is_active and (step is None or run.step is step)
+
+
+def complete_held(
+    ctx: EngineContext,
+    run: Run,
+    item: Item,
+    outcome: AgentOutcome,
+    reconciled: Reconciliation | None,
+    change: WorkspaceChange | None,
+    workdir: Path,
+) -> Completion:
+    """Complete a run this worker holds (ran or adopted). Refused because another worker
+    ended it after our lease ran out, what it changed stays in the tree as leftovers."""
+    try:
+        return complete_run(
+            ctx.store, ctx.settings, run.id, outcome, reconciled, change=change,
+            workdir=workdir, holder=ours(ctx),
+        )  # fmt: skip
+    except EndedElsewhere:
+        if change is not None:
+            record_unfinished(ctx, run, item, change)
+        raise
 
 
 def _leave_unfinished(ctx: EngineContext, prepared: _Prepared) -> None:

@@ -57,8 +57,14 @@ from phase_golem.domain.runs import (
     Step,
 )
 from phase_golem.engine.completion import Completion, complete_run, phase_config
-from phase_golem.engine.context import EngineContext, run_directory, timeout_seconds
-from phase_golem.engine.executor import adapter_of, agent_request, cancel_run, record_unfinished
+from phase_golem.engine.context import EngineContext, ours, run_directory, timeout_seconds
+from phase_golem.engine.executor import (
+    adapter_of,
+    agent_request,
+    cancel_run,
+    complete_held,
+    record_unfinished,
+)
 from phase_golem.engine.interruptions import end_interrupted
 from phase_golem.engine.leases import lease_expired, leased
 from phase_golem.engine.owed import remember_leftovers_in
@@ -355,7 +361,7 @@ async def adopt_run(
     if run is None or item is None:
         raise LookupError(f"no run {run_id} to adopt")
     # Its owner finished it after all, or another worker adopted it first.
-    Holder(ctx.worker_id).check(run)
+    ours(ctx).check(run)
     limit = timeout_seconds(ctx, item, run)
     started = parse_timestamp(run.started_at) if run.started_at else utc_now()
     deadline = started + timedelta(seconds=limit)
@@ -418,14 +424,6 @@ async def adopt_run(
         raise
     try:
         change = left()
-        try:
-            return complete_run(
-                ctx.store, ctx.settings, run_id, outcome, reconciled, change=change,
-                workdir=workdir, holder=Holder(ctx.worker_id),
-            )  # fmt: skip
-        except EndedElsewhere:
-            if change is not None:
-                record_unfinished(ctx, run, item, change)
-            raise
+        return complete_held(ctx, run, item, outcome, reconciled, change, workdir)
     finally:
         ctx.trees.settled(tree, run_id)

@@ -52,7 +52,6 @@ from phase_golem.engine.finishing import account_for
 from phase_golem.engine.leases import leased, sweep_due
 from phase_golem.engine.offloop import settle_then_cancel
 from phase_golem.engine.output import Committer, save_on_halt
-from phase_golem.engine.owed import owed_by_other_clones
 from phase_golem.engine.recovery import (
     Recovered,
     adopt_run,
@@ -142,7 +141,8 @@ class Scheduler:
             # The snapshot as this lock sees it: no table is listed to decide (DESIGN §3).
             backlog = tx.snapshot()
             self.scope = self.selection.scope_of(backlog)
-            choice = self.selection.choose(backlog, self._running(tx, backlog), tx.now)
+            owed = self.claims.owed_elsewhere(tx)  # read once, for decide and the claim
+            choice = self.selection.choose(backlog, self._running(tx, backlog, owed), tx.now)
             self.scope = choice.scope
             if choice.halt is not None:
                 return False, choice.halt
@@ -155,7 +155,7 @@ class Scheduler:
                 for r in backlog.runs()
                 if r.step is Step.QUEUED and not r.idempotency_key and r.id not in new_visits
             ]
-            request = self._claim_request(tx)
+            request = self._claim_request(tx, owed)
             separately = can_claim_alone(self.ctx)
             if not separately:  # claim in the same transaction: one commit
                 self._claimed = claim_in(self.ctx, tx, request)
@@ -166,7 +166,9 @@ class Scheduler:
             self.emit(f"Scheduling: [{', '.join(labels)}]")
         return bool(labels), None
 
-    def _running(self, tx: Transaction, backlog: BacklogSnapshot) -> dict[str, RunningTask]:
+    def _running(
+        self, tx: Transaction, backlog: BacklogSnapshot, owed: frozenset[str]
+    ) -> dict[str, RunningTask]:
         """What holds an item's slot for this decision: its live run, a paused agent, or
         (with a shared remote) another clone's commit not yet pushed."""
         holds = self._holds(tx)
@@ -179,7 +181,7 @@ class Scheduler:
             for r in backlog.runs_by_id.values()
         }
         running.update(holds.held_items(backlog, set(running)))
-        running.update(self._git_owed(tx, set(running)))
+        running.update(self._git_owed(owed - set(running)))
         return running
 
     def _act(
@@ -248,12 +250,9 @@ class Scheduler:
         self._paused_reported = set(pauses)
         return Holds(self.ctx.settings, frozenset(pauses))
 
-    def _git_owed(self, tx: Transaction, running: set[str]) -> dict[str, RunningTask]:
+    def _git_owed(self, owed: frozenset[str]) -> dict[str, RunningTask]:
         """With a shared remote, an item waits (no slot held) while another clone still
-        owes the remote its last run's commit."""
-        if self.ctx.settings.execution.remote is None:
-            return {}
-        owed = owed_by_other_clones(tx, self.ctx.root) - running
+        owes the remote its last run's commit (`owed`: those not running anyway)."""
         self._owed_elsewhere = bool(owed)  # their next phases come: no halt meanwhile
         now = time.monotonic()
         self._owed_since = {i: self._owed_since.get(i, now) for i in owed}
@@ -276,11 +275,11 @@ class Scheduler:
             self.state.summary.phases_executed += 1
             self.state.stepped = self.options.step_item is not None
 
-    def _claim_request(self, tx: Transaction) -> ClaimRequest:
+    def _claim_request(self, tx: Transaction, owed: frozenset[str] | None = None) -> ClaimRequest:
         free = self.ctx.settings.execution.max_concurrent - len(self.tasks)
         if self.options.step_item is not None:
             free = 1 - len(self.tasks)
-        return self.claims.request(tx, free, self.scope, self._cap_reached())
+        return self.claims.request(tx, free, self.scope, self._cap_reached(), owed)
 
     def _claim_and_start(self) -> None:
         """Start what the last decide claimed, then claim on our own what it could not:
