@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from phase_golem.domain.dependencies import cycle_with, find_cycle, unmet_dependencies
 from phase_golem.domain.descriptions import StructuredDescription, parse_freeform_description
 from phase_golem.domain.errors import DomainError, InvalidTransition, ParseError
+from phase_golem.domain.guardrails import Guardrails, guardrail_violations, passes_guardrails
 from phase_golem.domain.items import (
     Assessments,
     BlockedType,
-    Guardrails,
     Item,
     ItemStatus,
     Level,
@@ -22,13 +22,11 @@ from phase_golem.domain.items import (
     archive,
     block,
     format_item_id,
-    guardrail_violations,
     is_valid_transition,
     merge_assessments,
     new_item,
     normalize_dependencies,
     parse_timestamp,
-    passes_guardrails,
     split_item_id,
     status_sort_key,
     transition,

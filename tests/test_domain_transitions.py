@@ -12,10 +12,10 @@ import pytest
 
 from phase_golem.config import default_pipelines
 from phase_golem.domain.descriptions import StructuredDescription
+from phase_golem.domain.guardrails import Guardrails
 from phase_golem.domain.items import (
     Assessments,
     BlockedType,
-    Guardrails,
     Item,
     ItemStatus,
     Level,

@@ -38,7 +38,7 @@ from phase_golem.config_source import (
 )
 from phase_golem.config_sources import build_sources
 from phase_golem.config_template import render_config_template
-from phase_golem.domain.items import Guardrails
+from phase_golem.domain.guardrails import Guardrails
 from phase_golem.domain.pipelines import (
     AgentCli,
     AgentConfig,

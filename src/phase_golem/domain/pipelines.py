@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
-from phase_golem.domain.items import Guardrails, PhasePool
+from phase_golem.domain.guardrails import Guardrails
+from phase_golem.domain.items import PhasePool
 from phase_golem.domain.notifications import NotifySink
 from phase_golem.domain.sources import SourceConfig
 

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from phase_golem.domain.guardrails import Guardrails, guardrail_violations
 from phase_golem.domain.items import (
     Assessments,
     BlockedType,
-    Guardrails,
     Item,
     ItemStatus,
     Level,
@@ -25,7 +25,6 @@ from phase_golem.domain.items import (
     Size,
     block,
     format_timestamp,
-    guardrail_violations,
     merge_assessments,
     parse_timestamp,
     touch,

@@ -18,10 +18,8 @@ from typing import Any
 from phase_golem.agents.orphans import AgentProcess
 from phase_golem.clock import utc_now
 from phase_golem.domain.events import EventKind
-from phase_golem.domain.items import (
-    NO_GUARDRAILS,
-    Item,
-)
+from phase_golem.domain.guardrails import NO_GUARDRAILS
+from phase_golem.domain.items import Item
 from phase_golem.domain.runs import EndedElsewhere, Run, Step, backing_off
 from phase_golem.domain.scheduling import (
     Action,
