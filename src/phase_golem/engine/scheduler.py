@@ -47,14 +47,14 @@ from phase_golem.engine.control import PauseState, pause_state
 from phase_golem.engine.enqueue import enqueue, needs_approval, promote
 from phase_golem.engine.executor import cancel_run, execute_run, fail_internally
 from phase_golem.engine.finishing import account_for
-from phase_golem.engine.leases import leased, sweep_due
+from phase_golem.engine.lease_sweep import LeaseSweep
+from phase_golem.engine.leases import leased
 from phase_golem.engine.offloop import settle_then_cancel
 from phase_golem.engine.output import Committer, save_on_halt
 from phase_golem.engine.recovery import (
     Recovered,
     adopt_run,
     blocked_by,
-    sweep_expired_leases,
     take_over,
 )
 from phase_golem.engine.retries import max_attempts
@@ -99,9 +99,7 @@ class Scheduler:
         self.wakeups = Wakeups(ctx.store)
         self._recovered = recovered or Recovered()
         self._counted: set[tuple[str, str, int]] = set()
-        self._last_sweep = time.monotonic()
         self._paused_reported: set[str] = set()
-        self._waited_for: set[str] = set()  # runs whose agent elsewhere we said we wait for
         self._claimed: list[tuple[Run, Item | None]] | None = None  # by the last decide
         self._claim_more = False  # the last decide keyed runs after claiming
         self._to_key: list[str] = []  # runs the last decide queued without their key
@@ -111,6 +109,7 @@ class Scheduler:
         self.paused: PauseState | None = None  # as the last decision saw the store's flag
         self.intake = SourceIntake(ctx, options, emit)
         self.committer = Committer(self.ctx, emit)  # run output goes to git off the loop
+        self.sweeper = LeaseSweep(self.ctx, emit)
         self.claims = ClaimPolicy(self.ctx, self._counted)
 
     # ---- decide ---------------------------------------------------------------------
@@ -316,39 +315,14 @@ class Scheduler:
         now = time.monotonic()
         return [(run, now - self.started_at.get(run.id, now)) for run in list(self.tasks.values())]
 
-    async def _sweep(self) -> None:
-        """Every half lease: take over runs whose owner stopped renewing their lease. In a
-        thread (reconcile checks and git are slow): a loop held up here would delay our
-        own runs' lease renewals, and let other workers take them over."""
-        now = time.monotonic()
-        if not sweep_due(self._last_sweep, now, self.ctx.settings.execution):
-            return
-        self._last_sweep = now
-        ours = {run.id for run in self.tasks.values()}
-        ctx = self.ctx
-        recovered = await settle_then_cancel(
-            sweep_expired_leases, ctx.store, ctx.settings, ctx.root, ours, ctx.host
-        )
-        for run_id in recovered.runs:
-            self.emit(f"[recovery] {run_id}: its lease expired; retried, reconciled or held")
-        for run in recovered.adopt:
-            self.emit(f"[recovery] {run.id}: its lease expired but its agent lives; adopting it")
-        for run_id in sorted(set(recovered.waiting) - self._waited_for):
-            self.emit(
-                f"[recovery] {run_id}: its lease expired but its agent still runs in another "
-                "clone on this host; waiting for it to exit"
-            )
-        self._waited_for.update(recovered.waiting)
-        self._take_up(recovered)
+    def _ours(self) -> set[str]:
+        return {run.id for run in self.tasks.values()}
 
-    def _others_to_sweep(self) -> bool:
-        """A sweep is due and claimed runs that are not ours exist (read from the snapshot):
-        the wait ends so the sweep runs, instead of waiting on a run nobody renews."""
-        if not sweep_due(self._last_sweep, time.monotonic(), self.ctx.settings.execution):
-            return False
-        ours = {run.id for run in self.tasks.values()}
-        live = self.ctx.store.snapshot().runs_by_id.values()
-        return any(r.id not in ours and r.step is not Step.QUEUED for r in live)
+    async def _sweep(self) -> None:
+        """Every half lease: take over runs whose owner stopped renewing their lease."""
+        recovered = await self.sweeper.sweep(self._ours())
+        if recovered is not None:
+            self._take_up(recovered)
 
     def _take_up(self, recovered: Recovered) -> None:
         """Adopt live agents; finish reconciled runs like ours; count what waits for a human."""
@@ -559,5 +533,5 @@ class Scheduler:
                     break
                 if due is not None and due <= utc_now():
                     break
-                if self._others_to_sweep():  # a run of someone else's may have died
+                if self.sweeper.others_to_sweep(self._ours()):  # someone else's may have died
                     break
