@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from phase_golem.engine.git_view import leftovers_of
 from phase_golem.engine.owed import record_change
 from phase_golem.engine.trees import TreeTracker
 from phase_golem.store.memory import MemoryStore
+from phase_golem.workspace import worktrees
 from phase_golem.workspace.git import (
     INDEX_OPERATION_MARK,
     clear_stale_locks,
@@ -22,6 +24,7 @@ from phase_golem.workspace.git import (
     repository_problem,
 )
 from phase_golem.workspace.snapshot import blob_id, take_snapshot, touched_paths
+from phase_golem.workspace.worktrees import ensure_worktree, remove_worktree, worktrees_dir
 from tests.conftest import git_in as git
 from tests.conftest import make_git_repo
 
@@ -247,3 +250,34 @@ def test_a_run_entering_before_anothers_after_snapshot_overlaps_it() -> None:
     assert not tracker.idle(".")
     assert tracker.leave(".", "a", settling=True) is True  # taken after b came in
     assert tracker.leave(".", "b") is True
+
+
+def test_a_kill_mid_worktree_remove_leaves_a_lock_the_next_start_clears(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found by the chaos test: a worker killed while removing a done item's worktree left
+    # that tree's index.lock, and every later start refused it as "not ours".
+    workdir = worktrees_dir(repo) / "WRK-001"
+    ensure_worktree(repo, workdir, "WRK-001", "main")
+    lock = repo / ".git" / "worktrees" / "WRK-001" / "index.lock"
+    marks: list[str] = []
+    real_run_git = worktrees.run_git
+
+    def killed_mid_remove(root: Path, *args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+        if args[:2] == ("worktree", "remove"):
+            lock.write_text("")  # what git holds at the moment of the kill
+            marks.extend(m.read_text() for m in (repo / ".git").glob(INDEX_OPERATION_MARK + "*"))
+            return subprocess.CompletedProcess(list(args), 1, "", "killed")
+        return real_run_git(root, *args, **kw)
+
+    monkeypatch.setattr(worktrees, "run_git", killed_mid_remove)
+    assert remove_worktree(repo, "WRK-001", delete_merged_branch=False) is False
+    monkeypatch.setattr(worktrees, "run_git", real_run_git)
+    assert len(marks) == 1 and str(lock) in marks[0]  # the remove was marked, naming the lock
+    child = subprocess.Popen(["true"])
+    child.wait()
+    (repo / ".git" / INDEX_OPERATION_MARK).write_text(  # as the killed worker left it
+        "\n".join([str(child.pid), *marks[0].splitlines()[1:]]) + "\n"
+    )
+    assert clear_stale_locks(repo) is True
+    assert not lock.exists()

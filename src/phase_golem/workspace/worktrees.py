@@ -67,7 +67,12 @@ def remove_worktree(root: Path, item_id: str, *, delete_merged_branch: bool) -> 
         if dirty:
             message = f"[{item_id}][salvage] Files left uncommitted when its worktree was removed"
             commit_paths(workdir, dirty, message)
-        if run_git(root, "worktree", "remove", str(workdir), check=False).returncode != 0:
+        # `worktree remove` may take the tree's index lock: marked, so a kill mid-remove
+        # leaves a lock the next start clears instead of refusing to go on.
+        removing = git_dir(root) / "worktrees" / workdir.name / "index.lock"
+        with locked_operation(root, extra=[removing]):
+            removed = run_git(root, "worktree", "remove", str(workdir), check=False)
+        if removed.returncode != 0:
             return False
     run_git(root, "worktree", "prune")
     if delete_merged_branch:
