@@ -8,6 +8,7 @@ version once a second. Signals ask the loop to stop; the first names the exit co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Callable
 from datetime import datetime
@@ -39,7 +40,13 @@ class Wakeups:
         if listen is None:
             return None
         loop = asyncio.get_running_loop()
-        stop: Callable[[], None] = listen(lambda: loop.call_soon_threadsafe(self._woken.set))
+
+        def woken() -> None:  # called from the store's listening thread
+            # A notice that comes in as `run` ends, once the loop has closed, wakes nobody.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._woken.set)
+
+        stop: Callable[[], None] = listen(woken)
         self._listening = True
         return stop
 
